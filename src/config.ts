@@ -1,0 +1,246 @@
+/**
+ * Configuration: `config.json` (or the file named by AFTER_CONFIG) plus environment
+ * overrides, validated once into a frozen, typed object. Every problem is one line that
+ * names the file and the field.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError } from './errors';
+
+export interface CouchConfig {
+  /** Server URL, without the database name. May carry credentials; never print it raw. */
+  url: string;
+  /** @default "tasks" */
+  db: string;
+  /** Merged into the URL when set. @default "" */
+  username: string;
+  /** Merged into the URL when set. @default "" */
+  password: string;
+}
+
+export interface EmbeddedConfig {
+  /** @default "127.0.0.1" */
+  host: string;
+  /** @default 5984 */
+  port: number;
+  /** Where the embedded server keeps its LevelDB files. @default "./data" */
+  dir: string;
+}
+
+export interface WorkerConfig {
+  /** Runs at once per instance. @default 10 */
+  concurrency: number;
+  /** How long a claim holds before another instance may take the task over. @default 30000 */
+  lease_ms: number;
+  /** Default run timeout when a task sets none; 0 = none. @default 0 */
+  timeout_ms: number;
+  /** How far ahead tasks are held in memory. @default 120000 */
+  horizon_ms: number;
+  /** `_changes` heartbeat; the feed reconnects after 2 × this without a byte. @default 10000 */
+  heartbeat_ms: number;
+  /** On SIGTERM, how long running jobs may take to finish. @default 10000 */
+  grace_ms: number;
+  /** Runs kept in a task's `history`. @default 10 */
+  history_limit: number;
+}
+
+export interface LogConfig {
+  /** winston level. @default "info" */
+  level: string;
+  /** Per-worker log files. @default "./logs" */
+  dir: string;
+}
+
+export interface AfterConfig {
+  couchdb: CouchConfig;
+  /** Absolute path of the jobs folder. @default "./jobs" */
+  jobs: string;
+  embedded: EmbeddedConfig;
+  worker: WorkerConfig;
+  log: LogConfig;
+  /** Where pid files, logs of background processes and pm2 state go (AFTER_HOME). */
+  home: string;
+  /** The config file read, or null when none exists and defaults apply. */
+  file: string | null;
+}
+
+export const DEFAULTS = {
+  couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '' },
+  jobs: './jobs',
+  embedded: { host: '127.0.0.1', port: 5984, dir: './data' },
+  worker: {
+    concurrency: 10,
+    lease_ms: 30_000,
+    timeout_ms: 0,
+    horizon_ms: 120_000,
+    heartbeat_ms: 10_000,
+    grace_ms: 10_000,
+    history_limit: 10,
+  },
+  log: { level: 'info', dir: './logs' },
+} as const;
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
+
+type Env = Record<string, string | undefined>;
+
+/** Load and validate the configuration for this process. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): AfterConfig {
+  const explicit = env.AFTER_CONFIG;
+  const file = explicit ? path.resolve(cwd, explicit) : path.join(cwd, 'config.json');
+  let raw: unknown = {};
+  let found: string | null = null;
+  if (fs.existsSync(file)) {
+    found = file;
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else if (explicit) {
+    throw new ConfigError(`config file ${file} (AFTER_CONFIG) does not exist`);
+  }
+  const base = found ? path.dirname(found) : cwd;
+  return parseConfig(raw, { file: found ?? '(defaults)', base, env });
+}
+
+/** Validate a parsed config object; pure apart from resolving paths against `base`. */
+export function parseConfig(raw: unknown, where: { file: string; base: string; env?: Env }): AfterConfig {
+  const env = where.env ?? {};
+  const v = new Validator(where.file);
+  const root = v.object(raw, '');
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'embedded', 'worker', 'log', '$schema', 'comment']);
+
+  const couch = v.object(root.couchdb ?? {}, 'couchdb');
+  v.onlyKeys(couch, 'couchdb', ['url', 'db', 'username', 'password']);
+  const embedded = v.object(root.embedded ?? {}, 'embedded');
+  v.onlyKeys(embedded, 'embedded', ['host', 'port', 'dir']);
+  const worker = v.object(root.worker ?? {}, 'worker');
+  v.onlyKeys(worker, 'worker', Object.keys(DEFAULTS.worker));
+  const log = v.object(root.log ?? {}, 'log');
+  v.onlyKeys(log, 'log', ['level', 'dir']);
+
+  const url = env.AFTER_COUCHDB_URL || v.string(couch.url, 'couchdb.url', DEFAULTS.couchdb.url);
+  v.url(url, env.AFTER_COUCHDB_URL ? 'AFTER_COUCHDB_URL' : 'couchdb.url');
+  const db = env.AFTER_DB || v.string(couch.db, 'couchdb.db', DEFAULTS.couchdb.db);
+  v.dbName(db, env.AFTER_DB ? 'AFTER_DB' : 'couchdb.db');
+
+  const level = v.string(log.level, 'log.level', DEFAULTS.log.level);
+  if (!LOG_LEVELS.includes(level)) v.fail('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const resolve = (p: string): string => path.resolve(where.base, p);
+  const config: AfterConfig = {
+    couchdb: {
+      url,
+      db,
+      username: v.string(couch.username, 'couchdb.username', ''),
+      password: v.string(couch.password, 'couchdb.password', ''),
+    },
+    jobs: resolve(env.AFTER_JOBS || v.string(root.jobs, 'jobs', DEFAULTS.jobs)),
+    embedded: {
+      host: v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host),
+      port: v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535),
+      dir: resolve(v.string(embedded.dir, 'embedded.dir', DEFAULTS.embedded.dir)),
+    },
+    worker: {
+      concurrency: v.integer(worker.concurrency, 'worker.concurrency', DEFAULTS.worker.concurrency, 1, 10_000),
+      lease_ms: v.integer(worker.lease_ms, 'worker.lease_ms', DEFAULTS.worker.lease_ms, 1000, 86_400_000),
+      timeout_ms: v.integer(worker.timeout_ms, 'worker.timeout_ms', DEFAULTS.worker.timeout_ms, 0, 2_147_483_647),
+      horizon_ms: v.integer(worker.horizon_ms, 'worker.horizon_ms', DEFAULTS.worker.horizon_ms, 1000, 86_400_000),
+      heartbeat_ms: v.integer(worker.heartbeat_ms, 'worker.heartbeat_ms', DEFAULTS.worker.heartbeat_ms, 100, 600_000),
+      grace_ms: v.integer(worker.grace_ms, 'worker.grace_ms', DEFAULTS.worker.grace_ms, 0, 3_600_000),
+      history_limit: v.integer(worker.history_limit, 'worker.history_limit', DEFAULTS.worker.history_limit, 0, 1000),
+    },
+    log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
+    home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
+    file: where.file === '(defaults)' ? null : where.file,
+  };
+  return deepFreeze(config);
+}
+
+class Validator {
+  constructor(private readonly file: string) {}
+
+  fail(field: string, problem: string): never {
+    throw new ConfigError(`config ${this.file}: ${field || '(top level)'} ${problem}`);
+  }
+
+  object(value: unknown, field: string): Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(field, 'must be an object');
+    return value as Record<string, unknown>;
+  }
+
+  onlyKeys(obj: Record<string, unknown>, field: string, allowed: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key)) {
+        this.fail(field ? `${field}.${key}` : key, `is not a known setting (known: ${allowed.filter((k) => !k.startsWith('$') && k !== 'comment').join(', ')})`);
+      }
+    }
+  }
+
+  string(value: unknown, field: string, fallback: string): string {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string') this.fail(field, `must be a string, got ${JSON.stringify(value)}`);
+    return value;
+  }
+
+  integer(value: unknown, field: string, fallback: number, min: number, max: number): number {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+
+  url(value: string, field: string): void {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      this.fail(field, 'must be an http(s) URL');
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') this.fail(field, 'must be an http(s) URL');
+  }
+
+  dbName(value: string, field: string): void {
+    // CouchDB's own rule for database names.
+    if (!/^[a-z][a-z0-9_$()+/-]*$/.test(value)) {
+      this.fail(field, `must be a CouchDB database name (lowercase letter first, then a-z 0-9 _$()+-/), got ${JSON.stringify(value)}`);
+    }
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The server URL with username/password from config merged in (for nano only). */
+export function authenticatedUrl(couch: CouchConfig): string {
+  const url = new URL(couch.url);
+  if (couch.username) url.username = encodeURIComponent(couch.username);
+  if (couch.password) url.password = encodeURIComponent(couch.password);
+  return url.toString().replace(/\/$/, '');
+}
+
+/** A URL fit to print: credentials removed. */
+export function scrubUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url.replace(/\/$/, '');
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//');
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The storage contract the worker relies on. Only `src/store/` imports nano; the worker
+ * receives a TaskStore and never sees HTTP, status codes or nano's errors.
+ */
+import type { TaskDoc } from '../types';
+
+export type ServerKind = 'couchdb' | 'pouchdb-server';
+
+export interface ServerInfo {
+  kind: ServerKind;
+  version: string;
+  /** CouchDB only: the database is replicated (n > 1), so a 202 is not ownership. */
+  clustered: boolean;
+}
+
+/**
+ * Result of one document write. A conflict is an ordinary outcome ("someone else changed
+ * it first"), never an exception: the caller re-reads and decides again.
+ */
+export type WriteResult =
+  | { ok: true; doc: TaskDoc }
+  | { ok: false; conflict: true };
+
+export interface ChangeBatch {
+  /** Changed documents (include_docs); a deleted one has `_deleted: true`. */
+  docs: TaskDoc[];
+  /** Opaque seq after this batch; store verbatim. */
+  lastSeq: string;
+}
+
+export interface FeedOptions {
+  worker: string;
+  since: string;
+  /** Server heartbeat; the watchdog reconnects after 2 × this with no byte. */
+  heartbeatMs: number;
+  /** Max changes per batch. @default 1000 */
+  batchSize?: number;
+  /** Called for every batch, in order; the next request waits for it. */
+  onBatch(batch: ChangeBatch): Promise<void> | void;
+  /** Called after the feed reconnected (a hint: re-query what is due, a change may be missed). */
+  onReconnect?(): void;
+}
+
+export interface Feed {
+  /** The seq of the last batch handed to onBatch. */
+  readonly lastSeq: string;
+  /** Stop following; resolves when no request is in flight. */
+  stop(): Promise<void>;
+}
+
+export interface FindPage {
+  docs: TaskDoc[];
+  /** Pass back to get the next page; undefined when this page was the last. */
+  bookmark?: string;
+}
+
+export interface TaskStore {
+  readonly server: ServerInfo;
+  /** Epoch ms by the database's clock (estimated from responses' Date headers). */
+  dbNow(): number;
+  /** Local clock minus database clock, in ms (positive: this machine is ahead). */
+  clockSkewMs(): number;
+  /** The database's current update_seq. */
+  updateSeq(): Promise<string>;
+  /** The document, or null when it does not exist or is deleted. */
+  get(id: string): Promise<TaskDoc | null>;
+  /**
+   * Write `doc` based on its `_rev`. Writes issued in the same tick go out as one
+   * `_bulk_docs`; each document's conflict is reported on its own. Network errors and 5xx
+   * are retried with backoff until the database answers (or the store is closed).
+   */
+  write(doc: TaskDoc): Promise<WriteResult>;
+  /**
+   * Tasks of `worker` with `status` whose `date` (as stored, compared as a string) is at most
+   * `dateAtMost`, sorted by date. Served by the [worker, status, date] index.
+   */
+  findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage>;
+  /** Tasks of `worker` with `status` whose `lease.expires_at` is before `before`. Served by an index. */
+  findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]>;
+  /** Follow `_changes` for one worker's tasks, reconnecting forever until stopped. */
+  follow(options: FeedOptions): Feed;
+  /** Stop retries and release sockets. */
+  close(): Promise<void>;
+}

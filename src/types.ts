@@ -1,0 +1,125 @@
+/**
+ * Glossary — the words used everywhere in After's code, docs and logs.
+ *
+ * - task:      one document in the tasks database: which worker runs which job, and when.
+ * - job:       a module in the jobs folder that does the work of a task (`jobs/<name>.js`).
+ * - run:       one execution of a task's job, from its claim to its finish write.
+ * - worker:    a *name* (`"nightly"`); every task names the worker that runs it.
+ * - instance:  one process serving a worker name; several instances share a worker's tasks.
+ * - claim:     the single write (with the document's current `_rev`) that gives an instance
+ *              a task; a 409 means another writer was first and the claim is lost.
+ * - lease:     `{instance, expires_at}` in a claimed task; past `expires_at` (database clock)
+ *              any instance of the worker may take the task over.
+ * - seq:       an opaque `_changes` sequence, stored verbatim.
+ * - horizon:   how far ahead the worker keeps tasks in memory; later tasks stay in the
+ *              database and are loaded by date, window by window.
+ */
+
+/** Every status a task document may carry (SPEC §3). */
+export const STATUSES = [
+  'waiting',
+  'scheduled',
+  'running',
+  'done',
+  'error',
+  'reschedule',
+  'cancel',
+  'canceled',
+] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** Statuses a worker acts on; the others are final until a user changes them. */
+export const ACTIVE_STATUSES: readonly Status[] = ['waiting', 'scheduled', 'running', 'reschedule', 'cancel'];
+
+/** `job` as stored: the long form or the short string form (with `data` beside it). */
+export interface JobSpec {
+  name: string;
+  arguments?: unknown[];
+  [key: string]: unknown;
+}
+
+/** A duration as moment.js understands it, in any of its key forms. */
+export type DurationObject = Record<string, number>;
+
+/** `repeat` as stored: a duration object, an ISO 8601 duration, or a cron schedule. */
+export type RepeatSpec =
+  | string
+  | (DurationObject & { limit?: number; until?: string; timezone?: string })
+  | { cron: string; timezone?: string; limit?: number; until?: string };
+
+export interface RetrySpec {
+  limit: number;
+  delay?: string | DurationObject | number;
+  backoff?: number;
+}
+
+/** Who holds a claimed task, and until when (ISO 8601, judged by the database's clock). */
+export interface Lease {
+  instance: string;
+  expires_at: string;
+}
+
+export interface LastRun {
+  started_at: string;
+  finished_at: string;
+  duration_ms: number;
+  worker: string;
+  instance: string;
+}
+
+export interface HistoryEntry extends LastRun {
+  status: 'done' | 'error';
+  error?: TaskError;
+}
+
+export interface TaskError {
+  message: string;
+  code?: string;
+}
+
+/**
+ * A task document as it may be found in the database. Only `_id`, `_rev` are certain:
+ * everything else is untrusted until `validateTask` has looked at it.
+ */
+export interface TaskDoc {
+  _id: string;
+  _rev?: string;
+  _deleted?: boolean;
+  worker?: unknown;
+  date?: unknown;
+  job?: unknown;
+  data?: unknown;
+  status?: unknown;
+  repeat?: unknown;
+  retry?: unknown;
+  timeout?: unknown;
+  executions?: number;
+  repetitions?: number;
+  retries?: number;
+  lease?: Lease;
+  last_run?: LastRun;
+  result?: unknown;
+  error?: TaskError;
+  history?: HistoryEntry[];
+  [field: string]: unknown;
+}
+
+/** A task that passed validation: every field the worker reads has its proper type. */
+export interface ValidTask {
+  doc: TaskDoc;
+  id: string;
+  worker: string;
+  /** epoch milliseconds of `date` */
+  dateMs: number;
+  status: Status;
+  job: JobSpec;
+  repeat?: RepeatSpec;
+  retry?: RetrySpec;
+  timeoutMs?: number;
+}
+
+/** What a job run ended with. */
+export type RunOutcome =
+  | { kind: 'success'; result: unknown }
+  | { kind: 'failure'; error: TaskError }
+  | { kind: 'canceled' };
