@@ -75,6 +75,13 @@ export interface TaskStore {
    * `dateAtMost`, sorted by date. Served by the [worker, status, date] index.
    */
   findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage>;
+  /**
+   * Tasks of `worker` with no `status` field at all (a user may leave it out: it means
+   * "waiting"). Mango indexes never hold a document that lacks an indexed field, so these come
+   * from the `by_worker_status` view (key `[worker, null]`). The worker gives each one a status,
+   * so this set stays small.
+   */
+  findWithoutStatus(worker: string, limit: number): Promise<TaskDoc[]>;
   /** Tasks of `worker` with `status` whose `lease.expires_at` is before `before`. Served by an index. */
   findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]>;
   /** Follow `_changes` for one worker's tasks, reconnecting forever until stopped. */

@@ -1,0 +1,199 @@
+/**
+ * The `_changes` feed of one worker's tasks, as longpoll requests: each answer is one batch,
+ * and the next request leaves only once onBatch has finished with it, so batches arrive in
+ * order and a slow consumer never has changes piling up in memory.
+ *
+ * A feed can hang silently (SPEC §7 "The feed"): the server sends a heartbeat newline every
+ * heartbeatMs while it waits, and a watchdog aborts the request when no byte arrived for
+ * twice that. Every failure (the database stopped, restarted, deleted, a 5xx, a hang) ends
+ * in a new request from the last seq handed to onBatch, after a backoff; the feed itself
+ * never throws and only stops when asked.
+ */
+import { backoffMs, delay } from '../clock';
+import { toError } from '../errors';
+import type { Logger } from '../log';
+import { linkSignals, type Connection } from './connection';
+import { BY_WORKER_FILTER } from './design';
+import type { ChangeBatch, Feed, FeedOptions, ServerKind } from './types';
+import type { TaskDoc } from '../types';
+
+/** @see FeedOptions.batchSize */
+export const DEFAULT_BATCH_SIZE = 1000;
+
+interface ChangeRow {
+  id: string;
+  seq: unknown;
+  deleted?: boolean;
+  doc?: TaskDoc;
+}
+
+interface ChangesBody {
+  results?: ChangeRow[];
+  last_seq?: unknown;
+}
+
+/** The request that asks for one worker's changes, as each server supports it. */
+export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): {
+  method: string;
+  qs: Record<string, string | number | boolean>;
+  body?: unknown;
+} {
+  const qs = {
+    feed: 'longpoll',
+    since,
+    include_docs: true,
+    limit: options.batchSize ?? DEFAULT_BATCH_SIZE,
+    heartbeat: options.heartbeatMs,
+  };
+  if (kind === 'pouchdb-server') {
+    // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
+    return { method: 'GET', qs: { ...qs, filter: BY_WORKER_FILTER, worker: options.worker } };
+  }
+  // A deletion leaves a tombstone without `worker`; it must pass so a worker holding the
+  // task learns it is gone.
+  const selector = { $or: [{ worker: options.worker }, { _deleted: true }] };
+  return { method: 'POST', qs: { ...qs, filter: '_selector' }, body: { selector } };
+}
+
+/** The batch a changes response holds; a deletion comes as `{_id, _rev, _deleted: true}`. */
+export function toBatch(body: ChangesBody, since: string): ChangeBatch {
+  const docs = (body.results ?? []).map((row) => row.doc ?? { _id: row.id, ...(row.deleted ? { _deleted: true } : {}) });
+  const lastSeq = body.last_seq === undefined || body.last_seq === null ? since : String(body.last_seq);
+  return { docs, lastSeq };
+}
+
+/** Raised when the watchdog gave up on a silent request. */
+class FeedSilentError extends Error {
+  constructor(silentMs: number) {
+    super(`no byte (not even a heartbeat) for ${silentMs} ms`);
+  }
+}
+
+export function followChanges(conn: Connection, serverKind: ServerKind, options: FeedOptions, log: Logger): Feed {
+  return new ChangesFeed(conn, serverKind, options, log);
+}
+
+class ChangesFeed implements Feed {
+  private seq: string;
+  private readonly stopping = new AbortController();
+  private readonly running: Promise<void>;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly serverKind: ServerKind,
+    private readonly options: FeedOptions,
+    private readonly log: Logger,
+  ) {
+    this.seq = options.since;
+    this.running = this.run();
+  }
+
+  get lastSeq(): string {
+    return this.seq;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    const stop = this.stopping.signal;
+    const who = `changes feed of worker ${this.options.worker}`;
+    let requestFailures = 0;
+    let batchFailures = 0;
+    while (!stop.aborted) {
+      let batch: ChangeBatch;
+      try {
+        let reconnecting = requestFailures > 0;
+        batch = await this.poll(() => {
+          if (!reconnecting) return;
+          reconnecting = false;
+          requestFailures = 0;
+          this.log.info(`${who} reconnected`);
+          queueMicrotask(() => this.notifyReconnect());
+        });
+      } catch (err) {
+        if (stop.aborted) break;
+        requestFailures++;
+        const waitMs = backoffMs(requestFailures - 1);
+        this.log.warn(`${who}: ${toError(err).message}; reconnecting from seq ${shortSeq(this.seq)} in ${waitMs} ms`);
+        await delay(waitMs, stop);
+        continue;
+      }
+      requestFailures = 0;
+      if (batch.docs.length === 0 && batch.lastSeq === this.seq) {
+        // Nothing new, yet the server answered at once: do not spin on such a server.
+        await delay(backoffMs(0), stop);
+        continue;
+      }
+      try {
+        await this.options.onBatch(batch);
+      } catch (err) {
+        // The batch is delivered again from the same seq: a change must not be lost to a
+        // consumer's passing failure. onReconnect tells it to re-query meanwhile.
+        batchFailures++;
+        const waitMs = backoffMs(batchFailures - 1);
+        this.log.error(`${who}: handling a batch failed: ${toError(err).message}; delivering it again in ${waitMs} ms`);
+        await delay(waitMs, stop);
+        if (!stop.aborted) this.notifyReconnect();
+        continue;
+      }
+      batchFailures = 0;
+      this.seq = batch.lastSeq;
+    }
+  }
+
+  /** One longpoll request, aborted by the watchdog when silent for 2 × heartbeat. */
+  private async poll(onConnected: () => void): Promise<ChangeBatch> {
+    const { method, qs, body } = changesRequest(this.serverKind, this.options, this.seq);
+    const silentLimitMs = 2 * this.options.heartbeatMs;
+    const request = new AbortController();
+    const link = linkSignals([request.signal, this.stopping.signal]);
+    const signal = link.signal;
+    let silent = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    const rearm = (): void => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        silent = true;
+        request.abort();
+      }, silentLimitMs);
+    };
+    rearm();
+    try {
+      const res = await this.conn.request<ChangesBody>({
+        method,
+        path: '_changes',
+        qs,
+        body,
+        signal,
+        onHeaders: (status) => {
+          rearm();
+          if (status === 200) onConnected();
+        },
+        onBytes: rearm,
+      });
+      return toBatch(res.body, this.seq);
+    } catch (err) {
+      if (silent && !this.stopping.signal.aborted) throw new FeedSilentError(silentLimitMs);
+      throw err;
+    } finally {
+      clearTimeout(watchdog);
+      link.release();
+    }
+  }
+
+  private notifyReconnect(): void {
+    try {
+      this.options.onReconnect?.();
+    } catch (err) {
+      this.log.error(`changes feed of worker ${this.options.worker}: onReconnect failed: ${toError(err).message}`);
+    }
+  }
+}
+
+/** CouchDB seqs are long opaque strings; their head is enough to follow a log. */
+function shortSeq(seq: string): string {
+  return seq.length > 16 ? `${seq.slice(0, 16)}…` : seq;
+}

@@ -1,0 +1,259 @@
+/**
+ * The TaskStore over CouchDB or pouchdb-server: batched writes whose conflicts are ordinary
+ * results, indexed queries, the database clock, and the worker's changes feed.
+ */
+import type { AfterConfig } from '../config';
+import { AfterError, CouchRequestError } from '../errors';
+import { silentLogger, type Logger } from '../log';
+import type { TaskDoc } from '../types';
+import { followChanges } from './changes';
+import { confirmClusterWrite } from './cluster-confirm';
+import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
+import { BY_WORKER_STATUS_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
+import type { Feed, FeedOptions, FindPage, ServerInfo, TaskStore, WriteResult } from './types';
+import { WriteBatcher, type DocOutcome } from './write-batcher';
+
+export interface StoreOptions {
+  log?: Logger;
+  /**
+   * 'forever': a worker waits out any outage (network errors, 429, 5xx are retried until the
+   * database answers or the store is closed). 'fail-fast': three tries, then the error (CLI).
+   */
+  retry: 'forever' | 'fail-fast';
+  /** Gives up the first contact (which waits for the database under 'forever'). */
+  signal?: AbortSignal;
+}
+
+const FAIL_FAST_TRIES = 3;
+
+export async function createStore(config: AfterConfig, options: StoreOptions): Promise<TaskStore> {
+  const log = options.log ?? silentLogger();
+  const conn = openConnection(config, { log });
+  const attempts = options.retry === 'forever' ? Infinity : FAIL_FAST_TRIES;
+  try {
+    const probe = await withRetry(() => probeServer(conn, options.signal), {
+      signal: options.signal,
+      attempts,
+      onRetry: (err, _attempt, waitMs) => log.warn(`${err.message}; trying again in ${seconds(waitMs)}`),
+    });
+    return new CouchStore(conn, probe.info, probe.replicas, { log, attempts });
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
+export interface BulkRow {
+  id?: string;
+  rev?: string;
+  ok?: boolean;
+  error?: string;
+  reason?: string;
+}
+
+/** A page position: CouchDB's own bookmark, or a skip count where `_find` gives none (pouchdb-server). */
+type PagePosition = { bookmark: string } | { skip: number };
+
+function encodePosition(position: PagePosition): string {
+  return 'bookmark' in position ? `bookmark:${position.bookmark}` : `skip:${position.skip}`;
+}
+
+function decodePosition(text: string | undefined): PagePosition | undefined {
+  if (text === undefined) return undefined;
+  if (text.startsWith('bookmark:')) return { bookmark: text.slice('bookmark:'.length) };
+  const skip = Number(text.startsWith('skip:') ? text.slice('skip:'.length) : NaN);
+  if (!Number.isInteger(skip) || skip < 0) throw new AfterError('E_USAGE', `not a bookmark from findByStatus: ${JSON.stringify(text)}`);
+  return { skip };
+}
+
+class CouchStore implements TaskStore {
+  private readonly log: Logger;
+  private readonly attempts: number;
+  private readonly closing = new AbortController();
+  private readonly batcher = new WriteBatcher((docs) => this.writeBatch(docs));
+  private readonly feeds = new Set<Feed>();
+
+  constructor(
+    private readonly conn: Connection,
+    readonly server: ServerInfo,
+    /** The database's n: how many copies a confirming read must see. */
+    private readonly replicas: number,
+    settings: { log: Logger; attempts: number },
+  ) {
+    this.log = settings.log;
+    this.attempts = settings.attempts;
+  }
+
+  dbNow(): number {
+    return this.conn.clock.dbNow();
+  }
+
+  clockSkewMs(): number {
+    return this.conn.clock.skewMs();
+  }
+
+  async updateSeq(): Promise<string> {
+    const info = await this.call<{ update_seq: unknown }>({ path: '' });
+    // CouchDB's seq is a string, pouchdb-server's a number: both are kept verbatim.
+    return String(info.body.update_seq);
+  }
+
+  async get(id: string): Promise<TaskDoc | null> {
+    try {
+      const res = await this.call<TaskDoc>({ path: docPath(id) });
+      return res.body._deleted ? null : res.body;
+    } catch (err) {
+      if (err instanceof CouchRequestError && err.status === 404 && err.code !== 'E_DB_MISSING') return null;
+      throw err;
+    }
+  }
+
+  write(doc: TaskDoc): Promise<WriteResult> {
+    if (this.closing.signal.aborted) return Promise.reject(closedError());
+    return this.batcher.write(doc);
+  }
+
+  async findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {
+    const position = decodePosition(bookmark);
+    const res = await this.call<{ docs: TaskDoc[]; bookmark?: string }>({
+      method: 'POST',
+      path: '_find',
+      body: {
+        selector: { worker, status, date: { $lte: dateAtMost } },
+        sort: [{ worker: 'asc' }, { status: 'asc' }, { date: 'asc' }],
+        use_index: useIndex(WORKER_STATUS_DATE),
+        limit,
+        ...(position && 'bookmark' in position ? { bookmark: position.bookmark } : {}),
+        ...(position && 'skip' in position ? { skip: position.skip } : {}),
+      },
+    });
+    const docs = res.body.docs ?? [];
+    if (docs.length < limit) return { docs };
+    const next: PagePosition = typeof res.body.bookmark === 'string' && res.body.bookmark !== 'nil'
+      ? { bookmark: res.body.bookmark }
+      : { skip: (position && 'skip' in position ? position.skip : 0) + docs.length };
+    return { docs, bookmark: encodePosition(next) };
+  }
+
+  async findWithoutStatus(worker: string, limit: number): Promise<TaskDoc[]> {
+    const res = await this.call<{ rows: Array<{ doc?: TaskDoc }> }>({
+      method: 'GET',
+      path: BY_WORKER_STATUS_VIEW,
+      // nano JSON-encodes `key` itself.
+      qs: { key: [worker, null], reduce: false, include_docs: true, limit },
+    });
+    return (res.body.rows ?? []).flatMap((row) => (row.doc && row.doc.status === undefined ? [row.doc] : []));
+  }
+
+  async findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]> {
+    const res = await this.call<{ docs: TaskDoc[] }>({
+      method: 'POST',
+      path: '_find',
+      body: {
+        selector: { worker, status, 'lease.expires_at': { $lt: before } },
+        sort: [{ worker: 'asc' }, { status: 'asc' }, { 'lease.expires_at': 'asc' }],
+        use_index: useIndex(WORKER_STATUS_LEASE),
+        limit,
+      },
+    });
+    return res.body.docs ?? [];
+  }
+
+  follow(options: FeedOptions): Feed {
+    if (this.closing.signal.aborted) throw closedError();
+    const feed = followChanges(this.conn, this.server.kind, options, this.log);
+    const feeds = this.feeds;
+    feeds.add(feed);
+    return {
+      get lastSeq() {
+        return feed.lastSeq;
+      },
+      async stop() {
+        await feed.stop();
+        feeds.delete(feed);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all([...this.feeds].map((feed) => feed.stop()));
+    this.feeds.clear();
+    this.conn.close();
+  }
+
+  /** One request under the store's retry policy, given up when the store closes. */
+  private async call<T>(options: RequestOptions): Promise<Response<T>> {
+    const signal = this.closing.signal;
+    try {
+      return await withRetry(() => this.conn.request<T>({ ...options, signal }), {
+        signal,
+        attempts: this.attempts,
+        onRetry: (err, _attempt, waitMs) => this.log.warn(`${err.message}; trying again in ${seconds(waitMs)}`),
+      });
+    } catch (err) {
+      if (signal.aborted) throw closedError();
+      throw err;
+    }
+  }
+
+  /** The batcher's sender: one `_bulk_docs`, each document's outcome on its own. */
+  private async writeBatch(docs: TaskDoc[]): Promise<DocOutcome[]> {
+    // A retried batch whose first try landed comes back as conflicts: the callers re-read.
+    const res = await this.call<BulkRow[]>({ method: 'POST', path: '_bulk_docs', body: { docs } });
+    const rows = matchRows(docs, Array.isArray(res.body) ? res.body : []);
+    const outcomes = docs.map((doc, index) => this.rowOutcome(doc, rows[index]));
+    if (this.server.clustered && res.status === 202) {
+      // SPEC §7 "Claims in a cluster": a 202 reached fewer copies than a quorum, and a
+      // concurrent write from the same _rev may have been accepted elsewhere.
+      await Promise.all(outcomes.map(async (outcome, index) => {
+        if (!outcome.ok) return;
+        const won = await confirmClusterWrite((opts) => this.call(opts), outcome.doc, this.replicas, this.log);
+        if (!won) outcomes[index] = { ok: false, conflict: true };
+      }));
+    }
+    return outcomes;
+  }
+
+  private rowOutcome(doc: TaskDoc, row: BulkRow | undefined): DocOutcome {
+    const id = row?.id ?? doc._id;
+    if (row === undefined) {
+      return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} gave no result for task ${doc._id} in _bulk_docs`) };
+    }
+    if (row.error === undefined && typeof row.rev === 'string') return { ok: true, doc: { ...doc, _id: id, _rev: row.rev } };
+    if (row.error === 'conflict') return { ok: false, conflict: true };
+    const reason = row.reason ?? row.error ?? 'refused';
+    if (row.error === 'forbidden') {
+      return { ok: false, error: new CouchRequestError('E_FORBIDDEN', `CouchDB refused to write task ${id}: ${reason}`, 403, reason) };
+    }
+    if (row.error === 'unauthorized') {
+      return { ok: false, error: new CouchRequestError('E_DB_AUTH', `CouchDB at ${this.conn.displayUrl} refused to write task ${id} with these credentials: ${reason}`, 401, reason) };
+    }
+    return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} did not write task ${id}: ${row.error ?? ''} ${reason}`.trim(), 400, reason) };
+  }
+
+}
+
+/**
+ * The `_bulk_docs` row of each document. CouchDB answers in request order, but pouchdb-server
+ * 4.2 (its LevelDB adapter) does not: rows are matched by `_id`, in order among equal ids (two
+ * writes of one document in one batch), and by position only for documents sent without one.
+ */
+export function matchRows(docs: readonly TaskDoc[], rows: readonly BulkRow[]): Array<BulkRow | undefined> {
+  const rowsById = new Map<string, BulkRow[]>();
+  for (const row of rows) {
+    if (row.id === undefined) continue;
+    const same = rowsById.get(row.id);
+    if (same) same.push(row);
+    else rowsById.set(row.id, [row]);
+  }
+  return docs.map((doc, index) => (doc._id === undefined ? rows[index] : rowsById.get(doc._id)?.shift()));
+}
+
+function closedError(): AfterError {
+  return new AfterError('E_STORE_CLOSED', 'the task store was closed before CouchDB answered');
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}

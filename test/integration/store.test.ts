@@ -1,0 +1,546 @@
+/**
+ * The TaskStore against a real server: a pouchdb-server child of this test (killed, restarted
+ * and frozen with SIGSTOP at will), and, when COUCHDB_URL is set, Apache CouchDB too (reached
+ * through a proxy of this test, which plays the outages a shared server cannot).
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { parseConfig, type AfterConfig } from '../../src/config';
+import { createLogger, type Logger } from '../../src/log';
+import { createStore } from '../../src/store/couch-store';
+import type { ChangeBatch, Feed, TaskStore } from '../../src/store/types';
+import type { TaskDoc } from '../../src/types';
+import { freePort } from '../helpers/ports';
+import { waitFor } from '../helpers/wait';
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const POUCHDB_SERVER_BIN = path.join(REPO_ROOT, 'node_modules', 'pouchdb-server', 'bin', 'pouchdb-server');
+const HEARTBEAT_MS = 300;
+
+/** A server the suite runs against, and the outages it can stage. */
+interface Target {
+  kind: 'pouchdb-server' | 'couchdb';
+  /** What the store connects to (may carry credentials). */
+  storeUrl: string;
+  /** The same database through `proxy`, which counts requests. */
+  countedUrl: string;
+  dbName: string;
+  /** Counts the requests that pass through it. */
+  proxy: TestProxy;
+  /** The database stops answering at all (connections refused), then comes back. */
+  goDown(): Promise<void>;
+  comeBack(): Promise<void>;
+  /** The database accepts connections but sends no byte, then resumes. */
+  freeze(): void;
+  thaw(): void;
+  /** A plain HTTP request to the database, like curl. */
+  raw<T = any>(method: string, docPath: string, body?: unknown): Promise<{ status: number; body: T }>;
+  destroy(): Promise<void>;
+}
+
+describe('store (pouchdb-server)', function () {
+  storeSuite(() => startPouchTarget());
+});
+
+(process.env.COUCHDB_URL ? describe : describe.skip)('store (Apache CouchDB at COUCHDB_URL)', function () {
+  storeSuite(() => startCouchTarget(process.env.COUCHDB_URL!));
+});
+
+function storeSuite(startTarget: () => Promise<Target>): void {
+  let target: Target;
+  let store: TaskStore | undefined;
+  const feeds: Feed[] = [];
+
+  before(async () => {
+    target = await startTarget();
+    await installIndexesAndFilter(target);
+  });
+  after(async () => {
+    await target?.destroy();
+  });
+  afterEach(async () => {
+    await Promise.all(feeds.splice(0).map((feed) => feed.stop()));
+    await store?.close();
+    store = undefined;
+  });
+
+  async function openStore(options: { url?: string; retry?: 'forever' | 'fail-fast'; log?: Logger } = {}): Promise<TaskStore> {
+    store = await createStore(configFor(options.url ?? target.storeUrl, target.dbName), {
+      retry: options.retry ?? 'forever',
+      log: options.log,
+    });
+    return store;
+  }
+
+  function follow(s: TaskStore, worker: string, since: string): { batches: ChangeBatch[]; reconnects: number[]; seen(): TaskDoc[] } {
+    const batches: ChangeBatch[] = [];
+    const reconnects: number[] = [];
+    const feed = s.follow({
+      worker,
+      since,
+      heartbeatMs: HEARTBEAT_MS,
+      onBatch: (batch) => void batches.push(batch),
+      onReconnect: () => reconnects.push(Date.now()),
+    });
+    feeds.push(feed);
+    return { batches, reconnects, seen: () => batches.flatMap((b) => b.docs) };
+  }
+
+  it('tells which server it talks to', async () => {
+    const s = await openStore();
+    expect(s.server.kind).to.equal(target.kind);
+    expect(s.server.version).to.match(/^\d+\.\d+/);
+    expect(s.server.clustered).to.equal(false);
+  });
+
+  it('estimates the database clock (same machine: under a second apart)', async () => {
+    const s = await openStore();
+    await s.updateSeq();
+    expect(Math.abs(s.clockSkewMs())).to.be.below(1000);
+    expect(Math.abs(s.dbNow() - Date.now())).to.be.below(1000);
+  });
+
+  it('sends 100 writes of one tick as one _bulk_docs and gives each its new _rev', async () => {
+    const s = await openStore({ url: target.countedUrl });
+    const before = target.proxy.count('POST', '/_bulk_docs');
+    const ids = Array.from({ length: 100 }, (_, i) => `batch-${i}-${randomBytes(3).toString('hex')}`);
+    const results = await Promise.all(ids.map((id) => s.write({ _id: id, worker: 'w', status: 'waiting', date: '2030-01-01' })));
+    expect(target.proxy.count('POST', '/_bulk_docs') - before).to.equal(1);
+    for (const [i, result] of results.entries()) {
+      expect(result.ok, ids[i]).to.equal(true);
+      if (!result.ok) continue;
+      const stored = await s.get(ids[i]);
+      expect(stored?._rev).to.equal(result.doc._rev);
+    }
+  });
+
+  it('reports a stale _rev as a conflict, and only one of two writes from the same _rev wins', async () => {
+    const s = await openStore();
+    const created = await s.write({ _id: `c-${randomBytes(4).toString('hex')}`, worker: 'w', status: 'waiting' });
+    if (!created.ok) throw new Error('create failed');
+    const updated = await s.write({ ...created.doc, status: 'scheduled' });
+    expect(updated.ok).to.equal(true);
+    expect(await s.write({ ...created.doc, status: 'running' })).to.deep.equal({ ok: false, conflict: true });
+
+    if (!updated.ok) return;
+    const both = await Promise.all([s.write({ ...updated.doc, owner: 'a' }), s.write({ ...updated.doc, owner: 'b' })]);
+    expect(both.filter((r) => r.ok)).to.have.length(1);
+    expect(both.filter((r) => !r.ok)).to.deep.equal([{ ok: false, conflict: true }]);
+  });
+
+  it('gets null for a missing or deleted task, and the update seq as a string', async () => {
+    const s = await openStore();
+    expect(await s.get('no-such-task')).to.equal(null);
+    const created = await s.write({ _id: `d-${randomBytes(4).toString('hex')}`, worker: 'w' });
+    if (!created.ok) throw new Error('create failed');
+    await s.write({ ...created.doc, _deleted: true });
+    expect(await s.get(created.doc._id)).to.equal(null);
+    expect(await s.updateSeq()).to.be.a('string').and.not.equal('');
+  });
+
+  it('finds a worker\'s tasks of one status up to a date, in date order, page by page', async () => {
+    const s = await openStore();
+    const tag = randomBytes(3).toString('hex');
+    const worker = `find-${tag}`;
+    const docs: TaskDoc[] = [
+      { _id: `${tag}-5`, worker, status: 'waiting', date: '2030-01-05T00:00:00.000Z' },
+      { _id: `${tag}-1`, worker, status: 'waiting', date: '2030-01-01T00:00:00.000Z' },
+      { _id: `${tag}-3`, worker, status: 'waiting', date: '2030-01-03T00:00:00.000Z' },
+      { _id: `${tag}-2`, worker, status: 'waiting', date: '2030-01-02T00:00:00.000Z' },
+      { _id: `${tag}-4`, worker, status: 'waiting', date: '2030-01-04T00:00:00.000Z' },
+      { _id: `${tag}-late`, worker, status: 'waiting', date: '2030-02-01T00:00:00.000Z' },
+      { _id: `${tag}-done`, worker, status: 'done', date: '2030-01-01T12:00:00.000Z' },
+      { _id: `${tag}-other`, worker: `${worker}-other`, status: 'waiting', date: '2030-01-01T12:00:00.000Z' },
+    ];
+    await Promise.all(docs.map((doc) => s.write(doc)));
+
+    const pages: string[][] = [];
+    let bookmark: string | undefined;
+    do {
+      const page = await s.findByStatus(worker, 'waiting', '2030-01-31T00:00:00.000Z', 2, bookmark);
+      pages.push(page.docs.map((doc) => doc._id));
+      bookmark = page.bookmark;
+    } while (bookmark !== undefined && pages.length < 10);
+    expect(pages.flat()).to.deep.equal([1, 2, 3, 4, 5].map((n) => `${tag}-${n}`));
+    expect(pages[0]).to.have.length(2);
+  });
+
+  it('finds running tasks whose lease expired before a time', async () => {
+    const s = await openStore();
+    const worker = `lease-${randomBytes(3).toString('hex')}`;
+    const lease = (expires_at: string) => ({ instance: 'i1', expires_at });
+    await Promise.all([
+      s.write({ _id: `${worker}-old`, worker, status: 'running', lease: lease('2030-01-01T00:00:00.000Z') }),
+      s.write({ _id: `${worker}-new`, worker, status: 'running', lease: lease('2030-01-03T00:00:00.000Z') }),
+      s.write({ _id: `${worker}-sched`, worker, status: 'scheduled', lease: lease('2030-01-01T00:00:00.000Z') }),
+    ]);
+    const expired = await s.findExpiredLeases(worker, 'running', '2030-01-02T00:00:00.000Z', 10);
+    expect(expired.map((doc) => doc._id)).to.deep.equal([`${worker}-old`]);
+  });
+
+  it('feeds a worker the creation, update and deletion of its tasks and nothing of another worker', async () => {
+    const s = await openStore();
+    const worker = `feed-${randomBytes(3).toString('hex')}`;
+    const feed = follow(s, worker, await s.updateSeq());
+    const mine = await s.write({ _id: `${worker}-mine`, worker, status: 'waiting' });
+    await s.write({ _id: `${worker}-theirs`, worker: `${worker}-other`, status: 'waiting' });
+    if (!mine.ok) throw new Error('create failed');
+    const updated = await s.write({ ...mine.doc, status: 'scheduled' });
+    if (!updated.ok) throw new Error('update failed');
+    // as a user deletes: the tombstone keeps no `worker`
+    expect((await target.raw('DELETE', `${updated.doc._id}?rev=${updated.doc._rev}`)).status).to.be.oneOf([200, 202]);
+
+    await waitFor(() => Promise.resolve(feed.seen().some((doc) => doc._deleted)), { timeoutMs: 10_000, what: 'the deletion in the feed' });
+    const seen = feed.seen();
+    expect(seen.every((doc) => doc._id === `${worker}-mine`)).to.equal(true, JSON.stringify(seen));
+    expect(seen.some((doc) => doc.status === 'waiting' || doc.status === 'scheduled')).to.equal(true);
+    expect(seen.at(-1)).to.include({ _id: `${worker}-mine`, _deleted: true });
+    // seqs are handed over verbatim, as strings
+    expect(feed.batches.every((b) => typeof b.lastSeq === 'string')).to.equal(true);
+  });
+
+  it('keeps feeding across a database restart: nothing written before or after is lost', async function () {
+    const s = await openStore();
+    const worker = `restart-${randomBytes(3).toString('hex')}`;
+    const feed = follow(s, worker, await s.updateSeq());
+    const write = (id: string) => s.write({ _id: `${worker}-${id}`, worker, status: 'waiting' });
+    const has = (id: string) => feed.seen().some((doc) => doc._id === `${worker}-${id}`);
+
+    await write('before');
+    await waitFor(() => Promise.resolve(has('before')), { timeoutMs: 10_000, what: 'the change before the restart' });
+    await target.goDown();
+    await target.comeBack();
+    await Promise.all([write('after-1'), write('after-2')]);
+    await waitFor(() => Promise.resolve(has('after-1') && has('after-2')), { timeoutMs: 20_000, what: 'the changes after the restart' });
+    expect(feed.reconnects.length).to.be.at.least(1);
+  });
+
+  it('reconnects when the database stops sending even heartbeats', async function () {
+    const lines: string[] = [];
+    const s = await openStore({ log: capturingLogger(lines) });
+    const worker = `frozen-${randomBytes(3).toString('hex')}`;
+    const feed = follow(s, worker, await s.updateSeq());
+    target.freeze();
+    try {
+      await waitFor(() => Promise.resolve(lines.some((line) => /no byte/.test(line))), { timeoutMs: 3 * HEARTBEAT_MS + 2000, what: 'the watchdog' });
+    } finally {
+      target.thaw();
+    }
+    await s.write({ _id: `${worker}-x`, worker, status: 'waiting' });
+    await waitFor(() => Promise.resolve(feed.seen().some((doc) => doc._id === `${worker}-x`)), { timeoutMs: 20_000, what: 'the change after the thaw' });
+    expect(feed.reconnects.length).to.be.at.least(1);
+  });
+
+  it('holds a write through an outage and completes it when the database is back', async () => {
+    const s = await openStore();
+    const id = `outage-${randomBytes(3).toString('hex')}`;
+    await target.goDown();
+    let settled = false;
+    const pending = s.write({ _id: id, worker: 'w', status: 'waiting' }).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(settled, 'the write must wait for the database').to.equal(false);
+    await target.comeBack();
+    const result = await pending;
+    expect(result.ok).to.equal(true);
+    expect((await target.raw('GET', id)).status).to.equal(200);
+  });
+
+  it('ends a write still waiting for the database when the store closes', async () => {
+    const s = await openStore();
+    await target.goDown();
+    try {
+      const pending = s.write({ _id: `closed-${randomBytes(3).toString('hex')}`, worker: 'w' }).then(
+        () => expect.fail('the database is down'),
+        (e: { code?: string }) => e.code,
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      await s.close();
+      expect(await pending).to.equal('E_STORE_CLOSED');
+    } finally {
+      await target.comeBack();
+    }
+  });
+
+  it('fails fast with a one-line error when asked to, naming the cause', async () => {
+    const port = await freePort();
+    const err = await openStore({ url: `http://someone:s3cr3t-pw@127.0.0.1:${port}`, retry: 'fail-fast' }).then(
+      () => expect.fail('no server listens there'),
+      (e: { code?: string; message: string }) => e,
+    );
+    expect(err.code).to.equal('E_DB_UNREACHABLE');
+    expect(err.message).to.include(`127.0.0.1:${port}`).and.include('ECONNREFUSED');
+    expect(err.message).not.to.include('s3cr3t-pw');
+  });
+
+  it('never shows the password in an error', async () => {
+    const wrong = new URL(target.storeUrl);
+    wrong.username = 'someone';
+    wrong.password = 's3cr3t-pw';
+    const lines: string[] = [];
+    const err = await openStore({ url: wrong.toString(), retry: 'fail-fast', log: capturingLogger(lines) }).then(
+      () => expect.fail('the server must refuse these credentials'),
+      (e: Error & { code?: string }) => e,
+    );
+    expect(err.code).to.equal('E_DB_AUTH');
+    for (const text of [err.message, String(err.stack), ...lines]) expect(text).not.to.include('s3cr3t-pw');
+
+    // with the right credentials, an error names the database but not the password
+    const realPassword = new URL(target.storeUrl).password;
+    const missing = await createStore(configFor(target.storeUrl, `after_test_missing_${randomBytes(3).toString('hex')}`), { retry: 'fail-fast' });
+    try {
+      const e = await missing.updateSeq().then(() => expect.fail('the database does not exist'), (x: { code?: string; message: string }) => x);
+      expect(e.code).to.equal('E_DB_MISSING');
+      if (realPassword) expect(e.message).not.to.include(realPassword);
+    } finally {
+      await missing.close();
+    }
+  });
+}
+
+function configFor(url: string, db: string): AfterConfig {
+  return parseConfig({ couchdb: { url, db } }, { file: '(store test)', base: os.tmpdir() });
+}
+
+/** A logger whose lines (after the credential scrubbing every logger does) land in `lines`. */
+function capturingLogger(lines: string[]): Logger {
+  const logger = createLogger({ level: 'debug', console: false });
+  const sink = new Writable({
+    objectMode: true,
+    write(info: { message: unknown }, _encoding, done) {
+      lines.push(String(info.message));
+      done();
+    },
+  });
+  logger.add(new winston.transports.Stream({ stream: sink }));
+  return logger;
+}
+
+/** The indexes and the pouchdb-server feed filter `after init` installs (src/store/design.ts). */
+async function installIndexesAndFilter(target: Target): Promise<void> {
+  const created = await target.raw('PUT', '');
+  if (created.status !== 201 && created.status !== 412) throw new Error(`cannot create ${target.dbName}: ${created.status}`);
+  for (const [ddoc, name, fields] of [
+    ['after-worker-status-date', 'worker-status-date', ['worker', 'status', 'date']],
+    ['after-worker-status-lease', 'worker-status-lease', ['worker', 'status', 'lease.expires_at']],
+  ] as const) {
+    const res = await target.raw('POST', '_index', { ddoc, name, index: { fields } });
+    if (res.status !== 200) throw new Error(`cannot create index ${name}: ${JSON.stringify(res.body)}`);
+  }
+  const filter = await target.raw('PUT', '_design/after', {
+    filters: { by_worker: 'function (doc, req) { return doc._deleted === true || doc.worker === req.query.worker; }' },
+  });
+  if (filter.status !== 201) throw new Error(`cannot install _design/after: ${JSON.stringify(filter.body)}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Targets
+
+async function startPouchTarget(): Promise<Target> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-store-test-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dbName = `after_test_${randomBytes(6).toString('hex')}`;
+  let child: ChildProcess | undefined = await startPouchdbServer(dir, port);
+  const proxy = await TestProxy.start(url);
+  const raw = rawClient(url, dbName);
+  const stopChild = async (): Promise<void> => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGCONT');
+    running.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    kind: 'pouchdb-server',
+    storeUrl: url,
+    countedUrl: proxy.url,
+    dbName,
+    proxy,
+    raw,
+    goDown: stopChild,
+    async comeBack() {
+      child = await startPouchdbServer(dir, port);
+    },
+    freeze: () => void child?.kill('SIGSTOP'),
+    thaw: () => void child?.kill('SIGCONT'),
+    async destroy() {
+      await proxy.close();
+      await stopChild();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startPouchdbServer(dir: string, port: number): Promise<ChildProcess> {
+  const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(configFile)) fs.writeFileSync(configFile, '{}\n');
+  const child = spawn(
+    process.execPath,
+    [POUCHDB_SERVER_BIN, '--host', '127.0.0.1', '--port', String(port), '--dir', dir, '--config', configFile, '--no-stdout-logs'],
+    { cwd: dir, stdio: 'ignore' },
+  );
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`pouchdb-server exited with ${child.exitCode}`);
+        return (await fetch(`http://127.0.0.1:${port}/`)).ok;
+      },
+      { timeoutMs: 20_000, what: `pouchdb-server on port ${port}` },
+    );
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return child;
+}
+
+async function startCouchTarget(couchUrl: string): Promise<Target> {
+  const dbName = `after_test_${randomBytes(6).toString('hex')}`;
+  const raw = rawClient(couchUrl, dbName);
+  const proxy = await TestProxy.start(couchUrl);
+  // The store reaches the shared CouchDB through the proxy, which stages the outages.
+  const storeUrl = new URL(couchUrl);
+  const proxied = new URL(proxy.url);
+  storeUrl.host = proxied.host;
+  return {
+    kind: 'couchdb',
+    storeUrl: storeUrl.toString().replace(/\/$/, ''),
+    countedUrl: storeUrl.toString().replace(/\/$/, ''),
+    dbName,
+    proxy,
+    raw,
+    goDown: () => proxy.goDown(),
+    comeBack: () => proxy.comeBack(),
+    freeze: () => proxy.freeze(),
+    thaw: () => proxy.thaw(),
+    async destroy() {
+      await proxy.close();
+      await raw('DELETE', '');
+    },
+  };
+}
+
+/** fetch() refuses URLs with credentials: they go into a Basic Authorization header. */
+function rawClient(serverUrl: string, dbName: string): Target['raw'] {
+  const parsed = new URL(serverUrl);
+  const auth: Record<string, string> = parsed.username
+    ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}` }
+    : {};
+  parsed.username = '';
+  parsed.password = '';
+  const dbUrl = `${parsed.origin}/${dbName}`;
+  return async (method, docPath, body) => {
+    const res = await fetch(docPath ? `${dbUrl}/${docPath}` : dbUrl, {
+      method,
+      headers: { accept: 'application/json', 'content-type': 'application/json', ...auth },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
+/**
+ * An HTTP proxy in front of the database that counts requests and can play an outage: refuse
+ * every connection (goDown), or accept and forward nothing (freeze), as a hung network does.
+ */
+class TestProxy {
+  private readonly requests: string[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private readonly upstreams = new Set<http.ClientRequest>();
+  private readonly heldWhileFrozen: Array<() => void> = [];
+  private frozen = false;
+  private server: http.Server;
+
+  private constructor(private readonly upstream: URL, private readonly port: number) {
+    this.server = this.createServer();
+  }
+
+  static async start(upstreamUrl: string): Promise<TestProxy> {
+    const proxy = new TestProxy(new URL(upstreamUrl), await freePort());
+    await proxy.listen();
+    return proxy;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** How many `method` requests had a path containing `pathPart`. */
+  count(method: string, pathPart: string): number {
+    return this.requests.filter((r) => r.startsWith(`${method} `) && r.includes(pathPart)).length;
+  }
+
+  async goDown(): Promise<void> {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const upstream of this.upstreams) upstream.destroy();
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  async comeBack(): Promise<void> {
+    this.server = this.createServer();
+    await this.listen();
+  }
+
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const release of this.heldWhileFrozen.splice(0)) release();
+  }
+
+  async close(): Promise<void> {
+    this.thaw();
+    await this.goDown();
+  }
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+
+  private createServer(): http.Server {
+    const server = http.createServer((req, res) => this.forward(req, res));
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    return server;
+  }
+
+  private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.requests.push(`${req.method} ${req.url}`);
+    const upstream = http.request(
+      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.upstream.host } },
+      (answer) => {
+        const send = (write: () => void): void => (this.frozen ? void this.heldWhileFrozen.push(write) : write());
+        send(() => res.writeHead(answer.statusCode ?? 502, answer.headers));
+        answer.on('data', (chunk: Buffer) => send(() => res.write(chunk)));
+        answer.on('end', () => send(() => res.end()));
+        answer.on('error', () => res.destroy());
+      },
+    );
+    this.upstreams.add(upstream);
+    upstream.on('close', () => this.upstreams.delete(upstream));
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    const start = (): void => void req.pipe(upstream);
+    if (this.frozen) this.heldWhileFrozen.push(start);
+    else start();
+  }
+}
