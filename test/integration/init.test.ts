@@ -1,0 +1,216 @@
+/**
+ * `after init` and the admin operations behind `after task ...` / `after status`, against
+ * the embedded server, or the CouchDB named by COUCHDB_URL.
+ */
+import { expect } from 'chai';
+import { AfterError } from '../../src/errors';
+import { createTask, deleteTask, getTask, listTasks, statusCounts, updateTask } from '../../src/store/admin';
+import type { Connection } from '../../src/store/connection';
+import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT } from '../../src/store/design';
+import type { TaskDoc } from '../../src/types';
+import { startDb, type TestDb } from '../helpers';
+
+describe('after init', function () {
+  let db: TestDb;
+
+  before(async function () {
+    db = await startDb({ init: false });
+  });
+
+  after(async function () {
+    await db?.destroy();
+  });
+
+  it('creates the database, its indexes and the design document', async function () {
+    expect((await db.request('GET', '')).status, 'database before init').to.equal(404);
+
+    const report = await db.init();
+
+    expect(report.changed).to.equal(true);
+    expect(report.lines.join('\n')).to.not.match(/\/\/[^/\s]*:[^/\s]*@/, 'a credential in the report');
+    expect((await db.request('GET', '')).status).to.equal(200);
+    const indexes = (await db.request<{ indexes: Array<{ ddoc: string; name: string }> }>('GET', '_index')).body.indexes;
+    expect(indexes.map((i) => `${i.ddoc} ${i.name}`)).to.include.members(MANGO_INDEXES.map((i) => `_design/${i.ddoc} ${i.name}`));
+    const design = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
+    expect(design.filters).to.have.property('by_worker');
+    expect(design.views.by_worker_status.reduce).to.equal('_count');
+  });
+
+  it('sets a low _revs_limit where the server supports it, and says when it does not', async function () {
+    await db.init();
+    const report = await db.init();
+    const step = report.steps.find((s) => s.what.startsWith('_revs_limit'))!;
+    if (db.kind === 'couchdb') {
+      expect((await db.request('GET', '_revs_limit')).body).to.equal(REVS_LIMIT);
+      expect(step.outcome).to.equal('unchanged');
+    } else {
+      expect(step.outcome).to.equal('skipped');
+      expect(step.detail).to.match(/pouchdb-server/);
+    }
+  });
+
+  it('serves the worker queries from their indexes (checked with _explain)', async function () {
+    await db.init();
+    const dueTasks = await db.request<{ index: { name: string } }>('POST', '_explain', {
+      selector: { worker: 'nightly', status: 'scheduled', date: { $lte: '2030-01-01T00:00:00.000Z' } },
+      sort: [{ worker: 'asc' }, { status: 'asc' }, { date: 'asc' }],
+      use_index: ['after-worker-status-date', 'worker-status-date'],
+      limit: 100,
+    });
+    expect(dueTasks.body.index.name).to.equal('worker-status-date');
+
+    const expiredLeases = await db.request<{ index: { name: string } }>('POST', '_explain', {
+      selector: { worker: 'nightly', status: 'running', 'lease.expires_at': { $lt: '2030-01-01T00:00:00.000Z' } },
+      sort: [{ worker: 'asc' }, { status: 'asc' }, { 'lease.expires_at': 'asc' }],
+      use_index: ['after-worker-status-lease', 'worker-status-lease'],
+      limit: 100,
+    });
+    expect(expiredLeases.body.index.name).to.equal('worker-status-lease');
+  });
+
+  it('changes nothing when run again: no new revision, every step unchanged or skipped', async function () {
+    await db.init();
+    const before = await snapshot(db);
+
+    const report = await db.init();
+
+    expect(report.changed).to.equal(false);
+    for (const step of report.steps) expect(['unchanged', 'skipped'], step.what).to.include(step.outcome);
+    expect(await snapshot(db)).to.deep.equal(before);
+  });
+
+  it('rewrites a design document someone changed, once', async function () {
+    await db.init();
+    const stored = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
+    const tampered = await db.request('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
+    expect(tampered.status, JSON.stringify(tampered.body)).to.equal(201);
+
+    const fixed = await db.init();
+    const again = await db.init();
+
+    expect(fixed.steps.find((s) => s.what === `design document ${DESIGN_DOC_ID}`)!.outcome).to.equal('updated');
+    expect(again.changed).to.equal(false);
+    const design = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
+    expect(design.filters.by_worker).to.include('req.query.worker');
+  });
+
+  it("gives the by_worker filter a worker's tasks and every deletion", async function () {
+    await db.init();
+    const mine = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-a', date: '2030-01-01' });
+    await db.request('POST', '', { worker: 'filter-b', date: '2030-01-01' });
+    const theirs = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-b', date: '2030-01-01' });
+    await db.request('DELETE', `${theirs.body.id}?rev=${theirs.body.rev}`);
+
+    const changes = await db.request<{ results: Array<{ id: string }> }>('GET', '_changes?filter=after/by_worker&worker=filter-a');
+
+    expect(changes.body.results.map((r) => r.id)).to.have.members([mine.body.id, theirs.body.id]);
+  });
+});
+
+describe('task administration (after task, after status)', function () {
+  let db: TestDb;
+  let conn: Connection;
+
+  before(async function () {
+    db = await startDb();
+    conn = db.connect();
+  });
+
+  after(async function () {
+    conn?.close();
+    await db?.destroy();
+  });
+
+  it('creates a task as waiting, under a chosen id or a generated one', async function () {
+    const chosen = await createTask(conn, { _id: 'invoice-1', worker: 'billing', date: '2030-01-01', job: 'invoice' });
+    const generated = await createTask(conn, { worker: 'billing', date: '2030-01-02', job: 'invoice' });
+
+    expect(chosen.id).to.equal('invoice-1');
+    expect((await db.request<TaskDoc>('GET', 'invoice-1')).body).to.include({ status: 'waiting', worker: 'billing' });
+    expect((await getTask(conn, generated.id)).status).to.equal('waiting');
+  });
+
+  it('refuses a second task with the same id and keeps the first', async function () {
+    await createTask(conn, { _id: 'once', worker: 'w', date: '2030-01-01', job: 'a' });
+
+    const err = await createTask(conn, { _id: 'once', worker: 'w', date: '2031-01-01', job: 'b' }).catch((e: unknown) => e);
+
+    expect(err).to.be.instanceOf(AfterError);
+    expect((err as AfterError).code).to.equal('E_TASK_EXISTS');
+    expect((await db.request<TaskDoc>('GET', 'once')).body).to.include({ date: '2030-01-01', job: 'a' });
+  });
+
+  it('reports a missing task as E_TASK_NOT_FOUND, also once deleted', async function () {
+    await createTask(conn, { _id: 'short-lived', worker: 'w', date: '2030-01-01', job: 'a' });
+    await deleteTask(conn, 'short-lived');
+
+    for (const id of ['never-created', 'short-lived']) {
+      const err = await getTask(conn, id).catch((e: unknown) => e);
+      expect((err as AfterError).code, id).to.equal('E_TASK_NOT_FOUND');
+    }
+    expect((await db.request('GET', 'short-lived')).status).to.equal(404);
+  });
+
+  it('retries an update when someone else changed the task in between', async function () {
+    await createTask(conn, { _id: 'contended', worker: 'w', date: '2030-01-01', job: 'a' });
+    let calls = 0;
+
+    const updated = await updateTask(conn, 'contended', async (doc) => {
+      calls += 1;
+      // Another writer gets in between our first read and our write.
+      if (calls === 1) await db.request('PUT', 'contended', { ...doc, note: 'written by someone else' });
+      return { ...doc, status: 'cancel' };
+    });
+
+    const stored = (await db.request<TaskDoc>('GET', 'contended')).body;
+    expect(calls).to.equal(2);
+    expect(stored).to.include({ status: 'cancel', note: 'written by someone else' });
+    expect(stored._rev).to.match(/^3-/).and.equal(updated._rev);
+  });
+
+  it('reschedules a task: new date, status reschedule', async function () {
+    await createTask(conn, { _id: 'move-me', worker: 'w', date: '2030-01-01', job: 'a', status: 'scheduled' });
+
+    const moved = await updateTask(conn, 'move-me', (doc) => ({ ...doc, status: 'reschedule', date: '2030-02-01T09:00:00Z' }));
+
+    expect(moved).to.include({ status: 'reschedule', date: '2030-02-01T09:00:00Z' });
+    expect((await db.request<TaskDoc>('GET', 'move-me')).body._rev).to.equal(moved._rev);
+  });
+
+  it('lists tasks by worker, status and date range, sorted by date', async function () {
+    await createTask(conn, { _id: 'l3', worker: 'lister', date: '2031-03-01T00:00:00Z', job: 'a' });
+    await createTask(conn, { _id: 'l1', worker: 'lister', date: '2031-01-01T00:00:00Z', job: 'a', status: 'done' });
+    await createTask(conn, { _id: 'l2', worker: 'lister', date: '2031-02-01T00:00:00Z', job: 'a' });
+    await createTask(conn, { _id: 'other', worker: 'someone-else', date: '2031-01-15T00:00:00Z', job: 'a' });
+
+    const ids = (tasks: TaskDoc[]) => tasks.map((t) => t._id);
+    expect(ids(await listTasks(conn, { worker: 'lister' }))).to.deep.equal(['l1', 'l2', 'l3']);
+    expect(ids(await listTasks(conn, { worker: 'lister', status: 'waiting' }))).to.deep.equal(['l2', 'l3']);
+    expect(ids(await listTasks(conn, { worker: 'lister', limit: 2 }))).to.deep.equal(['l1', 'l2']);
+    expect(ids(await listTasks(conn, { from: '2031-01-10', to: '2031-02-15' }))).to.deep.equal(['other', 'l2']);
+    expect(ids(await listTasks(conn, { status: 'done', from: '2031' }))).to.deep.equal(['l1']);
+  });
+
+  it('counts tasks by worker and status', async function () {
+    await createTask(conn, { worker: 'counted', date: '2030-01-01', job: 'a' });
+    await createTask(conn, { worker: 'counted', date: '2030-01-02', job: 'a' });
+    await createTask(conn, { worker: 'counted', date: '2030-01-03', job: 'a', status: 'done' });
+
+    const counts = (await statusCounts(conn)).filter((c) => c.worker === 'counted');
+
+    expect(counts).to.have.deep.members([
+      { worker: 'counted', status: 'waiting', count: 2 },
+      { worker: 'counted', status: 'done', count: 1 },
+    ]);
+  });
+});
+
+/** update_seq plus every design document's _rev: what a rerun of init must leave alone. */
+async function snapshot(db: TestDb): Promise<Record<string, unknown>> {
+  const info = await db.request<{ update_seq: unknown; doc_count: number }>('GET', '');
+  const ids = [DESIGN_DOC_ID, ...MANGO_INDEXES.map((i) => `_design/${i.ddoc}`)];
+  const revs: Record<string, unknown> = { update_seq: info.body.update_seq, doc_count: info.body.doc_count };
+  for (const id of ids) revs[id] = (await db.request<{ _rev: string }>('GET', id)).body._rev;
+  if (db.kind === 'couchdb') revs._revs_limit = (await db.request('GET', '_revs_limit')).body;
+  return revs;
+}
