@@ -1,0 +1,314 @@
+/**
+ * Reads the jobs folder once, at worker start, into a registry of job functions by name.
+ *
+ * Like bree, every module is loaded and checked up front and ALL problems are reported at
+ * once, each naming its file, so a typo in one job is found when the worker starts rather
+ * than when that job's task comes due at 3 am.
+ *
+ * A job name comes from task data, which is untrusted: a name only ever resolves to a function
+ * loaded here, from a file directly inside the jobs folder (after resolving symlinks), and the
+ * lookup is a Map, so `../x`, `/etc/passwd` or `__proto__` are simply unknown jobs.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { AfterError } from '../errors';
+import { enabledBuiltins, type BuiltinOptions } from './builtins';
+import type { JobFunction } from './run-job';
+
+/** Module kinds a job file may be; `.js` follows the nearest package.json `type`. */
+const JOB_EXTENSIONS = ['.js', '.cjs', '.mjs'] as const;
+/** `jobs/index.js` (or .cjs/.mjs) exports several jobs, one per function-valued export. */
+const INDEX_NAME = 'index';
+
+export interface JobProblem {
+  /** The file, as a user would type it: relative to the current folder when inside it. */
+  file: string;
+  /** What is wrong, e.g. "links outside the jobs folder". */
+  reason: string;
+  /** `<file>: <reason>`, e.g. "jobs/evil.js: links outside the jobs folder". */
+  message: string;
+}
+
+export interface JobEntry {
+  name: string;
+  /** "built-in", or the file the job comes from (as in JobProblem.file). */
+  source: string;
+  fn: JobFunction;
+}
+
+export interface JobRegistry {
+  /** Absolute path of the jobs folder. */
+  dir: string;
+  /** Every job name that resolves, sorted. */
+  names(): string[];
+  /** The job called exactly `name`; undefined (an unknown job) for anything else. */
+  resolve(name: unknown): JobFunction | undefined;
+  /** Every job with where it comes from, sorted by name. */
+  entries(): JobEntry[];
+  /** Everything wrong in the folder; the jobs concerned are not in the registry. */
+  problems: readonly JobProblem[];
+}
+
+export interface LoadJobsOptions {
+  /** Register the `exec` and `webhook` built-in jobs. Each @default true */
+  builtins?: BuiltinOptions;
+}
+
+/** The jobs folder has problems; `problems` lists them all, one per file. */
+export class JobsInvalidError extends AfterError {
+  readonly problems: readonly JobProblem[];
+  constructor(dir: string, problems: readonly JobProblem[]) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    super('E_JOBS_INVALID', `jobs folder ${dir} has ${count}: ${problems.map((problem) => problem.message).join('; ')}`);
+    this.name = 'JobsInvalidError';
+    this.problems = problems;
+  }
+}
+
+/** True for a string that may name a job: no path separator, NUL, or dot-only name. */
+export function isJobName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= 255 &&
+    !/[/\\\0]/.test(name) &&
+    name !== '.' &&
+    name !== '..'
+  );
+}
+
+function jobProblem(file: string, reason: string): JobProblem {
+  return { file, reason, message: `${file}: ${reason}` };
+}
+
+/** Throws a JobsInvalidError listing every problem, if there is any. */
+export function assertNoJobProblems(registry: JobRegistry): void {
+  if (registry.problems.length > 0) throw new JobsInvalidError(displayPath(registry.dir), registry.problems);
+}
+
+/** The lines `after jobs` prints: each job and where it comes from, then each problem. */
+export function describeJobs(registry: JobRegistry): string[] {
+  const entries = registry.entries();
+  const width = Math.max(0, ...entries.map((entry) => entry.name.length));
+  const lines = entries.map((entry) => `${entry.name.padEnd(width)}  ${entry.source}`);
+  for (const problem of registry.problems) lines.push(`problem: ${problem.message}`);
+  return lines;
+}
+
+export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Promise<JobRegistry> {
+  const absoluteDir = path.resolve(dir);
+  let isFolder: boolean;
+  try {
+    isFolder = (await fs.stat(absoluteDir)).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new AfterError('E_JOBS_DIR', `jobs folder ${dir} does not exist`);
+    }
+    throw new AfterError('E_JOBS_DIR', `jobs folder ${dir} cannot be read: ${(err as Error).message}`);
+  }
+  if (!isFolder) throw new AfterError('E_JOBS_DIR', `jobs folder ${dir} is not a folder`);
+
+  const realDir = await fs.realpath(absoluteDir);
+  const jobs = new Map<string, JobEntry>();
+  const problems: JobProblem[] = [];
+
+  for (const [name, fn] of enabledBuiltins(options.builtins)) jobs.set(name, { name, source: 'built-in', fn });
+
+  const files = (await fs.readdir(absoluteDir)).filter(isJobFileName).sort();
+  const indexFiles = files
+    .filter((file) => stripExtension(file) === INDEX_NAME)
+    .sort((a, b) => extensionRank(a) - extensionRank(b)); // index.js first, as documented
+  const jobFiles = files.filter((file) => stripExtension(file) !== INDEX_NAME);
+
+  for (const file of jobFiles) {
+    const shown = displayPath(path.join(absoluteDir, file));
+    const name = stripExtension(file);
+    const problem = (reason: string): void => void problems.push(jobProblem(shown, reason));
+    if (!isJobName(name)) {
+      problem('its name cannot be a job name (a job name has no "/", "\\" or NUL)');
+      continue;
+    }
+    const existing = jobs.get(name);
+    if (existing) {
+      problem(`${definedBy(existing)}; rename this file`);
+      continue;
+    }
+    const loaded = await loadContained(path.join(absoluteDir, file), realDir);
+    if ('problem' in loaded) {
+      problem(loaded.problem);
+      continue;
+    }
+    const fn = jobFunctionOf(loaded.exports);
+    if (!fn) {
+      const several = isObject(loaded.exports) ? ` (only ${INDEX_NAME}.js may export several jobs)` : '';
+      problem(`exports ${describeValue(loaded.exports)}, not a job function${several}`);
+      continue;
+    }
+    jobs.set(name, { name, source: shown, fn });
+  }
+
+  const [indexFile, ...extraIndexFiles] = indexFiles;
+  for (const extra of extraIndexFiles) {
+    problems.push(jobProblem(displayPath(path.join(absoluteDir, extra)), `only one index file is read (${indexFile}); merge the two`));
+  }
+  if (indexFile) await loadIndex(path.join(absoluteDir, indexFile), realDir, jobs, problems);
+
+  const sortedNames = [...jobs.keys()].sort();
+  return {
+    dir: absoluteDir,
+    names: () => [...sortedNames],
+    resolve: (name: unknown) => (isJobName(name) ? jobs.get(name)?.fn : undefined),
+    entries: () => sortedNames.map((name) => jobs.get(name)!),
+    problems,
+  };
+}
+
+/** Registers every function-valued export of the index file as a job named by its key. */
+async function loadIndex(
+  indexPath: string,
+  realDir: string,
+  jobs: Map<string, JobEntry>,
+  problems: JobProblem[],
+): Promise<void> {
+  const shown = displayPath(indexPath);
+  const problem = (reason: string): void => void problems.push(jobProblem(shown, reason));
+  const loaded = await loadContained(indexPath, realDir);
+  if ('problem' in loaded) return problem(loaded.problem);
+
+  let exported: Array<[string, JobFunction]>;
+  try {
+    exported = functionExports(loaded.exports);
+  } catch (err) {
+    return problem(`cannot read its exports: ${firstLine(err)}`);
+  }
+  if (exported.length === 0) {
+    return problem(`exports ${describeValue(loaded.exports)} with no named function; an index file exports named job functions`);
+  }
+  for (const [name, fn] of exported) {
+    if (!isJobName(name)) {
+      problem(`export ${JSON.stringify(name)} cannot be a job name (a job name has no "/", "\\" or NUL)`);
+      continue;
+    }
+    const existing = jobs.get(name);
+    if (existing) {
+      problem(`export ${JSON.stringify(name)}: ${definedBy(existing)}; rename the export`);
+      continue;
+    }
+    jobs.set(name, { name, source: shown, fn });
+  }
+}
+
+/**
+ * Loads a module only if the file, symlinks resolved, sits directly inside the jobs folder:
+ * a link pointing elsewhere is a problem and the file it points to is never loaded.
+ */
+async function loadContained(filePath: string, realDir: string): Promise<{ exports: unknown } | { problem: string }> {
+  let realPath: string;
+  try {
+    realPath = await fs.realpath(filePath);
+  } catch {
+    return { problem: 'is a broken link' };
+  }
+  if (path.dirname(realPath) !== realDir) {
+    const under = realPath.startsWith(realDir + path.sep);
+    return { problem: under ? 'links into a subfolder; jobs are files directly in the jobs folder' : 'links outside the jobs folder' };
+  }
+  if (!(await fs.stat(realPath)).isFile()) return { problem: 'is not a file' };
+  try {
+    return { exports: await loadModule(realPath) };
+  } catch (err) {
+    return { problem: `cannot be loaded: ${firstLine(err)}` };
+  }
+}
+
+async function loadModule(realPath: string): Promise<unknown> {
+  if (path.extname(realPath) !== '.mjs') {
+    try {
+      return require(realPath) as unknown;
+    } catch (err) {
+      // An ES module in a .js file: require() loads it on Node >= 20.19 unless it uses
+      // top-level await; import() loads it in every case.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
+    }
+  }
+  // module Node16 keeps this a real import() in the CommonJS output (a require() could not
+  // load an .mjs file with top-level await).
+  return (await import(pathToFileURL(realPath).href)) as unknown;
+}
+
+/** The job function of a file module: `module.exports = fn`, `export default fn`, `exports.default = fn`. */
+function jobFunctionOf(exported: unknown): JobFunction | undefined {
+  if (typeof exported === 'function') return exported as JobFunction;
+  if (!isObject(exported)) return undefined;
+  const fallback = exported.default;
+  if (typeof fallback === 'function') return fallback as JobFunction;
+  // a CommonJS module compiled from `export default` and loaded through import()
+  if (isObject(fallback) && typeof fallback.default === 'function') return fallback.default as JobFunction;
+  return undefined;
+}
+
+/**
+ * The function-valued exports of an index module. Named exports first; then the keys of a
+ * default-exported object (`export default {a, b}`, or a CommonJS module seen through import()).
+ * Each is called with its exports object as `this`, as `exports.a(...)` would be.
+ */
+function functionExports(exported: unknown): Array<[string, JobFunction]> {
+  const found = new Map<string, JobFunction>();
+  const collect = (holder: Record<string, unknown>): void => {
+    for (const key of Object.keys(holder)) {
+      const value = holder[key];
+      if (key === 'default' || key === '__esModule' || typeof value !== 'function' || found.has(key)) continue;
+      const fn = value as JobFunction;
+      found.set(key, (task, ctx) => fn.call(holder, task, ctx));
+    }
+  };
+  if (!isObject(exported) || typeof exported === 'function') return [];
+  collect(exported);
+  if (isObject(exported.default) && typeof exported.default !== 'function') collect(exported.default);
+  return [...found];
+}
+
+function definedBy(existing: JobEntry): string {
+  const name = JSON.stringify(existing.name);
+  return existing.source === 'built-in'
+    ? `job ${name} is built in (the built-in is kept unless disabled)`
+    : `job ${name} is already defined by ${existing.source}`;
+}
+
+function isJobFileName(file: string): boolean {
+  return !file.startsWith('.') && (JOB_EXTENSIONS as readonly string[]).includes(path.extname(file));
+}
+
+function extensionRank(file: string): number {
+  return (JOB_EXTENSIONS as readonly string[]).indexOf(path.extname(file));
+}
+
+function stripExtension(file: string): string {
+  return file.slice(0, -path.extname(file).length);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'function') return 'a single function';
+  if (typeof value === 'object') return Object.keys(value).length === 0 ? 'an empty object' : 'an object';
+  return `a ${typeof value}`;
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  return message.split('\n')[0] ?? message;
+}
+
+/** A path as a user would type it: relative to the current folder when inside it. */
+function displayPath(absolute: string): string {
+  const relative = path.relative(process.cwd(), absolute);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : absolute;
+}

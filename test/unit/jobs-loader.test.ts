@@ -1,0 +1,266 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execJob } from '../../src/jobs/builtins/exec';
+import { webhookJob } from '../../src/jobs/builtins/webhook';
+import {
+  assertNoJobProblems,
+  describeJobs,
+  loadJobs,
+  JobsInvalidError,
+  type JobRegistry,
+} from '../../src/jobs/loader';
+import { runJob, type JobFunction } from '../../src/jobs/run-job';
+import { silentLogger } from '../../src/log';
+import type { RunOutcome } from '../../src/types';
+
+const FIXTURES = path.resolve(__dirname, '../../../test/fixtures');
+const GOOD_JOBS = path.join(FIXTURES, 'jobs');
+const BAD_JOBS = path.join(FIXTURES, 'bad-jobs');
+
+function run(fn: JobFunction | undefined, args: unknown[] = []): Promise<RunOutcome> {
+  expect(fn, 'job resolves').to.be.a('function');
+  const doc = { _id: 'task-1', worker: 'w', date: '2030-01-01', job: { name: 'x', arguments: args } };
+  return runJob(fn!, doc, { signal: new AbortController().signal, log: silentLogger() });
+}
+
+function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+describe('jobs loader', () => {
+  describe('a folder of well-formed jobs', () => {
+    let registry: JobRegistry;
+    before(async () => {
+      registry = await loadJobs(GOOD_JOBS);
+    });
+
+    it('loads every form: CommonJS, ES module, the index file, and the built-ins', () => {
+      expect(registry.problems).to.deep.equal([]);
+      expect(registry.names()).to.include.members([
+        'succeeds',
+        'throws',
+        'rejects',
+        'emitter-done',
+        'emitter-error',
+        'hangs',
+        'slow',
+        'records',
+        'esm-job',
+        'fromIndexA',
+        'fromIndexB',
+        'exec',
+        'webhook',
+      ]);
+      // the index file is a source of jobs, not a job; its non-function export is no job
+      expect(registry.names()).to.not.include.members(['index', 'prefix']);
+      expect(registry.dir).to.equal(GOOD_JOBS);
+    });
+
+    it('runs a CommonJS job, an ES module job (top-level await) and index exports', async () => {
+      expect(await run(registry.resolve('succeeds'), [1, 'a'])).to.deep.equal({
+        kind: 'success',
+        result: { ok: true, args: [1, 'a'] },
+      });
+      const esm = await run(registry.resolve('esm-job'));
+      expect(esm).to.have.property('kind', 'success');
+      expect((esm as { result: Record<string, unknown> }).result).to.include({ esm: true, id: 'task-1' });
+      expect(await run(registry.resolve('fromIndexA'))).to.deep.equal({
+        kind: 'success',
+        result: { job: 'fromIndexA', id: 'task-1' },
+      });
+      // an index export is called with its exports object as `this`
+      expect(await run(registry.resolve('fromIndexB'))).to.deep.equal({
+        kind: 'success',
+        result: { job: 'fromIndexB', prefix: 'from index' },
+      });
+    });
+
+    it('registers the built-ins as the exec and webhook functions', () => {
+      expect(registry.resolve('exec')).to.equal(execJob);
+      expect(registry.resolve('webhook')).to.equal(webhookJob);
+    });
+
+    const notJobNames: Array<[string, unknown]> = [
+      ['a parent path', '../x'],
+      ['a parent path to a real job', '../jobs/succeeds'],
+      ['an absolute path', '/etc/passwd'],
+      ['an absolute path to a real job', path.join(GOOD_JOBS, 'succeeds.js')],
+      ['a nested path', 'a/b'],
+      ['a trailing slash', 'succeeds/'],
+      ['a backslash path', '..\\succeeds'],
+      ['a NUL byte', 'succeeds\0'],
+      ['a file name with extension', 'succeeds.js'],
+      ['the index file', 'index'],
+      ['a non-function index export', 'prefix'],
+      ['__proto__', '__proto__'],
+      ['constructor', 'constructor'],
+      ['toString', 'toString'],
+      ['hasOwnProperty', 'hasOwnProperty'],
+      ['the empty string', ''],
+      ['a number', 42],
+      ['null', null],
+      ['undefined', undefined],
+      ['an object', {}],
+      ['an array holding a job name', ['succeeds']],
+      ['an object whose toString is a job name', { toString: () => 'succeeds' }],
+    ];
+    for (const [label, name] of notJobNames) {
+      it(`resolves ${label} to no job`, () => {
+        expect(registry.resolve(name)).to.equal(undefined);
+      });
+    }
+
+    it('lists each job with its file or "built-in" for after jobs', () => {
+      const lines = describeJobs(registry);
+      expect(lines.find((line) => line.startsWith('exec '))).to.match(/built-in$/);
+      expect(lines.find((line) => line.startsWith('succeeds '))).to.match(/succeeds\.js$/);
+      expect(lines.find((line) => line.startsWith('fromIndexA '))).to.match(/index\.js$/);
+      expect(lines.some((line) => line.startsWith('problem:'))).to.equal(false);
+    });
+
+    it('leaves out a built-in that is disabled', async () => {
+      const without = await loadJobs(GOOD_JOBS, { builtins: { exec: false } });
+      expect(without.resolve('exec')).to.equal(undefined);
+      expect(without.resolve('webhook')).to.equal(webhookJob);
+      assertNoJobProblems(without);
+    });
+  });
+
+  describe('a folder with problems', () => {
+    let copy: string;
+    let outside: string;
+    let registry: JobRegistry;
+
+    before(async () => {
+      copy = tempDir('after-bad-jobs-');
+      outside = tempDir('after-outside-');
+      fs.cpSync(BAD_JOBS, copy, { recursive: true });
+      // A module outside the folder that leaves a mark if it is ever loaded.
+      const marker = path.join(outside, 'loaded');
+      fs.writeFileSync(
+        path.join(outside, 'evil.js'),
+        `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'loaded');\nmodule.exports = async () => 'evil';\n`,
+      );
+      fs.symlinkSync(path.join(outside, 'evil.js'), path.join(copy, 'evil.js'));
+      // A link to a file inside the folder stays inside: it is a job.
+      fs.symlinkSync(path.join(copy, 'good.js'), path.join(copy, 'alias.js'));
+      fs.symlinkSync(path.join(outside, 'gone.js'), path.join(copy, 'dangling.js'));
+      registry = await loadJobs(copy);
+    });
+
+    after(() => {
+      fs.rmSync(copy, { recursive: true, force: true });
+      fs.rmSync(outside, { recursive: true, force: true });
+    });
+
+    it('reports every problem at once, each naming its file', () => {
+      const files = registry.problems.map((problem) => path.basename(problem.file)).sort();
+      expect(files).to.deep.equal(
+        [
+          'dangling.js',
+          'evil.js',
+          'exec.js',
+          'exports-object.js',
+          'exports-string.js',
+          'index.js',
+          'syntax-error.js',
+          'throws-on-load.js',
+          'twice.js',
+        ].sort(),
+      );
+      // the message alone names the file, so any one-line report of it does
+      for (const problem of registry.problems) expect(problem.message.startsWith(`${problem.file}: `)).to.equal(true);
+    });
+
+    it('still loads the good jobs beside the broken ones', async () => {
+      expect(registry.names()).to.include.members(['good', 'alias', 'fine', 'twice']);
+      expect(await run(registry.resolve('good'))).to.deep.equal({ kind: 'success', result: { good: true } });
+      expect(await run(registry.resolve('alias'))).to.deep.equal({ kind: 'success', result: { good: true } });
+      expect(await run(registry.resolve('fine'))).to.deep.equal({ kind: 'success', result: { fine: true } });
+    });
+
+    it('keeps the first of two definitions: the built-in over a file, a file over an index export', async () => {
+      expect(registry.resolve('exec')).to.equal(execJob);
+      expect(await run(registry.resolve('good'))).to.deep.equal({ kind: 'success', result: { good: true } });
+      const twice = await run(registry.resolve('twice'));
+      expect(twice).to.deep.equal({ kind: 'success', result: { from: 'twice.cjs' } });
+    });
+
+    it('never loads a module a symlink points to outside the folder', () => {
+      expect(registry.resolve('evil')).to.equal(undefined);
+      expect(fs.existsSync(path.join(outside, 'loaded'))).to.equal(false);
+    });
+
+    it('leaves out every broken module', () => {
+      for (const name of ['throws-on-load', 'exports-string', 'exports-object', 'syntax-error', 'dangling', 'evil']) {
+        expect(registry.resolve(name), name).to.equal(undefined);
+      }
+    });
+
+    it('fails a start with one error listing all problems', () => {
+      let thrown: unknown;
+      try {
+        assertNoJobProblems(registry);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).to.be.instanceOf(JobsInvalidError);
+      expect((thrown as JobsInvalidError).code).to.equal('E_JOBS_INVALID');
+      expect((thrown as JobsInvalidError).problems).to.have.length(registry.problems.length);
+      expect(describeJobs(registry).filter((line) => line.startsWith('problem:'))).to.have.length(
+        registry.problems.length,
+      );
+    });
+  });
+
+  it('reads index.js when there are several index files, and reports the others', async () => {
+    const dir = tempDir('after-two-index-');
+    try {
+      fs.writeFileSync(path.join(dir, 'index.js'), 'exports.fromJs = async () => "js";\n');
+      fs.writeFileSync(path.join(dir, 'index.cjs'), 'exports.fromCjs = async () => "cjs";\n');
+      const registry = await loadJobs(dir);
+      expect(registry.resolve('fromJs')).to.be.a('function');
+      expect(registry.resolve('fromCjs')).to.equal(undefined);
+      expect(registry.problems.map((problem) => path.basename(problem.file))).to.deep.equal(['index.cjs']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('follows a jobs folder that is itself a symlink', async () => {
+    const parent = tempDir('after-linked-jobs-');
+    try {
+      const link = path.join(parent, 'jobs');
+      fs.symlinkSync(GOOD_JOBS, link);
+      const registry = await loadJobs(link);
+      expect(registry.problems).to.deep.equal([]);
+      expect(registry.names()).to.include('succeeds');
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a jobs folder that does not exist with a clear error', async () => {
+    const missing = path.join(os.tmpdir(), `after-no-such-jobs-${process.pid}-${Date.now()}`);
+    let thrown: unknown;
+    try {
+      await loadJobs(missing);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).to.have.property('code', 'E_JOBS_DIR');
+    expect((thrown as Error).message).to.include(missing);
+  });
+
+  it('rejects a jobs "folder" that is a file', async () => {
+    let thrown: unknown;
+    try {
+      await loadJobs(path.join(GOOD_JOBS, 'succeeds.js'));
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).to.have.property('code', 'E_JOBS_DIR');
+  });
+});
