@@ -1,0 +1,43 @@
+/**
+ * Ctrl-C and SIGTERM for the commands that stay in the foreground (`after start`, `after db
+ * start`, `after log -f`): the first signal asks for a clean stop, a second one ends the
+ * process at once with the shell's conventional code (130 for SIGINT, 143 for SIGTERM), so
+ * an impatient user or a supervisor's second signal is never ignored.
+ */
+import * as os from 'node:os';
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+export interface StopRequest {
+  /** Resolves with the first signal received. */
+  readonly requested: Promise<NodeJS.Signals>;
+  /** The first signal, once received. */
+  readonly signal: NodeJS.Signals | null;
+  /** Stop listening (the command finished on its own). */
+  dispose(): void;
+}
+
+export function exitCodeOf(signal: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[signal] ?? 0);
+}
+
+export function onStopSignal(): StopRequest {
+  let first: NodeJS.Signals | null = null;
+  let resolveRequested: (signal: NodeJS.Signals) => void = () => {};
+  const requested = new Promise<NodeJS.Signals>((resolve) => (resolveRequested = resolve));
+  const handler = (signal: NodeJS.Signals): void => {
+    if (first !== null) process.exit(exitCodeOf(signal));
+    first = signal;
+    resolveRequested(signal);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  return {
+    requested,
+    get signal() {
+      return first;
+    },
+    dispose: () => {
+      for (const signal of STOP_SIGNALS) process.off(signal, handler);
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/** `after status`: where the tasks are, and how many of each worker are in each status. */
+import type { Command } from 'commander';
+import { statusCounts, type StatusCount } from '../store/admin';
+import { detectServer, openConnection } from '../store/connection';
+import { STATUSES } from '../types';
+import type { CliContext } from './context';
+import { formatTable } from './output';
+
+export function registerStatusCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('status')
+    .description('task counts by worker and status, and the database in use')
+    .action(async () => {
+      const conn = openConnection(ctx.config());
+      const server = await detectServer(conn);
+      ctx.out.line(`database ${conn.displayUrl}/${conn.dbName} (${server.kind} ${server.version}${server.clustered ? ', clustered' : ''})`);
+      const counts = await statusCounts(conn);
+      if (counts.length === 0) {
+        ctx.out.line('no tasks');
+        return;
+      }
+      for (const line of countsTable(counts)) ctx.out.line(line);
+    });
+}
+
+/**
+ * One row per worker, one column per status that occurs (in lifecycle order, unknown
+ * statuses after), and a total column: the view a user scans for stuck or failed tasks.
+ */
+export function countsTable(counts: readonly StatusCount[]): string[] {
+  const known = STATUSES.filter((status) => counts.some((c) => c.status === status));
+  const unknown = [...new Set(counts.map((c) => c.status).filter((s) => !(STATUSES as readonly string[]).includes(s)))].sort();
+  const columns = [...known, ...unknown];
+  const workers = [...new Set(counts.map((c) => c.worker))].sort();
+  const rows = workers.map((worker) => {
+    const cells = columns.map((status) =>
+      counts.filter((c) => c.worker === worker && c.status === status).reduce((sum, c) => sum + c.count, 0),
+    );
+    const total = cells.reduce((sum, n) => sum + n, 0);
+    return [worker, ...cells.map(String), String(total)];
+  });
+  return formatTable(['WORKER', ...columns.map((s) => s.toUpperCase()), 'TOTAL'], rows);
+}

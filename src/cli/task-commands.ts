@@ -1,0 +1,144 @@
+/**
+ * `after task add|get|list|cancel|reschedule|delete`: conveniences over the same HTTP
+ * requests a user could make with curl. `add` checks the document with the worker's own
+ * validation first, so a typo is a one-line error here rather than a task in "error" later.
+ */
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { UsageError } from '../errors';
+import { createTask, deleteTask, getTask, listTasks, updateTask, type TaskFilter } from '../store/admin';
+import { openConnection } from '../store/connection';
+import { parseTaskDate } from '../task/dates';
+import { validateTask } from '../task/validate';
+import { STATUSES, type TaskDoc } from '../types';
+import type { CliContext } from './context';
+import { integerIn } from './options';
+import { formatTable } from './output';
+import { hasTaskFlags, taskDocFromFlags, taskDocFromJson, type TaskFlags } from './task-input';
+
+interface AddOptions extends TaskFlags {
+  json?: string;
+  file?: string;
+}
+
+export function registerTaskCommands(program: Command, ctx: CliContext): void {
+  const task = program.command('task').description('add, inspect, cancel or reschedule tasks');
+  const connect = () => openConnection(ctx.config());
+
+  task
+    .command('add')
+    .description('create a task from flags, --json or --file; prints its id')
+    .option('--json <doc>', 'the whole task document as JSON')
+    .option('--file <file>', "read the task document from a JSON file ('-' for stdin)")
+    .option('--worker <name>', 'worker that runs the task')
+    .option('--date <date>', 'when to run, ISO 8601 (no zone = UTC), e.g. 2030-01-12T10:00:00Z')
+    .option('--job <name>', 'job module to run (a file in the jobs folder)')
+    .option('--args <json>', 'job arguments, a JSON array')
+    .option('--data <json>', 'data for the job, any JSON')
+    .option('--repeat <repeat>', 'JSON ({"days": 1}, {"cron": "0 9 * * 1-5"}) or an ISO 8601 duration (P1D)')
+    .option('--retry <json>', 'retry policy, e.g. {"limit": 3, "delay": {"minutes": 1}, "backoff": 2}')
+    .option('--timeout <ms>', 'milliseconds a run may take')
+    .option('--id <id>', 'choose the task id (a second add with the same id fails)')
+    .action(async (opts: AddOptions) => {
+      const doc = readTaskInput(opts);
+      const validation = validateTask(doc as TaskDoc);
+      if (!validation.ok) throw new UsageError(`invalid task: ${validation.message}`);
+      const created = await createTask(connect(), doc);
+      ctx.out.line(created.id);
+    });
+
+  task
+    .command('get <id>')
+    .description('print a task document')
+    .action(async (id: string) => {
+      ctx.out.line(JSON.stringify(await getTask(connect(), id), null, 2));
+    });
+
+  task
+    .command('list')
+    .description('list tasks by date')
+    .option('--worker <name>', 'only this worker')
+    .option('--status <status>', `only this status (${STATUSES.join(', ')})`)
+    .option('--from <date>', 'only tasks dated at or after this date (compared as stored)')
+    .option('--to <date>', 'only tasks dated at or before this date')
+    .option('--limit <n>', 'at most this many tasks', integerIn(1, 100_000), 100)
+    .option('--json', 'print the documents as a JSON array')
+    .action(async (opts: TaskFilter & { json?: boolean }) => {
+      if (opts.status !== undefined && !(STATUSES as readonly string[]).includes(opts.status)) {
+        throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(opts.status)}`);
+      }
+      const { json, ...filter } = opts;
+      const tasks = await listTasks(connect(), filter);
+      if (json) {
+        ctx.out.line(JSON.stringify(tasks, null, 2));
+        return;
+      }
+      if (tasks.length === 0) {
+        ctx.out.line('no tasks');
+        return;
+      }
+      for (const line of tasksTable(tasks)) ctx.out.line(line);
+    });
+
+  task
+    .command('cancel <id>')
+    .description('ask the worker to drop the task (and abort it if it runs)')
+    .action(async (id: string) => {
+      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'cancel' }));
+      ctx.out.line(`${updated._id} ${String(updated.status)}`);
+    });
+
+  task
+    .command('reschedule <id> <date>')
+    .description('move a task to a new date')
+    .action(async (id: string, date: string) => {
+      const parsed = parseTaskDate(date);
+      if (!parsed.ok) throw new UsageError(`invalid date: ${parsed.message}`);
+      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'reschedule', date }));
+      ctx.out.line(`${updated._id} ${String(updated.status)} ${String(updated.date)}`);
+    });
+
+  task
+    .command('delete <id>')
+    .description('delete a task (a running worker drops it)')
+    .action(async (id: string) => {
+      const deleted = await deleteTask(connect(), id);
+      ctx.out.line(`${deleted.id} deleted`);
+    });
+}
+
+/** The document to create: from `--json`, from `--file` (or stdin), or from flags; never a mix. */
+export function readTaskInput(opts: AddOptions, readStdin: () => string = () => fs.readFileSync(0, 'utf8')): Record<string, unknown> {
+  const sources = [opts.json !== undefined, opts.file !== undefined, hasTaskFlags(opts)].filter(Boolean).length;
+  if (sources > 1) throw new UsageError('give the task as --json, --file or flags (--worker --date --job ...), not several');
+  if (opts.json !== undefined) return taskDocFromJson(opts.json, '--json');
+  if (opts.file !== undefined) {
+    const file = opts.file;
+    let text: string;
+    try {
+      text = file === '-' ? readStdin() : fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${(err as Error).message}`);
+    }
+    return taskDocFromJson(text, file === '-' ? 'stdin' : file);
+  }
+  return taskDocFromFlags(opts);
+}
+
+export function tasksTable(tasks: readonly TaskDoc[]): string[] {
+  const rows = tasks.map((t) => [t._id, text(t.worker), text(t.status), text(t.date), jobName(t.job)]);
+  return formatTable(['ID', 'WORKER', 'STATUS', 'DATE', 'JOB'], rows);
+}
+
+function jobName(job: unknown): string {
+  if (typeof job === 'string') return job;
+  if (typeof job === 'object' && job !== null && typeof (job as { name?: unknown }).name === 'string') {
+    return (job as { name: string }).name;
+  }
+  return text(job);
+}
+
+function text(value: unknown): string {
+  if (value === undefined || value === null) return '-';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}

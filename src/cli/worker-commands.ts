@@ -1,0 +1,241 @@
+/**
+ * `after start|stop|list|log|clean`: workers in the foreground, or in the background as pm2
+ * processes (all pm2 calls are in pm2.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import type { AfterConfig } from '../config';
+import { AfterError } from '../errors';
+import { assertNoJobProblems, loadJobs } from '../jobs/loader';
+import { createLogger, workerLogFile } from '../log';
+import type { Worker } from '../worker/worker';
+import type { CliContext } from './context';
+import { followFile, readLastLines } from './log-file';
+import { absolutePath, integerIn } from './options';
+import { formatDuration, formatTable } from './output';
+import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground } from './pm2';
+import { onStopSignal } from './signals';
+import { checkWorkerName } from './worker-name';
+
+interface StartOptions {
+  background?: boolean;
+  jobs?: string;
+  concurrency?: number;
+  lease?: number;
+}
+
+/** pm2 waits this much longer than the worker's own grace before it sends SIGKILL. */
+const KILL_MARGIN_MS = 5000;
+
+/** Keys of the environment that may carry credentials, passed to background workers by file. */
+const SECRET_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'] as const;
+
+export function registerWorkerCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('start <name>')
+    .description('start a worker: run the tasks whose "worker" is <name> (Ctrl-C stops it; -b: in the background)')
+    .option('-b, --background', 'run under pm2 (restarted if it crashes); see `after list`, `after log`, `after stop`')
+    .option('--jobs <dir>', 'jobs folder (default: jobs in config, or AFTER_JOBS)', absolutePath)
+    .option('--concurrency <n>', 'runs at once (default: worker.concurrency in config)', integerIn(1, 10_000))
+    .option('--lease <ms>', 'how long a claim holds before another instance may take a run over', integerIn(1000, 86_400_000))
+    .action(async (name: string, opts: StartOptions) => {
+      checkWorkerName(name);
+      if (opts.background) await startInBackground(ctx, name, opts);
+      else await runInForeground(ctx, name, opts);
+    });
+
+  program
+    .command('stop <name>')
+    .description('stop a background worker (it finishes its runs first) and remove it from pm2')
+    .action(async (name: string) => {
+      checkWorkerName(name);
+      const config = ctx.config();
+      const report = await stopBackground(pm2Home(config.home), name);
+      fs.rmSync(secretsFile(config.home, name), { force: true });
+      ctx.out.line(`worker ${name} stopped`);
+      if (report.daemonStopped) ctx.out.line('no background workers left; pm2 daemon stopped');
+    });
+
+  program
+    .command('list')
+    .description('list background workers with state, pid, uptime and restarts')
+    .action(async () => {
+      const workers = await listWorkers(pm2Home(ctx.config().home));
+      if (workers.length === 0) {
+        ctx.out.line('no workers');
+        return;
+      }
+      const rows = workers.map((w) => [
+        w.worker,
+        w.state,
+        w.pid === null ? '-' : String(w.pid),
+        w.uptimeMs === null ? '-' : formatDuration(w.uptimeMs),
+        String(w.restarts),
+      ]);
+      for (const line of formatTable(['NAME', 'STATE', 'PID', 'UPTIME', 'RESTARTS'], rows)) ctx.out.line(line);
+    });
+
+  program
+    .command('log <name>')
+    .description("show the end of a worker's log (-f: keep following it)")
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('-n, --lines <n>', 'how many lines from the end', integerIn(0, 1_000_000), 50)
+    .action(async (name: string, opts: { follow?: boolean; lines: number }) => {
+      const file = existingLogFile(ctx.config(), checkWorkerName(name));
+      const { lines, size } = readLastLines(file, opts.lines);
+      for (const line of lines) ctx.out.line(line);
+      if (!opts.follow) return;
+      const stop = onStopSignal();
+      const follower = followFile(file, size, (line) => ctx.out.line(line));
+      await stop.requested;
+      follower.stop();
+      stop.dispose();
+    });
+
+  program
+    .command('clean <name>')
+    .description("empty a worker's log (and pm2's output files of it)")
+    .action(async (name: string) => {
+      const config = ctx.config();
+      const file = existingLogFile(config, checkWorkerName(name));
+      // Truncate in place: a running worker keeps its file open in append mode, so its next
+      // line lands at the new end rather than in an unlinked file.
+      fs.truncateSync(file, 0);
+      const flushed = await flushLogs(pm2Home(config.home), name);
+      ctx.out.line(`cleared ${file}${flushed ? ' and the pm2 output of after-' + name : ''}`);
+    });
+}
+
+async function runInForeground(ctx: CliContext, name: string, opts: StartOptions): Promise<void> {
+  const config = ctx.config();
+  // Under pm2 (which sets pm_id) every console line would be written a second time into
+  // pm2's own out file; the worker's log file already has it, and `after log` reads that.
+  const underPm2 = process.env.pm_id !== undefined;
+  const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
+  const stop = onStopSignal();
+  // Loaded here, not at the top: only this command needs the worker (and all it imports),
+  // and every other command starts faster without it.
+  const { startWorker } = require('../worker/worker') as typeof import('../worker/worker');
+  // A signal while the worker is still starting is honoured once it has started: startup
+  // already claims and runs overdue tasks, which must be finished or handed back, not
+  // dropped. A second signal still ends the process at once.
+  let started = false;
+  void stop.requested.then((signal) => {
+    if (!started) log.info(`${signal}: worker ${name} will stop as soon as it has started (again to quit now)`);
+  });
+  let worker: Worker;
+  try {
+    worker = await startWorker({
+      config,
+      name,
+      log,
+      ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+      ...(opts.lease !== undefined ? { leaseMs: opts.lease } : {}),
+      ...(opts.jobs !== undefined ? { jobsDir: opts.jobs } : {}),
+    });
+  } catch (err) {
+    // In the foreground the error is the command's one line on stderr; under pm2 that line
+    // goes to pm2's error file, so it is written to the worker's log too, where
+    // `after log <name>` shows why the worker keeps restarting.
+    if (underPm2) log.error(`cannot start worker ${name}: ${(err as Error).message}`);
+    stop.dispose();
+    await closeLogger(log);
+    throw err;
+  }
+  started = true;
+  try {
+    const outcome = await Promise.race([worker.done.then(() => 'done' as const), stop.requested]);
+    if (outcome !== 'done') {
+      log.info(`${outcome}: stopping worker ${name} (runs may take up to ${config.worker.grace_ms} ms to finish)`);
+      await worker.stop({ graceMs: config.worker.grace_ms });
+      await worker.done;
+      log.info(`worker ${name} stopped`);
+    }
+  } finally {
+    stop.dispose();
+    await closeLogger(log);
+  }
+}
+
+/** Let winston flush the file transport before the process exits. */
+function closeLogger(log: ReturnType<typeof createLogger>): Promise<void> {
+  return new Promise((resolve) => {
+    log.on('finish', () => resolve());
+    log.end();
+  });
+}
+
+async function startInBackground(ctx: CliContext, name: string, opts: StartOptions): Promise<void> {
+  const config = ctx.config();
+  // The one start failure a background worker cannot recover from: refuse it here, in one
+  // line, instead of letting pm2 restart a worker that can never start.
+  assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs));
+  // Read before pm2 loads: it removes the credentials from this process's environment.
+  const secretsSource = { ...ctx.env };
+  const args = ['start', name];
+  if (opts.jobs !== undefined) args.push('--jobs', opts.jobs);
+  if (opts.concurrency !== undefined) args.push('--concurrency', String(opts.concurrency));
+  if (opts.lease !== undefined) args.push('--lease', String(opts.lease));
+
+  const env = (): Record<string, string> => {
+    const env: Record<string, string> = { AFTER_HOME: config.home, AFTER_SECRETS_FILE: writeSecrets(config.home, name, secretsSource) };
+    if (config.file) env.AFTER_CONFIG = config.file;
+    if (ctx.env.AFTER_JOBS) env.AFTER_JOBS = config.jobs;
+    return env;
+  };
+
+  const started = await startBackground(pm2Home(config.home), {
+    worker: name,
+    script: ctx.binPath,
+    args,
+    cwd: process.cwd(),
+    env,
+    killTimeoutMs: config.worker.grace_ms + KILL_MARGIN_MS,
+  });
+  const pid = started.pid === null ? '' : `, pid ${started.pid}`;
+  ctx.out.line(`worker ${name} started in the background (${started.state}${pid}); log: ${workerLogFile(config.log.dir, name)}`);
+}
+
+export function secretsFile(home: string, worker: string): string {
+  return path.join(home, 'secrets', `${worker}.json`);
+}
+
+/**
+ * The database URL (which may carry a password) and name, as this command sees them in its
+ * environment (directly or through its own AFTER_SECRETS_FILE), written where only this user
+ * can read them. pm2 shows an app's environment to anyone who runs `pm2 show`; the worker
+ * gets only this file's path.
+ */
+export function writeSecrets(home: string, worker: string, env: NodeJS.ProcessEnv): string {
+  const inherited = readInheritedSecrets(env.AFTER_SECRETS_FILE);
+  const secrets: Record<string, string> = {};
+  for (const key of SECRET_KEYS) {
+    const value = env[key] || inherited[key];
+    if (value) secrets[key] = value;
+  }
+  const file = secretsFile(home, worker);
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  // Created 0600 (never readable by others, not even for a moment), and chmod'ed in case
+  // the file existed with wider permissions.
+  fs.writeFileSync(file, `${JSON.stringify(secrets)}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
+}
+
+function readInheritedSecrets(file: string | undefined): Record<string, string> {
+  if (!file) return {};
+  // config.ts has already read and validated this file when the configuration was loaded.
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const found: Record<string, string> = {};
+  for (const key of SECRET_KEYS) if (typeof parsed[key] === 'string') found[key] = parsed[key] as string;
+  return found;
+}
+
+function existingLogFile(config: AfterConfig, name: string): string {
+  const file = workerLogFile(config.log.dir, name);
+  if (!fs.existsSync(file)) throw new AfterError('E_NO_LOG', `no log for worker ${name} (${file})`);
+  return file;
+}

@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import { UsageError } from '../../src/errors';
+import { readTaskInput } from '../../src/cli/task-commands';
+import { parseRepeat, taskDocFromFlags, taskDocFromJson } from '../../src/cli/task-input';
+
+function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(UsageError);
+    return err as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('cli: task add input', () => {
+  describe('taskDocFromFlags', () => {
+    const base = { worker: 'billing', date: '2030-01-12T10:00:00Z', job: 'generate' };
+
+    it('builds the long job form and starts the task as waiting', () => {
+      expect(taskDocFromFlags(base)).to.deep.equal({
+        worker: 'billing',
+        date: '2030-01-12T10:00:00Z',
+        job: { name: 'generate' },
+        status: 'waiting',
+      });
+    });
+
+    it('parses every optional flag into its field', () => {
+      const doc = taskDocFromFlags({
+        ...base,
+        args: '["a", 1]',
+        data: '{"customer": 42}',
+        repeat: '{"days": 7, "months": 1}',
+        retry: '{"limit": 3, "delay": {"minutes": 1}}',
+        timeout: '5000',
+        id: 'invoice-42',
+      });
+      expect(doc).to.deep.equal({
+        _id: 'invoice-42',
+        worker: 'billing',
+        date: '2030-01-12T10:00:00Z',
+        job: { name: 'generate', arguments: ['a', 1] },
+        data: { customer: 42 },
+        repeat: { days: 7, months: 1 },
+        retry: { limit: 3, delay: { minutes: 1 } },
+        timeout: 5000,
+        status: 'waiting',
+      });
+    });
+
+    const cases: { name: string; flags: Record<string, string>; names: RegExp }[] = [
+      { name: 'a missing --worker', flags: { date: base.date, job: 'x' }, names: /--worker/ },
+      { name: 'a missing --date', flags: { worker: 'w', job: 'x' }, names: /--date/ },
+      { name: 'a missing --job', flags: { worker: 'w', date: base.date }, names: /--job/ },
+      { name: '--args that is not JSON', flags: { ...base, args: '[1,' }, names: /--args/ },
+      { name: '--args that is not an array', flags: { ...base, args: '{"a": 1}' }, names: /--args/ },
+      { name: '--data that is not JSON', flags: { ...base, data: 'hello' }, names: /--data/ },
+      { name: '--retry that is not JSON', flags: { ...base, retry: 'limit=3' }, names: /--retry/ },
+      { name: 'a --timeout that is not a number', flags: { ...base, timeout: '5s' }, names: /--timeout/ },
+      { name: 'a zero --timeout', flags: { ...base, timeout: '0' }, names: /--timeout/ },
+      { name: 'an empty --id', flags: { ...base, id: '' }, names: /--id/ },
+    ];
+    for (const c of cases) {
+      it(`rejects ${c.name}, naming the flag`, () => {
+        expect(usageError(() => taskDocFromFlags(c.flags)).message).to.match(c.names);
+      });
+    }
+  });
+
+  describe('parseRepeat', () => {
+    it('keeps an ISO 8601 duration as a string', () => expect(parseRepeat('P1M7D')).to.equal('P1M7D'));
+    it('parses a JSON object', () => expect(parseRepeat('{"cron": "0 9 * * 1-5"}')).to.deep.equal({ cron: '0 9 * * 1-5' }));
+    it('parses a JSON string', () => expect(parseRepeat('"PT1H"')).to.equal('PT1H'));
+  });
+
+  describe('taskDocFromJson', () => {
+    it('keeps every field and a given status', () => {
+      expect(taskDocFromJson('{"worker": "w", "status": "waiting", "custom": [1]}', '--json')).to.deep.equal({
+        worker: 'w',
+        status: 'waiting',
+        custom: [1],
+      });
+    });
+    it('adds status waiting when absent', () => {
+      expect(taskDocFromJson('{"worker": "w"}', '--json')).to.have.property('status', 'waiting');
+    });
+    for (const text of ['[1]', '"text"', 'null', '{']) {
+      it(`rejects ${text}, naming the source`, () => {
+        expect(usageError(() => taskDocFromJson(text, 'tasks.json')).message).to.contain('tasks.json');
+      });
+    }
+  });
+
+  describe('readTaskInput', () => {
+    it('reads stdin for --file -', () => {
+      const doc = readTaskInput({ file: '-' }, () => '{"worker": "w", "date": "2030-01-01", "job": "x"}');
+      expect(doc).to.include({ worker: 'w', date: '2030-01-01', job: 'x' });
+    });
+    it('refuses --json together with flags', () => {
+      usageError(() => readTaskInput({ json: '{}', worker: 'w' }));
+    });
+    it('refuses --json together with --file', () => {
+      usageError(() => readTaskInput({ json: '{}', file: 'x.json' }));
+    });
+    it('names a file that cannot be read', () => {
+      expect(usageError(() => readTaskInput({ file: '/nonexistent/task.json' })).message).to.contain('/nonexistent/task.json');
+    });
+  });
+});
