@@ -107,7 +107,34 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     throw new ConfigError(`config file ${file} (AFTER_CONFIG) does not exist`);
   }
   const base = found ? path.dirname(found) : cwd;
-  return parseConfig(raw, { file: found ?? '(defaults)', base, env });
+  return parseConfig(raw, { file: found ?? '(defaults)', base, env: withSecretsFile(env) });
+}
+
+/**
+ * Background workers get their database URL (which may carry a password) through a 0600 file
+ * named by AFTER_SECRETS_FILE rather than their environment, so pm2's process list never
+ * shows it. The file holds a JSON object of AFTER_* overrides.
+ */
+const SECRET_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'];
+
+function withSecretsFile(env: Env): Env {
+  const file = env.AFTER_SECRETS_FILE;
+  if (!file) return env;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read AFTER_SECRETS_FILE ${file}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`AFTER_SECRETS_FILE ${file} must hold a JSON object`);
+  }
+  const merged: Env = { ...env };
+  for (const key of SECRET_KEYS) {
+    const value = (parsed as Record<string, unknown>)[key];
+    if (typeof value === 'string' && value) merged[key] = value;
+  }
+  return merged;
 }
 
 /** Validate a parsed config object; pure apart from resolving paths against `base`. */
@@ -126,7 +153,9 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level', 'dir']);
 
-  const url = env.AFTER_COUCHDB_URL || v.string(couch.url, 'couchdb.url', DEFAULTS.couchdb.url);
+  // With no CouchDB URL configured the embedded server is the database: follow its address.
+  const embeddedUrl = `http://${v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host)}:${v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535)}`;
+  const url = env.AFTER_COUCHDB_URL || v.string(couch.url, 'couchdb.url', embeddedUrl);
   v.url(url, env.AFTER_COUCHDB_URL ? 'AFTER_COUCHDB_URL' : 'couchdb.url');
   const db = env.AFTER_DB || v.string(couch.db, 'couchdb.db', DEFAULTS.couchdb.db);
   v.dbName(db, env.AFTER_DB ? 'AFTER_DB' : 'couchdb.db');

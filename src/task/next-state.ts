@@ -1,0 +1,155 @@
+/**
+ * What is written to a task document after a run: the one place that decides it, used by
+ * every code path that finishes, cancels or rejects a task. Pure: the caller passes the
+ * run's times and writes the returned document with its `_rev` (one write per run, which
+ * keeps revisions few — SPEC §7 "Growth").
+ *
+ * The returned document is new; the input is never mutated, and `_id`, `_rev` and every
+ * field the worker does not own are kept as they are.
+ */
+import type { HistoryEntry, LastRun, RunOutcome, TaskDoc, TaskError } from '../types';
+import { formatDate, parseTaskDate } from './dates';
+import { nextRepeat, retryDelayMs } from './repeat';
+import type { ParsedTask } from './validate';
+
+export interface RunRecord {
+  /** When the job was started; a non-finite value means it never started. */
+  startedAtMs: number;
+  finishedAtMs: number;
+  worker: string;
+  instance: string;
+}
+
+export interface NextStateOptions {
+  /** Runs kept in `history`, newest first; 0 keeps none. */
+  historyLimit: number;
+}
+
+export function nextState(
+  doc: TaskDoc,
+  task: ParsedTask,
+  outcome: RunOutcome,
+  run: RunRecord,
+  options: NextStateOptions,
+): TaskDoc {
+  const next: TaskDoc = { ...doc };
+  delete next.lease;
+
+  if (outcome.kind === 'canceled') {
+    if (Number.isFinite(run.startedAtMs)) {
+      next.executions = counter(doc.executions) + 1;
+      next.last_run = lastRun(run);
+    }
+    next.status = 'canceled';
+    return next;
+  }
+
+  next.executions = counter(doc.executions) + 1;
+  next.last_run = lastRun(run);
+
+  if (outcome.kind === 'success') {
+    if (outcome.result === undefined) delete next.result;
+    else next.result = outcome.result;
+    delete next.error;
+    next.retries = 0;
+    recordHistory(next, doc, { ...next.last_run, status: 'done' }, options.historyLimit);
+
+    if (task.repeatParsed) {
+      const repetitions = counter(doc.repetitions) + 1;
+      next.repetitions = repetitions;
+      const following = nextRepeat(task.repeatParsed, {
+        anchorMs: anchorMs(doc, task),
+        dateMs: task.dateMs,
+        startedAtMs: run.startedAtMs,
+        repetitions,
+        nowMs: run.finishedAtMs,
+      });
+      if (following) {
+        keepAnchor(next, doc, task);
+        next.status = 'waiting';
+        next.date = formatDate(following.dateMs);
+        return next;
+      }
+    }
+    next.status = 'done';
+    return next;
+  }
+
+  const error: TaskError = { message: outcome.error.message };
+  if (outcome.error.code !== undefined) error.code = outcome.error.code;
+  next.error = error;
+  recordHistory(next, doc, { ...next.last_run, status: 'error', error }, options.historyLimit);
+
+  const retriesSoFar = counter(doc.retries);
+  if (task.retryParsed && retriesSoFar < task.retryParsed.limit) {
+    // A retry moves `date`; the series must still count from its first date.
+    keepAnchor(next, doc, task);
+    next.status = 'waiting';
+    next.date = formatDate(run.finishedAtMs + retryDelayMs(task.retryParsed, retriesSoFar, run.finishedAtMs));
+    next.retries = retriesSoFar + 1;
+    return next;
+  }
+  // A repeat runs again after each success only: a failure with no retry left ends here.
+  next.status = 'error';
+  return next;
+}
+
+/** A task that failed validation: `error.message` names the field and the value. */
+export function invalidState(doc: TaskDoc, field: string, message: string): TaskDoc {
+  const next: TaskDoc = { ...doc };
+  delete next.lease;
+  next.status = 'error';
+  const namesField = message.startsWith(`${field}:`) || message.startsWith(`${field}.`);
+  next.error = { message: namesField ? message : `${field}: ${message}`, code: 'E_TASK_INVALID' };
+  return next;
+}
+
+/** A user's `cancel` acknowledged (no run started). */
+export function canceledState(doc: TaskDoc): TaskDoc {
+  const next: TaskDoc = { ...doc };
+  delete next.lease;
+  next.status = 'canceled';
+  return next;
+}
+
+function lastRun(run: RunRecord): LastRun {
+  const startedAtMs = Number.isFinite(run.startedAtMs) ? run.startedAtMs : run.finishedAtMs;
+  return {
+    started_at: formatDate(startedAtMs),
+    finished_at: formatDate(run.finishedAtMs),
+    duration_ms: Math.max(0, run.finishedAtMs - startedAtMs),
+    worker: run.worker,
+    instance: run.instance,
+  };
+}
+
+/** Newest first, at most `limit` entries; entries a user mangled are kept as they are. */
+function recordHistory(next: TaskDoc, doc: TaskDoc, entry: HistoryEntry, limit: number): void {
+  const kept = Math.max(0, Math.floor(limit));
+  if (!(kept > 0)) {
+    delete next.history;
+    return;
+  }
+  const earlier = Array.isArray(doc.history) ? doc.history : [];
+  next.history = [entry, ...earlier.slice(0, kept - 1)];
+}
+
+/** The series' first date: `anchor_date` when it is a valid date, else the current date. */
+function anchorMs(doc: TaskDoc, task: ParsedTask): number {
+  const anchor = doc.anchor_date === undefined ? undefined : parseTaskDate(doc.anchor_date);
+  return anchor?.ok ? anchor.ms : task.dateMs;
+}
+
+/**
+ * Before the worker first moves `date`, remember where an interval series started. A cron
+ * series has no anchor (its pattern names the dates), so it gets no `anchor_date`.
+ */
+function keepAnchor(next: TaskDoc, doc: TaskDoc, task: ParsedTask): void {
+  if (task.repeatParsed?.kind !== 'interval') return;
+  if (!parseTaskDate(doc.anchor_date).ok) next.anchor_date = doc.date;
+}
+
+/** A counter as found in the document: a user may have written anything there. */
+function counter(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : 0;
+}

@@ -1,0 +1,379 @@
+/**
+ * `repeat` and `retry`: parsing and the dates they lead to.
+ *
+ * How a repeat behaves (the README repeats this):
+ * - A repeat runs the task again after each *success*; a failure with no retry left ends the
+ *   series in `error`.
+ * - Dates do not drift. A series has an anchor: the task's first date, which the worker keeps
+ *   in the document field `anchor_date` (when absent, the current `date` is the anchor).
+ *   The k-th date is `anchor + k × interval`, computed from the anchor each time, so a
+ *   monthly series from Jan 31 runs on Feb 28 (29 in leap years), Mar 31, Apr 30, and a run
+ *   that starts late or lasts long does not push later dates back.
+ * - After an outage (the worker or the database was down) an overdue task runs once, at
+ *   once; that late run stands for every date that passed while it waited, and the series
+ *   continues at its first date after the moment the run started.
+ * - The next date is the first series date after the run that just ended started (after
+ *   its `date` when it started on time). When that date has already passed too (the run
+ *   outlasted the interval), `misfire` decides: `"run_once"` (the default) runs once, at
+ *   once, for the latest missed date, then continues with the next future date; `"skip"`
+ *   drops the missed dates and waits for the next future one.
+ * - `limit` is the total number of successful runs of the series: `limit: 3` runs three
+ *   times, then the task is `done`. `repetitions` counts the successful runs so far.
+ * - `until` ends the series: no run is scheduled after it.
+ * - A series also ends when its next date would be after 9999-12-31, the last date a task
+ *   may carry.
+ * - Calendar units (years, months, weeks, days) count in UTC, or in the repeat's `timezone`
+ *   when it has one: `{"days": 1, "timezone": "America/New_York"}` from 09:00 local stays at
+ *   09:00 local across DST changes. Time units (hours and less) are always elapsed time.
+ *   DST rules for local times that do not exist or happen twice: see zones.ts.
+ * - A cron repeat (`{"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}`) has no anchor: the
+ *   pattern names the dates (see cron.ts). The task's `date` is its first run, whether or
+ *   not the pattern matches it (set `date` to now to start the schedule at once); each later
+ *   run is the pattern's first fire time after the run before it started, with the same
+ *   `misfire`, `limit` and `until` rules as above.
+ * - Runs of a task never overlap: the next date is computed when a run ends. A run that
+ *   outlasts the interval has missed dates, and `misfire` decides as above (`run_once`: the
+ *   next run starts at once, then the series continues on its own dates).
+ */
+import { checkCronPattern, cronFireAfter, cronFireAtOrBefore } from './cron';
+import { MAX_DATE_MS, parseTaskDate, quoteValue } from './dates';
+import {
+  addDuration,
+  approximateMs,
+  Duration,
+  durationToMs,
+  durationToObject,
+  parseCompactDuration,
+  parseDuration,
+} from './duration';
+import { parseTimeZone } from './zones';
+
+export type Misfire = 'run_once' | 'skip';
+const MISFIRES: readonly Misfire[] = ['run_once', 'skip'];
+
+/** What every kind of repeat carries beside its dates. */
+interface SeriesLimits {
+  /** Total successful runs of the series. */
+  limit?: number;
+  /** No run is scheduled after this instant (epoch ms). */
+  untilMs?: number;
+  misfire: Misfire;
+}
+
+/** A repeat every fixed calendar interval, anchored at the series' first date. */
+export interface IntervalRepeat extends SeriesLimits {
+  kind: 'interval';
+  every: Duration;
+  /** IANA zone whose calendar the years, months, weeks and days follow; absent = UTC. */
+  timezone?: string;
+}
+
+/** A repeat on the fire times of a cron pattern, read in `timezone`. */
+export interface CronRepeat extends SeriesLimits {
+  kind: 'cron';
+  pattern: string;
+  /** IANA zone the pattern is read in; `UTC` when the repeat names none. */
+  timezone: string;
+}
+
+/** A parsed `repeat`. */
+export type Repeat = IntervalRepeat | CronRepeat;
+
+/** A parsed `retry`: after the n-th failure in a row (0-based), wait `delay × backoff^n`. */
+export interface Retry {
+  /** Retries after failures in a row; 0 never retries. */
+  limit: number;
+  delay: Duration;
+  backoff: number;
+}
+
+export type RepeatParse = { ok: true; repeat: Repeat } | { ok: false; message: string };
+export type RetryParse = { ok: true; retry: Retry } | { ok: false; message: string };
+
+export interface SeriesState {
+  /** The series' first date. */
+  anchorMs: number;
+  /** The date of the run that just ended. */
+  dateMs: number;
+  /**
+   * When that run started; absent (or before `dateMs`) means on time. Dates that passed
+   * while the run waited to start (the worker or the database was down) are covered by
+   * this one late run, so they are not run again.
+   */
+  startedAtMs?: number;
+  /** Successful runs of the series, including the one that just ended. */
+  repetitions: number;
+  nowMs: number;
+}
+
+/** Keys a repeat object may carry beside its duration keys (or its `cron`). */
+const REPEAT_OPTION_KEYS = ['limit', 'until', 'timezone', 'misfire'];
+const CRON_KEYS = ['cron', ...REPEAT_OPTION_KEYS];
+const RETRY_KEYS = ['limit', 'delay', 'backoff'];
+const DEFAULT_RETRY_DELAY: Duration = {
+  years: 0, months: 0, weeks: 0, days: 0, hours: 0, minutes: 0, seconds: 0, milliseconds: 1000,
+};
+
+const REPEAT_EXPECTED = 'expected a duration object like {"days": 1}, an ISO 8601 duration like "P1D", or {"cron": "0 9 * * 1-5"}';
+
+/** Parse `repeat`. Never throws. */
+export function parseRepeat(value: unknown): RepeatParse {
+  if (typeof value === 'string') {
+    const parsed = parseDuration(value, 'repeat');
+    return parsed.ok ? { ok: true, repeat: { kind: 'interval', every: parsed.duration, misfire: 'run_once' } } : parsed;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, message: `repeat: ${quoteValue(value)} is not a repeat (${REPEAT_EXPECTED})` };
+  }
+  const spec = value as Record<string, unknown>;
+  const limits = parseSeriesLimits(spec);
+  if (!limits.ok) return limits;
+  let timezone: string | undefined;
+  if (Object.hasOwn(spec, 'timezone')) {
+    const zone = parseTimeZone(spec.timezone, 'repeat.timezone');
+    if (!zone.ok) return zone;
+    timezone = zone.zone;
+  }
+  return Object.hasOwn(spec, 'cron')
+    ? parseCronRepeat(spec, limits.limits, timezone)
+    : parseIntervalRepeat(spec, limits.limits, timezone);
+}
+
+function parseCronRepeat(spec: Record<string, unknown>, limits: SeriesLimits, timezone: string | undefined): RepeatParse {
+  // A duration key beside `cron` (or a typo) would be silently ignored: name it instead.
+  const otherKey = Object.keys(spec).find((key) => !CRON_KEYS.includes(key));
+  if (otherKey !== undefined) {
+    return { ok: false, message: `repeat: unknown key ${quoteValue(otherKey)} beside cron (expected ${CRON_KEYS.join(', ')})` };
+  }
+  const zone = timezone ?? 'UTC';
+  const checked = checkCronPattern(spec.cron, zone, 'repeat.cron');
+  if (!checked.ok) return checked;
+  return { ok: true, repeat: { kind: 'cron', pattern: spec.cron as string, timezone: zone, ...limits } };
+}
+
+function parseIntervalRepeat(spec: Record<string, unknown>, limits: SeriesLimits, timezone: string | undefined): RepeatParse {
+  const every = parseDuration(spec, 'repeat', { ignoreKeys: REPEAT_OPTION_KEYS });
+  if (!every.ok) return every;
+  const repeat: IntervalRepeat = { kind: 'interval', every: every.duration, ...limits };
+  if (timezone !== undefined) repeat.timezone = timezone;
+  return { ok: true, repeat };
+}
+
+/** `limit`, `until` and `misfire`, shared by every kind of repeat. */
+function parseSeriesLimits(spec: Record<string, unknown>): { ok: true; limits: SeriesLimits } | { ok: false; message: string } {
+  const limits: SeriesLimits = { misfire: 'run_once' };
+  if (Object.hasOwn(spec, 'limit')) {
+    const limit = spec.limit;
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+      return { ok: false, message: `repeat.limit: ${quoteValue(limit)} is not a positive integer (the total number of runs)` };
+    }
+    limits.limit = limit;
+  }
+  if (Object.hasOwn(spec, 'until')) {
+    const until = parseTaskDate(spec.until);
+    if (!until.ok) return { ok: false, message: `repeat.until: ${until.message}` };
+    limits.untilMs = until.ms;
+  }
+  if (Object.hasOwn(spec, 'misfire')) {
+    const misfire = MISFIRES.find((name) => name === spec.misfire);
+    if (misfire === undefined) {
+      return { ok: false, message: `repeat.misfire: ${quoteValue(spec.misfire)} is not "run_once" or "skip"` };
+    }
+    limits.misfire = misfire;
+  }
+  return { ok: true, limits };
+}
+
+/** The date of the series' next run, or null when the series is over. Never loops per date. */
+export function nextRepeat(repeat: Repeat, state: SeriesState): { dateMs: number } | null {
+  if (repeat.limit !== undefined && state.repetitions >= repeat.limit) return null;
+  if (!Number.isFinite(state.dateMs) || !Number.isFinite(state.nowMs)) return null;
+  const untilMs = Math.min(repeat.untilMs ?? MAX_DATE_MS, MAX_DATE_MS);
+  const anchorMs = Number.isFinite(state.anchorMs) ? state.anchorMs : state.dateMs;
+  const series: Series = repeat.kind === 'cron' ? new CronSeries(repeat) : new IntervalSeries(anchorMs, repeat.every, repeat.timezone);
+
+  // A run that started late covers the dates that passed while it waited (an outage is one
+  // run, not one per missed date); never fewer than its own date, whatever the clocks say.
+  const startedAtMs = state.startedAtMs ?? Number.NaN;
+  const coveredUntilMs = Number.isFinite(startedAtMs) ? Math.max(state.dateMs, Math.min(startedAtMs, state.nowMs)) : state.dateMs;
+  const next = series.firstAfter(coveredUntilMs);
+  if (next > state.nowMs) return next <= untilMs ? { dateMs: next } : null;
+
+  // `next` has already passed: dates were missed.
+  if (repeat.misfire === 'run_once') {
+    // Run once for the latest date missed, unless `until` fell before even the first of them.
+    const latestMissed = series.latestAtOrBefore(Math.min(state.nowMs, untilMs));
+    return latestMissed >= next ? { dateMs: latestMissed } : null;
+  }
+  const firstFuture = series.firstAfter(state.nowMs);
+  return firstFuture <= untilMs ? { dateMs: firstFuture } : null;
+}
+
+/**
+ * The dates of a series, as epoch ms. Where there is no such date, +Infinity (none after)
+ * or -Infinity (none before), so comparisons with `until` and `now` need no special case.
+ */
+interface Series {
+  firstAfter(ms: number): number;
+  latestAtOrBefore(ms: number): number;
+}
+
+/** The fire times of a cron pattern, as croner computes them. */
+class CronSeries implements Series {
+  constructor(private readonly repeat: CronRepeat) {}
+
+  firstAfter(ms: number): number {
+    return cronFireAfter(this.repeat.pattern, this.repeat.timezone, ms) ?? Infinity;
+  }
+
+  latestAtOrBefore(ms: number): number {
+    return cronFireAtOrBefore(this.repeat.pattern, this.repeat.timezone, ms) ?? -Infinity;
+  }
+}
+
+/**
+ * The series `anchor + k × every` for k = 0, 1, 2... (in `timezone`'s calendar when given):
+ * strictly increasing in k, since every interval is longer than zero. Dates past the range
+ * of a Date count as +Infinity.
+ */
+class IntervalSeries implements Series {
+  private readonly approxStepMs: number;
+  constructor(
+    private readonly anchorMs: number,
+    private readonly every: Duration,
+    private readonly timezone?: string,
+  ) {
+    this.approxStepMs = approximateMs(every);
+  }
+
+  firstAfter(ms: number): number {
+    return this.at(this.firstIndexAfter(ms));
+  }
+
+  latestAtOrBefore(ms: number): number {
+    return this.at(this.firstIndexAfter(ms) - 1);
+  }
+
+  at(k: number): number {
+    if (k < 0) return -Infinity;
+    const ms = addDuration(this.anchorMs, this.every, k, this.timezone);
+    return Number.isNaN(ms) ? Infinity : ms;
+  }
+
+  /**
+   * The smallest k ≥ 0 whose date is after `ms`. k is estimated from the mean interval, then
+   * bracketed by doubling steps and narrowed by bisection: a few dozen date computations even
+   * for a 1 ms repeat anchored years ago.
+   */
+  firstIndexAfter(ms: number): number {
+    if (this.at(0) > ms) return 0;
+    const estimate = Math.max(0, Math.floor((ms - this.anchorMs) / this.approxStepMs));
+    // Bracket so that at(low) <= ms < at(high), doubling the step away from the estimate.
+    let low: number;
+    let high: number;
+    let step = 1;
+    if (this.at(estimate) <= ms) {
+      while (this.at(estimate + step) <= ms) step *= 2;
+      low = estimate + Math.floor(step / 2);
+      high = estimate + step;
+    } else {
+      while (estimate - step > 0 && this.at(estimate - step) > ms) step *= 2;
+      low = Math.max(0, estimate - step);
+      high = estimate - Math.floor(step / 2);
+    }
+    while (high - low > 1) {
+      const middle = Math.floor((low + high) / 2);
+      if (this.at(middle) <= ms) low = middle;
+      else high = middle;
+    }
+    return high;
+  }
+}
+
+/** Parse `retry`: `{limit, delay?, backoff?}`. Never throws. */
+export function parseRetry(value: unknown): RetryParse {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, message: `retry: ${quoteValue(value)} is not a retry (expected e.g. {"limit": 3, "delay": "PT1M", "backoff": 2})` };
+  }
+  const spec = value as Record<string, unknown>;
+  // A typo (`"dealy"`) would silently fall back to a default: name it instead.
+  const unknownKey = Object.keys(spec).find((key) => !RETRY_KEYS.includes(key));
+  if (unknownKey !== undefined) {
+    return { ok: false, message: `retry: unknown key ${quoteValue(unknownKey)} (expected limit, delay, backoff)` };
+  }
+  const limit = spec.limit;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    return { ok: false, message: `retry.limit: ${quoteValue(limit)} is not an integer >= 0 (the number of retries)` };
+  }
+  let delay = DEFAULT_RETRY_DELAY;
+  if (spec.delay !== undefined) {
+    const parsed = parseDuration(spec.delay, 'retry.delay', { allowZero: true });
+    if (!parsed.ok) return parsed;
+    delay = parsed.duration;
+  }
+  let backoff = 1;
+  if (spec.backoff !== undefined) {
+    if (typeof spec.backoff !== 'number' || !Number.isFinite(spec.backoff) || spec.backoff < 1) {
+      return { ok: false, message: `retry.backoff: ${quoteValue(spec.backoff)} is not a number >= 1` };
+    }
+    backoff = spec.backoff;
+  }
+  return { ok: true, retry: { limit, delay: { ...delay }, backoff } };
+}
+
+/**
+ * Milliseconds from `fromMs` to the next retry: `delay × backoff^n`, n = failures in a row
+ * before this one (0-based). Capped so the retry date stays a date a task may carry.
+ */
+export function retryDelayMs(retry: Retry, failuresSoFar: number, fromMs: number): number {
+  if (!Number.isFinite(fromMs)) return 0;
+  const roomMs = Math.max(0, MAX_DATE_MS - fromMs);
+  const n = Number.isFinite(failuresSoFar) ? Math.max(0, Math.floor(failuresSoFar)) : 0;
+  const delayMs = durationToMs(retry.delay, fromMs) * retry.backoff ** n;
+  return Number.isFinite(delayMs) && delayMs <= roomMs ? Math.round(delayMs) : roomMs;
+}
+
+/** The schedule flags of `after task add` (and of any tool that builds a `repeat`). */
+export interface RepeatFlags {
+  /** `--cron "0 9 * * 1-5"` */
+  cron?: string;
+  /** `--every 1M7d`: the compact duration form (see parseCompactDuration). */
+  every?: string;
+  /** `--tz Europe/Paris` */
+  timezone?: string;
+}
+
+export type RepeatSpecBuild =
+  | { ok: true; repeat: Record<string, unknown> | undefined }
+  | { ok: false; message: string };
+
+/**
+ * The `repeat` object a task document stores for `--cron`/`--every`/`--tz`, checked with
+ * the worker's own parseRepeat: `{"cron": "...", "timezone": "..."}` or
+ * `{"months": 1, "days": 7, "timezone": "..."}`. `repeat` is undefined when no flag is given.
+ * Messages name the flag. Never throws.
+ */
+export function repeatSpecFromFlags(flags: RepeatFlags): RepeatSpecBuild {
+  const { cron, every, timezone } = flags;
+  if (cron !== undefined && every !== undefined) return { ok: false, message: '--cron and --every: give one schedule, not both' };
+  if (cron === undefined && every === undefined) {
+    return timezone === undefined ? { ok: true, repeat: undefined } : { ok: false, message: '--tz: needs --cron or --every' };
+  }
+  if (timezone !== undefined) {
+    const zone = parseTimeZone(timezone, '--tz');
+    if (!zone.ok) return zone;
+  }
+  let repeat: Record<string, unknown>;
+  if (cron !== undefined) {
+    const checked = checkCronPattern(cron, timezone ?? 'UTC', '--cron');
+    if (!checked.ok) return checked;
+    repeat = { cron };
+  } else {
+    const duration = parseCompactDuration(every!, '--every');
+    if (!duration.ok) return duration;
+    repeat = durationToObject(duration.duration);
+  }
+  if (timezone !== undefined) repeat.timezone = timezone;
+  const parsed = parseRepeat(repeat);
+  return parsed.ok ? { ok: true, repeat } : parsed;
+}

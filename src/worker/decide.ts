@@ -1,0 +1,116 @@
+/**
+ * What an instance does with a task document it sees — a pure function of
+ * (document, instance, database time). Every path that brings a document in (the cold-start
+ * query, the `_changes` feed, the window refresh, the lease sweep, a re-read after a 409)
+ * ends here, so the rules of SPEC §3 live in one place.
+ */
+import type { Lease, TaskDoc } from '../types';
+import { validateTask, type ParsedTask } from '../task/validate';
+
+export interface DecideContext {
+  worker: string;
+  instance: string;
+  /** Database time, epoch ms. */
+  nowMs: number;
+  /** Tasks due after this are left in the database until a later window. */
+  horizonEndMs: number;
+  /**
+   * Tasks due before this are held without a `scheduled` write and claimed straight to
+   * `running` when due: a hold that short is not worth a write.
+   */
+  dueSoonEndMs: number;
+}
+
+export type Decision =
+  /** Not this instance's business (now): forget it if held. */
+  | { kind: 'drop'; why: string }
+  /**
+   * A task with no `status`, due beyond the horizon: write `waiting` so the date index holds
+   * it (Mango indexes skip documents without the field) and a later window finds it.
+   */
+  | { kind: 'mark-waiting' }
+  /** Invalid task of this worker: write `error` naming the field. */
+  | { kind: 'invalid'; field: string; message: string }
+  /** Write `canceled` (aborting the run if this instance runs it). */
+  | { kind: 'cancel' }
+  /** Hold in memory without a write, claim to `running` when due. */
+  | { kind: 'hold'; task: ParsedTask }
+  /** Claim the hold: write `scheduled` with this instance's lease, then hold. */
+  | { kind: 'schedule'; task: ParsedTask }
+  /** Already scheduled by this instance: keep holding. */
+  | { kind: 'keep'; task: ParsedTask }
+  /** This instance's own run: the runner owns it. */
+  | { kind: 'own-run' }
+  /** Another instance's run whose lease expired: claim and run it again (at least once). */
+  | { kind: 'take-over-run'; task: ParsedTask };
+
+/** A lease is live until its `expires_at`, judged by the database's clock. */
+export function leaseIsLive(lease: unknown, nowMs: number): lease is Lease {
+  if (!isLease(lease)) return false;
+  const expires = Date.parse(lease.expires_at);
+  return Number.isFinite(expires) && expires > nowMs;
+}
+
+export function isLease(value: unknown): value is Lease {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Lease).instance === 'string' &&
+    typeof (value as Lease).expires_at === 'string'
+  );
+}
+
+export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
+  if (doc._deleted) return { kind: 'drop', why: 'deleted' };
+  if (doc.worker !== ctx.worker) return { kind: 'drop', why: 'belongs to another worker' };
+
+  const status = doc.status ?? 'waiting';
+  if (status === 'done' || status === 'error' || status === 'canceled') return { kind: 'drop', why: `status ${String(status)}` };
+
+  const mine = isLease(doc.lease) && doc.lease.instance === ctx.instance;
+  const othersLive = !mine && leaseIsLive(doc.lease, ctx.nowMs);
+
+  if (status === 'cancel') {
+    // The owner of a live lease aborts its own run or hold; otherwise anyone acknowledges.
+    return othersLive ? { kind: 'drop', why: 'cancel is for the lease holder' } : { kind: 'cancel' };
+  }
+
+  const checked = validateTask(doc);
+  if (!checked.ok) {
+    if (othersLive) return { kind: 'drop', why: 'held by another instance' };
+    return { kind: 'invalid', field: checked.field, message: checked.message };
+  }
+  const task = checked.task;
+
+  switch (task.status) {
+    case 'running':
+      if (mine) return { kind: 'own-run' };
+      if (othersLive) return { kind: 'drop', why: 'running on another instance' };
+      return { kind: 'take-over-run', task };
+    case 'scheduled':
+      if (mine) return { kind: 'keep', task };
+      if (othersLive) return { kind: 'drop', why: 'scheduled by another instance' };
+      return place(task, ctx);
+    case 'waiting':
+    case 'reschedule':
+      return place(task, ctx);
+    default:
+      // validateTask only lets the statuses above through to here.
+      return { kind: 'drop', why: `status ${task.status}` };
+  }
+}
+
+function place(task: ParsedTask, ctx: DecideContext): Decision {
+  if (task.dateMs > ctx.horizonEndMs) {
+    return task.doc.status === undefined ? { kind: 'mark-waiting' } : { kind: 'drop', why: 'beyond the horizon' };
+  }
+  if (task.dateMs <= ctx.dueSoonEndMs) return { kind: 'hold', task };
+  return { kind: 'schedule', task };
+}
+
+/** `_rev` generation ("12-abc" → 12); 0 when absent. */
+export function revGeneration(rev: string | undefined): number {
+  if (!rev) return 0;
+  const n = Number.parseInt(rev, 10);
+  return Number.isFinite(n) ? n : 0;
+}

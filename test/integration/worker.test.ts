@@ -1,0 +1,225 @@
+/**
+ * The worker as a user meets it: `after start <name>` as a child process, tasks posted over
+ * HTTP like curl does, and what the task documents (and the jobs' side effects) show.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TaskDoc } from '../../src/types';
+import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+
+const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+const EXAMPLE_JOBS = path.join(REPO_ROOT, 'jobs');
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+describe('worker', function () {
+  this.timeout(60_000);
+  let db: TestDb;
+  let recordFile: string;
+  let worker: ChildHandle | undefined;
+
+  before(async () => {
+    db = await startDb();
+  });
+  after(async () => {
+    await db.destroy();
+  });
+  beforeEach(() => {
+    recordFile = path.join(db.root, `records-${Math.random().toString(36).slice(2)}.txt`);
+  });
+  afterEach(async () => {
+    if (worker?.running) {
+      worker.kill('SIGTERM');
+      await worker.exited;
+    }
+    worker = undefined;
+  });
+
+  async function startWorker(name: string, jobs = FIXTURE_JOBS, extra: string[] = []): Promise<ChildHandle> {
+    const child = spawnCli(['start', name, '--jobs', jobs, ...extra], {
+      env: { ...db.env, AFTER_TEST_RECORD_FILE: recordFile },
+    });
+    await child.waitForOutput(new RegExp(`worker ${name} ready`), 20_000);
+    return child;
+  }
+
+  async function post(task: Record<string, unknown>): Promise<string> {
+    const res = await db.request<{ id: string }>('POST', '', task);
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    return res.body.id;
+  }
+
+  /** Lines the `records` fixture job wrote: `<task id> <ISO start time>`. */
+  function records(): Array<{ id: string; startedAt: number }> {
+    if (!fs.existsSync(recordFile)) return [];
+    return fs
+      .readFileSync(recordFile, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [id, at] = line.split(' ');
+        return { id: id!, startedAt: Date.parse(at!) };
+      });
+  }
+
+  it('runs the seed example: an overdue task with the EventEmitter job goes done', async () => {
+    worker = await startWorker('manobi', EXAMPLE_JOBS);
+    const id = await post({
+      worker: 'manobi',
+      date: '2013-01-12',
+      job: { name: 'start_replication', arguments: [2, 3, 'test'] },
+      status: 'waiting',
+    });
+    const done = await waitForStatus(db, id, 'done', 10_000);
+    expect(done.executions).to.equal(1);
+    expect(done.last_run).to.include({ worker: 'manobi' });
+    expect(Date.parse(done.last_run!.finished_at)).to.be.at.least(Date.parse(done.last_run!.started_at));
+    expect(done.result).to.not.equal(undefined);
+    expect(done.lease).to.equal(undefined);
+  });
+
+  it('runs tasks that were overdue before the worker started, at once', async () => {
+    const ids = [await post({ worker: 'early', date: iso(Date.now() - 60_000), job: 'records' }), await post({ worker: 'early', date: '2001-01-01', job: 'records' })];
+    worker = await startWorker('early');
+    for (const id of ids) await waitForStatus(db, id, 'done', 10_000);
+    expect(records().map((r) => r.id).sort()).to.deep.equal([...ids].sort());
+  });
+
+  it('never starts a task before its date, and starts it within a second after', async () => {
+    worker = await startWorker('punctual');
+    const date = Date.now() + 3_000;
+    const id = await post({ worker: 'punctual', date: iso(date), job: { name: 'records' } });
+    const scheduled = await waitForStatus(db, id, 'scheduled', 5_000);
+    expect(scheduled.lease).to.have.property('instance');
+    await waitForStatus(db, id, 'done', 10_000);
+    const [run] = records();
+    expect(run!.startedAt).to.be.at.least(date);
+    expect(run!.startedAt - date).to.be.below(1_000);
+  });
+
+  it('repeats {"s": 2} with limit 3: three runs two seconds apart, then done', async () => {
+    worker = await startWorker('repeater');
+    const first = Date.now() + 500;
+    const id = await post({ worker: 'repeater', date: iso(first), job: 'records', repeat: { s: 2, limit: 3 } });
+    const done = await waitForStatus(db, id, 'done', 15_000);
+    expect(done.executions).to.equal(3);
+    expect(done.repetitions).to.equal(3);
+    const starts = records().map((r) => r.startedAt);
+    expect(starts).to.have.length(3);
+    starts.forEach((at, k) => expect(at).to.be.at.least(first + k * 2_000));
+    expect(done.history).to.have.length(3);
+  });
+
+  it('records a job failure as error with its message', async () => {
+    worker = await startWorker('failing');
+    const id = await post({ worker: 'failing', date: iso(Date.now()), job: 'throws' });
+    const failed = await waitForStatus(db, id, 'error');
+    expect(failed.error?.message).to.be.a('string').and.not.empty;
+    expect(failed.executions).to.equal(1);
+  });
+
+  it('runs both job forms and jobs exported by jobs/index.js', async () => {
+    worker = await startWorker('forms');
+    const jobs = ['succeeds', 'emitter-done', 'esm-job', 'fromIndexA'];
+    const ids = await Promise.all(jobs.map((job) => post({ worker: 'forms', date: iso(Date.now()), job })));
+    for (const id of ids) await waitForStatus(db, id, 'done');
+    const failed = await post({ worker: 'forms', date: iso(Date.now()), job: 'emitter-error' });
+    await waitForStatus(db, failed, 'error');
+  });
+
+  it('sets an unknown job, and a job name outside the jobs folder, to error', async () => {
+    worker = await startWorker('strict');
+    const unknown = await post({ worker: 'strict', date: iso(Date.now()), job: 'no_such_job' });
+    const escape = await post({ worker: 'strict', date: iso(Date.now()), job: { name: '../../jobs/start_replication' } });
+    const absolute = await post({ worker: 'strict', date: iso(Date.now()), job: { name: path.join(FIXTURE_JOBS, 'succeeds') } });
+    for (const id of [unknown, escape, absolute]) {
+      const doc = await waitForStatus(db, id, 'error');
+      expect(doc.error?.message).to.match(/unknown job/);
+      expect(doc.executions ?? 0).to.equal(0);
+    }
+  });
+
+  it('sets an invalid document to error naming the field, and keeps running', async () => {
+    worker = await startWorker('picky');
+    const badDate = await post({ worker: 'picky', date: '2013-13-45', job: 'succeeds' });
+    const noJob = await post({ worker: 'picky', date: '2013-01-12' });
+    const badStatus = await post({ worker: 'picky', date: '2013-01-12', job: 'succeeds', status: 'paused' });
+    expect((await waitForStatus(db, badDate, 'error')).error?.message).to.match(/^date/);
+    expect((await waitForStatus(db, noJob, 'error')).error?.message).to.match(/^job/);
+    expect((await waitForStatus(db, badStatus, 'error')).error?.message).to.match(/^status/);
+    const good = await post({ worker: 'picky', date: '2013-01-12', job: 'succeeds' });
+    await waitForStatus(db, good, 'done');
+    expect(worker.running).to.equal(true);
+  });
+
+  it('cancels a scheduled task: canceled, and it never runs', async () => {
+    worker = await startWorker('canceler');
+    const id = await post({ worker: 'canceler', date: iso(Date.now() + 4_000), job: 'records' });
+    const scheduled = await waitForStatus(db, id, 'scheduled');
+    const put = await db.request('PUT', id, { ...scheduled, status: 'cancel' });
+    expect(put.status).to.equal(201);
+    await waitForStatus(db, id, 'canceled');
+    const later = await post({ worker: 'canceler', date: iso(Date.now() + 4_500), job: 'records' });
+    await waitForStatus(db, later, 'done', 10_000);
+    expect(records().map((r) => r.id)).to.deep.equal([later]);
+  });
+
+  it('cancels a running task: its job is aborted', async () => {
+    worker = await startWorker('aborter');
+    const id = await post({ worker: 'aborter', date: iso(Date.now()), job: 'hangs' });
+    const running = await waitForStatus(db, id, 'running');
+    await db.request('PUT', id, { ...running, status: 'cancel' });
+    const canceled = await waitForStatus(db, id, 'canceled');
+    expect(canceled.lease).to.equal(undefined);
+  });
+
+  it('moves a scheduled task with reschedule', async () => {
+    worker = await startWorker('mover');
+    const id = await post({ worker: 'mover', date: iso(Date.now() + 60_000), job: 'records' });
+    const scheduled = await waitForStatus(db, id, 'scheduled');
+    const newDate = Date.now() + 1_500;
+    await db.request('PUT', id, { ...scheduled, status: 'reschedule', date: iso(newDate) });
+    await waitForStatus(db, id, 'done', 10_000);
+    const [run] = records();
+    expect(run!.startedAt).to.be.at.least(newDate);
+  });
+
+  it('drops a deleted task from memory: it never runs', async () => {
+    worker = await startWorker('deleter');
+    const id = await post({ worker: 'deleter', date: iso(Date.now() + 2_500), job: 'records' });
+    const scheduled = await waitForStatus(db, id, 'scheduled');
+    const del = await db.request('DELETE', `${id}?rev=${scheduled._rev}`);
+    expect(del.status).to.equal(200);
+    const marker = await post({ worker: 'deleter', date: iso(Date.now() + 3_500), job: 'records' });
+    await waitForStatus(db, marker, 'done', 10_000);
+    expect(records().map((r) => r.id)).to.deep.equal([marker]);
+  });
+
+  it('runs a finished task again when a user sets it back to waiting', async () => {
+    worker = await startWorker('again');
+    const id = await post({ worker: 'again', date: iso(Date.now()), job: 'records' });
+    const done = await waitForStatus(db, id, 'done');
+    await db.request('PUT', id, { ...done, status: 'waiting' });
+    await waitFor(async () => records().length === 2, { timeoutMs: 10_000, what: 'the second run' });
+    const again = await waitForStatus(db, id, 'done');
+    expect(again.executions).to.equal(2);
+  });
+
+  it('runs what came due while it was stopped, after a restart', async () => {
+    worker = await startWorker('sleeper');
+    const id = await post({ worker: 'sleeper', date: iso(Date.now() + 2_000), job: 'records' });
+    await waitForStatus(db, id, 'scheduled');
+    worker.kill('SIGTERM');
+    expect(await worker.exited).to.equal(0);
+    if (process.env.DEBUG_WORKER) console.log(worker.stdout, worker.stderr);
+    // A clean stop hands the held task back.
+    const handedBack = (await db.request<TaskDoc>('GET', id)).body;
+    expect(handedBack.status).to.equal('waiting');
+    expect(handedBack.lease).to.equal(undefined);
+    await waitFor(async () => Date.now() > Date.parse(String(handedBack.date)) + 500, { timeoutMs: 5_000, what: 'the date to pass' });
+    worker = await startWorker('sleeper');
+    await waitForStatus(db, id, 'done');
+    expect(records()).to.have.length(1);
+  });
+});

@@ -1,0 +1,214 @@
+import { expect } from 'chai';
+import { canceledState, invalidState, nextState, RunRecord } from '../../src/task/next-state';
+import { ParsedTask, validateTask } from '../../src/task/validate';
+import type { HistoryEntry, RunOutcome, TaskDoc } from '../../src/types';
+
+const DATE = '2013-01-12T10:00:00Z';
+const STARTED = Date.parse('2013-01-12T10:00:00.250Z');
+const FINISHED = Date.parse('2013-01-12T10:00:02.000Z');
+const run: RunRecord = { startedAtMs: STARTED, finishedAtMs: FINISHED, worker: 'nightly', instance: 'host-1:42' };
+const lease = { instance: 'host-1:42', expires_at: '2013-01-12T10:00:30.000Z' };
+
+function task(fields: Record<string, unknown> = {}): { doc: TaskDoc; parsed: ParsedTask } {
+  const doc: TaskDoc = {
+    _id: 'task-1',
+    _rev: '3-abc',
+    worker: 'nightly',
+    date: DATE,
+    job: 'succeeds',
+    status: 'running',
+    lease,
+    note: { kept: true },
+    ...fields,
+  };
+  const validated = validateTask(doc);
+  if (!validated.ok) throw new Error(`fixture is invalid: ${validated.message}`);
+  return { doc, parsed: validated.task };
+}
+
+const success = (result: unknown): RunOutcome => ({ kind: 'success', result });
+const failure: RunOutcome = { kind: 'failure', error: { message: 'boom', code: 'E_BOOM' } };
+
+function after(fields: Record<string, unknown>, outcome: RunOutcome, historyLimit = 10, record = run): TaskDoc {
+  const { doc, parsed } = task(fields);
+  const frozen = JSON.stringify(doc);
+  const next = nextState(doc, parsed, outcome, record, { historyLimit });
+  expect(JSON.stringify(doc)).to.equal(frozen, 'nextState mutated its input');
+  return next;
+}
+
+describe('nextState', () => {
+  describe('every finished run', () => {
+    const outcomes: { name: string; outcome: RunOutcome; status: string }[] = [
+      { name: 'success', outcome: success({ invoices: 3 }), status: 'done' },
+      { name: 'failure', outcome: failure, status: 'error' },
+    ];
+    for (const c of outcomes) {
+      it(`${c.name}: counts the execution, records last_run, drops the lease, keeps user fields`, () => {
+        const next = after({ executions: 4 }, c.outcome);
+        expect(next.status).to.equal(c.status);
+        expect(next.executions).to.equal(5);
+        expect(next.last_run).to.deep.equal({
+          started_at: '2013-01-12T10:00:00.250Z',
+          finished_at: '2013-01-12T10:00:02.000Z',
+          duration_ms: 1750,
+          worker: 'nightly',
+          instance: 'host-1:42',
+        });
+        expect(next).to.not.have.property('lease');
+        expect(next._id).to.equal('task-1');
+        expect(next._rev).to.equal('3-abc');
+        expect(next.note).to.deep.equal({ kept: true });
+        expect(next.history?.[0]?.status).to.equal(c.status);
+      });
+    }
+  });
+
+  describe('success', () => {
+    it('stores the result, clears the error and retries', () => {
+      const next = after({ error: { message: 'old' }, retries: 2 }, success({ invoices: 3 }));
+      expect(next).to.deep.include({ status: 'done', result: { invoices: 3 }, retries: 0 });
+      expect(next).to.not.have.property('error');
+    });
+
+    it('removes the result field when the job returned nothing', () => {
+      const next = after({ result: 'previous' }, success(undefined));
+      expect(next).to.not.have.property('result');
+    });
+
+    it('a repeating task waits for its next date and remembers its anchor', () => {
+      const next = after({ repeat: { hours: 1 } }, success(null));
+      expect(next).to.deep.include({ status: 'waiting', date: '2013-01-12T11:00:00.000Z', repetitions: 1, anchor_date: DATE });
+    });
+
+    it('a repeat counts from anchor_date, not from the current date', () => {
+      const next = after(
+        { repeat: { months: 1 }, anchor_date: '2013-01-31T10:00:00Z', date: '2013-02-28T10:00:00Z', repetitions: 1 },
+        success(null),
+        10,
+        { ...run, startedAtMs: Date.parse('2013-02-28T10:00:00Z'), finishedAtMs: Date.parse('2013-02-28T10:00:01Z') },
+      );
+      expect(next).to.deep.include({ status: 'waiting', date: '2013-03-31T10:00:00.000Z', repetitions: 2, anchor_date: '2013-01-31T10:00:00Z' });
+    });
+
+    it('a repeat that reached its limit is done, its repetitions counted', () => {
+      const next = after({ repeat: { hours: 1, limit: 3 }, repetitions: 2 }, success(null));
+      expect(next).to.deep.include({ status: 'done', repetitions: 3 });
+      expect(next.date).to.equal(DATE);
+    });
+
+    it('a repeat past until is done', () => {
+      const next = after({ repeat: { hours: 1, until: '2013-01-12T10:30:00Z' } }, success(null));
+      expect(next).to.deep.include({ status: 'done', repetitions: 1 });
+    });
+
+    it('a repeat whose run outlasted several dates runs once at once (run_once)', () => {
+      const next = after({ repeat: { minutes: 1 } }, success(null), 10, { ...run, finishedAtMs: Date.parse('2013-01-12T10:05:30Z') });
+      expect(next).to.deep.include({ status: 'waiting', date: '2013-01-12T10:05:00.000Z' });
+    });
+  });
+
+  describe('failure', () => {
+    it('with no retry: error, with the job error stored', () => {
+      const next = after({}, failure);
+      expect(next).to.deep.include({ status: 'error', error: { message: 'boom', code: 'E_BOOM' } });
+      expect(next.history?.[0]).to.deep.include({ status: 'error', error: { message: 'boom', code: 'E_BOOM' } });
+    });
+
+    it('with a retry left: waits delay × backoff^n from the finish', () => {
+      const next = after({ retry: { limit: 3, delay: 'PT10S', backoff: 2 }, retries: 2 }, failure);
+      expect(next).to.deep.include({ status: 'waiting', retries: 3, date: '2013-01-12T10:00:42.000Z' });
+      expect(next.error).to.deep.equal({ message: 'boom', code: 'E_BOOM' });
+    });
+
+    it('the first retry waits the plain delay', () => {
+      const next = after({ retry: { limit: 3, delay: 'PT10S', backoff: 2 } }, failure);
+      expect(next).to.deep.include({ status: 'waiting', retries: 1, date: '2013-01-12T10:00:12.000Z' });
+    });
+
+    it('with retries exhausted: error', () => {
+      const next = after({ retry: { limit: 3, delay: 'PT10S' }, retries: 3 }, failure);
+      expect(next).to.deep.include({ status: 'error', retries: 3, date: DATE });
+    });
+
+    it('a repeating task with no retry left ends in error', () => {
+      const next = after({ repeat: { hours: 1 }, repetitions: 4 }, failure);
+      expect(next).to.deep.include({ status: 'error', repetitions: 4, date: DATE });
+    });
+
+    it('a retry of a repeating task keeps the series anchor', () => {
+      const next = after({ repeat: { hours: 1 }, retry: { limit: 1, delay: 'PT5M' } }, failure);
+      expect(next).to.deep.include({ status: 'waiting', anchor_date: DATE, date: '2013-01-12T10:05:02.000Z' });
+    });
+  });
+
+  describe('canceled', () => {
+    it('a started run counts and keeps its result untouched', () => {
+      const next = after({ result: 'kept', executions: 1 }, { kind: 'canceled' });
+      expect(next).to.deep.include({ status: 'canceled', result: 'kept', executions: 2 });
+      expect(next.last_run?.finished_at).to.equal('2013-01-12T10:00:02.000Z');
+      expect(next).to.not.have.property('lease');
+    });
+
+    it('a run that never started does not count', () => {
+      const next = after({ executions: 1 }, { kind: 'canceled' }, 10, { ...run, startedAtMs: Number.NaN });
+      expect(next).to.deep.include({ status: 'canceled', executions: 1 });
+      expect(next).to.not.have.property('last_run');
+    });
+  });
+
+  describe('history', () => {
+    const entry = (n: number): HistoryEntry => ({
+      started_at: `2013-01-0${n}T00:00:00.000Z`,
+      finished_at: `2013-01-0${n}T00:00:01.000Z`,
+      duration_ms: 1000,
+      worker: 'nightly',
+      instance: 'old',
+      status: 'done',
+    });
+    const cases: { name: string; earlier: unknown; limit: number; expectedLength: number | undefined }[] = [
+      { name: 'starts with the first run', earlier: undefined, limit: 10, expectedLength: 1 },
+      { name: 'grows up to the limit', earlier: [entry(3), entry(2)], limit: 10, expectedLength: 3 },
+      { name: 'keeps the newest at the limit', earlier: [entry(3), entry(2), entry(1)], limit: 3, expectedLength: 3 },
+      { name: 'drops extra entries when the limit shrank', earlier: [entry(5), entry(4), entry(3), entry(2), entry(1)], limit: 2, expectedLength: 2 },
+      { name: 'limit 0 keeps no history field', earlier: [entry(1)], limit: 0, expectedLength: undefined },
+      { name: 'a mangled history is replaced', earlier: 'oops', limit: 10, expectedLength: 1 },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const next = after(c.earlier === undefined ? {} : { history: c.earlier }, success(1), c.limit);
+        expect(next.history?.length).to.equal(c.expectedLength);
+        if (next.history) {
+          expect(next.history[0]).to.deep.include({ status: 'done', instance: 'host-1:42' });
+          if (Array.isArray(c.earlier) && next.history.length > 1) expect(next.history[1]).to.deep.equal(c.earlier[0]);
+        }
+      });
+    }
+  });
+
+  it('counters a user mangled restart from zero', () => {
+    const next = after({ executions: 'many', retries: -3, repeat: 'PT1H', repetitions: 1.5 }, success(null));
+    expect(next).to.deep.include({ executions: 1, retries: 0, repetitions: 1 });
+  });
+});
+
+describe('invalidState and canceledState', () => {
+  const doc: TaskDoc = { _id: 't', _rev: '2-x', status: 'scheduled', date: 'soon', lease, extra: 1 };
+
+  it('invalidState: error with E_TASK_INVALID naming the field, lease removed', () => {
+    const next = invalidState(doc, 'date', 'date: "soon" is not an ISO 8601 date');
+    expect(next).to.deep.include({ status: 'error', error: { message: 'date: "soon" is not an ISO 8601 date', code: 'E_TASK_INVALID' }, extra: 1 });
+    expect(next).to.not.have.property('lease');
+    expect(doc.lease).to.equal(lease);
+  });
+
+  it('invalidState prefixes the field when the message does not name it', () => {
+    expect(invalidState(doc, 'job', 'unknown job "x"').error?.message).to.equal('job: unknown job "x"');
+  });
+
+  it('canceledState: canceled, lease removed, nothing else touched', () => {
+    const next = canceledState(doc);
+    expect(next).to.deep.equal({ _id: 't', _rev: '2-x', status: 'canceled', date: 'soon', extra: 1 });
+    expect(doc.status).to.equal('scheduled');
+  });
+});

@@ -1,0 +1,69 @@
+import { expect } from 'chai';
+import type { TaskDoc } from '../../src/types';
+import { decide, type DecideContext } from '../../src/worker/decide';
+
+const now = Date.UTC(2026, 10, 23, 12, 0, 0);
+const ctx: DecideContext = {
+  worker: 'nightly',
+  instance: 'me',
+  nowMs: now,
+  horizonEndMs: now + 120_000,
+  dueSoonEndMs: now + 1_000,
+};
+const iso = (ms: number): string => new Date(ms).toISOString();
+const base = (fields: Record<string, unknown>): TaskDoc => ({
+  _id: 't1',
+  _rev: '1-a',
+  worker: 'nightly',
+  date: iso(now - 1000),
+  job: { name: 'succeeds', arguments: [] },
+  status: 'waiting',
+  ...fields,
+});
+const liveLease = (instance: string) => ({ instance, expires_at: iso(now + 10_000) });
+const deadLease = (instance: string) => ({ instance, expires_at: iso(now - 1) });
+
+const cases: Array<{ name: string; doc: TaskDoc; kind: string }> = [
+  { name: 'overdue waiting task: hold, claim straight to running', doc: base({}), kind: 'hold' },
+  { name: 'waiting task due within a second: hold without a write', doc: base({ date: iso(now + 500) }), kind: 'hold' },
+  { name: 'waiting task due in a minute: schedule (claim the hold)', doc: base({ date: iso(now + 60_000) }), kind: 'schedule' },
+  { name: 'waiting task beyond the horizon: left in the database', doc: base({ date: iso(now + 3_600_000) }), kind: 'drop' },
+  { name: 'a task with no status beyond the horizon: mark it waiting so the date index holds it', doc: base({ status: undefined, date: iso(now + 3_600_000) }), kind: 'mark-waiting' },
+  { name: 'reschedule is placed like waiting', doc: base({ status: 'reschedule', date: iso(now + 60_000) }), kind: 'schedule' },
+  { name: 'no status means waiting', doc: base({ status: undefined }), kind: 'hold' },
+  { name: 'deleted document', doc: { _id: 't1', _rev: '2-b', _deleted: true }, kind: 'drop' },
+  { name: 'another worker\'s task', doc: base({ worker: 'daily' }), kind: 'drop' },
+  { name: 'done task', doc: base({ status: 'done' }), kind: 'drop' },
+  { name: 'error task', doc: base({ status: 'error' }), kind: 'drop' },
+  { name: 'canceled task', doc: base({ status: 'canceled' }), kind: 'drop' },
+  { name: 'cancel of an unheld task', doc: base({ status: 'cancel' }), kind: 'cancel' },
+  { name: 'cancel of a task I hold', doc: base({ status: 'cancel', lease: liveLease('me') }), kind: 'cancel' },
+  { name: 'cancel of a task another live instance holds: its owner answers', doc: base({ status: 'cancel', lease: liveLease('other') }), kind: 'drop' },
+  { name: 'cancel of a task whose holder died', doc: base({ status: 'cancel', lease: deadLease('other') }), kind: 'cancel' },
+  { name: 'cancel of an invalid task still cancels', doc: base({ status: 'cancel', date: 'never' }), kind: 'cancel' },
+  { name: 'scheduled by me: keep holding', doc: base({ status: 'scheduled', date: iso(now + 60_000), lease: liveLease('me') }), kind: 'keep' },
+  { name: 'scheduled by a live instance', doc: base({ status: 'scheduled', lease: liveLease('other') }), kind: 'drop' },
+  { name: 'scheduled by a dead instance: take the hold over', doc: base({ status: 'scheduled', date: iso(now + 60_000), lease: deadLease('other') }), kind: 'schedule' },
+  { name: 'scheduled with no holder (written by hand)', doc: base({ status: 'scheduled' }), kind: 'hold' },
+  { name: 'my own run', doc: base({ status: 'running', lease: liveLease('me') }), kind: 'own-run' },
+  { name: 'running on a live instance', doc: base({ status: 'running', lease: liveLease('other') }), kind: 'drop' },
+  { name: 'running on a dead instance: run it again', doc: base({ status: 'running', lease: deadLease('other') }), kind: 'take-over-run' },
+  { name: 'running with no lease at all', doc: base({ status: 'running' }), kind: 'take-over-run' },
+  { name: 'unknown status', doc: base({ status: 'paused' }), kind: 'invalid' },
+  { name: 'bad date', doc: base({ date: '2013-13-45' }), kind: 'invalid' },
+  { name: 'no job', doc: base({ job: undefined }), kind: 'invalid' },
+  { name: 'invalid task held by a live instance is its business', doc: base({ status: 'scheduled', date: 42, lease: liveLease('other') }), kind: 'drop' },
+];
+
+describe('decide: what an instance does with a task it sees', () => {
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(decide(c.doc, ctx).kind).to.equal(c.kind);
+    });
+  }
+
+  it('names the field of an invalid task', () => {
+    const decision = decide(base({ date: '2013-13-45' }), ctx);
+    expect(decision).to.include({ kind: 'invalid', field: 'date' });
+  });
+});
