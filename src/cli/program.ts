@@ -10,6 +10,7 @@ import type { CliContext } from './context';
 import { registerDbCommands } from './db';
 import { registerInitCommand } from './init';
 import { registerJobsCommand } from './jobs-command';
+import { registerNextCommand } from './next-command';
 import { registerStatusCommand } from './status';
 import { registerTaskCommands } from './task-commands';
 import { registerWorkerCommands } from './worker-commands';
@@ -39,6 +40,7 @@ export function buildProgram(ctx: CliContext, version: string): Command {
   registerJobsCommand(program, ctx);
   registerTaskCommands(program, ctx);
   registerStatusCommand(program, ctx);
+  registerNextCommand(program, ctx);
   for (const group of [program, ...program.commands.filter((c) => c.commands.length > 0)]) requireSubcommand(group);
   return program;
 }

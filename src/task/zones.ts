@@ -35,8 +35,12 @@ const SAFE_MS = 8.64e15 - 2 * DAY_MS;
 /** Longer than any IANA name; refuse before handing megabytes to ICU. */
 const MAX_ZONE_LENGTH = 64;
 
-/** One formatter per zone: building one costs far more than using it. */
+/**
+ * One formatter per zone: building one costs far more than using it. Bounded, since zone
+ * names come from documents and ICU accepts any letter case (`europe/PARIS`).
+ */
 const formatters = new Map<string, Intl.DateTimeFormat>();
+const MAX_FORMATTERS = 1000;
 
 function formatterFor(zone: string): Intl.DateTimeFormat {
   let formatter = formatters.get(zone);
@@ -52,6 +56,7 @@ function formatterFor(zone: string): Intl.DateTimeFormat {
       minute: 'numeric',
       second: 'numeric',
     });
+    if (formatters.size >= MAX_FORMATTERS) formatters.clear();
     formatters.set(zone, formatter);
   }
   return formatter;

@@ -42,7 +42,8 @@ describe('validateTask', () => {
     if (!validated.ok) return;
     expect(validated.task.status).to.equal('scheduled');
     expect(validated.task.repeat).to.equal('P1D');
-    expect(validated.task.repeatParsed?.every.days).to.equal(1);
+    expect(validated.task.repeatParsed).to.include({ kind: 'interval' });
+    if (validated.task.repeatParsed?.kind === 'interval') expect(validated.task.repeatParsed.every.days).to.equal(1);
     expect(validated.task.retryParsed?.limit).to.equal(2);
     expect(validated.task.timeoutMs).to.equal(5000);
   });
@@ -83,7 +84,7 @@ describe('validateTask', () => {
       { name: 'null repeat', change: { repeat: null }, field: 'repeat' },
       { name: 'repeat as an array', change: { repeat: [1] }, field: 'repeat' },
       { name: 'repeat with an unknown key', change: { repeat: { dayz: 1 } }, field: 'repeat', mentions: /dayz/ },
-      { name: 'repeat with cron', change: { repeat: { cron: '* * * * *' } }, field: 'repeat' },
+      { name: 'repeat with an invalid cron', change: { repeat: { cron: '* * * *' } }, field: 'repeat', mentions: /repeat\.cron/ },
       { name: 'retry as a number', change: { retry: 3 }, field: 'retry' },
       { name: 'retry with a bad limit', change: { retry: { limit: 'many' } }, field: 'retry', mentions: /retry\.limit/ },
       { name: 'zero timeout', change: { timeout: 0 }, field: 'timeout' },
