@@ -51,10 +51,19 @@ export interface LogConfig {
   dir: string;
 }
 
+export interface BuiltinsConfig {
+  /** The `exec` job: runs a program named by the task (no shell). @default true */
+  exec: boolean;
+  /** The `webhook` job: POSTs the task to a URL named by the task. @default true */
+  webhook: boolean;
+}
+
 export interface AfterConfig {
   couchdb: CouchConfig;
   /** Absolute path of the jobs folder. @default "./jobs" */
   jobs: string;
+  /** Built-in jobs; anyone who can write a task can use them, so each can be turned off. */
+  builtins: BuiltinsConfig;
   embedded: EmbeddedConfig;
   worker: WorkerConfig;
   log: LogConfig;
@@ -67,6 +76,7 @@ export interface AfterConfig {
 export const DEFAULTS = {
   couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '' },
   jobs: './jobs',
+  builtins: { exec: true, webhook: true },
   embedded: { host: '127.0.0.1', port: 5984, dir: './data' },
   worker: {
     concurrency: 10,
@@ -142,7 +152,9 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const env = where.env ?? {};
   const v = new Validator(where.file);
   const root = v.object(raw, '');
-  v.onlyKeys(root, '', ['couchdb', 'jobs', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  const builtins = v.object(root.builtins ?? {}, 'builtins');
+  v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
   const couch = v.object(root.couchdb ?? {}, 'couchdb');
   v.onlyKeys(couch, 'couchdb', ['url', 'db', 'username', 'password']);
@@ -172,6 +184,10 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       password: v.string(couch.password, 'couchdb.password', ''),
     },
     jobs: resolve(env.AFTER_JOBS || v.string(root.jobs, 'jobs', DEFAULTS.jobs)),
+    builtins: {
+      exec: v.boolean(builtins.exec, 'builtins.exec', DEFAULTS.builtins.exec),
+      webhook: v.boolean(builtins.webhook, 'builtins.webhook', DEFAULTS.builtins.webhook),
+    },
     embedded: {
       host: v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host),
       port: v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535),
@@ -216,6 +232,12 @@ class Validator {
   string(value: unknown, field: string, fallback: string): string {
     if (value === undefined) return fallback;
     if (typeof value !== 'string') this.fail(field, `must be a string, got ${JSON.stringify(value)}`);
+    return value;
+  }
+
+  boolean(value: unknown, field: string, fallback: boolean): boolean {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${JSON.stringify(value)}`);
     return value;
   }
 

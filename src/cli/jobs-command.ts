@@ -14,7 +14,7 @@ export function registerJobsCommand(program: Command, ctx: CliContext): void {
     .option('--jobs <dir>', 'jobs folder (default: jobs in config, or AFTER_JOBS)', absolutePath)
     .action(async (opts: { jobs?: string }) => {
       const dir = opts.jobs ?? ctx.config().jobs;
-      const registry = await loadJobs(dir);
+      const registry = await loadJobs(dir, { builtins: ctx.config().builtins });
       ctx.out.line(`jobs in ${registry.dir}:`);
       for (const line of describeJobs(registry)) ctx.out.line(`  ${line}`);
       if (registry.problems.length > 0) {

@@ -170,7 +170,7 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   const config = ctx.config();
   // The one start failure a background worker cannot recover from: refuse it here, in one
   // line, instead of letting pm2 restart a worker that can never start.
-  assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs));
+  assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs, { builtins: config.builtins }));
   // Read before pm2 loads: it removes the credentials from this process's environment.
   const secretsSource = { ...ctx.env };
   const args = ['start', name];

@@ -568,7 +568,7 @@ export class Worker {
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { config, log } = options;
   const jobsDir = options.jobsDir ?? config.jobs;
-  const jobs = options.jobs ?? (await loadJobs(jobsDir));
+  const jobs = options.jobs ?? (await loadJobs(jobsDir, { builtins: config.builtins }));
   if (jobs.problems.length > 0) {
     throw new AfterError('E_JOBS', `jobs folder ${jobsDir} has problems: ${jobs.problems.map((p) => p.message).join('; ')}`);
   }
