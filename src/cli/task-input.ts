@@ -3,6 +3,8 @@
  * (`--json`, `--file`) or flags. Problems are UsageErrors that name the flag.
  */
 import { UsageError } from '../errors';
+import { cronFireAfter } from '../task/cron';
+import { repeatSpecFromFlags } from '../task/repeat';
 import type { TaskDoc } from '../types';
 
 export interface TaskFlags {
@@ -12,6 +14,9 @@ export interface TaskFlags {
   args?: string;
   data?: string;
   repeat?: string;
+  cron?: string;
+  every?: string;
+  tz?: string;
   retry?: string;
   timeout?: string;
   id?: string;
@@ -25,6 +30,9 @@ export const TASK_FLAG_NAMES: readonly (keyof TaskFlags)[] = [
   'args',
   'data',
   'repeat',
+  'cron',
+  'every',
+  'tz',
   'retry',
   'timeout',
   'id',
@@ -54,7 +62,17 @@ export function taskDocFromJson(text: string, source: string): Partial<TaskDoc> 
 }
 
 /** A task document built from `--worker --date --job ...` flags. */
-export function taskDocFromFlags(flags: TaskFlags): Partial<TaskDoc> {
+export function taskDocFromFlags(flags: TaskFlags, nowMs: number = Date.now()): Partial<TaskDoc> {
+  const schedule = repeatSpecFromFlags({ cron: flags.cron, every: flags.every, timezone: flags.tz });
+  if (!schedule.ok) throw new UsageError(schedule.message);
+  if (schedule.repeat !== undefined && flags.repeat !== undefined) {
+    throw new UsageError('--repeat: give the schedule once (--repeat, or --cron/--every with --tz)');
+  }
+  if (flags.cron !== undefined && flags.date === undefined) {
+    // A cron task with no date starts on the pattern's first fire time from now.
+    const first = cronFireAfter(flags.cron, flags.tz ?? 'UTC', nowMs - 1);
+    if (first !== null) flags = { ...flags, date: new Date(first).toISOString() };
+  }
   for (const required of ['worker', 'date', 'job'] as const) {
     if (!flags[required]) throw new UsageError(`--${required} is required (or give the whole document with --json or --file)`);
   }
@@ -71,6 +89,7 @@ export function taskDocFromFlags(flags: TaskFlags): Partial<TaskDoc> {
   }
   if (flags.data !== undefined) doc.data = parseJsonFlag('data', flags.data);
   if (flags.repeat !== undefined) doc.repeat = parseRepeat(flags.repeat);
+  if (schedule.repeat !== undefined) doc.repeat = schedule.repeat;
   if (flags.retry !== undefined) doc.retry = parseJsonFlag('retry', flags.retry);
   if (flags.timeout !== undefined) doc.timeout = parseTimeout(flags.timeout);
   return withDefaults(doc);

@@ -108,3 +108,31 @@ describe('cli: task add input', () => {
     });
   });
 });
+
+describe('task add schedule flags', () => {
+  const now = Date.UTC(2026, 10, 23, 10, 15, 30);
+  const base = { worker: 'w', job: 'j' };
+
+  it('turns --cron with --tz into a cron repeat starting at its first fire time', () => {
+    const doc = taskDocFromFlags({ ...base, cron: '0 9 * * 1-5', tz: 'Europe/Paris' }, now);
+    expect(doc.repeat).to.deep.equal({ cron: '0 9 * * 1-5', timezone: 'Europe/Paris' });
+    expect(doc.date).to.equal('2026-11-24T08:00:00.000Z');
+  });
+
+  it('turns --every into a duration repeat', () => {
+    const doc = taskDocFromFlags({ ...base, date: '2026-12-01', every: '1M7d' }, now);
+    expect(doc.repeat).to.deep.equal({ months: 1, days: 7 });
+  });
+
+  for (const bad of [
+    { name: '--cron and --every together', flags: { cron: '* * * * *', every: '1d' } },
+    { name: '--tz alone', flags: { date: '2026-12-01', tz: 'Europe/Paris' } },
+    { name: 'an invalid cron', flags: { cron: '0 25 * * *' } },
+    { name: 'an unknown zone', flags: { cron: '0 9 * * *', tz: 'Mars/Olympus' } },
+    { name: '--repeat with --every', flags: { date: '2026-12-01', every: '1d', repeat: 'P1D' } },
+  ]) {
+    it(`refuses ${bad.name} with a usage error`, () => {
+      expect(() => taskDocFromFlags({ ...base, ...bad.flags }, now)).to.throw(UsageError);
+    });
+  }
+});
