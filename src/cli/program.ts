@@ -11,6 +11,7 @@ import { registerDbCommands } from './db';
 import { registerInitCommand } from './init';
 import { registerJobsCommand } from './jobs-command';
 import { registerNextCommand } from './next-command';
+import { registerPurgeCommand } from './purge-command';
 import { registerStatusCommand } from './status';
 import { registerTaskCommands } from './task-commands';
 import { registerWorkerCommands } from './worker-commands';
@@ -41,6 +42,7 @@ export function buildProgram(ctx: CliContext, version: string): Command {
   registerTaskCommands(program, ctx);
   registerStatusCommand(program, ctx);
   registerNextCommand(program, ctx);
+  registerPurgeCommand(program, ctx);
   for (const group of [program, ...program.commands.filter((c) => c.commands.length > 0)]) requireSubcommand(group);
   return program;
 }
