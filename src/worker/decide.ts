@@ -39,7 +39,7 @@ export type Decision =
   | { kind: 'schedule'; task: ParsedTask }
   /** Already scheduled by this instance: keep holding. */
   | { kind: 'keep'; task: ParsedTask }
-  /** This instance's own run: the runner owns it. */
+  /** This instance's own run under a live lease: the runner owns it. */
   | { kind: 'own-run' }
   /** Another instance's run whose lease expired: claim and run it again (at least once). */
   | { kind: 'take-over-run'; task: ParsedTask };
@@ -84,7 +84,9 @@ export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
 
   switch (task.status) {
     case 'running':
-      if (mine) return { kind: 'own-run' };
+      // A run alive here keeps its lease fresh (heartbeat every lease/3), so an expired lease
+      // of this very instance means no run of it is alive: it is taken over like any other.
+      if (mine && leaseIsLive(doc.lease, ctx.nowMs)) return { kind: 'own-run' };
       if (othersLive) return { kind: 'drop', why: 'running on another instance' };
       return { kind: 'take-over-run', task };
     case 'scheduled':
@@ -113,4 +115,24 @@ export function revGeneration(rev: string | undefined): number {
   if (!rev) return 0;
   const n = Number.parseInt(rev, 10);
   return Number.isFinite(n) ? n : 0;
+}
+
+/**
+ * `found` is the document this instance sent as `sent`, one revision on: a write retried
+ * through an outage reports a conflict when its first try landed and only the answer was lost.
+ */
+export function isOwnWrite(found: TaskDoc, sent: TaskDoc): boolean {
+  if (revGeneration(found._rev) !== revGeneration(sent._rev) + 1) return false;
+  const { _rev: _found, ...foundFields } = found;
+  const { _rev: _sent, ...sentFields } = sent;
+  return canonicalJson(foundFields) === canonicalJson(sentFields);
+}
+
+/** JSON with object keys sorted: the database may hand fields back in another order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
 }

@@ -18,7 +18,7 @@ import type { TaskStore } from '../store/types';
 import { canceledState, invalidState, nextState } from '../task/next-state';
 import type { ParsedTask } from '../task/validate';
 import type { RunOutcome, TaskDoc } from '../types';
-import { decide, isLease, revGeneration, type DecideContext } from './decide';
+import { decide, isLease, isOwnWrite, revGeneration, type DecideContext } from './decide';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
 import { startRun, type RunHandle } from './run';
@@ -65,6 +65,8 @@ interface Entry {
   /** The newest document seen while busy, applied afterwards. */
   pending: TaskDoc | undefined;
   run: RunHandle | undefined;
+  /** The lease heartbeat in flight: the finish write waits for it, so the two never race on one `_rev`. */
+  leaseWrite: Promise<void> | undefined;
 }
 
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
@@ -161,7 +163,9 @@ export class Worker {
     }
     // Writes retry until the database answers; past this the leases cover what is left.
     await within(Promise.all([runs, ...handBacks]), Math.max(5000, this.leaseMs / 2));
-    await this.store.close();
+    // Everything this instance held is written (or covered by its lease) by now; a feed request
+    // that does not answer its abort must not keep the process from exiting.
+    if (!(await within(this.store.close(), 5000))) this.options.log.warn('the database connection did not close within 5 s; exiting anyway');
     this.events.emit('worker:stopped', { instance: this.instance });
     this.resolveDone();
   }
@@ -200,6 +204,9 @@ export class Worker {
         this.forget(id);
         return;
       case 'own-run':
+        // Mostly the feed's late echo of this instance's own claim. A claim that landed with
+        // its answer lost is recognised in claim(); one this instance lost track of otherwise
+        // has its lease expire, and the sweep takes it over (decide: an expired own lease).
         return;
       case 'mark-waiting':
         void this.markWaiting(doc);
@@ -245,7 +252,7 @@ export class Worker {
   private entry(doc: TaskDoc, task: ParsedTask | undefined): Entry {
     let entry = this.entries.get(doc._id);
     if (!entry) {
-      entry = { id: doc._id, doc, task, state: 'held', busy: false, pending: undefined, run: undefined };
+      entry = { id: doc._id, doc, task, state: 'held', busy: false, pending: undefined, run: undefined, leaseWrite: undefined };
       this.entries.set(doc._id, entry);
     }
     entry.doc = doc;
@@ -320,7 +327,12 @@ export class Worker {
       }
       this.events.emit('task:conflict', { id: entry.id, during });
     } catch (err) {
+      // Refused, not a conflict (a validate_doc_update, a permission): deciding again at once
+      // would send the same write again in a loop. The next window query brings it back.
       this.options.log.error(`task ${entry.id}: ${during} write failed: ${(err as Error).message}`);
+      entry.busy = false;
+      this.forget(entry.id);
+      return undefined;
     } finally {
       entry.busy = false;
     }
@@ -397,6 +409,11 @@ export class Worker {
       const claim: TaskDoc = { ...entry.doc, status: 'running', lease: this.freshLease() };
       const claimed = await this.claim(entry, claim);
       if (!claimed) return;
+      if (this.stopping) {
+        // The signal came while the claim was in flight: no new run starts after it.
+        await this.handBack(entry);
+        return;
+      }
       const task = entry.task!;
       const job = this.jobs.resolve(task.job.name)!;
       const log = this.options.log.child({ component: `task ${entry.id}` });
@@ -431,46 +448,67 @@ export class Worker {
         entry.doc = result.doc;
         return true;
       }
+      // A write retried through an outage comes back as a conflict when its first try landed
+      // and only the answer was lost: then the claim is ours.
+      const fresh = await this.store.get(entry.id);
+      if (fresh && isOwnWrite(fresh, claim)) {
+        entry.doc = fresh;
+        return true;
+      }
       this.events.emit('task:conflict', { id: entry.id, during: 'claim' });
+      entry.state = 'held';
+      this.forget(entry.id);
+      if (fresh) this.apply(fresh);
+      return false;
     } catch (err) {
+      // Refused (see write()): left to the next window query rather than claimed again at once.
       this.options.log.error(`task ${entry.id}: claim failed: ${(err as Error).message}`);
+      entry.busy = false;
+      entry.state = 'held';
+      this.forget(entry.id);
+      return false;
     } finally {
       entry.busy = false;
     }
-    entry.state = 'held';
-    await this.reread(entry);
-    return false;
   }
 
   private freshLease(): { instance: string; expires_at: string } {
     return { instance: this.instance, expires_at: iso(this.store.dbNow() + this.leaseMs) };
   }
 
-  private async extendLease(entry: Entry): Promise<void> {
-    if (entry.busy || !entry.run || entry.run.abortReason) return;
-    entry.busy = true;
-    let lost = false;
-    try {
-      const result = await this.store.write({ ...entry.doc, lease: this.freshLease() });
-      if (result.ok) {
-        if (isNewer(result.doc, entry.doc) || result.doc._rev !== entry.doc._rev) entry.doc = result.doc;
-      } else {
-        lost = true;
-      }
-    } finally {
-      entry.busy = false;
+  /** The heartbeat: one write moving `lease.expires_at` on, unless one is still in flight. */
+  private extendLease(entry: Entry): Promise<void> {
+    if (entry.leaseWrite || !entry.run || entry.run.abortReason) return Promise.resolve();
+    const write = this.writeLease(entry).finally(() => {
+      entry.leaseWrite = undefined;
+    });
+    entry.leaseWrite = write;
+    return write;
+  }
+
+  private async writeLease(entry: Entry): Promise<void> {
+    const sent: TaskDoc = { ...entry.doc, lease: this.freshLease() };
+    const result = await this.tracked(this.store.write(sent));
+    if (result.ok) {
+      if (isNewer(result.doc, entry.doc)) entry.doc = result.doc;
+      return;
     }
-    if (lost) {
-      const fresh = await this.store.get(entry.id);
-      if (!fresh) entry.run.abort('deleted');
-      else this.updateRun(entry, fresh);
+    // Someone wrote the task while it ran: a cancel, a delete, or (after an outage longer than
+    // the lease) another instance that took the run over.
+    const fresh = await this.store.get(entry.id);
+    if (fresh && isOwnWrite(fresh, sent)) {
+      entry.doc = fresh;
+      return;
     }
-    this.afterWrite(entry);
+    if (!entry.run) return;
+    if (!fresh) entry.run.abort('deleted');
+    else this.updateRun(entry, fresh);
   }
 
   /** A newer version of a task this instance is running. */
   private updateRun(entry: Entry, doc: TaskDoc): void {
-    const run = entry.run!;
+    const run = entry.run;
+    if (!run) return;
     if (doc._deleted) {
       run.abort('deleted');
       return;
@@ -483,6 +521,10 @@ export class Worker {
 
   private async finish(entry: Entry, task: ParsedTask, run: RunHandle, outcome: RunOutcome): Promise<void> {
     const id = entry.id;
+    const finishedAtMs = this.clock.now();
+    // A heartbeat still in flight (the database away, say) goes first: the finish is written
+    // on the `_rev` it leaves, and it may have learnt that the run was taken over meanwhile.
+    await entry.leaseWrite?.catch(() => undefined);
     const reason = run.abortReason;
     if (reason === 'deleted' || reason === 'taken-over') {
       this.options.log.warn(`task ${id}: run abandoned (${reason === 'deleted' ? 'the task was deleted' : 'another writer changed the task'})`);
@@ -496,29 +538,27 @@ export class Worker {
       await this.handBack(entry);
       return;
     }
-    const runRecord = {
-      startedAtMs: run.startedAtMs,
-      finishedAtMs: this.clock.now(),
-      worker: this.options.name,
-      instance: this.instance,
-    };
+    const runRecord = { startedAtMs: run.startedAtMs, finishedAtMs, worker: this.options.name, instance: this.instance };
     let result = outcome;
     for (let attempt = 0; ; attempt++) {
       const next = nextState(entry.doc, task, result, runRecord, { historyLimit: this.options.config.worker.history_limit });
       let written: TaskDoc | undefined;
       try {
         entry.busy = true;
-        const response = await this.store.write(next);
+        const response = await this.tracked(this.store.write(next));
         if (response.ok) written = response.doc;
       } catch (err) {
         this.options.log.error(`task ${id}: could not record the run: ${(err as Error).message}`);
-        entry.busy = false;
         entry.run = undefined;
         this.forget(id);
         return;
       } finally {
         entry.busy = false;
       }
+      // Lost the finish write: someone changed the task while it ran, or the write landed
+      // during an outage and only its answer was lost.
+      const fresh = written ? undefined : await this.getWithRetry(id);
+      if (fresh && isOwnWrite(fresh, next)) written = fresh;
       if (written) {
         entry.run = undefined;
         this.entries.delete(id);
@@ -532,8 +572,6 @@ export class Worker {
         if (written.status === 'waiting' && !this.stopping) this.apply(written);
         return;
       }
-      // Lost the finish write: someone changed the task while it ran.
-      const fresh = await this.getWithRetry(id);
       const mine = fresh && isLease(fresh.lease) && fresh.lease.instance === this.instance;
       if (fresh && fresh.status === 'running' && mine && attempt < 5) {
         entry.doc = fresh;

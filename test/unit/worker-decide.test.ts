@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { decide, type DecideContext } from '../../src/worker/decide';
+import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/worker/decide';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
 const ctx: DecideContext = {
@@ -46,6 +46,11 @@ const cases: Array<{ name: string; doc: TaskDoc; kind: string }> = [
   { name: 'scheduled by a dead instance: take the hold over', doc: base({ status: 'scheduled', date: iso(now + 60_000), lease: deadLease('other') }), kind: 'schedule' },
   { name: 'scheduled with no holder (written by hand)', doc: base({ status: 'scheduled' }), kind: 'hold' },
   { name: 'my own run', doc: base({ status: 'running', lease: liveLease('me') }), kind: 'own-run' },
+  { name: 'my own run whose lease expired: no run of it is alive here (the heartbeat would keep it), run it again', doc: base({ status: 'running', lease: deadLease('me') }), kind: 'take-over-run' },
+  { name: 'running on an instance whose lease expires this very millisecond: expired', doc: base({ status: 'running', lease: { instance: 'other', expires_at: iso(now) } }), kind: 'take-over-run' },
+  { name: 'running with an unreadable lease date: no live holder', doc: base({ status: 'running', lease: { instance: 'other', expires_at: 'soon' } }), kind: 'take-over-run' },
+  { name: 'scheduled by me with an expired lease (a slow ready queue): keep holding', doc: base({ status: 'scheduled', lease: deadLease('me') }), kind: 'keep' },
+  { name: 'reschedule of a task another live instance holds: placed afresh (the new date is the user\'s)', doc: base({ status: 'reschedule', date: iso(now + 60_000), lease: liveLease('other') }), kind: 'schedule' },
   { name: 'running on a live instance', doc: base({ status: 'running', lease: liveLease('other') }), kind: 'drop' },
   { name: 'running on a dead instance: run it again', doc: base({ status: 'running', lease: deadLease('other') }), kind: 'take-over-run' },
   { name: 'running with no lease at all', doc: base({ status: 'running' }), kind: 'take-over-run' },
@@ -66,4 +71,28 @@ describe('decide: what an instance does with a task it sees', () => {
     const decision = decide(base({ date: '2013-13-45' }), ctx);
     expect(decision).to.include({ kind: 'invalid', field: 'date' });
   });
+
+  it('a lease is live until expires_at, by the database clock given', () => {
+    expect(leaseIsLive({ instance: 'a', expires_at: iso(now + 1) }, now)).to.equal(true);
+    expect(leaseIsLive({ instance: 'a', expires_at: iso(now) }, now)).to.equal(false);
+    expect(leaseIsLive({ instance: 'a' }, now)).to.equal(false);
+    expect(leaseIsLive(undefined, now)).to.equal(false);
+  });
+});
+
+describe('isOwnWrite: a conflict on a write whose first try landed', () => {
+  const sent: TaskDoc = { ...base({ status: 'running', lease: liveLease('me') }), _rev: '3-x' };
+  const cases: Array<{ name: string; found: TaskDoc; own: boolean }> = [
+    { name: 'the document as sent, one revision on', found: { ...sent, _rev: '4-y' }, own: true },
+    { name: 'the same fields in another order', found: Object.fromEntries(Object.entries({ ...sent, _rev: '4-y' }).reverse()) as TaskDoc, own: true },
+    { name: 'another instance\'s claim from the same revision', found: { ...sent, _rev: '4-z', lease: liveLease('other') }, own: false },
+    { name: 'a user\'s cancel from the same revision', found: { ...sent, _rev: '4-z', status: 'cancel' }, own: false },
+    { name: 'our content but two revisions on (written again since)', found: { ...sent, _rev: '5-y' }, own: false },
+    { name: 'the revision we wrote on (the write never landed)', found: { ...sent }, own: false },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(isOwnWrite(c.found, sent)).to.equal(c.own);
+    });
+  }
 });

@@ -1,0 +1,97 @@
+/**
+ * Retries and timeouts (issue 4, SPEC §2): a failed run with retries left goes back to
+ * `waiting` at finish + delay × backoff^n; a run past its timeout is aborted, counts as a
+ * failure with E_TIMEOUT and follows the same retry policy.
+ */
+import { expect } from 'chai';
+import * as path from 'node:path';
+import type { TaskDoc } from '../../src/types';
+import { startDb, waitForStatus, type TestDb } from '../helpers';
+import { iso, postTasks, startInstance, stopInstances, waitForDoc, type WorkerProcess } from '../helpers/instances';
+
+/** The worker-wide default timeout this file's config sets (`worker.timeout_ms`). */
+const DEFAULT_TIMEOUT_MS = 1_500;
+
+describe('retries and timeouts', function () {
+  this.timeout(60_000);
+  let db: TestDb;
+  let worker: WorkerProcess | undefined;
+
+  before(async () => {
+    db = await startDb({ config: { worker: { timeout_ms: DEFAULT_TIMEOUT_MS } } });
+  });
+  after(async () => {
+    await db.destroy();
+  });
+  // One instance per test: the root hook fails a test that leaves a process running.
+  beforeEach(async () => {
+    worker = await startInstance(db, 'retrier', path.join(db.root, 'records.txt'));
+  });
+  afterEach(async () => {
+    await stopInstances([worker]);
+  });
+
+  it('retry dates follow delay × backoff^n after each failure, then error', async () => {
+    const [id] = await postTasks(db, [
+      { worker: 'retrier', date: iso(Date.now()), job: 'rejects', retry: { limit: 3, delay: 400, backoff: 2 } },
+    ]);
+    // After the n-th failure the task waits with retries = n and date = that run's finish + 400 × 2^(n-1).
+    const gaps: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const waiting = await waitForDoc(db, id!, (doc) => doc.retries === n, 10_000, `retries to reach ${n}`);
+      expect(['waiting', 'scheduled', 'running']).to.include(waiting.status);
+      expect(waiting.error).to.include({ code: 'E_FIXTURE_REJECTS' });
+      const gap = Date.parse(String(waiting.date)) - Date.parse(waiting.last_run!.finished_at);
+      gaps.push(gap);
+      expect(gap, `delay after failure ${n}`).to.equal(400 * 2 ** (n - 1));
+    }
+    const failed = await waitForStatus(db, id!, 'error', 10_000);
+    expect(failed.retries).to.equal(3);
+    expect(failed.executions).to.equal(4);
+    expect(failed.history?.map((h) => h.status)).to.deep.equal(['error', 'error', 'error', 'error']);
+    // Each retry started at its date, never before.
+    const starts = failed.history!.map((h) => Date.parse(h.started_at)).reverse();
+    const finishes = failed.history!.map((h) => Date.parse(h.finished_at)).reverse();
+    for (let n = 1; n < starts.length; n++) expect(starts[n]! - finishes[n - 1]!).to.be.at.least(gaps[n - 1]!);
+  });
+
+  it('a job past its timeout is aborted, fails with E_TIMEOUT and is retried', async () => {
+    const [id] = await postTasks(db, [
+      { worker: 'retrier', date: iso(Date.now()), job: 'hangs', timeout: 300, retry: { limit: 1, delay: 200 } },
+    ]);
+    const firstFailure = await waitForDoc(db, id!, (doc) => doc.retries === 1, 10_000, 'the first timeout');
+    expect(firstFailure.error?.code).to.equal('E_TIMEOUT');
+    expect(firstFailure.error?.message).to.match(/timed out/);
+    const failed = await waitForStatus(db, id!, 'error', 10_000);
+    expect(failed.executions).to.equal(2);
+    expect(failed.error?.code).to.equal('E_TIMEOUT');
+    for (const run of failed.history!) {
+      expect(run.duration_ms).to.be.at.least(300);
+      expect(run.duration_ms).to.be.below(1_500);
+    }
+  });
+
+  it('the default timeout from worker.timeout_ms applies to a task without one; a job that finishes in time succeeds', async () => {
+    const [slow, quick] = await postTasks(db, [
+      { worker: 'retrier', date: iso(Date.now()), job: { name: 'slow', arguments: [20_000] } },
+      { worker: 'retrier', date: iso(Date.now()), job: { name: 'slow', arguments: [200] }, timeout: 5_000 },
+    ]);
+    const failed = await waitForStatus(db, slow!, 'error', 10_000);
+    expect(failed.error?.code).to.equal('E_TIMEOUT');
+    expect(failed.last_run!.duration_ms).to.be.at.least(DEFAULT_TIMEOUT_MS).and.below(DEFAULT_TIMEOUT_MS + 1_000);
+    const done = await waitForStatus(db, quick!, 'done', 10_000);
+    expect(done.result).to.deep.equal({ slept: 200 });
+  });
+
+  it('a cancel of a running task aborts its job: canceled, no retry', async () => {
+    const [id] = await postTasks(db, [{ worker: 'retrier', date: iso(Date.now()), job: 'hangs', retry: { limit: 3, delay: 100 } }]);
+    const running = await waitForStatus(db, id!, 'running');
+    const put = await db.request('PUT', id!, { ...running, status: 'cancel' });
+    expect(put.status).to.equal(201);
+    const canceled = await waitForStatus(db, id!, 'canceled');
+    expect(canceled.retries ?? 0).to.equal(0);
+    expect(canceled.lease).to.equal(undefined);
+    const after = (await db.request<TaskDoc>('GET', id!)).body;
+    expect(after.status).to.equal('canceled');
+  });
+});
