@@ -61,6 +61,10 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
   const server = nano({
     url: authenticatedUrl(config.couchdb),
     agentOptions: observer.dispatcher,
+    // pouchdb-server gzips its answers when asked (nano asks by default): the `_changes`
+    // heartbeat newlines then sit in the compressor and never reach the feed's watchdog, and
+    // every answer costs the server CPU. CouchDB does not compress anyway.
+    headers: { 'Accept-Encoding': 'identity' },
     // A URL with a path (a proxy prefix) is a server URL here, never "server + database".
     parseUrl: false,
   } as nano.Configuration);
