@@ -4,13 +4,16 @@
 export { loadConfig, parseConfig, scrubUrl, type AfterConfig } from './config';
 export { AfterError, ConfigError, CouchRequestError, JobTimeoutError, TaskInvalidError, UnknownJobError, UsageError } from './errors';
 export { createLogger, silentLogger, type Logger } from './log';
-export { startWorker, Worker, type WorkerEvents, type WorkerOptions } from './worker/worker';
+export { connect, startWorker, type Client, type ConnectOptions, type StartWorkerOptions, type TaskInput } from './api';
+export { Worker, type WorkerEvents, type WorkerOptions } from './worker/worker';
 export { loadJobs, type JobRegistry } from './jobs/loader';
 export type { JobFunction, JobContext, JobTask } from './jobs/run-job';
 export { validateTask } from './task/validate';
 export { nextState } from './task/next-state';
 export { initDatabase } from './store/design';
 export { openConnection, type Connection } from './store/connection';
-export { createTask, getTask, listTasks, updateTask, deleteTask, statusCounts } from './store/admin';
+export { createTask, getTask, listTasks, updateTask, deleteTask, statusCounts, type StatusCount, type TaskFilter } from './store/admin';
+export { listInstances, type InstanceView } from './metrics/instance-heartbeat';
+export { createWorkerMetrics, type WorkerMetrics } from './metrics/worker-metrics';
 export type { Lease, RunOutcome, Status, TaskDoc, TaskError } from './types';
 export { STATUSES } from './types';

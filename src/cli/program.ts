@@ -8,12 +8,14 @@ import { UsageError } from '../errors';
 import { scrubSecrets } from '../log';
 import type { CliContext } from './context';
 import { registerDbCommands } from './db';
+import { registerImportCommand } from './import-command';
 import { registerInitCommand } from './init';
 import { registerJobsCommand } from './jobs-command';
 import { registerNextCommand } from './next-command';
 import { registerPurgeCommand } from './purge-command';
 import { registerStatusCommand } from './status';
 import { registerTaskCommands } from './task-commands';
+import { registerUiCommand } from './ui-command';
 import { registerWorkerCommands } from './worker-commands';
 
 export function buildProgram(ctx: CliContext, version: string): Command {
@@ -42,6 +44,8 @@ export function buildProgram(ctx: CliContext, version: string): Command {
   registerTaskCommands(program, ctx);
   registerStatusCommand(program, ctx);
   registerNextCommand(program, ctx);
+  registerImportCommand(program, ctx);
+  registerUiCommand(program, ctx);
   registerPurgeCommand(program, ctx);
   for (const group of [program, ...program.commands.filter((c) => c.commands.length > 0)]) requireSubcommand(group);
   return program;

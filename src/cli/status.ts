@@ -1,26 +1,34 @@
 /** `after status`: where the tasks are, and how many of each worker are in each status. */
 import type { Command } from 'commander';
+import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
 import { statusCounts, type StatusCount } from '../store/admin';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
 import type { CliContext } from './context';
-import { formatTable } from './output';
+import { formatDuration, formatTable } from './output';
 
 export function registerStatusCommand(program: Command, ctx: CliContext): void {
   program
     .command('status')
-    .description('task counts by worker and status, and the database in use')
+    .description('task counts by worker and status, live worker instances, and the database in use')
     .action(async () => {
       const conn = openConnection(ctx.config());
       const server = await detectServer(conn);
       ctx.out.line(`database ${conn.displayUrl}/${conn.dbName} (${server.kind} ${server.version}${server.clustered ? ', clustered' : ''})`);
-      const counts = await statusCounts(conn);
-      if (counts.length === 0) {
-        ctx.out.line('no tasks');
-        return;
-      }
-      for (const line of countsTable(counts)) ctx.out.line(line);
+      const [counts, instances] = await Promise.all([statusCounts(conn), listInstances(conn)]);
+      if (counts.length === 0) ctx.out.line('no tasks');
+      else for (const line of countsTable(counts)) ctx.out.line(line);
+      ctx.out.line();
+      for (const line of instancesLines(instances)) ctx.out.line(line);
     });
+}
+
+/** Live instances (heartbeat recent by the database's clock), one row each. */
+export function instancesLines(instances: readonly InstanceView[]): string[] {
+  const live = instances.filter((instance) => instance.live);
+  if (live.length === 0) return ['no live worker instances'];
+  const rows = live.map((i) => [i.worker, i.instance, i.host, String(i.pid), `${formatDuration(i.age_ms)} ago`, String(i.running), String(i.held)]);
+  return [`live instances: ${live.length}`, ...formatTable(['WORKER', 'INSTANCE', 'HOST', 'PID', 'HEARTBEAT', 'RUNNING', 'HELD'], rows)];
 }
 
 /**

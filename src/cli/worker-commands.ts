@@ -9,6 +9,7 @@ import type { AfterConfig } from '../config';
 import { AfterError } from '../errors';
 import { assertNoJobProblems, loadJobs } from '../jobs/loader';
 import { createLogger, workerLogFile } from '../log';
+import { openWorkerSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
 import type { CliContext } from './context';
 import { followFile, readLastLines } from './log-file';
@@ -23,6 +24,8 @@ interface StartOptions {
   jobs?: string;
   concurrency?: number;
   lease?: number;
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 /** pm2 waits this much longer than the worker's own grace before it sends SIGKILL. */
@@ -39,6 +42,8 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
     .option('--jobs <dir>', 'jobs folder (default: jobs in config, or AFTER_JOBS)', absolutePath)
     .option('--concurrency <n>', 'runs at once (default: worker.concurrency in config)', integerIn(1, 10_000))
     .option('--lease <ms>', 'how long a claim holds before another instance may take a run over', integerIn(1000, 86_400_000))
+    .option('--metrics-port <n>', 'serve Prometheus metrics at http://127.0.0.1:<n>/metrics (0: any free port)', integerIn(0, 65535))
+    .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
     .action(async (name: string, opts: StartOptions) => {
       checkWorkerName(name);
       if (opts.background) await startInBackground(ctx, name, opts);
@@ -125,6 +130,12 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
     if (!started) log.info(`${signal}: worker ${name} will stop as soon as it has started (again to quit now)`);
   });
   let worker: Worker;
+  // The instance heartbeat (for `after status` and `after ui`) and the metrics endpoint.
+  const sidecars = await openWorkerSidecars(config, { metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, log }).catch(async (err) => {
+    stop.dispose();
+    await closeLogger(log);
+    throw err;
+  });
   try {
     worker = await startWorker({
       config,
@@ -139,11 +150,13 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
     // goes to pm2's error file, so it is written to the worker's log too, where
     // `after log <name>` shows why the worker keeps restarting.
     if (underPm2) log.error(`cannot start worker ${name}: ${(err as Error).message}`);
+    await sidecars.close();
     stop.dispose();
     await closeLogger(log);
     throw err;
   }
   started = true;
+  sidecars.attach(worker);
   try {
     const outcome = await Promise.race([worker.done.then(() => 'done' as const), stop.requested]);
     if (outcome !== 'done') {
@@ -153,6 +166,7 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
       log.info(`worker ${name} stopped`);
     }
   } finally {
+    await sidecars.close();
     stop.dispose();
     await closeLogger(log);
   }
@@ -177,6 +191,8 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   if (opts.jobs !== undefined) args.push('--jobs', opts.jobs);
   if (opts.concurrency !== undefined) args.push('--concurrency', String(opts.concurrency));
   if (opts.lease !== undefined) args.push('--lease', String(opts.lease));
+  if (opts.metricsPort !== undefined) args.push('--metrics-port', String(opts.metricsPort));
+  if (opts.metricsHost !== undefined) args.push('--metrics-host', opts.metricsHost);
 
   const env = (): Record<string, string> => {
     const env: Record<string, string> = { AFTER_HOME: config.home, AFTER_SECRETS_FILE: writeSecrets(config.home, name, secretsSource) };

@@ -1,0 +1,126 @@
+/**
+ * What the dashboard shows and does, as plain database requests: counts from the
+ * `by_worker_status` view, due tasks and failures from the Mango indexes `after init` creates,
+ * live instances from their heartbeat documents, and actions that are ordinary document writes
+ * with the current `_rev` (store/admin.ts updateTask: a 409 re-reads and decides again).
+ */
+import { AfterError } from '../errors';
+import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
+import { listTasks, statusCounts, updateTask, type StatusCount } from '../store/admin';
+import type { Connection } from '../store/connection';
+import { STATUS_DATE, useIndex } from '../store/design';
+import { parseTaskDate } from '../task/dates';
+import type { TaskDoc } from '../types';
+
+/** One task as a list row shows it (never the whole document: it may be large). */
+export interface TaskSummary {
+  id: string;
+  worker: string | null;
+  status: string | null;
+  date: string | null;
+  job: string | null;
+  error: string | null;
+  finished_at: string | null;
+  deleted?: true;
+}
+
+export interface Overview {
+  /** Database name and server URL without credentials. */
+  database: string;
+  instances: InstanceView[];
+  counts: StatusCount[];
+  nextDue: TaskSummary[];
+  failures: TaskSummary[];
+}
+
+const LIST_LIMIT = 20;
+/** Statuses of a task that has still to run. */
+const PENDING_STATUSES = ['waiting', 'scheduled', 'reschedule', 'running'] as const;
+
+export async function readOverview(conn: Connection): Promise<Overview> {
+  const [instances, counts, pending, failures] = await Promise.all([
+    listInstances(conn),
+    statusCounts(conn),
+    Promise.all(PENDING_STATUSES.map((status) => listTasks(conn, { status, limit: LIST_LIMIT }))),
+    recentFailures(conn, LIST_LIMIT),
+  ]);
+  const nextDue = pending
+    .flat()
+    .sort((a, b) => String(a.date).localeCompare(String(b.date)))
+    .slice(0, LIST_LIMIT)
+    .map(summarize);
+  return { database: `${conn.dbName} on ${conn.displayUrl}`, instances, counts, nextDue, failures: failures.map(summarize) };
+}
+
+/** Tasks in `error`, latest date first (the [status, date] index read backwards). */
+async function recentFailures(conn: Connection, limit: number): Promise<TaskDoc[]> {
+  const res = await conn.request<{ docs: TaskDoc[] }>({
+    method: 'POST',
+    path: '_find',
+    body: {
+      selector: { status: 'error', date: { $gt: null } },
+      sort: STATUS_DATE.fields.map((field) => ({ [field]: 'desc' })),
+      limit,
+      use_index: useIndex(STATUS_DATE),
+    },
+  });
+  return res.body.docs;
+}
+
+export function summarize(doc: TaskDoc): TaskSummary {
+  const summary: TaskSummary = {
+    id: doc._id,
+    worker: typeof doc.worker === 'string' ? doc.worker : null,
+    status: typeof doc.status === 'string' ? doc.status : null,
+    date: typeof doc.date === 'string' ? doc.date : null,
+    job: jobName(doc.job),
+    error: typeof doc.error?.message === 'string' ? doc.error.message : null,
+    finished_at: typeof doc.last_run?.finished_at === 'string' ? doc.last_run.finished_at : null,
+  };
+  if (doc._deleted) summary.deleted = true;
+  return summary;
+}
+
+function jobName(job: unknown): string | null {
+  if (typeof job === 'string') return job;
+  if (typeof job === 'object' && job !== null && typeof (job as { name?: unknown }).name === 'string') return (job as { name: string }).name;
+  return null;
+}
+
+export type TaskAction = 'cancel' | 'run-now' | 'retry' | 'reschedule';
+export const TASK_ACTIONS: readonly TaskAction[] = ['cancel', 'run-now', 'retry', 'reschedule'];
+
+const FINISHED = ['done', 'error', 'canceled'];
+
+/**
+ * Apply an action to the task as it is now. The check runs on the document read just before
+ * the write, so a task that changed meanwhile (it finished, someone canceled it) is refused
+ * with E_ACTION rather than overwritten.
+ */
+export async function applyAction(conn: Connection, id: string, action: TaskAction, date?: string): Promise<TaskDoc> {
+  return updateTask(conn, id, (doc) => {
+    const status = typeof doc.status === 'string' ? doc.status : 'waiting';
+    switch (action) {
+      case 'cancel':
+        if (FINISHED.includes(status) || status === 'cancel') refuse(id, `cannot be canceled: it is ${status}`);
+        return { ...doc, status: 'cancel' };
+      case 'run-now':
+        if (status === 'running' || status === 'cancel') refuse(id, `cannot run now: it is ${status}`);
+        return { ...doc, status: 'waiting', date: new Date().toISOString() };
+      case 'retry':
+        if (status !== 'error') refuse(id, `only a failed task can be retried; it is ${status}`);
+        return { ...doc, status: 'waiting' };
+      case 'reschedule': {
+        const parsed = parseTaskDate(date);
+        if (!parsed.ok) throw new AfterError('E_USAGE', `invalid date: ${parsed.message}`);
+        if (status === 'running' || status === 'cancel') refuse(id, `cannot be rescheduled: it is ${status}`);
+        // A finished task goes back to waiting (SPEC §3); a pending one is moved with `reschedule`.
+        return { ...doc, status: FINISHED.includes(status) ? 'waiting' : 'reschedule', date: new Date(parsed.ms).toISOString() };
+      }
+    }
+  });
+}
+
+function refuse(id: string, why: string): never {
+  throw new AfterError('E_ACTION', `task ${id} ${why}`);
+}

@@ -1,0 +1,106 @@
+/**
+ * The library API as a Node program uses it: the README's example (docs/dashboard.md) run as
+ * an ES module that imports 'after' by its package name, and the CommonJS entry beside it.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { connect, registryFromFunctions } from '../../src/api';
+import { AfterError, TaskInvalidError } from '../../src/errors';
+import type { TaskDoc } from '../../src/types';
+import { REPO_ROOT, startDb, type TestDb } from '../helpers';
+
+const EXAMPLE_DOC = path.join(REPO_ROOT, 'docs', 'dashboard.md');
+
+/** The ```js block after the `api-example` marker. */
+function readmeExample(): string {
+  const text = fs.readFileSync(EXAMPLE_DOC, 'utf8');
+  const match = /<!-- api-example[^>]*-->\s*```js\n([\s\S]*?)```/.exec(text);
+  if (!match) throw new Error(`no api-example block in ${EXAMPLE_DOC}`);
+  return match[1]!;
+}
+
+/** Run a module file with node; inside the repository, so `'after'` resolves to this package. */
+function runNode(file: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('library API', function () {
+  this.timeout(60_000);
+  let db: TestDb;
+  const scratch: string[] = [];
+
+  before(async () => {
+    db = await startDb();
+  });
+  after(async () => {
+    for (const file of scratch) fs.rmSync(file, { force: true });
+    await db.destroy();
+  });
+
+  function scratchFile(ext: string, text: string): string {
+    const file = path.join(REPO_ROOT, 'dist', 'test', `api-scratch-${randomBytes(4).toString('hex')}.${ext}`);
+    fs.writeFileSync(file, text);
+    scratch.push(file);
+    return file;
+  }
+
+  it('runs the README example as an ES module importing "after"', async () => {
+    const file = scratchFile('mjs', readmeExample());
+    const result = await runNode(file, db.env);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.contain("done { sent: 'ada@example.com' }");
+
+    const ada = (await db.request<TaskDoc>('GET', 'welcome-ada')).body;
+    expect(ada.status).to.equal('done');
+    expect(ada.result).to.deep.equal({ sent: 'ada@example.com' });
+    const listed = result.stdout.split('\n').filter((line) => line.includes('2031-01-01T09:00:00Z'));
+    expect(listed, result.stdout).to.have.length(1);
+    // cancel, or canceled once the worker (still running then) has acknowledged it.
+    expect(listed[0]).to.match(/ cancel(ed)? /);
+  });
+
+  it('is the same API from CommonJS', async () => {
+    const file = scratchFile('cjs', "const after = require('after');\nconsole.log(typeof after.connect, typeof after.startWorker, typeof after.AfterError);\n");
+    const result = await runNode(file, db.env);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout.trim()).to.equal('function function function');
+  });
+
+  it('validates a task before creating it, as `after task add` does', async () => {
+    const client = connect({ config: db.config() });
+    try {
+      const err = await client.create({ worker: 'w', date: 'tomorrow-ish', job: 'succeeds' }).then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(TaskInvalidError);
+      expect((err as TaskInvalidError).field).to.equal('date');
+      const created = await client.create({ _id: 'api-once', worker: 'w', date: new Date('2040-01-01T00:00:00Z'), job: 'succeeds' });
+      expect(created.date).to.equal('2040-01-01T00:00:00.000Z');
+      const again = await client.create({ _id: 'api-once', worker: 'w', date: '2040-01-01', job: 'succeeds' }).then(() => null, (e: unknown) => e);
+      expect((again as AfterError).code).to.equal('E_TASK_EXISTS');
+      expect((await client.list({ worker: 'w', from: '2039-12-31', to: '2040-01-02' })).map((t) => t._id)).to.deep.equal(['api-once']);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses a jobs map with a name that cannot be a job, naming every problem', () => {
+    const bad = (): unknown => registryFromFunctions({ '../x': async () => 1, exec: async () => 2, ok: async () => 3 }, { builtins: { exec: true, webhook: true } });
+    expect(bad).to.throw(AfterError).with.property('code', 'E_JOBS_INVALID');
+    const registry = registryFromFunctions({ ok: async () => 3 }, { builtins: { exec: false, webhook: true } });
+    expect(registry.names()).to.deep.equal(['ok', 'webhook']);
+    expect(registry.resolve('__proto__')).to.equal(undefined);
+  });
+});

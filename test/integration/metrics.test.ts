@@ -1,0 +1,146 @@
+/**
+ * `after start <name> --metrics-port N`: /metrics scraped while tasks run, as Prometheus would.
+ */
+import { expect } from 'chai';
+import * as path from 'node:path';
+import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+
+const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+
+/** The value of one sample line, e.g. `after_runs_total{job="succeeds",outcome="success",worker="m"}`; 0 when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => have[key] === value)) return Number(match[3]);
+  }
+  return 0;
+}
+
+describe('worker metrics (--metrics-port)', function () {
+  this.timeout(60_000);
+  let db: TestDb;
+  let worker: ChildHandle | undefined;
+
+  before(async () => {
+    db = await startDb();
+  });
+  after(async () => {
+    await db.destroy();
+  });
+  afterEach(async () => {
+    if (worker?.running) {
+      worker.kill('SIGTERM');
+      await worker.exited;
+    }
+  });
+
+  it('counts runs by job and outcome, shows the run in progress, and observes durations and lateness', async () => {
+    worker = spawnCli(['start', 'metered', '--jobs', FIXTURE_JOBS, '--metrics-port', '0'], { env: db.env });
+    const [, url] = await worker.waitForOutput(/metrics of worker metered at (http:\/\/\S+\/metrics)/, 20_000);
+    const scrape = async (): Promise<string> => {
+      const res = await fetch(url!);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.contain('text/plain');
+      return res.text();
+    };
+    const before = await scrape();
+    expect(sample(before, 'after_runs_total', { job: 'succeeds', outcome: 'success' })).to.equal(0);
+    expect(before).to.contain('# TYPE after_run_duration_seconds histogram');
+    expect(before).to.contain('# TYPE after_run_start_lateness_seconds histogram');
+
+    const now = new Date().toISOString();
+    const slow = (await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job: { name: 'slow', arguments: [3000] }, status: 'waiting' })).body.id;
+    const during = await waitFor(
+      async () => {
+        const text = await scrape();
+        // runs_running counts the claim too, so the run may not have started yet: wait for both.
+        const running = sample(text, 'after_runs_running', { worker: 'metered' }) === 1;
+        return running && sample(text, 'after_runs_started_total', { job: 'slow' }) === 1 ? text : undefined;
+      },
+      { timeoutMs: 10_000, what: 'after_runs_running and after_runs_started_total to show the slow run' },
+    );
+    expect(sample(during, 'after_tasks_held', { worker: 'metered' })).to.be.at.least(1);
+    expect(sample(during, 'after_runs_total', { job: 'slow', outcome: 'success' }), 'not finished yet').to.equal(0);
+
+    const ids: string[] = [];
+    for (const job of ['succeeds', 'succeeds', 'throws']) {
+      ids.push((await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job, status: 'waiting' })).body.id);
+    }
+    for (const id of ids) await waitForStatus(db, id, ['done', 'error']);
+    await waitForStatus(db, slow, 'done');
+
+    const after = await waitFor(
+      async () => {
+        const text = await scrape();
+        return sample(text, 'after_runs_total', { job: 'slow', outcome: 'success' }) === 1 ? text : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the slow run to be counted' },
+    );
+    expect(sample(after, 'after_runs_total', { job: 'succeeds', outcome: 'success' })).to.equal(2);
+    expect(sample(after, 'after_runs_total', { job: 'throws', outcome: 'failure' })).to.equal(1);
+    expect(sample(after, 'after_runs_running', { worker: 'metered' })).to.equal(0);
+    expect(sample(after, 'after_run_duration_seconds_count', { job: 'slow', outcome: 'success' })).to.equal(1);
+    expect(sample(after, 'after_run_duration_seconds_sum', { job: 'slow', outcome: 'success' })).to.be.at.least(2.9);
+    expect(sample(after, 'after_run_start_lateness_seconds_count', { job: 'succeeds' })).to.equal(2);
+    expect(after).to.match(/^after_database_conflicts_total|^# TYPE after_database_conflicts_total counter/m);
+    expect(after).to.contain('# TYPE after_database_errors_total counter');
+  });
+
+  it('refuses a metrics port that is taken, in one line, before taking any task', async () => {
+    const first = spawnCli(['start', 'holder', '--jobs', FIXTURE_JOBS, '--metrics-port', '0'], { env: db.env });
+    worker = first;
+    const [, port] = await first.waitForOutput(/metrics of worker holder at http:\/\/127\.0\.0\.1:(\d+)\/metrics/, 20_000);
+    const second = spawnCli(['start', 'other', '--jobs', FIXTURE_JOBS, '--metrics-port', port!], { env: db.env });
+    const code = await second.exited;
+    expect(code).to.equal(1);
+    expect(second.stderr.trim().split('\n')).to.have.length(1);
+    expect(second.stderr).to.contain(`metrics port 127.0.0.1:${port} is already in use`);
+    expect(second.stdout).to.not.contain('worker other ready');
+  });
+});
+
+describe('live instances (heartbeat documents, after status)', function () {
+  this.timeout(60_000);
+  let db: TestDb;
+  let worker: ChildHandle | undefined;
+
+  before(async () => {
+    db = await startDb();
+  });
+  after(async () => {
+    await db.destroy();
+  });
+  afterEach(async () => {
+    if (worker?.running) {
+      worker.kill('SIGTERM');
+      await worker.exited;
+    }
+  });
+
+  it('lists a running instance in after status, and no longer once it stopped cleanly', async () => {
+    const quiet = await runCli(['status'], { env: db.env });
+    expect(quiet.code, quiet.stderr).to.equal(0);
+    expect(quiet.stdout).to.contain('no live worker instances');
+
+    worker = spawnCli(['start', 'beating', '--jobs', FIXTURE_JOBS], { env: db.env });
+    const [, instance] = await worker.waitForOutput(/worker beating ready \(instance (\S+),/, 20_000);
+    const status = await waitFor(
+      async () => {
+        const result = await runCli(['status'], { env: db.env });
+        return result.stdout.includes(instance!) ? result : undefined;
+      },
+      { timeoutMs: 10_000, what: `after status to list instance ${instance}` },
+    );
+    expect(status.stdout).to.match(/live instances: 1/);
+    expect(status.stdout).to.match(new RegExp(`^beating\\s+${instance!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+${worker.pid}\\s`, 'm'));
+
+    worker.kill('SIGTERM');
+    expect(await worker.exited).to.equal(0);
+    const after = await runCli(['status'], { env: db.env });
+    expect(after.stdout).to.contain('no live worker instances');
+    const docs = await db.request<{ rows: unknown[] }>('GET', `../${db.dbName}_instances/_all_docs`);
+    expect(docs.body.rows, 'the instance document is deleted on a clean stop').to.have.length(0);
+  });
+});
