@@ -9,7 +9,7 @@ import type { TaskDoc } from '../types';
 import { followChanges } from './changes';
 import { confirmClusterWrite } from './cluster-confirm';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
-import { BY_WORKER_STATUS_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
+import { UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
 import type { Feed, FeedOptions, FindPage, ServerInfo, TaskStore, WriteResult } from './types';
 import { WriteBatcher, type DocOutcome } from './write-batcher';
 
@@ -135,14 +135,13 @@ class CouchStore implements TaskStore {
     return { docs, bookmark: encodePosition(next) };
   }
 
-  async findWithoutStatus(worker: string, limit: number): Promise<TaskDoc[]> {
+  async findUnreachable(worker: string, limit: number): Promise<TaskDoc[]> {
     const res = await this.call<{ rows: Array<{ doc?: TaskDoc }> }>({
       method: 'GET',
-      path: BY_WORKER_STATUS_VIEW,
-      // nano JSON-encodes `key` itself.
-      qs: { key: [worker, null], reduce: false, include_docs: true, limit },
+      path: UNREACHABLE_BY_WORKER_VIEW,
+      qs: { key: worker, include_docs: true, limit },
     });
-    return (res.body.rows ?? []).flatMap((row) => (row.doc && row.doc.status === undefined ? [row.doc] : []));
+    return (res.body.rows ?? []).flatMap((row) => (row.doc ? [row.doc] : []));
   }
 
   async findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]> {

@@ -1,5 +1,6 @@
 /**
- * `after init`: the tasks database, its Mango indexes and the `_design/after` document.
+ * `after init`: the tasks database, its Mango indexes and the `_design/after` document (its
+ * `_changes` filter, task-count view and the validate_doc_update that refuses invalid tasks).
  * Idempotent: a second run writes nothing (no new revision anywhere) and says "unchanged".
  */
 import type { AfterConfig } from '../config';
@@ -7,6 +8,7 @@ import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { detectServer, openConnection, type Connection } from './connection';
 import type { ServerInfo } from './types';
+import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
 
 /** A Mango index After's queries name in `use_index` (always as [ddoc, name]). */
 export interface MangoIndex {
@@ -32,12 +34,18 @@ export function useIndex(index: MangoIndex): [string, string] {
 export const DESIGN_DOC_ID = '_design/after';
 /** `_changes?filter=after/by_worker&worker=<name>`: pouchdb-server crashes on `_selector` feeds. */
 export const BY_WORKER_FILTER = 'after/by_worker';
+/** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches. */
+export const UNREACHABLE_BY_WORKER_VIEW = '_design/after/_view/unreachable_by_worker';
 /** `_design/after/_view/by_worker_status?group=true`: task counts by [worker, status]. */
 export const BY_WORKER_STATUS_VIEW = '_design/after/_view/by_worker_status';
 
-/** Deletions pass so a worker drops a deleted task from memory. */
+/**
+ * Deletions pass the filter so a worker drops a deleted task from memory. The
+ * validate_doc_update refuses clearly invalid task documents at write time (validate-doc.ts).
+ */
 const DESIGN_DOC_BODY = {
   language: 'javascript',
+  validate_doc_update: VALIDATE_DOC_UPDATE_SOURCE,
   filters: {
     by_worker: 'function (doc, req) { return doc._deleted === true || doc.worker === req.query.worker; }',
   },
@@ -45,6 +53,19 @@ const DESIGN_DOC_BODY = {
     by_worker_status: {
       map: "function (doc) { if (typeof doc.worker === 'string') { emit([doc.worker, doc.status], null); } }",
       reduce: '_count',
+    },
+    // Mango indexes skip a document missing an indexed field and order an object or array
+    // after every string, so a task with such a `status` or `date` is found by no query. A
+    // task with no `status` at all (which means "waiting") is among them: the worker gives
+    // each one a status, so this view stays small.
+    unreachable_by_worker: {
+      map:
+        'function (doc) { if (typeof doc.worker !== "string") { return; } ' +
+        'var s = doc.status; var known = ["waiting", "scheduled", "running", "done", "error", "reschedule", "cancel", "canceled"]; ' +
+        'var datedQuery = s === "waiting" || s === "scheduled" || s === "reschedule" || s === "cancel"; ' +
+        'var dateReachable = typeof doc.date === "string" && /^\\d{4}-\\d{2}-\\d{2}/.test(doc.date); ' +
+        'var leased = doc.lease !== null && typeof doc.lease === "object" && typeof doc.lease.expires_at === "string"; ' +
+        'if (s === undefined || known.indexOf(s) < 0 || (datedQuery && !dateReachable) || (s === "running" && !leased)) { emit(doc.worker, null); } }',
     },
   },
 };

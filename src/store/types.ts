@@ -76,12 +76,12 @@ export interface TaskStore {
    */
   findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage>;
   /**
-   * Tasks of `worker` with no `status` field at all (a user may leave it out: it means
-   * "waiting"). Mango indexes never hold a document that lacks an indexed field, so these come
-   * from the `by_worker_status` view (key `[worker, null]`). The worker gives each one a status,
-   * so this set stays small.
+   * Tasks of `worker` that no Mango query reaches: no `status` at all (a user may leave it
+   * out: it means "waiting"), a status that is not a known string, an active task whose `date`
+   * is not a date string, a `running` task without a lease. Served by a view that holds only
+   * such documents; the worker gives each one a status or a verdict, so this set stays small.
    */
-  findWithoutStatus(worker: string, limit: number): Promise<TaskDoc[]>;
+  findUnreachable(worker: string, limit: number): Promise<TaskDoc[]>;
   /** Tasks of `worker` with `status` whose `lease.expires_at` is before `before`. Served by an index. */
   findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]>;
   /** Follow `_changes` for one worker's tasks, reconnecting forever until stopped. */

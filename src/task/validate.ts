@@ -9,6 +9,7 @@
  */
 import { JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskDoc, ValidTask } from '../types';
 import { parseTaskDate, quoteValue } from './dates';
+import { approximateMs } from './duration';
 import { parseRepeat, parseRetry, Repeat, Retry } from './repeat';
 
 /** A valid task with its `repeat` and `retry` parsed, as nextState needs them. */
@@ -21,6 +22,12 @@ export type TaskValidation = { ok: true; task: ParsedTask } | { ok: false; field
 
 /** Longest worker or job name: names end up in logs, file names and index keys. */
 const MAX_NAME_LENGTH = 200;
+/**
+ * The shortest interval repeat. The series search (nextRepeat) counts in whole steps from the
+ * anchor: a step of a sub-millisecond fraction (`{"ms": 1e-20}`) needs more steps than a
+ * double counts exactly, and the search never ends.
+ */
+const MIN_REPEAT_MS = 1;
 /** setTimeout's limit: a longer timeout would fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
@@ -56,6 +63,9 @@ export function validateTask(doc: TaskDoc): TaskValidation {
   if (doc.repeat !== undefined) {
     const repeat = parseRepeat(doc.repeat);
     if (!repeat.ok) return { ok: false, field: 'repeat', message: repeat.message };
+    if (repeat.repeat.kind === 'interval' && !(approximateMs(repeat.repeat.every) >= MIN_REPEAT_MS)) {
+      return { ok: false, field: 'repeat', message: `repeat: ${quoteValue(doc.repeat)} is shorter than ${MIN_REPEAT_MS} millisecond` };
+    }
     task.repeat = doc.repeat as RepeatSpec;
     task.repeatParsed = repeat.repeat;
   }

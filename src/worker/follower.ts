@@ -108,8 +108,10 @@ export class Follower {
       await this.queryStatus(status, windowEnd);
     }
     if (this.stopped) return;
-    const withoutStatus = await store.findWithoutStatus(this.options.worker, PAGE_SIZE);
-    if (withoutStatus.length > 0) this.options.onDocs(withoutStatus);
+    // Tasks without a status, and malformed ones, are in no Mango index: without this they
+    // would wait forever.
+    const unreachable = await store.findUnreachable(this.options.worker, PAGE_SIZE);
+    if (unreachable.length > 0) this.options.onDocs(unreachable);
     await this.sweepLeases();
   }
 

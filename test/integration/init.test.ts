@@ -96,9 +96,9 @@ describe('after init', function () {
 
   it("gives the by_worker filter a worker's tasks and every deletion", async function () {
     await db.init();
-    const mine = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-a', date: '2030-01-01' });
-    await db.request('POST', '', { worker: 'filter-b', date: '2030-01-01' });
-    const theirs = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-b', date: '2030-01-01' });
+    const mine = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-a', date: '2030-01-01', job: 'succeeds' });
+    await db.request('POST', '', { worker: 'filter-b', date: '2030-01-01', job: 'succeeds' });
+    const theirs = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-b', date: '2030-01-01', job: 'succeeds' });
     await db.request('DELETE', `${theirs.body.id}?rev=${theirs.body.rev}`);
 
     const changes = await db.request<{ results: Array<{ id: string }> }>('GET', '_changes?filter=after/by_worker&worker=filter-a');

@@ -140,17 +140,36 @@ describe('worker', function () {
     }
   });
 
-  it('sets an invalid document to error naming the field, and keeps running', async () => {
-    worker = await startWorker('picky');
-    const badDate = await post({ worker: 'picky', date: '2013-13-45', job: 'succeeds' });
-    const noJob = await post({ worker: 'picky', date: '2013-01-12' });
-    const badStatus = await post({ worker: 'picky', date: '2013-01-12', job: 'succeeds', status: 'paused' });
-    expect((await waitForStatus(db, badDate, 'error')).error?.message).to.match(/^date/);
-    expect((await waitForStatus(db, noJob, 'error')).error?.message).to.match(/^job/);
-    expect((await waitForStatus(db, badStatus, 'error')).error?.message).to.match(/^status/);
-    const good = await post({ worker: 'picky', date: '2013-01-12', job: 'succeeds' });
-    await waitForStatus(db, good, 'done');
-    expect(worker.running).to.equal(true);
+  it('refuses an invalid document at write time, naming the field', async () => {
+    const res = await db.request<{ error: string; reason: string }>('POST', '', { worker: 'picky', date: '2013-13-45', job: 'succeeds' });
+    expect(res.status).to.equal(403);
+    expect(res.body.reason).to.match(/^date/);
+  });
+
+  it('sets an invalid document written before `after init` to error naming the field, and keeps running', async () => {
+    // A database whose documents predate the design document's validation.
+    const raw = await startDb({ init: false });
+    try {
+      expect((await raw.request('PUT', '')).status).to.equal(201);
+      const write = async (task: Record<string, unknown>): Promise<string> => (await raw.request<{ id: string }>('POST', '', task)).body.id;
+      const badDate = await write({ worker: 'picky', date: '2013-13-45', job: 'succeeds' });
+      const noJob = await write({ worker: 'picky', date: '2013-01-12' });
+      const badStatus = await write({ worker: 'picky', date: '2013-01-12', job: 'succeeds', status: 'paused' });
+      await raw.init();
+      const child = spawnCli(['start', 'picky', '--jobs', FIXTURE_JOBS], { env: raw.env });
+      worker = child;
+      await child.waitForOutput(/worker picky ready/, 20_000);
+      expect((await waitForStatus(raw, badDate, 'error')).error?.message).to.match(/^date/);
+      expect((await waitForStatus(raw, noJob, 'error')).error?.message).to.match(/^job/);
+      expect((await waitForStatus(raw, badStatus, 'error')).error?.message).to.match(/^status/);
+      const good = (await raw.request<{ id: string }>('POST', '', { worker: 'picky', date: '2013-01-12', job: 'succeeds' })).body.id;
+      await waitForStatus(raw, good, 'done');
+      expect(child.running).to.equal(true);
+      child.kill('SIGTERM');
+      await child.exited;
+    } finally {
+      await raw.destroy();
+    }
   });
 
   it('cancels a scheduled task: canceled, and it never runs', async () => {
