@@ -671,7 +671,7 @@ async function connectWithRetry(config: AfterConfig, log: Logger): Promise<TaskS
 function attachLogging(worker: Worker, log: Logger): void {
   const { events } = worker;
   events.on('task:scheduled', (e) => log.info(`task ${e.id} scheduled for ${e.date}`));
-  events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${e.lateMs} ms after its date)`));
+  events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
   events.on('task:finished', (e) => {
     const how = e.status === 'waiting' ? `waiting, next run at ${e.date}` : e.status;
     const why = e.error ? `: ${e.error}` : '';
@@ -694,6 +694,21 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */
+export function describeLateness(lateMs: number): string {
+  if (lateMs < 60_000) return `${lateMs} ms after its date`;
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
+  const first = units.findIndex(([, size]) => lateMs >= size);
+  const [bigName, bigSize] = units[first]!;
+  const parts = [`${Math.floor(lateMs / bigSize)} ${bigName}`];
+  const next = units[first + 1];
+  if (next) {
+    const count = Math.floor((lateMs % bigSize) / next[1]);
+    if (count > 0) parts.push(`${count} ${next[0]}`);
+  }
+  return `overdue by ${parts.join(' ')}`;
 }
 
 function isNewer(incoming: TaskDoc, known: TaskDoc): boolean {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/worker/decide';
+import { describeLateness } from '../../src/worker/worker';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
 const ctx: DecideContext = {
@@ -95,4 +96,15 @@ describe('isOwnWrite: a conflict on a write whose first try landed', () => {
       expect(isOwnWrite(c.found, sent)).to.equal(c.own);
     });
   }
+});
+
+describe('lateness in the log', () => {
+  const cases: Array<[number, string]> = [
+    [0, '0 ms after its date'],
+    [59_999, '59999 ms after its date'],
+    [61_000, 'overdue by 1 min 1 s'],
+    [3 * 86_400_000 + 4 * 3_600_000 + 5_000, 'overdue by 3 d 4 h'],
+    [2 * 3_600_000 + 30_000, 'overdue by 2 h'],
+  ];
+  for (const [ms, text] of cases) it(`${ms} ms → ${text}`, () => expect(describeLateness(ms)).to.equal(text));
 });
