@@ -12,7 +12,7 @@ import { AfterError, TaskInvalidError } from '../../src/errors';
 import type { TaskDoc } from '../../src/types';
 import { REPO_ROOT, startDb, type TestDb } from '../helpers';
 
-const EXAMPLE_DOC = path.join(REPO_ROOT, 'docs', 'dashboard.md');
+const EXAMPLE_DOC = path.join(REPO_ROOT, 'README.md');
 
 /** The ```js block after the `api-example` marker. */
 function readmeExample(): string {
