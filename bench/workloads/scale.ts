@@ -105,8 +105,11 @@ async function windowQueriesMs(db: BenchDb): Promise<number> {
   });
   await db.request('POST', '_find', byDate('cancel', '9999-12-31T23:59:59.999Z'));
   for (const status of ['waiting', 'reschedule', 'scheduled']) await findAllPages(db, byDate(status, windowEnd));
-  const key = encodeURIComponent(JSON.stringify([WORKER_NAME, null]));
-  await db.request('GET', `_design/after/_view/by_worker_status?key=${key}&reduce=false&include_docs=true&limit=${PAGE_SIZE}`);
+  // The worker's query for tasks no Mango index holds (no status, malformed), then the
+  // counts view `after status` reads: both views of _design/after, built at first query.
+  const worker = encodeURIComponent(JSON.stringify(WORKER_NAME));
+  await db.request('GET', `_design/after/_view/unreachable_by_worker?key=${worker}&include_docs=true&limit=${PAGE_SIZE}`);
+  await db.request('GET', '_design/after/_view/by_worker_status?group=true');
   for (const status of ['running', 'scheduled', 'cancel']) await db.request('POST', '_find', byLease(status));
   return Date.now() - start;
 }
