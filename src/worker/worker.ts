@@ -202,8 +202,9 @@ export class Worker {
     this.apply(doc);
   }
 
-  private apply(doc: TaskDoc): void {
+  private apply(found: TaskDoc): void {
     if (this.stopping) return;
+    const doc = restartedSeries(found);
     const decision = decide(doc, this.context());
     const id = doc._id;
     switch (decision.kind) {
@@ -694,6 +695,16 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A user's reschedule starts a repeat series again from the new date: the old anchor goes
+ * with the next write (the `scheduled` hold or the claim), so later dates follow the new one.
+ */
+function restartedSeries(doc: TaskDoc): TaskDoc {
+  if (doc.status !== 'reschedule' || !('anchor_date' in doc)) return doc;
+  const { anchor_date: _oldAnchor, ...rest } = doc;
+  return rest as TaskDoc;
 }
 
 /** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */

@@ -204,6 +204,30 @@ describe('worker', function () {
     expect(run!.startedAt).to.be.at.least(newDate);
   });
 
+  it('starts a repeat series again from the date of a reschedule', async () => {
+    worker = await startWorker('reseries');
+    const id = await post({ worker: 'reseries', date: iso(Date.now()), job: 'records', repeat: { s: 30 } });
+    const afterFirst = await waitFor(
+      async () => {
+        const doc = (await db.request<TaskDoc>('GET', id)).body;
+        return doc.executions === 1 && doc.status === 'scheduled' ? doc : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the first run and the hold of the second' },
+    );
+    expect(afterFirst.anchor_date).to.be.a('string');
+    const newDate = Date.now() + 1_123;
+    await db.request('PUT', id, { ...afterFirst, status: 'reschedule', date: iso(newDate) });
+    const next = await waitFor(
+      async () => {
+        const doc = (await db.request<TaskDoc>('GET', id)).body;
+        return doc.executions === 2 && doc.status === 'scheduled' ? doc : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the run at the new date' },
+    );
+    expect(Date.parse(String(next.date))).to.equal(newDate + 30_000);
+    expect(next.anchor_date).to.equal(iso(newDate));
+  });
+
   it('drops a deleted task from memory: it never runs', async () => {
     worker = await startWorker('deleter');
     const id = await post({ worker: 'deleter', date: iso(Date.now() + 2_500), job: 'records' });
