@@ -21,9 +21,15 @@ export interface WorkerProcess {
   instance: string;
 }
 
-/** `after start <name> --jobs test/fixtures/jobs [...extra]`, resolved once it is ready. */
-export async function startInstance(db: TestDb, name: string, recordFile: string, extra: string[] = []): Promise<WorkerProcess> {
-  const child = spawnCli(['start', name, '--jobs', FIXTURE_JOBS, ...extra], {
+/** `after start <name> --jobs <jobs> [...extra]` (test/fixtures/jobs by default), resolved once it is ready. */
+export async function startInstance(
+  db: TestDb,
+  name: string,
+  recordFile: string,
+  extra: string[] = [],
+  jobs: string = FIXTURE_JOBS,
+): Promise<WorkerProcess> {
+  const child = spawnCli(['start', name, '--jobs', jobs, ...extra], {
     env: { ...db.env, AFTER_TEST_RECORD_FILE: recordFile },
   });
   const ready = await child.waitForOutput(new RegExp(`worker ${name} ready \\(instance (\\S+),`), 20_000);

@@ -4,13 +4,11 @@
  */
 import { expect } from 'chai';
 import { Command } from 'commander';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { registerNextCommand } from '../../src/cli/next-command';
-import { REPO_ROOT, spawnCli, startDb, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { startDb, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { iso, readRecords, startInstance } from '../helpers/instances';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 describe('cron repeats with a worker', function () {
   this.timeout(60_000);
@@ -36,9 +34,7 @@ describe('cron repeats with a worker', function () {
   });
 
   async function startWorker(name: string): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', FIXTURE_JOBS], { env: { ...db.env, AFTER_TEST_RECORD_FILE: recordFile } });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 20_000);
-    return child;
+    return (await startInstance(db, name, recordFile)).child;
   }
 
   async function post(task: Record<string, unknown>): Promise<string> {
@@ -48,14 +44,8 @@ describe('cron repeats with a worker', function () {
   }
 
   /** Start times (epoch ms) the `records` job wrote, in order. */
-  function starts(): number[] {
-    if (!fs.existsSync(recordFile)) return [];
-    return fs
-      .readFileSync(recordFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => Date.parse(line.split(' ')[1]!));
-  }
+  const starts = (): number[] => readRecords(recordFile).map((run) => run.startedAt);
+
 
   it('"* * * * * *" with limit 3 runs three times, each at a whole second, never early, then done', async () => {
     worker = await startWorker('every-second');

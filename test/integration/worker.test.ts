@@ -3,14 +3,12 @@
  * HTTP like curl does, and what the task documents (and the jobs' side effects) show.
  */
 import { expect } from 'chai';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
 import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, iso, readRecords, startInstance } from '../helpers/instances';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 const EXAMPLE_JOBS = path.join(REPO_ROOT, 'jobs');
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 describe('worker', function () {
   this.timeout(60_000);
@@ -36,11 +34,7 @@ describe('worker', function () {
   });
 
   async function startWorker(name: string, jobs = FIXTURE_JOBS, extra: string[] = []): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', jobs, ...extra], {
-      env: { ...db.env, AFTER_TEST_RECORD_FILE: recordFile },
-    });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 20_000);
-    return child;
+    return (await startInstance(db, name, recordFile, extra, jobs)).child;
   }
 
   async function post(task: Record<string, unknown>): Promise<string> {
@@ -49,19 +43,7 @@ describe('worker', function () {
     return res.body.id;
   }
 
-  /** Lines the `records` fixture job wrote: `<task id> <ISO start time>`. */
-  function records(): Array<{ id: string; startedAt: number }> {
-    if (!fs.existsSync(recordFile)) return [];
-    return fs
-      .readFileSync(recordFile, 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const [id, at] = line.split(' ');
-        return { id: id!, startedAt: Date.parse(at!) };
-      });
-  }
+  const records = (): Array<{ id: string; startedAt: number }> => readRecords(recordFile);
 
   it('runs the seed example: an overdue task with the EventEmitter job goes done', async () => {
     worker = await startWorker('manobi', EXAMPLE_JOBS);
