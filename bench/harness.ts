@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig, type AfterConfig } from '../src/config';
@@ -17,6 +16,8 @@ import { startEmbedded, stopEmbedded } from '../src/embedded/server';
 import { silentLogger } from '../src/log';
 import { initDatabase } from '../src/store/design';
 import type { TaskDoc } from '../src/types';
+// The same probe the tests use: the bench is dev tooling beside them.
+import { freePort } from '../test/helpers/ports';
 
 /** This file runs from dist/bench. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -305,17 +306,6 @@ export function rssBytes(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = /VmRSS:\s+(\d+) kB/.exec(status);
   return kb ? Number(kb[1]) * 1024 : Number.NaN;
-}
-
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen({ host, port: 0 }, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** A task document of the bench worker running the stamp job. */
