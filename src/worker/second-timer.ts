@@ -66,11 +66,6 @@ export class SecondTimer {
     return true;
   }
 
-  /** Every held id (for hand-back at shutdown). */
-  ids(): string[] {
-    return [...this.dueAt.keys()];
-  }
-
   stop(): void {
     this.stopped = true;
     this.disarm();
