@@ -153,7 +153,10 @@ describe('instances of one worker name', function () {
     await start('capped', ['--concurrency', '2']);
     const base = Date.now() + 1_500;
     // Posted in reverse, so the order of the runs comes from the dates, not from arrival.
-    const tasks = Array.from({ length: 6 }, (_, k) => ({ worker: 'capped', date: iso(base + k * 5), job: { name: 'slow', arguments: [500] } })).reverse();
+    // Each run lasts 200 ms longer than the one before, so the two slots free up at least
+    // 200 ms apart (300, 505, 1000, 1405 ms after the first start): which waiting task gets
+    // each slot is then visible in the start times, not blurred by two claims in flight at once.
+    const tasks = Array.from({ length: 6 }, (_, k) => ({ worker: 'capped', date: iso(base + k * 5), job: { name: 'slow', arguments: [300 + k * 200] } })).reverse();
     const ids = await postTasks(db, tasks);
     const done = await waitForAll(db, 'capped', ids, 'done', 20_000);
     const runs = done.map((doc) => ({
