@@ -21,7 +21,8 @@ import { openConnection, type Connection } from './store/connection';
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
 import type { JobSpec, TaskDoc } from './types';
-import { startWorker as startWorkerInstance, type Worker } from './worker/worker';
+import { startWorker as startWorkerInstance } from './worker/start';
+import type { Worker } from './worker/worker';
 
 export interface ConnectOptions {
   /** CouchDB server URL (may carry credentials). @default config couchdb.url, or AFTER_COUCHDB_URL */

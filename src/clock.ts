@@ -37,3 +37,14 @@ export function backoffMs(attempt: number, baseMs = 500, capMs = 30_000): number
   const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt));
   return Math.round(raw * (0.8 + Math.random() * 0.4));
 }
+
+/** Waits for `promise` at most `ms`; true when it settled in time. Leaves no timer behind. */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

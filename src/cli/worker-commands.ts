@@ -121,7 +121,7 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   const stop = onStopSignal();
   // Loaded here, not at the top: only this command needs the worker (and all it imports),
   // and every other command starts faster without it.
-  const { startWorker } = require('../worker/worker') as typeof import('../worker/worker');
+  const { startWorker } = require('../worker/start') as typeof import('../worker/start');
   // A signal while the worker is still starting is honoured once it has started: startup
   // already claims and runs overdue tasks, which must be finished or handed back, not
   // dropped. A second signal still ends the process at once.

@@ -5,17 +5,23 @@
  * workers in-process (the library API) or a test never sees one worker's numbers in another's.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { within } from '../clock';
 import type { SafeEmitter } from '../events';
-import type { Logger } from '../log';
-import type { WorkerEvents } from '../worker/worker';
+import type { StoreHealth } from '../store/types';
+import type { WorkerEvents } from '../worker/worker-events';
 
-/** What metrics read from a worker: its events and two gauges. */
+/** What metrics read from a worker: its events, and what it holds when scraped. */
 export interface MeteredWorker {
   readonly name: string;
   readonly events: SafeEmitter<WorkerEvents>;
-  readonly heldCount: number;
   readonly runningCount: number;
+  readonly databaseHealth: Readonly<StoreHealth>;
+  heldByStatus(): Map<string, number>;
+  feedSeqBehind(): Promise<number | undefined>;
 }
+
+/** A scrape must answer even with the database away: the feed-lag request gets this long. */
+const SEQ_PROBE_TIMEOUT_MS = 2000;
 
 /** How a finished run ended, as the `outcome` label says it. */
 export type RunOutcomeLabel = 'success' | 'failure' | 'canceled';
@@ -25,8 +31,6 @@ const DURATION_BUCKETS_S = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 /** Start lateness: the per-second timer makes ~0-1 s normal; more means a busy or stalled worker. */
 const LATENESS_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300];
 
-const DATABASE_ERROR_LINE = /\b(write failed|claim failed|could not record the run)\b/;
-
 export interface WorkerMetrics {
   readonly registry: Registry;
   /** Stop listening to the worker (the registry keeps its last values). */
@@ -34,7 +38,7 @@ export interface WorkerMetrics {
 }
 
 /** A registry of the worker's metrics, updated from now on. */
-export function createWorkerMetrics(worker: MeteredWorker, options: { log?: Logger; defaultMetrics?: boolean } = {}): WorkerMetrics {
+export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMetrics?: boolean } = {}): WorkerMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ worker: worker.name });
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'after_process_' });
@@ -70,17 +74,44 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { log?: Logg
     labelNames: ['during'] as const,
     registers,
   });
-  const errorsLogged = new Counter({
+  new Counter({
     name: 'after_database_errors_total',
-    help: 'Database writes that failed (claims, status changes, run results), as the worker logged them',
+    help: 'Database requests that failed (no answer, 5xx, a refused write), whether a retry then succeeded or not',
     registers,
+    collect() {
+      this.reset();
+      this.inc(worker.databaseHealth.requestErrors);
+    },
+  });
+  new Counter({
+    name: 'after_feed_reconnects_total',
+    help: 'Times the changes feed failed and was requested again from its last seq',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(worker.databaseHealth.feedReconnects);
+    },
+  });
+  new Gauge({
+    name: 'after_feed_seq_behind',
+    help: "Database changes after the last one this instance's feed delivered (other workers' changes count until its next answer); NaN while the database does not answer",
+    registers,
+    async collect() {
+      let behind: number | undefined;
+      const probe = worker.feedSeqBehind().then((value) => (behind = value), () => undefined);
+      await within(probe, SEQ_PROBE_TIMEOUT_MS);
+      // Unknown is NaN, not 0: a scrape during an outage must not say the feed is caught up.
+      this.set(behind ?? Number.NaN);
+    },
   });
   new Gauge({
     name: 'after_tasks_held',
-    help: 'Tasks this instance holds in memory (waiting for their date, due, claiming or running)',
+    help: 'Tasks this instance holds in memory, by the status of their document (waiting: due within a second, not yet claimed)',
+    labelNames: ['status'] as const,
     registers,
     collect() {
-      this.set(worker.heldCount);
+      this.reset();
+      for (const [status, count] of worker.heldByStatus()) this.set({ status }, count);
     },
   });
   new Gauge({
@@ -113,18 +144,10 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { log?: Logg
     worker.events.on('task:conflict', (e) => conflicts.inc({ during: e.during })),
   ];
 
-  // The worker reports a failed database write only in its log (worker.ts: "... write failed",
-  // "claim failed", "could not record the run"), at error level beside failed runs: count those.
-  const onLogLine = (info: { level?: unknown; message?: unknown }): void => {
-    if (info.level === 'error' && typeof info.message === 'string' && DATABASE_ERROR_LINE.test(info.message)) errorsLogged.inc();
-  };
-  options.log?.on('data', onLogLine);
-
   return {
     registry,
     detach() {
       for (const off of offs) off();
-      options.log?.off('data', onLogLine);
     },
   };
 }

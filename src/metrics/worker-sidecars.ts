@@ -38,7 +38,7 @@ export async function openWorkerSidecars(config: AfterConfig, options: SidecarOp
     metricsUrl: server?.url,
     attach(worker) {
       if (server) {
-        metrics = createWorkerMetrics(worker, { log: options.log });
+        metrics = createWorkerMetrics(worker);
         server.use(metrics.registry);
         options.log.info(`metrics of worker ${worker.name} at ${server.url}`);
       }

@@ -14,7 +14,7 @@ import { toError } from '../errors';
 import type { Logger } from '../log';
 import { linkSignals, type Connection } from './connection';
 import { BY_WORKER_FILTER } from './design';
-import type { ChangeBatch, Feed, FeedOptions, ServerKind } from './types';
+import type { ChangeBatch, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
 import type { TaskDoc } from '../types';
 
 /** @see FeedOptions.batchSize */
@@ -69,8 +69,8 @@ class FeedSilentError extends Error {
   }
 }
 
-export function followChanges(conn: Connection, serverKind: ServerKind, options: FeedOptions, log: Logger): Feed {
-  return new ChangesFeed(conn, serverKind, options, log);
+export function followChanges(conn: Connection, serverKind: ServerKind, options: FeedOptions, log: Logger, health?: StoreHealth): Feed {
+  return new ChangesFeed(conn, serverKind, options, log, health);
 }
 
 class ChangesFeed implements Feed {
@@ -83,6 +83,7 @@ class ChangesFeed implements Feed {
     private readonly serverKind: ServerKind,
     private readonly options: FeedOptions,
     private readonly log: Logger,
+    private readonly health: StoreHealth | undefined,
   ) {
     this.seq = options.since;
     this.running = this.run();
@@ -116,6 +117,10 @@ class ChangesFeed implements Feed {
       } catch (err) {
         if (stop.aborted) break;
         requestFailures++;
+        if (this.health) {
+          this.health.feedReconnects++;
+          this.health.requestErrors++;
+        }
         const waitMs = backoffMs(requestFailures - 1);
         this.log.warn(`${who}: ${toError(err).message}; reconnecting from seq ${shortSeq(this.seq)} in ${waitMs} ms`);
         await delay(waitMs, stop);

@@ -10,7 +10,7 @@ import { followChanges } from './changes';
 import { confirmClusterWrite } from './cluster-confirm';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
 import { UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
-import type { Feed, FeedOptions, FindPage, ServerInfo, TaskStore, WriteResult } from './types';
+import type { Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
 import { WriteBatcher, type DocOutcome } from './write-batcher';
 
 export interface StoreOptions {
@@ -25,6 +25,11 @@ export interface StoreOptions {
 }
 
 const FAIL_FAST_TRIES = 3;
+/**
+ * Documents per request in the hold lane: a server that writes one request at a time
+ * (pouchdb-server) makes a claim sent meanwhile wait behind at most this many documents.
+ */
+const HOLD_LANE_BATCH = 100;
 
 export async function createStore(config: AfterConfig, options: StoreOptions): Promise<TaskStore> {
   const log = options.log ?? silentLogger();
@@ -70,8 +75,10 @@ class CouchStore implements TaskStore {
   private readonly log: Logger;
   private readonly attempts: number;
   private readonly closing = new AbortController();
-  private readonly batcher = new WriteBatcher((docs) => this.writeBatch(docs));
+  private readonly runLane = new WriteBatcher((docs) => this.writeBatch(docs));
+  private readonly holdLane = new WriteBatcher((docs) => this.writeBatch(docs), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
   private readonly feeds = new Set<Feed>();
+  readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
 
   constructor(
     private readonly conn: Connection,
@@ -92,8 +99,8 @@ class CouchStore implements TaskStore {
     return this.conn.clock.skewMs();
   }
 
-  async updateSeq(): Promise<string> {
-    const info = await this.call<{ update_seq: unknown }>({ path: '' });
+  async updateSeq(options: { once?: boolean } = {}): Promise<string> {
+    const info = await this.call<{ update_seq: unknown }>({ path: '' }, options.once ? 1 : this.attempts);
     // CouchDB's seq is a string, pouchdb-server's a number: both are kept verbatim.
     return String(info.body.update_seq);
   }
@@ -108,9 +115,10 @@ class CouchStore implements TaskStore {
     }
   }
 
-  write(doc: TaskDoc): Promise<WriteResult> {
+  write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
     if (this.closing.signal.aborted) return Promise.reject(closedError());
-    return this.batcher.write(doc);
+    if (options.lane === 'hold') return this.holdLane.write(doc, options.neededByMs);
+    return this.runLane.write(doc);
   }
 
   async findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {
@@ -160,7 +168,7 @@ class CouchStore implements TaskStore {
 
   follow(options: FeedOptions): Feed {
     if (this.closing.signal.aborted) throw closedError();
-    const feed = followChanges(this.conn, this.server.kind, options, this.log);
+    const feed = followChanges(this.conn, this.server.kind, options, this.log, this.health);
     const feeds = this.feeds;
     feeds.add(feed);
     return {
@@ -182,16 +190,21 @@ class CouchStore implements TaskStore {
   }
 
   /** One request under the store's retry policy, given up when the store closes. */
-  private async call<T>(options: RequestOptions): Promise<Response<T>> {
+  private async call<T>(options: RequestOptions, attempts = this.attempts): Promise<Response<T>> {
     const signal = this.closing.signal;
     try {
       return await withRetry(() => this.conn.request<T>({ ...options, signal }), {
         signal,
-        attempts: this.attempts,
-        onRetry: (err, _attempt, waitMs) => this.log.warn(`${err.message}; trying again in ${seconds(waitMs)}`),
+        attempts,
+        onRetry: (err, _attempt, waitMs) => {
+          this.health.requestErrors++;
+          this.log.warn(`${err.message}; trying again in ${seconds(waitMs)}`);
+        },
       });
     } catch (err) {
       if (signal.aborted) throw closedError();
+      // A 404 or a 409 is an answer the caller expects, not a failure of the database.
+      if (!(err instanceof CouchRequestError) || (err.status !== 404 && err.status !== 409)) this.health.requestErrors++;
       throw err;
     }
   }
@@ -221,6 +234,7 @@ class CouchStore implements TaskStore {
     }
     if (row.error === undefined && typeof row.rev === 'string') return { ok: true, doc: { ...doc, _id: id, _rev: row.rev } };
     if (row.error === 'conflict') return { ok: false, conflict: true };
+    this.health.requestErrors++;
     const reason = row.reason ?? row.error ?? 'refused';
     if (row.error === 'forbidden') {
       return { ok: false, error: new CouchRequestError('E_FORBIDDEN', `CouchDB refused to write task ${id}: ${reason}`, 403, reason) };

@@ -54,14 +54,38 @@ export interface FindPage {
   bookmark?: string;
 }
 
+/** Running counts of what went wrong between this process and the database (metrics read them). */
+export interface StoreHealth {
+  /** Requests that failed (no answer, 5xx, refused), whether a retry then succeeded or not. */
+  requestErrors: number;
+  /** Changes feed requests that failed and were made again from the last seq. */
+  feedReconnects: number;
+}
+
+/**
+ * Which queue a write takes. `run`: claims and run results, which a job or a user waits for,
+ * sent at once. `hold`: writes nothing waits on (scheduled holds, lease extensions, hand-backs,
+ * verdicts), one smaller request at a time: a burst of them (600 tasks arriving at once) then
+ * never fills the database's queue ahead of a claim.
+ */
+export type WriteLane = 'run' | 'hold';
+
+export interface WriteOptions {
+  /** @default 'run' */
+  lane?: WriteLane;
+  /** In the hold lane, writes needed soonest leave first: the task's date, say. @default 0 (at once) */
+  neededByMs?: number;
+}
+
 export interface TaskStore {
   readonly server: ServerInfo;
+  readonly health: StoreHealth;
   /** Epoch ms by the database's clock (estimated from responses' Date headers). */
   dbNow(): number;
   /** Local clock minus database clock, in ms (positive: this machine is ahead). */
   clockSkewMs(): number;
-  /** The database's current update_seq. */
-  updateSeq(): Promise<string>;
+  /** The database's current update_seq. `once`: one request, no retry (a metrics scrape). */
+  updateSeq(options?: { once?: boolean }): Promise<string>;
   /** The document, or null when it does not exist or is deleted. */
   get(id: string): Promise<TaskDoc | null>;
   /**
@@ -69,7 +93,7 @@ export interface TaskStore {
    * `_bulk_docs`; each document's conflict is reported on its own. Network errors and 5xx
    * are retried with backoff until the database answers (or the store is closed).
    */
-  write(doc: TaskDoc): Promise<WriteResult>;
+  write(doc: TaskDoc, options?: WriteOptions): Promise<WriteResult>;
   /**
    * Tasks of `worker` with `status` whose `date` (as stored, compared as a string) is at most
    * `dateAtMost`, sorted by date. Served by the [worker, status, date] index.

@@ -16,36 +16,68 @@ export const MAX_DOCS_PER_BULK = 500;
 
 interface PendingWrite {
   doc: TaskDoc;
+  /** When the write is needed by (epoch ms); writes that wait leave soonest-needed first. */
+  neededByMs: number;
   resolve(result: WriteResult): void;
   reject(error: Error): void;
+}
+
+export interface WriteBatcherOptions {
+  /** @default MAX_DOCS_PER_BULK */
+  maxDocsPerBatch?: number;
+  /** Requests in flight at once; writes issued meanwhile wait and leave together. @default Infinity */
+  maxBatchesInFlight?: number;
 }
 
 export class WriteBatcher {
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
+  private inFlight = 0;
+  private readonly maxDocsPerBatch: number;
+  private readonly maxBatchesInFlight: number;
 
   constructor(
     private readonly send: SendBatch,
-    private readonly maxDocsPerBatch: number = MAX_DOCS_PER_BULK,
-  ) {}
+    options: WriteBatcherOptions = {},
+  ) {
+    this.maxDocsPerBatch = options.maxDocsPerBatch ?? MAX_DOCS_PER_BULK;
+    this.maxBatchesInFlight = options.maxBatchesInFlight ?? Infinity;
+  }
 
-  write(doc: TaskDoc): Promise<WriteResult> {
+  write(doc: TaskDoc, neededByMs = 0): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
       // A copy: the caller may go on changing its object before the batch leaves.
-      this.pending.push({ doc: structuredClone(doc), resolve, reject });
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      // setImmediate runs after the promise callbacks of this tick, so writes issued by the
-      // continuations of one event (a feed batch, a timer) still join the same request.
-      setImmediate(() => this.flush());
+      this.pending.push({ doc: structuredClone(doc), neededByMs, resolve, reject });
+      this.scheduleFlush();
     });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate runs after the promise callbacks of this tick, so writes issued by the
+    // continuations of one event (a feed batch, a timer) still join the same request.
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    const writes = this.pending;
-    this.pending = [];
-    for (const batch of groupIntoBatches(writes, this.maxDocsPerBatch)) void this.sendBatch(batch);
+    const free = this.maxBatchesInFlight - this.inFlight;
+    if (free <= 0 || this.pending.length === 0) return;
+    // With requests in flight limited, writes wait: the ones needed soonest go first (a stable
+    // sort keeps the order of writes needed at the same moment).
+    const waiting = Number.isFinite(this.maxBatchesInFlight) ? [...this.pending].sort((a, b) => a.neededByMs - b.neededByMs) : this.pending;
+    const batches = groupIntoBatches(waiting, this.maxDocsPerBatch);
+    const leaving = batches.slice(0, free);
+    // What does not leave now keeps its order and goes when a request in flight has answered.
+    this.pending = batches.slice(free).flat();
+    for (const batch of leaving) {
+      this.inFlight++;
+      void this.sendBatch(batch).finally(() => {
+        this.inFlight--;
+        if (this.pending.length > 0) this.scheduleFlush();
+      });
+    }
   }
 
   private async sendBatch(writes: PendingWrite[]): Promise<void> {

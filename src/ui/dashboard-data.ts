@@ -109,7 +109,8 @@ export async function applyAction(conn: Connection, id: string, action: TaskActi
         return { ...doc, status: 'waiting', date: new Date().toISOString() };
       case 'retry':
         if (status !== 'error') refuse(id, `only a failed task can be retried; it is ${status}`);
-        return { ...doc, status: 'waiting' };
+        // A new series of attempts: the retries spent before the failure are given back.
+        return { ...doc, status: 'waiting', retries: 0 };
       case 'reschedule': {
         const parsed = parseTaskDate(date);
         if (!parsed.ok) throw new AfterError('E_USAGE', `invalid date: ${parsed.message}`);

@@ -136,3 +136,13 @@ function canonicalJson(value: unknown): string {
       : inner,
   );
 }
+
+/**
+ * A user's reschedule starts a repeat series again from the new date: the old anchor goes
+ * with the next write (the `scheduled` hold or the claim), so later dates follow the new one.
+ */
+export function restartedSeries(doc: TaskDoc): TaskDoc {
+  if (doc.status !== 'reschedule' || !('anchor_date' in doc)) return doc;
+  const { anchor_date: _oldAnchor, ...rest } = doc;
+  return rest as TaskDoc;
+}

@@ -7,22 +7,24 @@
  */
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { backoffMs, delay, systemClock, type Clock } from '../clock';
+import { systemClock, within, type Clock } from '../clock';
 import type { AfterConfig } from '../config';
-import { AfterError, CouchRequestError } from '../errors';
 import { SafeEmitter } from '../events';
-import { loadJobs, type JobRegistry } from '../jobs/loader';
+import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
-import { createStore } from '../store/couch-store';
-import type { TaskStore } from '../store/types';
-import { canceledState, invalidState, nextState } from '../task/next-state';
+import type { StoreHealth, TaskStore } from '../store/types';
+import { canceledState, invalidState } from '../task/next-state';
 import type { ParsedTask } from '../task/validate';
-import type { RunOutcome, TaskDoc } from '../types';
-import { decide, isLease, isOwnWrite, revGeneration, type DecideContext } from './decide';
+import type { TaskDoc } from '../types';
+import { decide, isLease, isOwnWrite, restartedSeries, type DecideContext } from './decide';
+import { isNewer, newEntry, type Entry } from './entry';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
-import { startRun, type RunHandle } from './run';
+import { Runner, type RunEnd } from './runner';
 import { SecondTimer } from './second-timer';
+import type { WorkerEvents } from './worker-events';
+
+export type { WorkerEvents } from './worker-events';
 
 export interface WorkerOptions {
   config: AfterConfig;
@@ -41,33 +43,8 @@ export interface WorkerOptions {
   jobs?: JobRegistry;
 }
 
-export interface WorkerEvents extends Record<string, unknown> {
-  'worker:ready': { instance: string; since: string };
-  'worker:stopped': { instance: string };
-  'task:scheduled': { id: string; date: string };
-  'task:started': { id: string; job: string; lateMs: number };
-  'task:finished': { id: string; status: string; durationMs: number; error?: string; date?: string };
-  'task:invalid': { id: string; message: string };
-  'task:canceled': { id: string };
-  'task:conflict': { id: string; during: string };
-  'task:handed-back': { id: string };
-}
-
-type EntryState = 'held' | 'ready' | 'claiming' | 'running';
-
-interface Entry {
-  id: string;
-  doc: TaskDoc;
-  task: ParsedTask | undefined;
-  state: EntryState;
-  /** A write or re-read of this task is in flight. */
-  busy: boolean;
-  /** The newest document seen while busy, applied afterwards. */
-  pending: TaskDoc | undefined;
-  run: RunHandle | undefined;
-  /** The lease heartbeat in flight: the finish write waits for it, so the two never race on one `_rev`. */
-  leaseWrite: Promise<void> | undefined;
-}
+/** What a worker writes to a task outside a run's result (the `during` of conflicts and logs). */
+type WriteReason = 'schedule' | 'claim' | 'mark-waiting' | 'hand-back' | 'error' | 'canceled';
 
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
 const DUE_SOON_MS = 1000;
@@ -89,6 +66,7 @@ export class Worker {
   private readonly ready = new ReadyQueue();
   private readonly timer: SecondTimer;
   private readonly follower: Follower;
+  private readonly runner: Runner;
   private readonly clock: Clock;
   private readonly concurrency: number;
   private readonly leaseMs: number;
@@ -111,6 +89,20 @@ export class Worker {
     this.leaseMs = options.leaseMs ?? config.worker.lease_ms;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.timer = new SecondTimer(this.clock, (ids) => this.onDue(ids));
+    this.runner = new Runner({
+      worker: options.name,
+      instance: this.instance,
+      store,
+      jobs,
+      clock: this.clock,
+      log: options.log,
+      events: this.events,
+      leaseMs: this.leaseMs,
+      timeoutMs: config.worker.timeout_ms,
+      historyLimit: config.worker.history_limit,
+      isStopping: () => this.stopping,
+      tracked: (write) => this.tracked(write),
+    });
     this.follower = new Follower({
       store,
       worker: options.name,
@@ -136,6 +128,36 @@ export class Worker {
 
   get runningCount(): number {
     return this.active;
+  }
+
+  /** Tasks held in memory by the status their document has now (scheduled, waiting, running...). */
+  heldByStatus(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const entry of this.entries.values()) {
+      const status = typeof entry.doc.status === 'string' ? entry.doc.status : 'waiting';
+      counts.set(status, (counts.get(status) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /** Failed database requests and feed reconnects since this instance connected. */
+  get databaseHealth(): Readonly<StoreHealth> {
+    return this.store.health;
+  }
+
+  /**
+   * How many database changes came after the last one this instance's feed delivered, from
+   * one `GET /db` (no retry). Seqs are opaque; their leading number counts changes on both
+   * servers (a cluster's is the sum over its shards). The feed filters by worker and answers
+   * when one of this worker's tasks changes, so other workers' changes count here until then.
+   */
+  async feedSeqBehind(): Promise<number | undefined> {
+    const seen = this.follower.lastSeq;
+    if (seen === undefined) return undefined;
+    const now = await this.store.updateSeq({ once: true });
+    const [nowCount, seenCount] = [seqCount(now), seqCount(seen)];
+    if (nowCount === undefined || seenCount === undefined) return undefined;
+    return Math.max(0, nowCount - seenCount);
   }
 
   async start(): Promise<void> {
@@ -193,7 +215,7 @@ export class Worker {
     const entry = this.entries.get(doc._id);
     if (entry) {
       if (!isNewer(doc, entry.doc)) return;
-      if (entry.run) return this.updateRun(entry, doc);
+      if (entry.run) return this.runner.update(entry, doc);
       if (entry.busy) {
         if (!entry.pending || isNewer(doc, entry.pending)) entry.pending = doc;
         return;
@@ -260,7 +282,7 @@ export class Worker {
   private entry(doc: TaskDoc, task: ParsedTask | undefined): Entry {
     let entry = this.entries.get(doc._id);
     if (!entry) {
-      entry = { id: doc._id, doc, task, state: 'held', busy: false, pending: undefined, run: undefined, leaseWrite: undefined };
+      entry = newEntry(doc, task);
       this.entries.set(doc._id, entry);
     }
     entry.doc = doc;
@@ -289,7 +311,7 @@ export class Worker {
     this.timer.remove(entry.id);
     const expires = Math.max(task.dateMs, this.store.dbNow()) + this.leaseMs;
     const next: TaskDoc = { ...doc, status: 'scheduled', lease: { instance: this.instance, expires_at: iso(expires) } };
-    const written = await this.write(entry, next, 'schedule');
+    const written = await this.writeTask(entry, next, 'schedule');
     if (!written) return;
     this.hold(written, task);
     this.events.emit('task:scheduled', { id: entry.id, date: iso(task.dateMs) });
@@ -299,7 +321,7 @@ export class Worker {
   /** `error` for an invalid task, `canceled` for a cancel. */
   private async writeFinal(doc: TaskDoc, next: TaskDoc, status: 'error' | 'canceled'): Promise<void> {
     const entry = this.entry(doc, undefined);
-    const written = await this.write(entry, next, status);
+    const written = await this.writeTask(entry, next, status);
     if (!written) return;
     this.entries.delete(entry.id);
     if (status === 'canceled') this.events.emit('task:canceled', { id: entry.id });
@@ -308,7 +330,7 @@ export class Worker {
 
   private async markWaiting(doc: TaskDoc): Promise<void> {
     const entry = this.entry(doc, undefined);
-    const written = await this.write(entry, { ...doc, status: 'waiting' }, 'mark-waiting');
+    const written = await this.writeTask(entry, { ...doc, status: 'waiting' }, 'mark-waiting');
     if (written) this.forget(entry.id);
   }
 
@@ -316,57 +338,61 @@ export class Worker {
   private async handBack(entry: Entry): Promise<void> {
     const { lease: _lease, ...rest } = entry.doc;
     const status = entry.doc.status === 'running' || entry.doc.status === 'scheduled' ? 'waiting' : entry.doc.status;
-    const written = await this.write(entry, { ...rest, status } as TaskDoc, 'hand-back');
+    const written = await this.writeTask(entry, { ...rest, status } as TaskDoc, 'hand-back');
     this.entries.delete(entry.id);
     if (written) this.events.emit('task:handed-back', { id: entry.id });
   }
 
   /**
    * One write with the entry's current `_rev`. Returns the written document, or undefined when
-   * it lost to another writer — then the document is read and decided again.
+   * it lost to another writer: then the task is read again and decided again. A write retried
+   * through an outage comes back as a conflict when its first try landed and only the answer
+   * was lost: the document read back is then this very write, and it counts as written.
    */
-  private async write(entry: Entry, next: TaskDoc, during: string): Promise<TaskDoc | undefined> {
+  private async writeTask(entry: Entry, next: TaskDoc, during: WriteReason): Promise<TaskDoc | undefined> {
     entry.busy = true;
+    let fresh: TaskDoc | null;
     try {
-      const result = await this.tracked(this.store.write(next));
+      // A claim is what a job waits for; every other write here can queue behind it, the
+      // holds of the tasks due first leaving first.
+      const lane = during === 'claim' ? 'run' : 'hold';
+      const result = await this.tracked(this.store.write(next, { lane, neededByMs: entry.task?.dateMs ?? 0 }));
       if (result.ok) {
         entry.doc = result.doc;
         return result.doc;
       }
-      this.events.emit('task:conflict', { id: entry.id, during });
+      fresh = await this.store.get(entry.id);
     } catch (err) {
-      // Refused, not a conflict (a validate_doc_update, a permission): deciding again at once
-      // would send the same write again in a loop. The next window query brings it back.
-      this.options.log.error(`task ${entry.id}: ${during} write failed: ${(err as Error).message}`);
-      entry.busy = false;
-      this.forget(entry.id);
+      // Refused, not a conflict (a validate_doc_update, a permission), or the re-read failed:
+      // deciding again at once would send the same write again in a loop. The next window
+      // query brings the task back.
+      this.options.log.error(`task ${entry.id}: ${during} failed: ${(err as Error).message}; the next window query will find it`);
+      this.dropEntry(entry);
       return undefined;
     } finally {
       entry.busy = false;
     }
-    await this.reread(entry);
+    if (fresh && isOwnWrite(fresh, next)) {
+      entry.doc = fresh;
+      return fresh;
+    }
+    this.events.emit('task:conflict', { id: entry.id, during });
+    this.dropEntry(entry);
+    if (fresh) this.apply(fresh);
     return undefined;
+  }
+
+  /** Drop a task this instance failed to write: whatever it held for it goes. */
+  private dropEntry(entry: Entry): void {
+    entry.busy = false;
+    entry.state = 'held';
+    this.forget(entry.id);
   }
 
   private tracked<T>(write: Promise<T>): Promise<T> {
     this.writesInFlight.add(write);
     void write.catch(() => undefined).finally(() => this.writesInFlight.delete(write));
     return write;
-  }
-
-  /** After a lost write: read the task again and decide again. */
-  private async reread(entry: Entry): Promise<void> {
-    if (entry.run) return;
-    let fresh: TaskDoc | null;
-    try {
-      fresh = await this.store.get(entry.id);
-    } catch (err) {
-      this.options.log.warn(`task ${entry.id}: re-read failed (${(err as Error).message}); the next window query will find it`);
-      this.forget(entry.id);
-      return;
-    }
-    this.forget(entry.id);
-    if (fresh) this.apply(fresh);
   }
 
   /** A document seen while a write was in flight is decided once the write is done. */
@@ -414,317 +440,46 @@ export class Worker {
     };
     try {
       entry.state = 'claiming';
-      const claim: TaskDoc = { ...entry.doc, status: 'running', lease: this.freshLease() };
-      const claimed = await this.claim(entry, claim);
+      const claimed = await this.writeTask(entry, { ...entry.doc, status: 'running', lease: this.freshLease() }, 'claim');
       if (!claimed) return;
       if (this.stopping) {
         // The signal came while the claim was in flight: no new run starts after it.
         await this.handBack(entry);
         return;
       }
-      const task = entry.task!;
-      if (!(await this.untilDate(entry, task.dateMs))) return;
-      const job = this.jobs.resolve(task.job.name)!;
-      const log = this.options.log.child({ component: `task ${entry.id}` });
-      const timeoutMs = task.timeoutMs ?? (this.options.config.worker.timeout_ms || undefined);
-      entry.state = 'running';
-      const run = startRun({
-        job,
-        doc: entry.doc,
-        timeoutMs,
-        clock: this.clock,
-        log,
-        heartbeat: () => this.extendLease(entry),
-        heartbeatEveryMs: Math.max(100, Math.floor(this.leaseMs / 3)),
-      });
-      entry.run = run;
-      const lateMs = run.startedAtMs - task.dateMs;
-      this.events.emit('task:started', { id: entry.id, job: task.job.name, lateMs });
-      this.afterWrite(entry);
-      const outcome = await run.outcome;
+      const end = await this.runner.run(entry, release);
       release();
-      await this.finish(entry, task, run, outcome);
+      await this.afterRun(entry, end);
     } finally {
       release();
     }
   }
 
-  private async claim(entry: Entry, claim: TaskDoc): Promise<boolean> {
-    entry.busy = true;
-    try {
-      const result = await this.tracked(this.store.write(claim));
-      if (result.ok) {
-        entry.doc = result.doc;
-        return true;
-      }
-      // A write retried through an outage comes back as a conflict when its first try landed
-      // and only the answer was lost: then the claim is ours.
-      const fresh = await this.store.get(entry.id);
-      if (fresh && isOwnWrite(fresh, claim)) {
-        entry.doc = fresh;
-        return true;
-      }
-      this.events.emit('task:conflict', { id: entry.id, during: 'claim' });
-      entry.state = 'held';
-      this.forget(entry.id);
-      if (fresh) this.apply(fresh);
-      return false;
-    } catch (err) {
-      // Refused (see write()): left to the next window query rather than claimed again at once.
-      this.options.log.error(`task ${entry.id}: claim failed: ${(err as Error).message}`);
-      entry.busy = false;
-      entry.state = 'held';
-      this.forget(entry.id);
-      return false;
-    } finally {
-      entry.busy = false;
+  /** What the instance does with a task once its run has ended (or never started). */
+  private async afterRun(entry: Entry, end: RunEnd): Promise<void> {
+    switch (end.kind) {
+      case 'not-started':
+        entry.state = 'held';
+        if (this.stopping) await this.handBack(entry);
+        else this.afterWrite(entry);
+        return;
+      case 'shutdown':
+        await this.handBack(entry);
+        return;
+      case 'recorded':
+        this.entries.delete(entry.id);
+        if (end.doc.status === 'waiting' && !this.stopping) this.apply(end.doc);
+        return;
+      case 'abandoned':
+        this.forget(entry.id);
+        if (end.doc && !this.stopping) this.apply(end.doc);
+        return;
     }
-  }
-
-  /**
-   * Claimed ahead of the date: wait for the date itself (never early). A newer version of the
-   * task seen meanwhile (a cancel, a reschedule) is decided instead of starting the job.
-   */
-  private async untilDate(entry: Entry, dateMs: number): Promise<boolean> {
-    entry.busy = true;
-    try {
-      for (let wait = dateMs - this.clock.now(); wait > 0 && !this.stopping; wait = dateMs - this.clock.now()) {
-        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
-      }
-    } finally {
-      entry.busy = false;
-    }
-    const changed = entry.pending !== undefined && isNewer(entry.pending, entry.doc);
-    if (!this.stopping && !changed) return true;
-    entry.state = 'held';
-    if (this.stopping) await this.handBack(entry);
-    else this.afterWrite(entry);
-    return false;
   }
 
   private freshLease(): { instance: string; expires_at: string } {
     return { instance: this.instance, expires_at: iso(this.store.dbNow() + this.leaseMs) };
   }
-
-  /** The heartbeat: one write moving `lease.expires_at` on, unless one is still in flight. */
-  private extendLease(entry: Entry): Promise<void> {
-    if (entry.leaseWrite || !entry.run || entry.run.abortReason) return Promise.resolve();
-    const write = this.writeLease(entry).finally(() => {
-      entry.leaseWrite = undefined;
-    });
-    entry.leaseWrite = write;
-    return write;
-  }
-
-  private async writeLease(entry: Entry): Promise<void> {
-    const sent: TaskDoc = { ...entry.doc, lease: this.freshLease() };
-    const result = await this.tracked(this.store.write(sent));
-    if (result.ok) {
-      if (isNewer(result.doc, entry.doc)) entry.doc = result.doc;
-      return;
-    }
-    // Someone wrote the task while it ran: a cancel, a delete, or (after an outage longer than
-    // the lease) another instance that took the run over.
-    const fresh = await this.store.get(entry.id);
-    if (fresh && isOwnWrite(fresh, sent)) {
-      entry.doc = fresh;
-      return;
-    }
-    if (!entry.run) return;
-    if (!fresh) entry.run.abort('deleted');
-    else this.updateRun(entry, fresh);
-  }
-
-  /** A newer version of a task this instance is running. */
-  private updateRun(entry: Entry, doc: TaskDoc): void {
-    const run = entry.run;
-    if (!run) return;
-    if (doc._deleted) {
-      run.abort('deleted');
-      return;
-    }
-    entry.doc = doc;
-    const mine = isLease(doc.lease) && doc.lease.instance === this.instance;
-    if (doc.status === 'cancel') run.abort('cancel');
-    else if (doc.status !== 'running' || !mine) run.abort('taken-over');
-  }
-
-  private async finish(entry: Entry, task: ParsedTask, run: RunHandle, outcome: RunOutcome): Promise<void> {
-    const id = entry.id;
-    const finishedAtMs = this.clock.now();
-    // A heartbeat still in flight (the database away, say) goes first: the finish is written
-    // on the `_rev` it leaves, and it may have learnt that the run was taken over meanwhile.
-    await entry.leaseWrite?.catch(() => undefined);
-    const reason = run.abortReason;
-    if (reason === 'deleted' || reason === 'taken-over') {
-      this.options.log.warn(`task ${id}: run abandoned (${reason === 'deleted' ? 'the task was deleted' : 'another writer changed the task'})`);
-      entry.run = undefined;
-      this.forget(id);
-      if (reason === 'taken-over' && !this.stopping) this.apply(entry.doc);
-      return;
-    }
-    if (reason === 'shutdown') {
-      entry.run = undefined;
-      await this.handBack(entry);
-      return;
-    }
-    const runRecord = { startedAtMs: run.startedAtMs, finishedAtMs, worker: this.options.name, instance: this.instance };
-    let result = outcome;
-    for (let attempt = 0; ; attempt++) {
-      const next = nextState(entry.doc, task, result, runRecord, { historyLimit: this.options.config.worker.history_limit });
-      let written: TaskDoc | undefined;
-      try {
-        entry.busy = true;
-        const response = await this.tracked(this.store.write(next));
-        if (response.ok) written = response.doc;
-      } catch (err) {
-        this.options.log.error(`task ${id}: could not record the run: ${(err as Error).message}`);
-        entry.run = undefined;
-        this.forget(id);
-        return;
-      } finally {
-        entry.busy = false;
-      }
-      // Lost the finish write: someone changed the task while it ran, or the write landed
-      // during an outage and only its answer was lost.
-      const fresh = written ? undefined : await this.getWithRetry(id);
-      if (fresh && isOwnWrite(fresh, next)) written = fresh;
-      if (written) {
-        entry.run = undefined;
-        this.entries.delete(id);
-        this.events.emit('task:finished', {
-          id,
-          status: String(written.status),
-          durationMs: runRecord.finishedAtMs - runRecord.startedAtMs,
-          ...(written.status === 'waiting' ? { date: String(written.date) } : {}),
-          ...(result.kind === 'failure' ? { error: result.error.message } : {}),
-        });
-        if (written.status === 'waiting' && !this.stopping) this.apply(written);
-        return;
-      }
-      const mine = fresh && isLease(fresh.lease) && fresh.lease.instance === this.instance;
-      if (fresh && fresh.status === 'running' && mine && attempt < 5) {
-        entry.doc = fresh;
-        continue;
-      }
-      if (fresh && fresh.status === 'cancel' && (mine || !isLease(fresh.lease)) && attempt < 5) {
-        entry.doc = fresh;
-        result = { kind: 'canceled' };
-        continue;
-      }
-      this.options.log.warn(`task ${id}: the run ended but another writer had changed the task; its result is not recorded`);
-      entry.run = undefined;
-      this.forget(id);
-      if (fresh && !this.stopping) this.apply(fresh);
-      return;
-    }
-  }
-
-  private async getWithRetry(id: string): Promise<TaskDoc | null> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.store.get(id);
-      } catch (err) {
-        if (!(err instanceof CouchRequestError) || !err.transient || attempt > 20) throw err;
-        await delay(backoffMs(attempt));
-      }
-    }
-  }
-}
-
-/** Load jobs, connect (waiting for the database if it is away), start following. */
-export async function startWorker(options: WorkerOptions): Promise<Worker> {
-  const { config, log } = options;
-  const jobsDir = options.jobsDir ?? config.jobs;
-  const jobs = options.jobs ?? (await loadJobs(jobsDir, { builtins: config.builtins }));
-  if (jobs.problems.length > 0) {
-    throw new AfterError('E_JOBS', `jobs folder ${jobsDir} has problems: ${jobs.problems.map((p) => p.message).join('; ')}`);
-  }
-  const store = options.store ?? (await connectWithRetry(config, log));
-  const worker = new Worker(options, store, jobs);
-  attachLogging(worker, log);
-  try {
-    await worker.start();
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-  log.info(
-    `worker ${options.name} ready (instance ${worker.instance}, ${store.server.kind} ${store.server.version}, ` +
-      `${jobs.names().length} jobs, concurrency ${options.concurrency ?? config.worker.concurrency})`,
-  );
-  return worker;
-}
-
-async function connectWithRetry(config: AfterConfig, log: Logger): Promise<TaskStore> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await createStore(config, { log, retry: 'forever' });
-    } catch (err) {
-      if (!(err instanceof CouchRequestError) || !err.transient) throw err;
-      const wait = backoffMs(attempt, 500, 10_000);
-      log.warn(`${err.message}; retrying in ${Math.round(wait / 100) / 10} s`);
-      await delay(wait);
-    }
-  }
-}
-
-function attachLogging(worker: Worker, log: Logger): void {
-  const { events } = worker;
-  events.on('task:scheduled', (e) => log.info(`task ${e.id} scheduled for ${e.date}`));
-  events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
-  events.on('task:finished', (e) => {
-    const how = e.status === 'waiting' ? `waiting, next run at ${e.date}` : e.status;
-    const why = e.error ? `: ${e.error}` : '';
-    const line = `task ${e.id} ${how} after ${e.durationMs} ms${why}`;
-    if (e.status === 'error') log.error(line);
-    else log.info(line);
-  });
-  events.on('task:invalid', (e) => log.error(`task ${e.id} error: ${e.message}`));
-  events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));
-  events.on('task:handed-back', (e) => log.info(`task ${e.id} handed back (waiting)`));
-  events.on('task:conflict', (e) => log.debug(`task ${e.id}: changed by another writer during ${e.during}; deciding again`));
-}
-
-/** Waits for `promise` at most `ms`; true when it settled in time. Leaves no timer behind. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * A user's reschedule starts a repeat series again from the new date: the old anchor goes
- * with the next write (the `scheduled` hold or the claim), so later dates follow the new one.
- */
-function restartedSeries(doc: TaskDoc): TaskDoc {
-  if (doc.status !== 'reschedule' || !('anchor_date' in doc)) return doc;
-  const { anchor_date: _oldAnchor, ...rest } = doc;
-  return rest as TaskDoc;
-}
-
-/** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */
-export function describeLateness(lateMs: number): string {
-  if (lateMs < 60_000) return `${lateMs} ms after its date`;
-  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
-  const first = units.findIndex(([, size]) => lateMs >= size);
-  const [bigName, bigSize] = units[first]!;
-  const parts = [`${Math.floor(lateMs / bigSize)} ${bigName}`];
-  const next = units[first + 1];
-  if (next) {
-    const count = Math.floor((lateMs % bigSize) / next[1]);
-    if (count > 0) parts.push(`${count} ${next[0]}`);
-  }
-  return `overdue by ${parts.join(' ')}`;
-}
-
-function isNewer(incoming: TaskDoc, known: TaskDoc): boolean {
-  if (incoming._rev === known._rev) return false;
-  return revGeneration(incoming._rev) >= revGeneration(known._rev);
 }
 
 function iso(ms: number): string {
@@ -740,3 +495,8 @@ function describeLease(doc: TaskDoc): string {
   return isLease(doc.lease) ? `instance ${doc.lease.instance}` : 'no holder';
 }
 
+/** The number a seq starts with: pouchdb-server's seq is one, CouchDB's is `<number>-<opaque>`. */
+function seqCount(seq: string): number | undefined {
+  const head = /^\d+/.exec(seq);
+  return head ? Number(head[0]) : undefined;
+}

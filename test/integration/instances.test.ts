@@ -124,7 +124,7 @@ describe('instances of one worker name', function () {
     expect(await w.child.exited).to.equal(0);
 
     const finished = (await db.request<TaskDoc>('GET', slow!)).body;
-    expect(finished.status).to.equal('done');
+    expect(finished.status, w.child.stdout + w.child.stderr).to.equal('done');
     expect(finished.result).to.deep.equal({ slept: 2_000 });
     expect(finished.lease).to.equal(undefined);
     const handedBack = (await db.request<TaskDoc>('GET', held!)).body;

@@ -61,7 +61,7 @@ describe('worker metrics (--metrics-port)', function () {
       },
       { timeoutMs: 10_000, what: 'after_runs_running and after_runs_started_total to show the slow run' },
     );
-    expect(sample(during, 'after_tasks_held', { worker: 'metered' })).to.be.at.least(1);
+    expect(sample(during, 'after_tasks_held', { worker: 'metered', status: 'running' })).to.equal(1);
     expect(sample(during, 'after_runs_total', { job: 'slow', outcome: 'success' }), 'not finished yet').to.equal(0);
 
     const ids: string[] = [];
@@ -86,6 +86,18 @@ describe('worker metrics (--metrics-port)', function () {
     expect(sample(after, 'after_run_start_lateness_seconds_count', { job: 'succeeds' })).to.equal(2);
     expect(after).to.match(/^after_database_conflicts_total|^# TYPE after_database_conflicts_total counter/m);
     expect(after).to.contain('# TYPE after_database_errors_total counter');
+    expect(sample(after, 'after_database_errors_total', { worker: 'metered' })).to.equal(0);
+    expect(sample(after, 'after_feed_reconnects_total', { worker: 'metered' })).to.equal(0);
+
+    // Feed lag: changes to other workers' tasks count until this worker's feed next answers.
+    for (let k = 0; k < 3; k++) await db.request('POST', '', { worker: 'someone-else', date: '2040-01-01T00:00:00Z', job: 'succeeds' });
+    expect(sample(await scrape(), 'after_feed_seq_behind', { worker: 'metered' })).to.be.at.least(3);
+    const own = (await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job: 'succeeds' })).body.id;
+    await waitForStatus(db, own, 'done');
+    await waitFor(
+      async () => (/^after_feed_seq_behind\{worker="metered"\} 0$/m.test(await scrape()) ? true : undefined),
+      { timeoutMs: 10_000, what: 'the feed to catch up once a task of its own changed' },
+    );
   });
 
   it('refuses a metrics port that is taken, in one line, before taking any task', async () => {

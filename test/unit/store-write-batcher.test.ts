@@ -36,9 +36,49 @@ describe('store: write batching', () => {
 
   it('splits a large tick into batches of at most the limit', async () => {
     const sender = recordingSender();
-    const batcher = new WriteBatcher(sender.send, 500);
+    const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 500 });
     await Promise.all(Array.from({ length: 1201 }, (_, i) => batcher.write({ _id: `t${i}` })));
     expect(sender.batches.map((b) => b.length)).to.deep.equal([500, 500, 201]);
+  });
+
+  it('with one request in flight at most, writes issued meanwhile leave together once it answers', async () => {
+    const answers: Array<() => void> = [];
+    const batches: string[][] = [];
+    const batcher = new WriteBatcher(
+      (docs) => {
+        batches.push(docs.map((doc) => doc._id));
+        return new Promise((resolve) => answers.push(() => resolve(docs.map((doc) => ({ ok: true, doc: { ...doc, _rev: '2-x' } })))));
+      },
+      { maxDocsPerBatch: 2, maxBatchesInFlight: 1 },
+    );
+    const first = ['a', 'b', 'c'].map((id) => batcher.write({ _id: id }));
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = ['d', 'e'].map((id) => batcher.write({ _id: id }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches, 'one request in flight').to.deep.equal([['a', 'b']]);
+    answers.shift()!();
+    await Promise.all(first.slice(0, 2));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches, 'the rest leave in order, still one at a time').to.deep.equal([['a', 'b'], ['c', 'd']]);
+    answers.shift()!();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    answers.shift()!();
+    const results = await Promise.all([...first, ...later]);
+    expect(batches).to.deep.equal([['a', 'b'], ['c', 'd'], ['e']]);
+    expect(results.every((r) => r.ok)).to.equal(true);
+  });
+
+  it('with requests in flight limited, sends the writes needed soonest first', async () => {
+    const sender = recordingSender();
+    const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 2, maxBatchesInFlight: 1 });
+    await Promise.all([
+      batcher.write({ _id: 'late' }, 3000),
+      batcher.write({ _id: 'lease' }),
+      batcher.write({ _id: 'soon' }, 1000),
+      batcher.write({ _id: 'later' }, 3000),
+    ]);
+    expect(sender.batches).to.deep.equal([['lease', 'soon'], ['late', 'later']]);
   });
 
   it('sends writes of later ticks in later batches', async () => {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/worker/decide';
-import { describeLateness } from '../../src/worker/worker';
+import { describeLateness } from '../../src/worker/worker-events';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
 const ctx: DecideContext = {

@@ -1,0 +1,49 @@
+/**
+ * What a worker instance reports as it works, and the log lines those reports become. The
+ * metrics and the library API listen to the same events.
+ */
+import type { Logger } from '../log';
+import type { SafeEmitter } from '../events';
+
+export interface WorkerEvents extends Record<string, unknown> {
+  'worker:ready': { instance: string; since: string };
+  'worker:stopped': { instance: string };
+  'task:scheduled': { id: string; date: string };
+  'task:started': { id: string; job: string; lateMs: number };
+  'task:finished': { id: string; status: string; durationMs: number; error?: string; date?: string };
+  'task:invalid': { id: string; message: string };
+  'task:canceled': { id: string };
+  'task:conflict': { id: string; during: string };
+  'task:handed-back': { id: string };
+}
+
+export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger): void {
+  events.on('task:scheduled', (e) => log.info(`task ${e.id} scheduled for ${e.date}`));
+  events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
+  events.on('task:finished', (e) => {
+    const how = e.status === 'waiting' ? `waiting, next run at ${e.date}` : e.status;
+    const why = e.error ? `: ${e.error}` : '';
+    const line = `task ${e.id} ${how} after ${e.durationMs} ms${why}`;
+    if (e.status === 'error') log.error(line);
+    else log.info(line);
+  });
+  events.on('task:invalid', (e) => log.error(`task ${e.id} error: ${e.message}`));
+  events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));
+  events.on('task:handed-back', (e) => log.info(`task ${e.id} handed back (waiting)`));
+  events.on('task:conflict', (e) => log.debug(`task ${e.id}: changed by another writer during ${e.during}; deciding again`));
+}
+
+/** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */
+export function describeLateness(lateMs: number): string {
+  if (lateMs < 60_000) return `${lateMs} ms after its date`;
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
+  const first = units.findIndex(([, size]) => lateMs >= size);
+  const [bigName, bigSize] = units[first]!;
+  const parts = [`${Math.floor(lateMs / bigSize)} ${bigName}`];
+  const next = units[first + 1];
+  if (next) {
+    const count = Math.floor((lateMs % bigSize) / next[1]);
+    if (count > 0) parts.push(`${count} ${next[0]}`);
+  }
+  return `overdue by ${parts.join(' ')}`;
+}

@@ -1,0 +1,63 @@
+/**
+ * The worker's Prometheus registry, fed by a stand-in worker: what a scrape shows for the
+ * gauges and counters read from the worker when scraped (held by status, database health,
+ * feed lag), including a scrape while the database does not answer.
+ */
+import { expect } from 'chai';
+import { SafeEmitter } from '../../src/events';
+import { createWorkerMetrics, type MeteredWorker } from '../../src/metrics/worker-metrics';
+import type { StoreHealth } from '../../src/store/types';
+import type { WorkerEvents } from '../../src/worker/worker-events';
+
+function standIn(overrides: Partial<MeteredWorker> = {}): MeteredWorker & { health: StoreHealth } {
+  const health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
+  return {
+    name: 'nightly',
+    events: new SafeEmitter<WorkerEvents>(),
+    runningCount: 0,
+    health,
+    databaseHealth: health,
+    heldByStatus: () => new Map(),
+    feedSeqBehind: async () => 0,
+    ...overrides,
+  };
+}
+
+async function scrape(worker: MeteredWorker): Promise<string> {
+  const metrics = createWorkerMetrics(worker, { defaultMetrics: false });
+  try {
+    return await metrics.registry.metrics();
+  } finally {
+    metrics.detach();
+  }
+}
+
+describe('worker metrics registry', () => {
+  it('shows held tasks by the status of their document', async () => {
+    const text = await scrape(standIn({ heldByStatus: () => new Map([['scheduled', 40], ['running', 2]]) }));
+    expect(text).to.contain('after_tasks_held{status="scheduled",worker="nightly"} 40');
+    expect(text).to.contain('after_tasks_held{status="running",worker="nightly"} 2');
+    expect(text).not.to.contain('status="waiting"');
+  });
+
+  it('counts failed database requests and feed reconnects as the store counted them', async () => {
+    const worker = standIn();
+    worker.health.requestErrors = 7;
+    worker.health.feedReconnects = 3;
+    const metrics = createWorkerMetrics(worker, { defaultMetrics: false });
+    expect(await metrics.registry.metrics()).to.contain('after_database_errors_total{worker="nightly"} 7');
+    worker.health.requestErrors = 9;
+    const second = await metrics.registry.metrics();
+    expect(second, 'a second scrape shows the running total, not a sum of scrapes').to.contain('after_database_errors_total{worker="nightly"} 9');
+    expect(second).to.contain('after_feed_reconnects_total{worker="nightly"} 3');
+    metrics.detach();
+  });
+
+  it('shows how far the feed is behind, and NaN (unknown, not 0) when the database does not answer', async () => {
+    expect(await scrape(standIn({ feedSeqBehind: async () => 12 }))).to.contain('after_feed_seq_behind{worker="nightly"} 12');
+    const down = await scrape(standIn({ feedSeqBehind: () => Promise.reject(new Error('connect ECONNREFUSED')) }));
+    // prom-client writes "Nan"; Prometheus parses NaN in any case (strconv.ParseFloat).
+    expect(down).to.match(/^after_feed_seq_behind\{worker="nightly"\} nan$/im);
+    expect(down, 'the rest of the scrape still answers').to.contain('after_runs_running{worker="nightly"} 0');
+  });
+});
