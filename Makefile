@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 AFTER := node bin/after
 
-.PHONY: install build chromium run test test-unit test-integration test-couchdb bench clean
+.PHONY: install build chromium run test test-unit test-integration test-couchdb test-cluster bench bench-peers-setup clean
 
 install: node_modules/.install-stamp
 
@@ -47,8 +47,26 @@ test-couchdb: build chromium
 	@test -n "$$COUCHDB_URL" || { echo "make test-couchdb: set COUCHDB_URL to a CouchDB server URL" >&2; exit 2; }
 	npx mocha 'dist/test/integration/**/*.test.js'
 
+# SPEC §7 claims on a CouchDB cluster, one worker instance per node (test/integration/cluster.test.ts):
+# COUCHDB_CLUSTER_URLS="$$(../shared/couchdb/couchdb.sh cluster url)" make test-cluster
+test-cluster: build
+	@test -n "$$COUCHDB_CLUSTER_URLS" || { echo "make test-cluster: set COUCHDB_CLUSTER_URLS to the cluster's node URLs, space-separated (couchdb.sh cluster start prints them)" >&2; exit 2; }
+	npx mocha dist/test/integration/cluster.test.js
+
+# W1–W4 in one table (docs/performance.md). W1 and W2 also run on BullMQ/Redis and
+# pg-boss/PostgreSQL when `make bench-peers-setup` has installed them (BENCH_PEERS=0: not at all).
 bench: build
 	node dist/bench/run.js
+
+# The peers of `make bench`: Debian's Redis and PostgreSQL servers (the bench starts throwaway
+# ones of its own), and BullMQ and pg-boss in bench/peers/node_modules, pinned by
+# bench/peers/package-lock.json and kept out of the project's own dependencies. `npm install`,
+# not `npm ci`: the lock leaves out msgpackr-extract's builds for other platforms (the registry
+# lacks their newest version), which `npm ci` counts as out of sync; every version stays pinned.
+bench-peers-setup:
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo -E) apt-get install -y -qq redis-server postgresql
+	cd bench/peers && npm install --no-audit --no-fund --loglevel=error
 
 clean:
 	rm -rf dist node_modules

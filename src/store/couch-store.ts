@@ -7,11 +7,11 @@ import { AfterError, CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import type { TaskDoc } from '../types';
 import { followChanges } from './changes';
-import { confirmClusterWrite } from './cluster-confirm';
+import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
 import { UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
 import type { Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
-import { WriteBatcher, type DocOutcome } from './write-batcher';
+import { WriteBatcher, type DocOutcome, type WriteKind } from './write-batcher';
 
 export interface StoreOptions {
   log?: Logger;
@@ -25,6 +25,8 @@ export interface StoreOptions {
 }
 
 const FAIL_FAST_TRIES = 3;
+/** When a kept branch of a claim that stood down is looked at again (ms after the previous look). */
+const KEPT_BRANCH_CHECKS_MS = [2_000, 5_000, 15_000, 60_000];
 /**
  * Documents per request in the hold lane: a server that writes one request at a time
  * (pouchdb-server) makes a claim sent meanwhile wait behind at most this many documents.
@@ -52,6 +54,8 @@ export interface BulkRow {
   id?: string;
   rev?: string;
   ok?: boolean;
+  /** CouchDB: written to fewer copies than a quorum (the response is then a 202). */
+  accepted?: boolean;
   error?: string;
   reason?: string;
 }
@@ -75,10 +79,11 @@ class CouchStore implements TaskStore {
   private readonly log: Logger;
   private readonly attempts: number;
   private readonly closing = new AbortController();
-  private readonly runLane = new WriteBatcher((docs) => this.writeBatch(docs));
-  private readonly holdLane = new WriteBatcher((docs) => this.writeBatch(docs), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
+  private readonly runLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds));
+  private readonly holdLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
   private readonly feeds = new Set<Feed>();
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
+  private readonly branchWatches = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly conn: Connection,
@@ -106,6 +111,9 @@ class CouchStore implements TaskStore {
   }
 
   async get(id: string): Promise<TaskDoc | null> {
+    // In a cluster a plain read answers from the copies that reply first, which may not have
+    // the latest writes yet: the winner over every copy's leaves is what the task is.
+    if (this.server.clustered) return winningLeaf(await leafRevisions(this.request, id, this.replicas));
     try {
       const res = await this.call<TaskDoc>({ path: docPath(id) });
       return res.body._deleted ? null : res.body;
@@ -115,10 +123,17 @@ class CouchStore implements TaskStore {
     }
   }
 
-  write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
-    if (this.closing.signal.aborted) return Promise.reject(closedError());
-    if (options.lane === 'hold') return this.holdLane.write(doc, options.neededByMs);
-    return this.runLane.write(doc);
+  async write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
+    if (this.closing.signal.aborted) throw closedError();
+    const kind = options.claim ? 'claim' : 'plain';
+    // In a cluster CouchDB accepts a write on any leaf, a stale branch too: a claim goes only on
+    // the revision that wins over every copy (what a lagging copy's _find or feed showed may not).
+    if (kind === 'claim' && this.server.clustered) {
+      const winner = await this.get(doc._id);
+      if (!winner || winner._rev !== doc._rev) return { ok: false, conflict: true };
+    }
+    if (options.lane === 'hold') return this.holdLane.write(doc, { neededByMs: options.neededByMs, kind });
+    return this.runLane.write(doc, { kind });
   }
 
   async findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {
@@ -184,9 +199,31 @@ class CouchStore implements TaskStore {
 
   async close(): Promise<void> {
     this.closing.abort();
+    for (const timer of this.branchWatches) clearTimeout(timer);
+    this.branchWatches.clear();
     await Promise.all([...this.feeds].map((feed) => feed.stop()));
     this.feeds.clear();
     this.conn.close();
+  }
+
+  private readonly request = <T>(opts: RequestOptions): Promise<Response<T>> => this.call<T>(opts);
+
+  /**
+   * A claim that stood down but kept its branch (cluster-confirm.ts) is looked at again a few
+   * times, until a rival's progress shows it is stale and it is deleted, or it is written on.
+   */
+  private watchKeptBranch(written: TaskDoc, attempt = 0): void {
+    const delayMs = KEPT_BRANCH_CHECKS_MS[attempt];
+    if (delayMs === undefined || this.closing.signal.aborted) return;
+    const timer = setTimeout(() => {
+      this.branchWatches.delete(timer);
+      dropIfOvertaken(this.request, written, this.replicas, this.log).then(
+        (settled) => (settled ? undefined : this.watchKeptBranch(written, attempt + 1)),
+        () => this.watchKeptBranch(written, attempt + 1),
+      );
+    }, delayMs);
+    timer.unref();
+    this.branchWatches.add(timer);
   }
 
   /** One request under the store's retry policy, given up when the store closes. */
@@ -210,21 +247,34 @@ class CouchStore implements TaskStore {
   }
 
   /** The batcher's sender: one `_bulk_docs`, each document's outcome on its own. */
-  private async writeBatch(docs: TaskDoc[]): Promise<DocOutcome[]> {
+  private async writeBatch(docs: TaskDoc[], kinds: WriteKind[]): Promise<DocOutcome[]> {
     // A retried batch whose first try landed comes back as conflicts: the callers re-read.
     const res = await this.call<BulkRow[]>({ method: 'POST', path: '_bulk_docs', body: { docs } });
     const rows = matchRows(docs, Array.isArray(res.body) ? res.body : []);
     const outcomes = docs.map((doc, index) => this.rowOutcome(doc, rows[index]));
-    if (this.server.clustered && res.status === 202) {
-      // SPEC §7 "Claims in a cluster": a 202 reached fewer copies than a quorum, and a
-      // concurrent write from the same _rev may have been accepted elsewhere.
-      await Promise.all(outcomes.map(async (outcome, index) => {
-        if (!outcome.ok) return;
-        const won = await confirmClusterWrite((opts) => this.call(opts), outcome.doc, this.replicas, this.log);
-        if (!won) outcomes[index] = { ok: false, conflict: true };
-      }));
-    }
+    if (this.server.clustered) await this.settleClusterWrites(res.status, rows, kinds, outcomes);
     return outcomes;
+  }
+
+  /**
+   * SPEC §7 "Claims in a cluster" (cluster-confirm.ts): a claim that reached fewer copies than
+   * a quorum (the response is a 202; CouchDB marks such rows `accepted`) is not ours. A write
+   * that took a task out of `running`/`scheduled` clears the claims left on other branches,
+   * in the background.
+   */
+  private async settleClusterWrites(status: number, rows: Array<BulkRow | undefined>, kinds: WriteKind[], outcomes: DocOutcome[]): Promise<void> {
+    const request = this.request;
+    const flagged = rows.some((row) => row?.accepted === true);
+    await Promise.all(outcomes.map(async (outcome, index) => {
+      if (!('doc' in outcome)) return;
+      const belowQuorum = status === 202 && (!flagged || rows[index]?.accepted === true);
+      if (belowQuorum && kinds[index] === 'claim') {
+        if (await standDown(request, outcome.doc, this.replicas, this.log)) this.watchKeptBranch(outcome.doc);
+        outcomes[index] = { ok: false, conflict: true, contested: { rev: outcome.doc._rev! } };
+      } else if (outcome.doc.status !== 'running' && outcome.doc.status !== 'scheduled') {
+        void sweepStaleBranches(request, outcome.doc, this.replicas, this.log);
+      }
+    }));
   }
 
   private rowOutcome(doc: TaskDoc, row: BulkRow | undefined): DocOutcome {

@@ -19,7 +19,12 @@ export interface ServerInfo {
  */
 export type WriteResult =
   | { ok: true; doc: TaskDoc }
-  | { ok: false; conflict: true };
+  /**
+   * `contested`: in a cluster a claim reached fewer copies than a quorum (SPEC §7), so a rival
+   * may own the task. The document may still show this very revision (`rev`): it is not ours
+   * all the same, must not be recognised as our own write on a re-read, nor held.
+   */
+  | { ok: false; conflict: true; contested?: { rev: string } };
 
 export interface ChangeBatch {
   /** Changed documents (include_docs); a deleted one has `_deleted: true`. */
@@ -75,6 +80,13 @@ export interface WriteOptions {
   lane?: WriteLane;
   /** In the hold lane, writes needed soonest leave first: the task's date, say. @default 0 (at once) */
   neededByMs?: number;
+  /**
+   * The write makes this instance the task's holder (a `scheduled` hold, a `running` claim). In
+   * a cluster such a write that reached fewer copies than a quorum (202) is not ownership: it
+   * comes back `contested` (SPEC §7). Other writes (a result, a lease extension) go on the
+   * branch this instance already owns, and a 202 for them is a write that is still spreading.
+   */
+  claim?: boolean;
 }
 
 export interface TaskStore {

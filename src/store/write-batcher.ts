@@ -9,7 +9,10 @@ import type { WriteResult } from './types';
 export type DocOutcome = WriteResult | { ok: false; error: Error };
 
 /** Writes `docs` (one request) and reports each document's outcome, in the same order. */
-export type SendBatch = (docs: TaskDoc[]) => Promise<DocOutcome[]>;
+export type SendBatch = (docs: TaskDoc[], kinds: WriteKind[]) => Promise<DocOutcome[]>;
+
+/** `claim`: the write makes this instance the task's holder (see WriteOptions.claim). */
+export type WriteKind = 'claim' | 'plain';
 
 /** Most documents per `_bulk_docs` request: keeps a request body and its response small. */
 export const MAX_DOCS_PER_BULK = 500;
@@ -18,6 +21,7 @@ interface PendingWrite {
   doc: TaskDoc;
   /** When the write is needed by (epoch ms); writes that wait leave soonest-needed first. */
   neededByMs: number;
+  kind: WriteKind;
   resolve(result: WriteResult): void;
   reject(error: Error): void;
 }
@@ -44,10 +48,10 @@ export class WriteBatcher {
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? Infinity;
   }
 
-  write(doc: TaskDoc, neededByMs = 0): Promise<WriteResult> {
+  write(doc: TaskDoc, options: { neededByMs?: number; kind?: WriteKind } = {}): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
       // A copy: the caller may go on changing its object before the batch leaves.
-      this.pending.push({ doc: structuredClone(doc), neededByMs, resolve, reject });
+      this.pending.push({ doc: structuredClone(doc), neededByMs: options.neededByMs ?? 0, kind: options.kind ?? 'plain', resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -83,7 +87,10 @@ export class WriteBatcher {
   private async sendBatch(writes: PendingWrite[]): Promise<void> {
     let outcomes: DocOutcome[];
     try {
-      outcomes = await this.send(writes.map((write) => write.doc));
+      outcomes = await this.send(
+        writes.map((write) => write.doc),
+        writes.map((write) => write.kind),
+      );
     } catch (err) {
       for (const write of writes) write.reject(err as Error);
       return;

@@ -136,7 +136,7 @@ export class Runner {
     // Someone wrote the task while it ran: a cancel, a delete, or (after an outage longer than
     // the lease) another instance that took the run over.
     const fresh = await store.get(entry.id);
-    if (fresh && isOwnWrite(fresh, sent)) {
+    if (fresh && !result.contested && isOwnWrite(fresh, sent)) {
       entry.doc = fresh;
       return;
     }
@@ -165,20 +165,24 @@ export class Runner {
       const next = nextState(entry.doc, task, result, runRecord, { historyLimit: options.historyLimit });
       let written: TaskDoc | undefined;
       let fresh: TaskDoc | null | undefined;
+      let contested = false;
       entry.busy = true;
       try {
         const response = await options.tracked(options.store.write(next, { lane: 'run' }));
         if (response.ok) written = response.doc;
-        // Lost the finish write: someone changed the task while it ran, or the write landed
-        // during an outage and only its answer was lost.
-        else fresh = await this.getWithRetry(id);
+        else {
+          // Lost the finish write: someone changed the task while it ran, or the write landed
+          // during an outage and only its answer was lost (never so for a contested one).
+          contested = response.contested !== undefined;
+          fresh = await this.getWithRetry(id);
+        }
       } catch (err) {
         options.log.error(`task ${id}: could not record the run: ${(err as Error).message}`);
         return { kind: 'abandoned', doc: undefined };
       } finally {
         entry.busy = false;
       }
-      if (fresh && isOwnWrite(fresh, next)) written = fresh;
+      if (fresh && !contested && isOwnWrite(fresh, next)) written = fresh;
       if (written) {
         entry.doc = written;
         options.events.emit('task:finished', {

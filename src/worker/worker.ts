@@ -16,7 +16,7 @@ import type { StoreHealth, TaskStore } from '../store/types';
 import { canceledState, invalidState } from '../task/next-state';
 import type { ParsedTask } from '../task/validate';
 import type { TaskDoc } from '../types';
-import { decide, isLease, isOwnWrite, restartedSeries, type DecideContext } from './decide';
+import { decide, isLease, isOwnWrite, leaseIsLive, restartedSeries, type DecideContext } from './decide';
 import { isNewer, newEntry, type Entry } from './entry';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
@@ -74,6 +74,8 @@ export class Worker {
   private stopping = false;
   private resolveDone!: () => void;
   private readonly runsSettled = new Set<Promise<void>>();
+  /** Task id → the revision of a claim of ours that lost in a cluster (see isStoodDown). */
+  private readonly stoodDown = new Map<string, string>();
   /** Writes in flight, so a stop decides on what the database really holds. */
   private readonly writesInFlight = new Set<Promise<unknown>>();
 
@@ -227,7 +229,9 @@ export class Worker {
   private apply(found: TaskDoc): void {
     if (this.stopping) return;
     const doc = restartedSeries(found);
-    const decision = decide(doc, this.context());
+    const context = this.context();
+    if (this.isStoodDown(doc, context.nowMs)) return;
+    const decision = decide(doc, context);
     const id = doc._id;
     switch (decision.kind) {
       case 'drop':
@@ -277,6 +281,19 @@ export class Worker {
         return;
       }
     }
+  }
+
+  /**
+   * A claim of ours that lost in a cluster (a 202, SPEC §7) may still be what the database
+   * shows, with our live lease: it is not ours to hold or run. Once its lease has run out the
+   * task is decided as any other (the lease sweep takes it over).
+   */
+  private isStoodDown(doc: TaskDoc, nowMs: number): boolean {
+    const rev = this.stoodDown.get(doc._id);
+    if (rev === undefined) return false;
+    if (doc._rev === rev && leaseIsLive(doc.lease, nowMs)) return true;
+    if (doc._rev !== rev) this.stoodDown.delete(doc._id);
+    return false;
   }
 
   private entry(doc: TaskDoc, task: ParsedTask | undefined): Entry {
@@ -352,14 +369,20 @@ export class Worker {
   private async writeTask(entry: Entry, next: TaskDoc, during: WriteReason): Promise<TaskDoc | undefined> {
     entry.busy = true;
     let fresh: TaskDoc | null;
+    let contested = false;
     try {
       // A claim is what a job waits for; every other write here can queue behind it, the
       // holds of the tasks due first leaving first.
       const lane = during === 'claim' ? 'run' : 'hold';
-      const result = await this.tracked(this.store.write(next, { lane, neededByMs: entry.task?.dateMs ?? 0 }));
+      const claim = during === 'claim' || during === 'schedule';
+      const result = await this.tracked(this.store.write(next, { lane, claim, neededByMs: entry.task?.dateMs ?? 0 }));
       if (result.ok) {
         entry.doc = result.doc;
         return result.doc;
+      }
+      if (result.contested) {
+        contested = true;
+        this.stoodDown.set(entry.id, result.contested.rev);
       }
       fresh = await this.store.get(entry.id);
     } catch (err) {
@@ -372,7 +395,7 @@ export class Worker {
     } finally {
       entry.busy = false;
     }
-    if (fresh && isOwnWrite(fresh, next)) {
+    if (fresh && !contested && isOwnWrite(fresh, next)) {
       entry.doc = fresh;
       return fresh;
     }

@@ -49,6 +49,8 @@ export interface StartDbOptions {
   init?: boolean;
   /** Merged into the generated config.json (e.g. `{ worker: { heartbeat_ms: 500 } }`). */
   config?: Record<string, unknown>;
+  /** A CouchDB server URL (with credentials) to use instead of COUCHDB_URL / the embedded server: one node of a cluster. */
+  url?: string;
 }
 
 const liveDbs = new Set<TestDb>();
@@ -56,7 +58,7 @@ const liveDbs = new Set<TestDb>();
 export async function startDb(options: StartDbOptions = {}): Promise<TestDb> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'after-test-'));
   const dbName = `after_test_${randomBytes(6).toString('hex')}`;
-  const external = process.env.COUCHDB_URL;
+  const external = options.url ?? process.env.COUCHDB_URL;
   try {
     const server = external ? { url: external.replace(/\/+$/, ''), embedded: undefined } : await startTestServer(root);
     const db = await makeTestDb(root, dbName, server.url, server.embedded, options.config ?? {});
@@ -132,22 +134,7 @@ async function makeTestDb(
     home,
     env,
     config: () => loadConfig(env, root),
-    async request<T>(method: string, docPath: string, body?: unknown) {
-      const target = docPath ? `${dbUrl}/${docPath.replace(/^\/+/, '')}` : dbUrl;
-      const res = await fetch(target, {
-        method,
-        headers: { accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }), ...authorization },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON: keep the text
-      }
-      return { status: res.status, body: parsed as T };
-    },
+    request: databaseRequest(url, dbName),
     init: () => initDatabase(db.config(), { log: silentLogger() }),
     connect: () => openConnection(db.config(), { log: silentLogger() }),
     async stop() {
@@ -188,6 +175,28 @@ function mergeSections(base: Record<string, unknown>, extra: Record<string, unkn
     merged[key] = bothObjects ? { ...(current as object), ...(value as object) } : value;
   }
   return merged;
+}
+
+/** `TestDb.request` for database `dbName` on the server at `serverUrl` (credentials in the URL allowed). */
+export function databaseRequest(serverUrl: string, dbName: string): TestDb['request'] {
+  const { origin, authorization } = splitCredentials(serverUrl);
+  const dbUrl = `${origin}/${encodeURIComponent(dbName)}`;
+  return async <T>(method: string, docPath: string, body?: unknown) => {
+    const target = docPath ? `${dbUrl}/${docPath.replace(/^\/+/, '')}` : dbUrl;
+    const res = await fetch(target, {
+      method,
+      headers: { accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }), ...authorization },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed as T };
+  };
 }
 
 /** fetch() refuses URLs with credentials: move them into a Basic Authorization header. */

@@ -73,10 +73,10 @@ describe('store: write batching', () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 2, maxBatchesInFlight: 1 });
     await Promise.all([
-      batcher.write({ _id: 'late' }, 3000),
+      batcher.write({ _id: 'late' }, { neededByMs: 3000 }),
       batcher.write({ _id: 'lease' }),
-      batcher.write({ _id: 'soon' }, 1000),
-      batcher.write({ _id: 'later' }, 3000),
+      batcher.write({ _id: 'soon' }, { neededByMs: 1000 }),
+      batcher.write({ _id: 'later' }, { neededByMs: 3000 }),
     ]);
     expect(sender.batches).to.deep.equal([['lease', 'soon'], ['late', 'later']]);
   });

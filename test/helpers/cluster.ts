@@ -1,0 +1,49 @@
+/**
+ * A test database on a CouchDB cluster (COUCHDB_CLUSTER_URLS: one URL per node, as
+ * `couchdb.sh cluster start` prints them): the same database seen through each node, so
+ * instances of one worker can each talk to a different node (SPEC §7 "Claims in a cluster").
+ */
+import { randomBytes } from 'node:crypto';
+import { databaseRequest, type TestDb } from './db';
+
+/** The node URLs from COUCHDB_CLUSTER_URLS, or undefined when it is unset or empty. */
+export function clusterUrls(): string[] | undefined {
+  const urls = (process.env.COUCHDB_CLUSTER_URLS ?? '').split(/\s+/).filter(Boolean);
+  return urls.length > 0 ? urls.map((url) => url.replace(/\/+$/, '')) : undefined;
+}
+
+/**
+ * `db` as seen through another node of its cluster: `env` (what `after` children get) and
+ * `request` go to `url`; everything else (name, home, config file, destroy) is `db`'s.
+ */
+export function onNode(db: TestDb, url: string): TestDb {
+  return { ...db, url, env: { ...db.env, AFTER_COUCHDB_URL: url }, request: databaseRequest(url, db.dbName) };
+}
+
+/** Runs `fn` over `items`, at most `width` at a time; results in the order of `items`. */
+export async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await fn(items[index]!);
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * postTasks for a cluster: a busy cluster answers `_bulk_docs` with 202 (rows marked
+ * `accepted`: fewer copies than a quorum had written them yet), which is still a create.
+ */
+export async function postClusterTasks(db: TestDb, tasks: Array<Record<string, unknown>>): Promise<string[]> {
+  const docs = tasks.map((task) => ({ _id: `task-${randomBytes(8).toString('hex')}`, ...task }));
+  const res = await db.request<Array<{ id: string; ok?: boolean; error?: string }>>('POST', '_bulk_docs', { docs });
+  if ((res.status !== 201 && res.status !== 202) || !Array.isArray(res.body) || res.body.some((row) => !row.ok)) {
+    throw new Error(`_bulk_docs failed: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 500)}`);
+  }
+  return docs.map((doc) => doc._id as string);
+}
