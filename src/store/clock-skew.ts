@@ -44,9 +44,16 @@ export class ClockSkewEstimator {
     return this.sampled ? this.upperMs - this.lowerMs : Infinity;
   }
 
-  /** Local clock minus database clock (positive: this machine is ahead); 0 before any sample. */
+  /**
+   * Local clock minus database clock (positive: this machine is ahead); 0 before any sample.
+   * While the responses allow the clocks to agree, they are taken to agree: most machines run
+   * NTP, and a slow first response (a 1.2 s round trip on a loaded machine) leaves an interval
+   * so wide that its middle would put a synchronised database a second away. Otherwise the
+   * middle of the interval.
+   */
   skewMs(): number {
     if (!this.sampled) return 0;
+    if (this.lowerMs <= 0 && this.upperMs >= 0) return 0;
     return -Math.round((this.lowerMs + this.upperMs) / 2);
   }
 
