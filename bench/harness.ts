@@ -18,6 +18,7 @@ import { initDatabase } from '../src/store/design';
 import type { TaskDoc } from '../src/types';
 // The same probe the tests use: the bench is dev tooling beside them.
 import { freePort } from '../test/helpers/ports';
+import { DoneTracker } from './done-tracker';
 
 /** This file runs from dist/bench. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -191,9 +192,8 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
   });
   if (child.pid === undefined) throw new Error('cannot start the worker');
   const pid = child.pid;
-  const doneAtMs = new Map<string, number>();
-  const doneWaiters = new Set<() => void>();
   let lastLines: string[] = [];
+  const done = new DoneTracker({ exited: () => child.exitCode !== null, tail: () => lastLines.join('\n') });
   let resolveReady!: (at: number) => void;
   let rejectReady!: (err: Error) => void;
   const ready = new Promise<number>((resolve, reject) => {
@@ -204,17 +204,16 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then((code) => {
     rejectReady(new Error(`the worker exited (code ${code}) before it was ready: ${lastLines.join('\n')}`));
-    for (const waiter of doneWaiters) waiter();
+    done.wake();
   });
 
   const onLine = (line: string): void => {
     const now = Date.now();
     lastLines.push(line);
     if (lastLines.length > 20) lastLines = lastLines.slice(-20);
-    const done = DONE_LINE.exec(line);
-    if (done) {
-      if (!doneAtMs.has(done[1]!)) doneAtMs.set(done[1]!, now);
-      for (const waiter of doneWaiters) waiter();
+    const doneLine = DONE_LINE.exec(line);
+    if (doneLine) {
+      done.markDone(doneLine[1]!, now);
     } else if (READY_LINE.test(line)) {
       resolveReady(now);
     }
@@ -225,31 +224,8 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
     pid,
     spawnedAtMs,
     ready,
-    doneAtMs,
-    waitForDone(count, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        let timer: NodeJS.Timeout | undefined;
-        const check = (): void => {
-          if (doneAtMs.size >= count) {
-            finish();
-            resolve(Math.max(...doneAtMs.values()));
-          } else if (child.exitCode !== null) {
-            finish();
-            reject(new Error(`the worker exited with ${doneAtMs.size} of ${count} tasks done`));
-          }
-        };
-        const finish = (): void => {
-          clearTimeout(timer);
-          doneWaiters.delete(check);
-        };
-        timer = setTimeout(() => {
-          finish();
-          reject(new Error(`${doneAtMs.size} of ${count} tasks done after ${timeoutMs} ms; worker said:\n${lastLines.join('\n')}`));
-        }, timeoutMs);
-        doneWaiters.add(check);
-        check();
-      });
-    },
+    doneAtMs: done.doneAtMs,
+    waitForDone: (count, timeoutMs) => done.waitForDone(count, timeoutMs),
     tail: () => lastLines.join('\n'),
     async stop() {
       if (child.exitCode === null) {

@@ -1,6 +1,7 @@
 /** The bench's side of a peer's worker process (see worker-protocol.ts for what it prints). */
 import { spawn } from 'node:child_process';
 import * as readline from 'node:readline';
+import { DoneTracker } from '../done-tracker';
 import { parseWorkerLine, type PeerWorkerSettings } from './worker-protocol';
 
 export interface PeerWorkerProcess {
@@ -23,9 +24,8 @@ export function startPeerWorker(script: string, settings: PeerWorkerSettings): P
   const child = spawn(process.execPath, [script, JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`cannot start ${script}`);
   const startedAtMs = new Map<string, number>();
-  const doneAtMs = new Map<string, number>();
-  const onDone = new Set<() => void>();
   let lastLines: string[] = [];
+  const done = new DoneTracker({ exited: () => child.exitCode !== null || child.signalCode !== null, tail: () => lastLines.join('\n') });
   const remember = (text: string): void => {
     lastLines = [...lastLines.slice(-19), text];
   };
@@ -37,18 +37,14 @@ export function startPeerWorker(script: string, settings: PeerWorkerSettings): P
     void exited.then((code) => reject(new Error(`${script} exited (code ${code}) before it was ready: ${lastLines.join('\n')}`)));
   });
   ready.catch(() => undefined);
-  void exited.then(() => {
-    for (const check of onDone) check();
-  });
+  void exited.then(() => done.wake());
 
   readline.createInterface({ input: child.stdout! }).on('line', (text) => {
     const line = parseWorkerLine(text);
     if (line.kind === 'ready') resolveReady();
     else if (line.kind === 'started') startedAtMs.set(line.id, line.atMs);
-    else if (line.kind === 'done') {
-      if (!doneAtMs.has(line.id)) doneAtMs.set(line.id, Date.now());
-      for (const check of onDone) check();
-    } else remember(line.text);
+    else if (line.kind === 'done') done.markDone(line.id);
+    else remember(line.text);
   });
   readline.createInterface({ input: child.stderr! }).on('line', remember);
 
@@ -56,30 +52,8 @@ export function startPeerWorker(script: string, settings: PeerWorkerSettings): P
     pid: child.pid,
     ready,
     startedAtMs,
-    doneAtMs,
-    waitForDone(count, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const finish = (): void => {
-          clearTimeout(timer);
-          onDone.delete(check);
-        };
-        const check = (): void => {
-          if (doneAtMs.size >= count) {
-            finish();
-            resolve(Math.max(...doneAtMs.values()));
-          } else if (child.exitCode !== null) {
-            finish();
-            reject(new Error(`the worker exited with ${doneAtMs.size} of ${count} tasks done: ${lastLines.join('\n')}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`${doneAtMs.size} of ${count} tasks done after ${timeoutMs} ms`));
-        }, timeoutMs);
-        onDone.add(check);
-        check();
-      });
-    },
+    doneAtMs: done.doneAtMs,
+    waitForDone: (count, timeoutMs) => done.waitForDone(count, timeoutMs),
     tail: () => lastLines.join('\n'),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
