@@ -17,6 +17,12 @@ import { BY_WORKER_FILTER } from './design';
 import type { ChangeBatch, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
 import type { TaskDoc } from '../types';
 
+/**
+ * The longest wait between two tries to reach the feed again: the feed is how a worker hears
+ * of new tasks, so once the database is back it must not sleep out a long backoff.
+ */
+const MAX_RECONNECT_WAIT_MS = 5_000;
+
 /** @see FeedOptions.batchSize */
 export const DEFAULT_BATCH_SIZE = 1000;
 
@@ -121,7 +127,7 @@ class ChangesFeed implements Feed {
           this.health.feedReconnects++;
           this.health.requestErrors++;
         }
-        const waitMs = backoffMs(requestFailures - 1);
+        const waitMs = backoffMs(requestFailures - 1, 500, MAX_RECONNECT_WAIT_MS);
         this.log.warn(`${who}: ${toError(err).message}; reconnecting from seq ${shortSeq(this.seq)} in ${waitMs} ms`);
         await delay(waitMs, stop);
         continue;
