@@ -27,6 +27,7 @@
  */
 import { CouchRequestError } from '../errors';
 import type { Logger } from '../log';
+import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';
 import { docPath, type RequestOptions, type Response } from './connection';
 
@@ -50,7 +51,7 @@ export async function standDown(request: Request, written: TaskDoc, replicas: nu
     log.warn(`could not read the branches of task ${written._id}: ${(err as Error).message}`);
     return true;
   }
-  const ours = leaves.find((leaf) => ancestorRev(leaf, generation(ourRev)) === ourRev);
+  const ours = leaves.find((leaf) => ancestorRev(leaf, revGeneration(ourRev)) === ourRev);
   // Written over meanwhile (a cancel on top of our claim, say): that write decides.
   if (!ours || ours._rev !== ourRev || ours._deleted) return false;
   const rivals = rivalsOf(ours, leaves);
@@ -74,8 +75,8 @@ export async function dropIfOvertaken(request: Request, written: TaskDoc, replic
   if (!ours) return true;
   const ourRivals = new Set(rivalsOf(ours, leaves));
   const overtaken = leaves.some((leaf) => {
-    if (leaf._deleted || leaf === ours || generation(leaf._rev) <= generation(ourRev)) return false;
-    const rival = ancestorRev(leaf, generation(ourRev));
+    if (leaf._deleted || leaf === ours || revGeneration(leaf._rev) <= revGeneration(ourRev)) return false;
+    const rival = ancestorRev(leaf, revGeneration(ourRev));
     return rival !== undefined && ourRivals.has(rival);
   });
   if (!overtaken) return false;
@@ -103,12 +104,12 @@ export async function sweepStaleBranches(request: Request, written: TaskDoc, rep
 /** Revisions written from the same parent as `ours` by someone else (their branches may since be deleted or written on). */
 export function rivalsOf(ours: Leaf, leaves: readonly Leaf[]): string[] {
   const ourRev = ours._rev!;
-  const parent = ancestorRev(ours, generation(ourRev) - 1);
+  const parent = ancestorRev(ours, revGeneration(ourRev) - 1);
   if (parent === undefined) return [];
   const rivals = new Set<string>();
   for (const leaf of leaves) {
-    if (leaf === ours || ancestorRev(leaf, generation(parent)) !== parent) continue;
-    const rival = ancestorRev(leaf, generation(ourRev));
+    if (leaf === ours || ancestorRev(leaf, revGeneration(parent)) !== parent) continue;
+    const rival = ancestorRev(leaf, revGeneration(ourRev));
     if (rival !== undefined && rival !== ourRev) rivals.add(rival);
   }
   return [...rivals];
@@ -117,20 +118,15 @@ export function rivalsOf(ours: Leaf, leaves: readonly Leaf[]): string[] {
 /** The revision at `gen` on the branch `leaf` ends, from its `_revisions`. */
 function ancestorRev(leaf: Leaf, gen: number): string | undefined {
   const revisions = leaf._revisions;
-  if (!revisions) return generation(leaf._rev) === gen ? leaf._rev : undefined;
+  if (!revisions) return revGeneration(leaf._rev) === gen ? leaf._rev : undefined;
   const index = revisions.start - gen;
   const id = revisions.ids[index];
   return index >= 0 && id !== undefined ? `${gen}-${id}` : undefined;
 }
 
-function generation(rev: string | undefined): number {
-  const n = Number.parseInt(String(rev), 10);
-  return Number.isFinite(n) ? n : 0;
-}
-
 /** CouchDB's order of equal-length branches: the revision id compared as a string. */
 function compareRevs(a: string, b: string): number {
-  const byGen = generation(a) - generation(b);
+  const byGen = revGeneration(a) - revGeneration(b);
   if (byGen !== 0) return byGen;
   const [idA, idB] = [a.slice(a.indexOf('-') + 1), b.slice(b.indexOf('-') + 1)];
   return idA < idB ? -1 : idA > idB ? 1 : 0;

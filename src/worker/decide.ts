@@ -4,6 +4,7 @@
  * query, the `_changes` feed, the window refresh, the lease sweep, a re-read after a 409)
  * ends here, so the rules of SPEC §3 live in one place.
  */
+import { revGeneration } from '../revision';
 import type { Lease, TaskDoc } from '../types';
 import { validateTask, type ParsedTask } from '../task/validate';
 
@@ -110,12 +111,6 @@ function place(task: ParsedTask, ctx: DecideContext): Decision {
   return { kind: 'schedule', task };
 }
 
-/** `_rev` generation ("12-abc" → 12); 0 when absent. */
-export function revGeneration(rev: string | undefined): number {
-  if (!rev) return 0;
-  const n = Number.parseInt(rev, 10);
-  return Number.isFinite(n) ? n : 0;
-}
 
 /**
  * `found` is the document this instance sent as `sent`, one revision on: a write retried

@@ -4,7 +4,7 @@
  */
 import type { ParsedTask } from '../task/validate';
 import type { TaskDoc } from '../types';
-import { revGeneration } from './decide';
+import { revGeneration } from '../revision';
 import type { RunHandle } from './run';
 
 /** held: waiting for its second; ready: due, waiting for a slot; claiming; running. */
