@@ -127,7 +127,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   const log = options.log ?? silentLogger();
   const jobs = typeof options.jobs === 'object' ? registryFromFunctions(options.jobs, config) : undefined;
   const jobsDir = typeof options.jobs === 'string' ? path.resolve(options.jobs) : undefined;
-  const sidecars = await openWorkerSidecars(config, { metricsPort: options.metricsPort, log });
+  const sidecars = await openWorkerSidecars({ metricsPort: options.metricsPort, log });
   let worker: Worker;
   try {
     worker = await startWorkerInstance({

@@ -16,6 +16,11 @@ export interface CouchConfig {
   username: string;
   /** Merged into the URL when set. @default "" */
   password: string;
+  /**
+   * `after init` installs the validate_doc_update that refuses invalid tasks at write time.
+   * Opt-in: CouchDB runs it in couchjs for every write, workers' included. @default false
+   */
+  validate_doc_update: boolean;
 }
 
 export interface EmbeddedConfig {
@@ -42,6 +47,14 @@ export interface WorkerConfig {
   grace_ms: number;
   /** Runs kept in a task's `history`. @default 10 */
   history_limit: number;
+  /** Repeats shorter than this are refused (the task goes to `error`). @default 1000 */
+  min_repeat_ms: number;
+  /**
+   * How long past its date another instance's task stays unclaimed before this instance claims
+   * it (instances split the tasks among themselves; this is how they cover for a busy or gone
+   * one). @default 2000
+   */
+  claim_grace_ms: number;
 }
 
 export interface LogConfig {
@@ -74,7 +87,7 @@ export interface AfterConfig {
 }
 
 export const DEFAULTS = {
-  couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '' },
+  couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false },
   jobs: './jobs',
   builtins: { exec: true, webhook: true },
   embedded: { host: '127.0.0.1', port: 5984, dir: './data' },
@@ -86,6 +99,8 @@ export const DEFAULTS = {
     heartbeat_ms: 10_000,
     grace_ms: 10_000,
     history_limit: 10,
+    min_repeat_ms: 1000,
+    claim_grace_ms: 2000,
   },
   log: { level: 'info', dir: './logs' },
 } as const;
@@ -157,7 +172,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
   const couch = v.object(root.couchdb ?? {}, 'couchdb');
-  v.onlyKeys(couch, 'couchdb', ['url', 'db', 'username', 'password']);
+  v.onlyKeys(couch, 'couchdb', ['url', 'db', 'username', 'password', 'validate_doc_update']);
   const embedded = v.object(root.embedded ?? {}, 'embedded');
   v.onlyKeys(embedded, 'embedded', ['host', 'port', 'dir']);
   const worker = v.object(root.worker ?? {}, 'worker');
@@ -182,6 +197,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       db,
       username: v.string(couch.username, 'couchdb.username', ''),
       password: v.string(couch.password, 'couchdb.password', ''),
+      validate_doc_update: v.boolean(couch.validate_doc_update, 'couchdb.validate_doc_update', false),
     },
     jobs: resolve(env.AFTER_JOBS || v.string(root.jobs, 'jobs', DEFAULTS.jobs)),
     builtins: {
@@ -201,6 +217,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       heartbeat_ms: v.integer(worker.heartbeat_ms, 'worker.heartbeat_ms', DEFAULTS.worker.heartbeat_ms, 100, 600_000),
       grace_ms: v.integer(worker.grace_ms, 'worker.grace_ms', DEFAULTS.worker.grace_ms, 0, 3_600_000),
       history_limit: v.integer(worker.history_limit, 'worker.history_limit', DEFAULTS.worker.history_limit, 0, 1000),
+      min_repeat_ms: v.integer(worker.min_repeat_ms, 'worker.min_repeat_ms', DEFAULTS.worker.min_repeat_ms, 1, 86_400_000),
+      claim_grace_ms: v.integer(worker.claim_grace_ms, 'worker.claim_grace_ms', DEFAULTS.worker.claim_grace_ms, 0, 3_600_000),
     },
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
@@ -276,7 +294,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The server URL with username/password from config merged in (for nano only). */
-export function authenticatedUrl(couch: CouchConfig): string {
+export function authenticatedUrl(couch: Pick<CouchConfig, 'url' | 'username' | 'password'>): string {
   const url = new URL(couch.url);
   if (couch.username) url.username = encodeURIComponent(couch.username);
   if (couch.password) url.password = encodeURIComponent(couch.password);

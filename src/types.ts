@@ -25,10 +25,11 @@ export const STATUSES = [
   'reschedule',
   'cancel',
   'canceled',
+  'paused',
 ] as const;
 export type Status = (typeof STATUSES)[number];
 
-/** Statuses a worker acts on; the others are final until a user changes them. */
+/** Statuses a worker acts on; the others are final (or, `paused`, kept aside) until a user changes them. */
 export const ACTIVE_STATUSES: readonly Status[] = ['waiting', 'scheduled', 'running', 'reschedule', 'cancel'];
 
 /** `job` as stored: the long form or the short string form (with `data` beside it). */

@@ -1,6 +1,6 @@
 /** `after status`: where the tasks are, and how many of each worker are in each status. */
 import type { Command } from 'commander';
-import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
+import { readWorkers, type InstanceView } from '../metrics/instance-heartbeat';
 import { statusCounts, type StatusCount } from '../store/admin';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
@@ -15,11 +15,12 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
       const conn = openConnection(ctx.config());
       const server = await detectServer(conn);
       ctx.out.line(`database ${conn.displayUrl}/${conn.dbName} (${server.kind} ${server.version}${server.clustered ? ', clustered' : ''})`);
-      const [counts, instances] = await Promise.all([statusCounts(conn), listInstances(conn)]);
+      const [counts, workers] = await Promise.all([statusCounts(conn), readWorkers(conn)]);
       if (counts.length === 0) ctx.out.line('no tasks');
       else for (const line of countsTable(counts)) ctx.out.line(line);
       ctx.out.line();
-      for (const line of instancesLines(instances)) ctx.out.line(line);
+      for (const line of instancesLines(workers.instances)) ctx.out.line(line);
+      if (workers.paused.length > 0) ctx.out.line(`paused workers: ${workers.paused.join(', ')}`);
     });
 }
 

@@ -131,7 +131,7 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   });
   let worker: Worker;
   // The instance heartbeat (for `after status` and `after ui`) and the metrics endpoint.
-  const sidecars = await openWorkerSidecars(config, { metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, log }).catch(async (err) => {
+  const sidecars = await openWorkerSidecars({ metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, log }).catch(async (err) => {
     stop.dispose();
     await closeLogger(log);
     throw err;

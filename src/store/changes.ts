@@ -38,27 +38,50 @@ interface ChangesBody {
   last_seq?: unknown;
 }
 
-/** The request that asks for one worker's changes, as each server supports it. */
-export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): {
+/** One `_changes` request's method, query and body, without the seq and the common options. */
+export interface ChangesRequest {
   method: string;
   qs: Record<string, string | number | boolean>;
   body?: unknown;
-} {
-  const qs = {
-    feed: 'longpoll',
-    since,
-    include_docs: true,
-    limit: options.batchSize ?? DEFAULT_BATCH_SIZE,
-    heartbeat: options.heartbeatMs,
-  };
+}
+
+/** What to follow: which database, which changes, and where the batches go. */
+export interface ChangesSource {
+  /** A database other than the tasks database (the control database). */
+  db?: string;
+  /** Names the feed in log lines ("changes feed of worker nightly"). */
+  label: string;
+  /** The filter part of the request (the same for every request of this feed). */
+  filter: ChangesRequest;
+  since: string;
+  heartbeatMs: number;
+  batchSize?: number;
+  onBatch(batch: ChangeBatch): Promise<void> | void;
+  onReconnect?(): void;
+}
+
+/** The filter that asks for one worker's changes, as each server supports it. */
+export function workerChangesFilter(kind: ServerKind, worker: string): ChangesRequest {
   if (kind === 'pouchdb-server') {
     // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
-    return { method: 'GET', qs: { ...qs, filter: BY_WORKER_FILTER, worker: options.worker } };
+    return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker } };
   }
   // A deletion leaves a tombstone without `worker`; it must pass so a worker holding the
   // task learns it is gone.
-  const selector = { $or: [{ worker: options.worker }, { _deleted: true }] };
-  return { method: 'POST', qs: { ...qs, filter: '_selector' }, body: { selector } };
+  const selector = { $or: [{ worker }, { _deleted: true }] };
+  return { method: 'POST', qs: { filter: '_selector' }, body: { selector } };
+}
+
+/** The request that asks for one worker's changes from `since`. */
+export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): ChangesRequest {
+  return withFeedOptions(workerChangesFilter(kind, options.worker), since, options.heartbeatMs, options.batchSize);
+}
+
+function withFeedOptions(filter: ChangesRequest, since: string, heartbeatMs: number, batchSize = DEFAULT_BATCH_SIZE): ChangesRequest {
+  return {
+    ...filter,
+    qs: { feed: 'longpoll', since, include_docs: true, limit: batchSize, heartbeat: heartbeatMs, ...filter.qs },
+  };
 }
 
 /** The batch a changes response holds; a deletion comes as `{_id, _rev, _deleted: true}`. */
@@ -75,8 +98,27 @@ class FeedSilentError extends Error {
   }
 }
 
+/** One worker's tasks, as the worker follows them. */
 export function followChanges(conn: Connection, serverKind: ServerKind, options: FeedOptions, log: Logger, health?: StoreHealth): Feed {
-  return new ChangesFeed(conn, serverKind, options, log, health);
+  return new ChangesFeed(
+    conn,
+    {
+      label: `changes feed of worker ${options.worker}`,
+      filter: workerChangesFilter(serverKind, options.worker),
+      since: options.since,
+      heartbeatMs: options.heartbeatMs,
+      batchSize: options.batchSize,
+      onBatch: options.onBatch,
+      onReconnect: options.onReconnect,
+    },
+    log,
+    health,
+  );
+}
+
+/** Any feed: the control database's, the dashboard's. */
+export function followSource(conn: Connection, source: ChangesSource, log: Logger, health?: StoreHealth): Feed {
+  return new ChangesFeed(conn, source, log, health);
 }
 
 class ChangesFeed implements Feed {
@@ -86,8 +128,7 @@ class ChangesFeed implements Feed {
 
   constructor(
     private readonly conn: Connection,
-    private readonly serverKind: ServerKind,
-    private readonly options: FeedOptions,
+    private readonly options: ChangesSource,
     private readonly log: Logger,
     private readonly health: StoreHealth | undefined,
   ) {
@@ -106,7 +147,7 @@ class ChangesFeed implements Feed {
 
   private async run(): Promise<void> {
     const stop = this.stopping.signal;
-    const who = `changes feed of worker ${this.options.worker}`;
+    const who = this.options.label;
     let requestFailures = 0;
     let batchFailures = 0;
     while (!stop.aborted) {
@@ -157,7 +198,7 @@ class ChangesFeed implements Feed {
 
   /** One longpoll request, aborted by the watchdog when silent for 2 × heartbeat. */
   private async poll(onConnected: () => void): Promise<ChangeBatch> {
-    const { method, qs, body } = changesRequest(this.serverKind, this.options, this.seq);
+    const { method, qs, body } = withFeedOptions(this.options.filter, this.seq, this.options.heartbeatMs, this.options.batchSize);
     const silentLimitMs = 2 * this.options.heartbeatMs;
     const request = new AbortController();
     const link = linkSignals([request.signal, this.stopping.signal]);
@@ -175,6 +216,7 @@ class ChangesFeed implements Feed {
     try {
       const res = await this.conn.request<ChangesBody>({
         method,
+        db: this.options.db,
         path: '_changes',
         qs,
         body,
@@ -199,7 +241,7 @@ class ChangesFeed implements Feed {
     try {
       this.options.onReconnect?.();
     } catch (err) {
-      this.log.error(`changes feed of worker ${this.options.worker}: onReconnect failed: ${toError(err).message}`);
+      this.log.error(`${this.options.label}: onReconnect failed: ${toError(err).message}`);
     }
   }
 }

@@ -23,6 +23,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** `path` is from the server root, not the database. */
   root?: boolean;
+  /** Another database of the same server than the tasks database (the control database). */
+  db?: string;
   /** Called when the status line arrives (before the body). */
   onHeaders?(status: number): void;
   /** Called for every chunk of the body as it arrives (heartbeats included). */
@@ -74,7 +76,8 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
 
   async function request<T>(opts: RequestOptions): Promise<Response<T>> {
     const method = (opts.method ?? 'GET').toUpperCase();
-    const fullPath = opts.root ? `/${opts.path}` : `/${encodeURIComponent(dbName)}${opts.path ? `/${opts.path}` : ''}`;
+    const db = opts.db ?? dbName;
+    const fullPath = opts.root ? `/${opts.path}` : `/${encodeURIComponent(db)}${opts.path ? `/${opts.path}` : ''}`;
     const link = linkSignals([opts.signal, closing.signal]);
     try {
       return await perform<T>(opts, method, fullPath, link.signal);
@@ -89,7 +92,7 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
         method,
         path: fullPath,
         displayUrl,
-        dbName,
+        dbName: opts.db ?? dbName,
         status: details.status,
         error: details.error,
         reason: details.reason,
@@ -104,7 +107,7 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
       body = await observer.observe(record, () =>
         server.relax({
           method,
-          ...(opts.root ? {} : { db: dbName }),
+          ...(opts.root ? {} : { db: opts.db ?? dbName }),
           path: opts.path,
           qs: opts.qs,
           body: opts.body,

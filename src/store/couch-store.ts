@@ -9,8 +9,9 @@ import type { TaskDoc } from '../types';
 import { followChanges } from './changes';
 import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
-import { UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
-import type { Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
+import { openControlStore } from './control';
+import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
+import type { ControlStore, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
 import { WriteBatcher, type DocOutcome, type WriteKind } from './write-batcher';
 
 export interface StoreOptions {
@@ -83,6 +84,7 @@ class CouchStore implements TaskStore {
   private readonly holdLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
   private readonly feeds = new Set<Feed>();
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
+  readonly control: ControlStore & { close(): Promise<void> };
   private readonly branchWatches = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -94,6 +96,7 @@ class CouchStore implements TaskStore {
   ) {
     this.log = settings.log;
     this.attempts = settings.attempts;
+    this.control = openControlStore(conn, this.log, this.health);
   }
 
   dbNow(): number {
@@ -159,6 +162,16 @@ class CouchStore implements TaskStore {
   }
 
   async findUnreachable(worker: string, limit: number): Promise<TaskDoc[]> {
+    if (this.server.kind === 'couchdb') {
+      // The partial index holds only such tasks; the selector repeats its filter, as Mango
+      // wants, and costs nothing more.
+      const res = await this.call<{ docs: TaskDoc[] }>({
+        method: 'POST',
+        path: '_find',
+        body: { selector: { worker, ...UNREACHABLE.partial }, use_index: useIndex(UNREACHABLE), limit },
+      });
+      return res.body.docs ?? [];
+    }
     const res = await this.call<{ rows: Array<{ doc?: TaskDoc }> }>({
       method: 'GET',
       path: UNREACHABLE_BY_WORKER_VIEW,
@@ -203,6 +216,7 @@ class CouchStore implements TaskStore {
     this.branchWatches.clear();
     await Promise.all([...this.feeds].map((feed) => feed.stop()));
     this.feeds.clear();
+    await this.control.close();
     this.conn.close();
   }
 

@@ -1,12 +1,24 @@
 /**
- * `after init`: the tasks database, its Mango indexes and the `_design/after` document (its
- * `_changes` filter, task-count view and the validate_doc_update that refuses invalid tasks).
- * Idempotent: a second run writes nothing (no new revision anywhere) and says "unchanged".
+ * `after init`: the tasks database, its Mango indexes, its design documents and the control
+ * database beside it. Idempotent: a second run writes nothing (no new revision anywhere) and
+ * says "unchanged".
+ *
+ * SPEC §7 "JavaScript in the database is slow": CouchDB 3.x runs `validate_doc_update`, views
+ * and filters in `couchjs`, one round trip per document, so on CouchDB nothing a worker does
+ * goes through JavaScript: its queries use Mango indexes (a partial one for the malformed
+ * tasks), its feed a `_selector` filter. The counts `after status` and the dashboard read are a
+ * JavaScript view in a design document of their own that CouchDB never builds in the background
+ * (`autoupdate: false`), only when they read it. The validator is an opt-in (`after init
+ * --validate`). pouchdb-server runs JavaScript in its own process and crashes on `_selector`
+ * feeds, and its Mango ignores partial indexes: there the feed filter and the malformed-task
+ * query are a design document's filter and view (measured: as fast as Mango there).
  */
 import type { AfterConfig } from '../config';
 import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { detectServer, openConnection, type Connection } from './connection';
+import { STATUSES } from '../types';
+import { CONTROL_REVS_LIMIT, controlDbName } from './control';
+import { detectServer, docPath, openConnection, type Connection } from './connection';
 import type { ServerInfo } from './types';
 import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
 
@@ -24,44 +36,73 @@ export const WORKER_STATUS_LEASE: MangoIndex = { ddoc: 'after-worker-status-leas
 /** Tasks of any worker by status and date (listing, purge). */
 export const STATUS_DATE: MangoIndex = { ddoc: 'after-status-date', name: 'status-date', fields: ['status', 'date'] };
 
+/**
+ * Tasks no other index reaches (findUnreachable, CouchDB only): Mango indexes skip a document
+ * missing an indexed field and order an object or array after every string, so a task with no
+ * `status` (which means "waiting"), an unknown one, an active one with no string `date`, or a
+ * `running` one without a lease is found by no date or lease query. A partial index holds just
+ * those; the worker gives each one a status or a verdict, so it stays small.
+ */
+export const UNREACHABLE: MangoIndex & { partial: Record<string, unknown> } = {
+  ddoc: 'after-unreachable',
+  name: 'unreachable',
+  fields: ['worker'],
+  partial: unreachableSelector(),
+};
+
+/** The indexes every server gets. */
 export const MANGO_INDEXES: readonly MangoIndex[] = [WORKER_STATUS_DATE, WORKER_STATUS_LEASE, STATUS_DATE];
+
+/** The indexes of a server: the partial one where Mango honours it (CouchDB). */
+export function mangoIndexesFor(kind: ServerInfo['kind']): readonly MangoIndex[] {
+  return kind === 'couchdb' ? [...MANGO_INDEXES, UNREACHABLE] : MANGO_INDEXES;
+}
+
+function unreachableSelector(): Record<string, unknown> {
+  const dated = ['waiting', 'scheduled', 'reschedule', 'cancel'];
+  return {
+    $or: [
+      { status: { $exists: false } },
+      { status: { $nin: [...STATUSES] } },
+      { status: { $in: dated }, date: { $exists: false } },
+      { status: { $in: dated }, date: { $not: { $regex: '^\\d{4}-\\d{2}-\\d{2}' } } },
+      { status: 'running', 'lease.expires_at': { $exists: false } },
+      { status: 'running', 'lease.expires_at': { $not: { $type: 'string' } } },
+    ],
+  };
+}
 
 /** `use_index` value for an index: CouchDB and pouchdb-server both take ["<ddoc>", "<name>"]. */
 export function useIndex(index: MangoIndex): [string, string] {
   return [index.ddoc, index.name];
 }
 
+/** pouchdb-server's design document: the worker feed's filter and the malformed-task view. */
 export const DESIGN_DOC_ID = '_design/after';
 /** `_changes?filter=after/by_worker&worker=<name>`: pouchdb-server crashes on `_selector` feeds. */
 export const BY_WORKER_FILTER = 'after/by_worker';
-/** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches. */
+/** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches (pouchdb-server). */
 export const UNREACHABLE_BY_WORKER_VIEW = '_design/after/_view/unreachable_by_worker';
-/** `_design/after/_view/by_worker_status?group=true`: task counts by [worker, status]. */
-export const BY_WORKER_STATUS_VIEW = '_design/after/_view/by_worker_status';
+/** The counts `after status` and the dashboard read; no worker query touches it. */
+export const STATS_DOC_ID = '_design/after-stats';
+/** `_design/after-stats/_view/by_worker_status?group=true`: task counts by [worker, status]. */
+export const BY_WORKER_STATUS_VIEW = '_design/after-stats/_view/by_worker_status';
+/** The opt-in validator (`after init --validate`). */
+export const VALIDATE_DOC_ID = '_design/after-validate';
 
-/**
- * Deletions pass the filter so a worker drops a deleted task from memory. The
- * validate_doc_update refuses clearly invalid task documents at write time (validate-doc.ts).
- */
+/** Deletions pass the filter so a worker drops a deleted task from memory. */
 const DESIGN_DOC_BODY = {
   language: 'javascript',
-  validate_doc_update: VALIDATE_DOC_UPDATE_SOURCE,
   filters: {
     by_worker: 'function (doc, req) { return doc._deleted === true || doc.worker === req.query.worker; }',
   },
   views: {
-    by_worker_status: {
-      map: "function (doc) { if (typeof doc.worker === 'string') { emit([doc.worker, doc.status], null); } }",
-      reduce: '_count',
-    },
-    // Mango indexes skip a document missing an indexed field and order an object or array
-    // after every string, so a task with such a `status` or `date` is found by no query. A
-    // task with no `status` at all (which means "waiting") is among them: the worker gives
-    // each one a status, so this view stays small.
+    // See UNREACHABLE: the same set of documents, for pouchdb-server, whose Mango ignores
+    // partial indexes.
     unreachable_by_worker: {
       map:
         'function (doc) { if (typeof doc.worker !== "string") { return; } ' +
-        'var s = doc.status; var known = ["waiting", "scheduled", "running", "done", "error", "reschedule", "cancel", "canceled"]; ' +
+        `var s = doc.status; var known = ${JSON.stringify(STATUSES)}; ` +
         'var datedQuery = s === "waiting" || s === "scheduled" || s === "reschedule" || s === "cancel"; ' +
         'var dateReachable = typeof doc.date === "string" && /^\\d{4}-\\d{2}-\\d{2}/.test(doc.date); ' +
         'var leased = doc.lease !== null && typeof doc.lease === "object" && typeof doc.lease.expires_at === "string"; ' +
@@ -70,10 +111,32 @@ const DESIGN_DOC_BODY = {
   },
 };
 
+/**
+ * The counts view, in a design document no worker query touches, which CouchDB builds only when
+ * it is read (`autoupdate: false`: its background indexer would otherwise run every task
+ * write through couchjs).
+ */
+const STATS_DOC_BODY = {
+  language: 'javascript',
+  options: { autoupdate: false },
+  views: {
+    by_worker_status: {
+      map: "function (doc) { if (typeof doc.worker === 'string') { emit([doc.worker, doc.status], null); } }",
+      reduce: '_count',
+    },
+  },
+};
+
+/** The validator refuses clearly invalid task documents at write time (validate-doc.ts). */
+const VALIDATE_DOC_BODY = {
+  language: 'javascript',
+  validate_doc_update: VALIDATE_DOC_UPDATE_SOURCE,
+};
+
 /** Few revisions kept per document: a task is rewritten on every run, its old bodies are of no use. */
 export const REVS_LIMIT = 20;
 
-export type InitOutcome = 'created' | 'updated' | 'unchanged' | 'skipped';
+export type InitOutcome = 'created' | 'updated' | 'unchanged' | 'skipped' | 'removed';
 
 export interface InitStep {
   /** What was looked at, e.g. `index worker-status-date`. */
@@ -94,18 +157,34 @@ export interface InitReport {
   lines: string[];
 }
 
-/** Create the database, indexes and design document where missing or different. */
-export async function initDatabase(config: AfterConfig, options: { log?: Logger } = {}): Promise<InitReport> {
+export interface InitOptions {
+  log?: Logger;
+  /**
+   * Install (true) or remove (false) the validate_doc_update. @default
+   * `couchdb.validate_doc_update` when it is true; otherwise an installed one is left alone.
+   */
+  validate?: boolean;
+}
+
+/** Create the databases, indexes and design documents where missing or different. */
+export async function initDatabase(config: AfterConfig, options: InitOptions = {}): Promise<InitReport> {
   const log = options.log ?? silentLogger();
   const conn = openConnection(config, { log });
   const steps: InitStep[] = [];
+  const validate = options.validate ?? (config.couchdb.validate_doc_update ? true : undefined);
   let server: ServerInfo;
   try {
     server = await detectServer(conn);
     steps.push(await ensureDatabase(conn));
     steps.push(await ensureRevsLimit(conn, server));
-    for (const index of MANGO_INDEXES) steps.push(await ensureIndex(conn, index));
-    steps.push(await ensureDesignDoc(conn));
+    for (const index of mangoIndexesFor(server.kind)) steps.push(await ensureIndex(conn, index));
+    if (server.kind === 'couchdb') steps.push(await removeDoc(conn, DESIGN_DOC_ID, 'CouchDB workers need no JavaScript'));
+    else steps.push(await ensureDesignDoc(conn, DESIGN_DOC_ID, DESIGN_DOC_BODY));
+    steps.push(await ensureDesignDoc(conn, STATS_DOC_ID, STATS_DOC_BODY));
+    if (validate === true) steps.push(await ensureDesignDoc(conn, VALIDATE_DOC_ID, VALIDATE_DOC_BODY));
+    if (validate === false) steps.push(await removeDoc(conn, VALIDATE_DOC_ID, 'asked with --no-validate'));
+    steps.push(await ensureDatabase(conn, controlDbName(conn.dbName)));
+    steps.push(await ensureRevsLimit(conn, server, controlDbName(conn.dbName), CONTROL_REVS_LIMIT));
   } finally {
     conn.close();
   }
@@ -113,13 +192,13 @@ export async function initDatabase(config: AfterConfig, options: { log?: Logger 
   const database = `${conn.displayUrl}/${conn.dbName}`;
   const lines = steps.map((step) => `${step.what}: ${step.outcome}${step.detail ? ` (${step.detail})` : ''}`);
   for (const line of lines) log.info(`init ${database}: ${line}`);
-  return { database, server, steps, changed: steps.some((s) => s.outcome === 'created' || s.outcome === 'updated'), lines };
+  return { database, server, steps, changed: steps.some((s) => s.outcome !== 'unchanged' && s.outcome !== 'skipped'), lines };
 }
 
-async function ensureDatabase(conn: Connection): Promise<InitStep> {
-  const what = `database ${conn.dbName}`;
+async function ensureDatabase(conn: Connection, db = conn.dbName): Promise<InitStep> {
+  const what = `database ${db}`;
   try {
-    await conn.request({ method: 'PUT', path: '' });
+    await conn.request({ method: 'PUT', path: '', db });
     return { what, outcome: 'created' };
   } catch (err) {
     // 412 file_exists: created before (by us or anyone).
@@ -132,41 +211,57 @@ async function ensureDatabase(conn: Connection): Promise<InitStep> {
  * CouchDB keeps 1000 revisions per document by default. pouchdb-server 4.2 has no
  * `_revs_limit` endpoint (a GET is a 404, a PUT of a number a 400), so it is skipped there.
  */
-async function ensureRevsLimit(conn: Connection, server: ServerInfo): Promise<InitStep> {
-  const what = `_revs_limit ${REVS_LIMIT}`;
+async function ensureRevsLimit(conn: Connection, server: ServerInfo, db = conn.dbName, limit = REVS_LIMIT): Promise<InitStep> {
+  const what = `_revs_limit ${limit}${db === conn.dbName ? '' : ` of ${db}`}`;
   if (server.kind !== 'couchdb') {
     return { what, outcome: 'skipped', detail: `${server.kind} ${server.version} does not support _revs_limit` };
   }
-  const current = await conn.request<number>({ path: '_revs_limit' });
-  if (current.body === REVS_LIMIT) return { what, outcome: 'unchanged' };
-  await conn.request({ method: 'PUT', path: '_revs_limit', body: REVS_LIMIT });
+  const current = await conn.request<number>({ path: '_revs_limit', db });
+  if (current.body === limit) return { what, outcome: 'unchanged' };
+  await conn.request({ method: 'PUT', path: '_revs_limit', body: limit, db });
   return { what, outcome: 'updated', detail: `was ${String(current.body)}` };
 }
 
 /** POST /db/_index answers `"result": "exists"` for an identical index and writes nothing. */
-async function ensureIndex(conn: Connection, index: MangoIndex): Promise<InitStep> {
+async function ensureIndex(conn: Connection, index: MangoIndex & { partial?: Record<string, unknown> }): Promise<InitStep> {
+  const definition = { fields: index.fields, ...(index.partial ? { partial_filter_selector: index.partial } : {}) };
   const res = await conn.request<{ result?: string }>({
     method: 'POST',
     path: '_index',
-    body: { index: { fields: index.fields }, ddoc: index.ddoc, name: index.name, type: 'json' },
+    body: { index: definition, ddoc: index.ddoc, name: index.name, type: 'json' },
   });
   const what = `index ${index.name} (_design/${index.ddoc})`;
   return { what, outcome: res.body.result === 'created' ? 'created' : 'unchanged' };
 }
 
-/** Written only when its content differs from what is stored, so a rerun adds no revision. */
-async function ensureDesignDoc(conn: Connection): Promise<InitStep> {
-  const what = `design document ${DESIGN_DOC_ID}`;
-  const stored = await readDoc(conn, DESIGN_DOC_ID);
-  if (stored && sameContent(stored, DESIGN_DOC_BODY)) return { what, outcome: 'unchanged' };
-  const doc = stored ? { ...stored, ...DESIGN_DOC_BODY } : { _id: DESIGN_DOC_ID, ...DESIGN_DOC_BODY };
-  await conn.request({ method: 'PUT', path: DESIGN_DOC_ID, body: doc });
+/**
+ * Written only when its content differs from what is stored, so a rerun adds no revision. The
+ * stored document is replaced whole: a function an older After put there (the validator that
+ * lived in `_design/after`) goes with the rewrite.
+ */
+async function ensureDesignDoc(conn: Connection, id: string, body: Record<string, unknown>): Promise<InitStep> {
+  const what = `design document ${id}`;
+  const stored = await readDoc(conn, id);
+  if (stored && sameContent(stored, body) && Object.keys(stored).every((key) => key.startsWith('_') || key in body)) {
+    return { what, outcome: 'unchanged' };
+  }
+  const doc = { _id: id, ...(stored ? { _rev: stored._rev } : {}), ...body };
+  await conn.request({ method: 'PUT', path: docPath(id), body: doc });
   return { what, outcome: stored ? 'updated' : 'created' };
+}
+
+/** Remove a design document After no longer wants on this server (an older After's). */
+async function removeDoc(conn: Connection, id: string, why: string): Promise<InitStep> {
+  const what = `design document ${id}`;
+  const stored = await readDoc(conn, id);
+  if (!stored) return { what, outcome: 'unchanged' };
+  await conn.request({ method: 'DELETE', path: docPath(id), qs: { rev: String(stored._rev) } });
+  return { what, outcome: 'removed', detail: why };
 }
 
 async function readDoc(conn: Connection, id: string): Promise<Record<string, unknown> | null> {
   try {
-    return (await conn.request<Record<string, unknown>>({ path: id })).body;
+    return (await conn.request<Record<string, unknown>>({ path: docPath(id) })).body;
   } catch (err) {
     if (err instanceof CouchRequestError && err.status === 404) return null;
     throw err;

@@ -4,7 +4,8 @@
  */
 import type { TaskDoc } from '../types';
 
-export type ServerKind = 'couchdb' | 'pouchdb-server';
+/** Which server a store talks to; `memory` is the in-process store (memory-store.ts). */
+export type ServerKind = 'couchdb' | 'pouchdb-server' | 'memory';
 
 export interface ServerInfo {
   kind: ServerKind;
@@ -89,9 +90,55 @@ export interface WriteOptions {
   claim?: boolean;
 }
 
+/**
+ * A document of the control database, `<tasks db>_control`: what instances say about themselves
+ * (`instance:<worker>:<instance>`, rewritten every few seconds), a paused worker name
+ * (`pause:<worker>`), and a user's request to a worker about one task (`request:<task id>:...`).
+ * Kept out of the tasks database so that none of it wakes a worker's task feed, lands in the
+ * task indexes, or is mistaken for a task; untrusted like every document.
+ */
+export interface ControlDoc {
+  _id: string;
+  _rev?: string;
+  _deleted?: boolean;
+  [field: string]: unknown;
+}
+
+export interface ControlBatch {
+  docs: ControlDoc[];
+  lastSeq: string;
+}
+
+export interface ControlFeedOptions {
+  since: string;
+  heartbeatMs: number;
+  onBatch(batch: ControlBatch): Promise<void> | void;
+  onReconnect?(): void;
+}
+
+/** The control database. Writes fail fast (a heartbeat that misses is written again later). */
+export interface ControlStore {
+  /** Its name, for log lines. */
+  readonly dbName: string;
+  /**
+   * Every document, and the seq to follow from (read first, so nothing written meanwhile is
+   * missed). Throws a CouchRequestError E_DB_MISSING when `after init` has not created it.
+   */
+  snapshot(): Promise<{ docs: ControlDoc[]; seq: string }>;
+  /** Follow every change, reconnecting forever until stopped. */
+  follow(options: ControlFeedOptions): Feed;
+  /** Create (no `_rev`) or update (with `_rev`); a conflict is an ordinary result. */
+  put(doc: ControlDoc): Promise<{ ok: true; rev: string } | { ok: false; conflict: true }>;
+  /** Delete one revision; false when it was not the current one (or is gone). */
+  remove(id: string, rev: string): Promise<boolean>;
+  get(id: string): Promise<ControlDoc | null>;
+}
+
 export interface TaskStore {
   readonly server: ServerInfo;
   readonly health: StoreHealth;
+  /** The control database beside the tasks database. */
+  readonly control: ControlStore;
   /** Epoch ms by the database's clock (estimated from responses' Date headers). */
   dbNow(): number;
   /** Local clock minus database clock, in ms (positive: this machine is ahead). */

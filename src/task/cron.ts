@@ -104,3 +104,17 @@ export function cronFireAtOrBefore(pattern: string, zone: string, atMs: number):
   const ms = previous?.getTime();
   return ms !== undefined && ms <= atMs ? ms : null;
 }
+
+/** Fire times sampled by cronShortestGapMs: enough to see `0,1 * * * *`'s one-minute gap. */
+const GAP_SAMPLES = 12;
+
+/**
+ * The shortest time between two fire times, sampled from a fixed date (so it is the same for
+ * every caller): what `worker.min_repeat_ms` compares a cron repeat with.
+ */
+export function cronShortestGapMs(pattern: string, zone: string): number {
+  const runs = scheduleFor(pattern, zone).nextRuns(GAP_SAMPLES, new Date(Date.UTC(2026, 0, 1)));
+  let shortest = Number.POSITIVE_INFINITY;
+  for (let i = 1; i < runs.length; i++) shortest = Math.min(shortest, runs[i]!.getTime() - runs[i - 1]!.getTime());
+  return shortest;
+}

@@ -9,6 +9,7 @@
  */
 import { JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskDoc, ValidTask } from '../types';
 import { parseTaskDate, quoteValue } from './dates';
+import { cronShortestGapMs } from './cron';
 import { approximateMs } from './duration';
 import { parseRepeat, parseRetry, Repeat, Retry } from './repeat';
 
@@ -23,21 +24,45 @@ export type TaskValidation = { ok: true; task: ParsedTask } | { ok: false; field
 /** Longest worker or job name: names end up in logs, file names and index keys. */
 const MAX_NAME_LENGTH = 200;
 /**
- * The shortest interval repeat. The series search (nextRepeat) counts in whole steps from the
- * anchor: a step of a sub-millisecond fraction (`{"ms": 1e-20}`) needs more steps than a
- * double counts exactly, and the search never ends.
+ * The shortest repeat by default (`worker.min_repeat_ms`). A task that runs every few
+ * milliseconds writes its document as fast as the database answers, so a user's cancel (a
+ * write with the `_rev` read a moment ago) would keep losing to the worker's writes, and the
+ * database grows by a revision per run.
  */
-const MIN_REPEAT_MS = 1;
+export const DEFAULT_MIN_REPEAT_MS = 1000;
+/**
+ * The floor under any configured minimum. The series search (nextRepeat) counts in whole steps
+ * from the anchor: a step of a sub-millisecond fraction (`{"ms": 1e-20}`) needs more steps than
+ * a double counts exactly, and the search never ends.
+ */
+export const MIN_REPEAT_FLOOR_MS = 1;
+/**
+ * The deepest nesting a task document may have. structuredClone and other recursive copies
+ * throw "Maximum call stack size exceeded" a few thousand levels down; no schedule needs more
+ * than a few levels, so a deeper document is an error with this reason, found by a walk that
+ * stops as soon as it passes the limit.
+ */
+export const MAX_DOCUMENT_DEPTH = 100;
+
+export interface ValidateOptions {
+  /** Repeats shorter than this are refused. @default DEFAULT_MIN_REPEAT_MS */
+  minRepeatMs?: number;
+}
 /** setTimeout's limit: a longer timeout would fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 type Check<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
 
-export function validateTask(doc: TaskDoc): TaskValidation {
+export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskValidation {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     return { ok: false, field: 'document', message: `document: ${quoteValue(doc)} is not a JSON object` };
   }
+  const deepField = fieldDeeperThan(doc, MAX_DOCUMENT_DEPTH);
+  if (deepField !== undefined) {
+    return { ok: false, field: deepField, message: `${deepField}: nested more than ${MAX_DOCUMENT_DEPTH} levels deep` };
+  }
+  const minRepeatMs = Math.max(MIN_REPEAT_FLOOR_MS, options.minRepeatMs ?? DEFAULT_MIN_REPEAT_MS);
   if (doc._id !== undefined && typeof doc._id !== 'string') {
     return { ok: false, field: '_id', message: `_id: ${quoteValue(doc._id)} is not a string` };
   }
@@ -63,8 +88,13 @@ export function validateTask(doc: TaskDoc): TaskValidation {
   if (doc.repeat !== undefined) {
     const repeat = parseRepeat(doc.repeat);
     if (!repeat.ok) return { ok: false, field: 'repeat', message: repeat.message };
-    if (repeat.repeat.kind === 'interval' && !(approximateMs(repeat.repeat.every) >= MIN_REPEAT_MS)) {
-      return { ok: false, field: 'repeat', message: `repeat: ${quoteValue(doc.repeat)} is shorter than ${MIN_REPEAT_MS} millisecond` };
+    const stepMs = repeatStepMs(repeat.repeat);
+    if (!(stepMs >= minRepeatMs)) {
+      return {
+        ok: false,
+        field: 'repeat',
+        message: `repeat: ${quoteValue(doc.repeat)} repeats more often than every ${describeMs(minRepeatMs)}, the shortest repeat allowed (worker.min_repeat_ms)`,
+      };
     }
     task.repeat = doc.repeat as RepeatSpec;
     task.repeatParsed = repeat.repeat;
@@ -87,6 +117,35 @@ export function validateTask(doc: TaskDoc): TaskValidation {
     task.timeoutMs = timeout;
   }
   return { ok: true, task };
+}
+
+/**
+ * The top-level field under which `value` nests deeper than `limit` levels, or undefined. A walk
+ * with its own stack (a deep document must not overflow ours either) that stops at the limit,
+ * so its cost is bounded by the document's size and never its depth.
+ */
+export function fieldDeeperThan(doc: object, limit: number): string | undefined {
+  for (const [field, value] of Object.entries(doc)) {
+    if (typeof value !== 'object' || value === null) continue;
+    const stack: Array<{ value: object; depth: number }> = [{ value, depth: 1 }];
+    while (stack.length > 0) {
+      const top = stack.pop()!;
+      if (top.depth > limit) return field;
+      for (const inner of Object.values(top.value)) {
+        if (typeof inner === 'object' && inner !== null) stack.push({ value: inner, depth: top.depth + 1 });
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The shortest time between two runs a repeat allows: an interval's step, a cron's closest dates. */
+function repeatStepMs(repeat: Repeat): number {
+  return repeat.kind === 'interval' ? approximateMs(repeat.every) : cronShortestGapMs(repeat.pattern, repeat.timezone);
+}
+
+function describeMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 /** A worker or job name: non-empty, bounded, printable (it reaches logs and file names). */

@@ -1,10 +1,30 @@
 /**
- * Tasks that are due but wait for a free run slot (`--concurrency`), earliest date first,
- * so a burst never reorders and nothing waits behind a later task.
+ * Tasks that are due but wait for a free run slot (`--concurrency`). The order in which they
+ * get one: this instance's own share before another's it holds as a backup, then the higher
+ * `priority`, then the earlier date — so a burst never reorders and nothing waits behind a
+ * later task of the same priority.
  */
+export interface ReadyOrder {
+  dueMs: number;
+  /** Higher first. @default 0 */
+  priority?: number;
+  /** Another instance's share, claimed only when this instance has nothing of its own to run. */
+  backup?: boolean;
+}
+
+interface Item {
+  id: string;
+  dueMs: number;
+  priority: number;
+  backup: boolean;
+  /** Insertion order: equal keys leave first in, first out. */
+  seq: number;
+}
+
 export class ReadyQueue {
-  private heap: Array<{ id: string; dueMs: number }> = [];
+  private heap: Item[] = [];
   private readonly members = new Set<string>();
+  private seq = 0;
 
   get size(): number {
     return this.members.size;
@@ -14,10 +34,10 @@ export class ReadyQueue {
     return this.members.has(id);
   }
 
-  push(id: string, dueMs: number): void {
+  push(id: string, order: ReadyOrder): void {
     if (this.members.has(id)) return;
     this.members.add(id);
-    this.heap.push({ id, dueMs });
+    this.heap.push({ id, dueMs: order.dueMs, priority: order.priority ?? 0, backup: order.backup ?? false, seq: this.seq++ });
     this.up(this.heap.length - 1);
   }
 
@@ -50,7 +70,7 @@ export class ReadyQueue {
     const heap = this.heap;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (heap[parent]!.dueMs <= heap[i]!.dueMs) break;
+      if (!before(heap[i]!, heap[parent]!)) break;
       [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
       i = parent;
     }
@@ -61,12 +81,19 @@ export class ReadyQueue {
     for (;;) {
       const left = 2 * i + 1;
       const right = left + 1;
-      let smallest = i;
-      if (left < heap.length && heap[left]!.dueMs < heap[smallest]!.dueMs) smallest = left;
-      if (right < heap.length && heap[right]!.dueMs < heap[smallest]!.dueMs) smallest = right;
-      if (smallest === i) return;
-      [heap[smallest], heap[i]] = [heap[i]!, heap[smallest]!];
-      i = smallest;
+      let first = i;
+      if (left < heap.length && before(heap[left]!, heap[first]!)) first = left;
+      if (right < heap.length && before(heap[right]!, heap[first]!)) first = right;
+      if (first === i) return;
+      [heap[first], heap[i]] = [heap[i]!, heap[first]!];
+      i = first;
     }
   }
+}
+
+function before(a: Item, b: Item): boolean {
+  if (a.backup !== b.backup) return !a.backup;
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.dueMs !== b.dueMs) return a.dueMs < b.dueMs;
+  return a.seq < b.seq;
 }

@@ -1,9 +1,11 @@
 /**
- * A worker instance: follower → per-second timer → ready queue → runs, wired together.
+ * A worker instance: follower → decide → per-second timer → ready queue → claim → runner,
+ * wired together, with the control link (live instances, pause, requests) beside them.
  *
- * Every document that comes in (query, feed, re-read) goes through `decide()`; every write is
- * one document write with the current `_rev`, and a conflict means "someone else changed it
- * first": the document is read again and decided again. Writes for one task never overlap.
+ * Every document that comes in (query, feed, re-read, a change of the live instances) goes
+ * through `decide()`; every write is built by `task/writes.ts` and made by the TaskWriter with
+ * the current `_rev`; a conflict means "someone else changed it first": the task is decided
+ * again on the document read back. Writes for one task never overlap.
  */
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -13,15 +15,17 @@ import { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
 import type { StoreHealth, TaskStore } from '../store/types';
-import { canceledState, invalidState } from '../task/next-state';
+import { decide, isLease, leasedBy, leaseIsLive, type DecideContext } from '../task/decide';
 import type { ParsedTask } from '../task/validate';
+import * as writes from '../task/writes';
 import type { TaskDoc } from '../types';
-import { decide, isLease, isOwnWrite, leaseIsLive, restartedSeries, type DecideContext } from './decide';
+import { ControlLink, DEFAULT_INSTANCE_HEARTBEAT_MS, type TaskRequest } from './control-link';
 import { isNewer, newEntry, type Entry } from './entry';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
 import { Runner, type RunEnd } from './runner';
 import { SecondTimer } from './second-timer';
+import { TaskWriter, type WriteReason } from './task-writer';
 import type { WorkerEvents } from './worker-events';
 
 export type { WorkerEvents } from './worker-events';
@@ -37,14 +41,13 @@ export interface WorkerOptions {
   leaseMs?: number;
   /** @default config.jobs */
   jobsDir?: string;
+  /** How often this instance's document in the control database is rewritten. @default 10000 */
+  instanceHeartbeatMs?: number;
   /** Injected for tests and the library API. */
   clock?: Clock;
   store?: TaskStore;
   jobs?: JobRegistry;
 }
-
-/** What a worker writes to a task outside a run's result (the `during` of conflicts and logs). */
-type WriteReason = 'schedule' | 'claim' | 'mark-waiting' | 'hand-back' | 'error' | 'canceled';
 
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
 const DUE_SOON_MS = 1000;
@@ -55,6 +58,8 @@ const DUE_SOON_MS = 1000;
  * date itself: lateness becomes the timer's, not the database's.
  */
 const CLAIM_AHEAD_MS = 250;
+/** The most a stop may add to the grace period of the runs (hand-backs, the last writes). */
+const STOP_MARGIN_MS = 5000;
 
 export class Worker {
   readonly instance: string;
@@ -67,9 +72,12 @@ export class Worker {
   private readonly timer: SecondTimer;
   private readonly follower: Follower;
   private readonly runner: Runner;
+  private readonly writer: TaskWriter;
+  private readonly control: ControlLink;
   private readonly clock: Clock;
   private readonly concurrency: number;
   private readonly leaseMs: number;
+  private readonly graceMs: number;
   private active = 0;
   private stopping = false;
   private resolveDone!: () => void;
@@ -84,32 +92,49 @@ export class Worker {
     private readonly store: TaskStore,
     private readonly jobs: JobRegistry,
   ) {
-    const { config } = options;
+    const { config, log } = options;
     this.instance = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.clock = options.clock ?? systemClock;
     this.concurrency = options.concurrency ?? config.worker.concurrency;
     this.leaseMs = options.leaseMs ?? config.worker.lease_ms;
+    this.graceMs = config.worker.claim_grace_ms;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.timer = new SecondTimer(this.clock, (ids) => this.onDue(ids));
+    this.writer = new TaskWriter(store, (work) => this.tracked(work));
     this.runner = new Runner({
       worker: options.name,
       instance: this.instance,
-      store,
+      writer: this.writer,
       jobs,
       clock: this.clock,
-      log: options.log,
+      log,
       events: this.events,
+      dbNow: () => store.dbNow(),
       leaseMs: this.leaseMs,
+      graceMs: this.graceMs,
       timeoutMs: config.worker.timeout_ms,
       historyLimit: config.worker.history_limit,
-      isStopping: () => this.stopping,
-      tracked: (write) => this.tracked(write),
+    });
+    this.control = new ControlLink({
+      store: store.control,
+      worker: options.name,
+      instance: this.instance,
+      log,
+      dbNow: () => store.dbNow(),
+      heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
+      feedHeartbeatMs: config.worker.heartbeat_ms,
+      report: () => ({ running: this.active, held: this.entries.size }),
+      onMembershipChange: () => this.redecideHeld(),
+      onPauseChange: (paused) => {
+        if (!paused) this.pump();
+      },
+      onRequest: (request) => void this.onRequest(request),
     });
     this.follower = new Follower({
       store,
       worker: options.name,
       clock: this.clock,
-      log: options.log,
+      log,
       horizonMs: config.worker.horizon_ms,
       leaseMs: this.leaseMs,
       heartbeatMs: config.worker.heartbeat_ms,
@@ -130,6 +155,16 @@ export class Worker {
 
   get runningCount(): number {
     return this.active;
+  }
+
+  /** The worker name is paused (a `pause:<worker>` document): no new run starts. */
+  get paused(): boolean {
+    return this.control.paused;
+  }
+
+  /** The live instances of this worker name, this one included. */
+  get liveInstances(): readonly string[] {
+    return this.control.membership.live;
   }
 
   /** Tasks held in memory by the status their document has now (scheduled, waiting, running...). */
@@ -163,40 +198,43 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    // The live instances first: the first window is split among them.
+    await this.control.start();
     const { since } = await this.follower.start();
     this.events.emit('worker:ready', { instance: this.instance, since });
   }
 
   /**
    * Stop taking tasks, hand held ones back (`waiting`), let runs finish for up to `graceMs`,
-   * then abort the rest and hand them back too. Resolves when the instance holds nothing.
+   * then abort the rest and hand them back too. Resolves when the instance holds nothing, and
+   * at most STOP_MARGIN_MS after the grace period whatever the database does.
    */
   async stop(options: { graceMs?: number } = {}): Promise<void> {
     if (this.stopping) return this.done;
     this.stopping = true;
     const graceMs = options.graceMs ?? this.options.config.worker.grace_ms;
-    await within(this.follower.stop(), 5000);
+    const deadline = Date.now() + graceMs + STOP_MARGIN_MS;
+    const left = (): number => Math.max(0, deadline - Date.now());
     this.timer.stop();
     this.ready.clear();
-    await within(Promise.allSettled([...this.writesInFlight]), graceMs);
+    await within(this.follower.stop(), Math.min(2000, left()));
+    await within(Promise.allSettled([...this.writesInFlight]), Math.min(graceMs, left()));
     const handBacks: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       if (entry.run || entry.state === 'claiming') continue;
-      if (isLease(entry.doc.lease) && entry.doc.lease.instance === this.instance) {
-        handBacks.push(this.handBack(entry));
-      } else {
-        this.entries.delete(entry.id);
-      }
+      if (leasedBy(entry.doc, this.instance)) handBacks.push(this.handBack(entry));
+      else this.entries.delete(entry.id);
     }
     const runs = Promise.all([...this.runsSettled]);
-    if (!(await within(runs, graceMs))) {
+    if (!(await within(runs, Math.min(graceMs, left())))) {
       for (const entry of this.entries.values()) entry.run?.abort('shutdown');
     }
-    // Writes retry until the database answers; past this the leases cover what is left.
-    await within(Promise.all([runs, ...handBacks]), Math.max(5000, this.leaseMs / 2));
-    // Everything this instance held is written (or covered by its lease) by now; a feed request
+    // Writes retry until the database answers; past the deadline the leases cover what is left.
+    await within(Promise.all([runs, ...handBacks]), left());
+    await within(this.control.stop(), Math.min(2000, left()));
+    // Everything this instance held is written (or covered by its lease) by now; a request
     // that does not answer its abort must not keep the process from exiting.
-    if (!(await within(this.store.close(), 5000))) this.options.log.warn('the database connection did not close within 5 s; exiting anyway');
+    if (!(await within(this.store.close(), 2000))) this.options.log.warn('the database connection did not close within 2 s; exiting anyway');
     this.events.emit('worker:stopped', { instance: this.instance });
     this.resolveDone();
   }
@@ -209,7 +247,13 @@ export class Worker {
       nowMs,
       horizonEndMs: nowMs + this.options.config.worker.horizon_ms,
       dueSoonEndMs: this.clock.now() + DUE_SOON_MS,
+      owns: (id) => this.control.owns(id),
+      validation: { minRepeatMs: this.options.config.worker.min_repeat_ms },
     };
+  }
+
+  private writeContext(): writes.WriteContext {
+    return { instance: this.instance, nowMs: this.store.dbNow(), leaseMs: this.leaseMs, graceMs: this.graceMs };
   }
 
   /** Every document, from any source, enters here. */
@@ -226,9 +270,8 @@ export class Worker {
     this.apply(doc);
   }
 
-  private apply(found: TaskDoc): void {
+  private apply(doc: TaskDoc): void {
     if (this.stopping) return;
-    const doc = restartedSeries(found);
     const context = this.context();
     if (this.isStoodDown(doc, context.nowMs)) return;
     const decision = decide(doc, context);
@@ -239,19 +282,19 @@ export class Worker {
         return;
       case 'own-run':
         // Mostly the feed's late echo of this instance's own claim. A claim that landed with
-        // its answer lost is recognised in claim(); one this instance lost track of otherwise
-        // has its lease expire, and the sweep takes it over (decide: an expired own lease).
+        // its answer lost is recognised by the TaskWriter; one this instance lost track of
+        // otherwise has its lease expire, and the sweep takes it over (decide: an expired own lease).
         return;
       case 'mark-waiting':
-        void this.markWaiting(doc);
+        void this.writeAndForget(doc, writes.markWaiting(doc), 'mark-waiting');
         return;
       case 'invalid':
         this.forget(id);
-        void this.writeFinal(doc, invalidState(doc, decision.field, decision.message), 'error');
+        void this.writeVerdict(doc, writes.invalid(doc, decision.field, decision.message), 'error');
         return;
       case 'cancel':
         this.forget(id);
-        void this.writeFinal(doc, canceledState(doc), 'canceled');
+        void this.writeVerdict(doc, writes.canceled(doc), 'canceled');
         return;
       default:
         break;
@@ -260,23 +303,37 @@ export class Worker {
     if (!this.jobs.resolve(task.job.name)) {
       this.forget(id);
       const message = `job.name: unknown job ${quote(task.job.name)} (not found in the jobs folder ${this.jobs.dir})`;
-      void this.writeFinal(doc, invalidState(doc, 'job.name', message), 'error');
+      void this.writeVerdict(doc, writes.invalid(doc, 'job.name', message), 'error');
       return;
     }
     switch (decision.kind) {
       case 'hold':
+        this.hold(doc, task, decision.backup);
+        return;
       case 'keep':
-        this.hold(doc, task);
+        this.hold(doc, task, false);
         return;
       case 'schedule':
         void this.schedule(doc, task);
         return;
       case 'take-over-run': {
+        if (decision.backup && isLease(doc.lease) && this.control.membership.live.includes(doc.lease.instance)) {
+          // Its holder let the lease run out: it is gone, whatever its last heartbeat says. The
+          // tasks of its share (this one perhaps) are split among the others at once.
+          this.control.suspect(doc.lease.instance);
+          if (!this.control.membership.live.includes(doc.lease.instance)) return this.apply(doc);
+        }
+        if (decision.backup) {
+          // Another instance's share: its owner takes the run over at once; this one only if
+          // the run is still not taken a grace period later.
+          this.hold(doc, task, true, this.clock.now());
+          return;
+        }
         this.options.log.warn(`task ${id}: the lease of ${describeLease(doc)} expired; taking the run over`);
         const entry = this.entry(doc, task);
-        entry.state = 'ready';
+        entry.backup = false;
         this.timer.remove(id);
-        this.ready.push(id, task.dateMs);
+        this.makeReady(entry);
         this.pump();
         return;
       }
@@ -307,11 +364,16 @@ export class Worker {
     return entry;
   }
 
-  private hold(doc: TaskDoc, task: ParsedTask): void {
+  /**
+   * Hold in memory until the claim is due: this instance's share a little before its date
+   * (CLAIM_AHEAD_MS), a backup once its grace has passed (from `fromMs`, by default the date).
+   */
+  private hold(doc: TaskDoc, task: ParsedTask, backup: boolean, fromMs = task.dateMs): void {
     const entry = this.entry(doc, task);
     if (entry.state === 'ready') this.ready.remove(entry.id);
     entry.state = 'held';
-    this.timer.add(entry.id, task.dateMs - CLAIM_AHEAD_MS);
+    entry.backup = backup;
+    this.timer.add(entry.id, backup ? fromMs + this.graceMs : task.dateMs - CLAIM_AHEAD_MS);
   }
 
   private forget(id: string): void {
@@ -322,86 +384,77 @@ export class Worker {
     this.entries.delete(id);
   }
 
-  /** Claim the hold: `scheduled` with this instance's lease, valid until the date + lease. */
+  /** The live instances changed: tasks held but not claimed may now be another's share, or ours. */
+  private redecideHeld(): void {
+    for (const entry of [...this.entries.values()]) {
+      if (entry.run || entry.busy || entry.state === 'claiming' || entry.state === 'running') continue;
+      this.apply(entry.doc);
+    }
+  }
+
+  /** Claim the hold: `scheduled` with this instance's lease, until a grace period after the date. */
   private async schedule(doc: TaskDoc, task: ParsedTask): Promise<void> {
     const entry = this.entry(doc, task);
     this.timer.remove(entry.id);
-    const expires = Math.max(task.dateMs, this.store.dbNow()) + this.leaseMs;
-    const next: TaskDoc = { ...doc, status: 'scheduled', lease: { instance: this.instance, expires_at: iso(expires) } };
-    const written = await this.writeTask(entry, next, 'schedule');
+    const written = await this.writeFor(entry, writes.hold(doc, task.dateMs, this.writeContext()), 'schedule');
     if (!written) return;
-    this.hold(written, task);
+    this.hold(written, task, false);
     this.events.emit('task:scheduled', { id: entry.id, date: iso(task.dateMs) });
     this.afterWrite(entry);
   }
 
   /** `error` for an invalid task, `canceled` for a cancel. */
-  private async writeFinal(doc: TaskDoc, next: TaskDoc, status: 'error' | 'canceled'): Promise<void> {
+  private async writeVerdict(doc: TaskDoc, next: TaskDoc, reason: 'error' | 'canceled'): Promise<void> {
     const entry = this.entry(doc, undefined);
-    const written = await this.writeTask(entry, next, status);
+    const written = await this.writeFor(entry, next, reason);
     if (!written) return;
     this.entries.delete(entry.id);
-    if (status === 'canceled') this.events.emit('task:canceled', { id: entry.id });
+    if (reason === 'canceled') this.events.emit('task:canceled', { id: entry.id });
     else this.events.emit('task:invalid', { id: entry.id, message: next.error?.message ?? '' });
   }
 
-  private async markWaiting(doc: TaskDoc): Promise<void> {
+  private async writeAndForget(doc: TaskDoc, next: TaskDoc, reason: WriteReason): Promise<void> {
     const entry = this.entry(doc, undefined);
-    const written = await this.writeTask(entry, { ...doc, status: 'waiting' }, 'mark-waiting');
-    if (written) this.forget(entry.id);
+    if (await this.writeFor(entry, next, reason)) this.forget(entry.id);
   }
 
   /** Give a held task back to `waiting` so any instance may take it (shutdown). */
   private async handBack(entry: Entry): Promise<void> {
-    const { lease: _lease, ...rest } = entry.doc;
-    const status = entry.doc.status === 'running' || entry.doc.status === 'scheduled' ? 'waiting' : entry.doc.status;
-    const written = await this.writeTask(entry, { ...rest, status } as TaskDoc, 'hand-back');
+    const written = await this.writeFor(entry, writes.handBack(entry.doc), 'hand-back', { redecide: false });
     this.entries.delete(entry.id);
     if (written) this.events.emit('task:handed-back', { id: entry.id });
   }
 
   /**
-   * One write with the entry's current `_rev`. Returns the written document, or undefined when
-   * it lost to another writer: then the task is read again and decided again. A write retried
-   * through an outage comes back as a conflict when its first try landed and only the answer
-   * was lost: the document read back is then this very write, and it counts as written.
+   * One write of `entry`'s task through the TaskWriter. Returns the written document, or
+   * undefined when it lost to another writer (the task is then decided again on the document
+   * read back) or could not be written (dropped: the next window query brings it back).
    */
-  private async writeTask(entry: Entry, next: TaskDoc, during: WriteReason): Promise<TaskDoc | undefined> {
+  private async writeFor(entry: Entry, next: TaskDoc, reason: WriteReason, options: { redecide?: boolean } = {}): Promise<TaskDoc | undefined> {
     entry.busy = true;
-    let fresh: TaskDoc | null;
-    let contested = false;
+    let outcome: Awaited<ReturnType<TaskWriter['write']>>;
     try {
-      // A claim is what a job waits for; every other write here can queue behind it, the
-      // holds of the tasks due first leaving first.
-      const lane = during === 'claim' ? 'run' : 'hold';
-      const claim = during === 'claim' || during === 'schedule';
-      const result = await this.tracked(this.store.write(next, { lane, claim, neededByMs: entry.task?.dateMs ?? 0 }));
-      if (result.ok) {
-        entry.doc = result.doc;
-        return result.doc;
-      }
-      if (result.contested) {
-        contested = true;
-        this.stoodDown.set(entry.id, result.contested.rev);
-      }
-      fresh = await this.store.get(entry.id);
-    } catch (err) {
-      // Refused, not a conflict (a validate_doc_update, a permission), or the re-read failed:
-      // deciding again at once would send the same write again in a loop. The next window
-      // query brings the task back.
-      this.options.log.error(`task ${entry.id}: ${during} failed: ${(err as Error).message}; the next window query will find it`);
-      this.dropEntry(entry);
-      return undefined;
+      outcome = await this.writer.write(next, reason, entry.task?.dateMs ?? 0);
     } finally {
       entry.busy = false;
     }
-    if (fresh && !contested && isOwnWrite(fresh, next)) {
-      entry.doc = fresh;
-      return fresh;
+    if (outcome.kind === 'written') {
+      entry.doc = outcome.doc;
+      return outcome.doc;
     }
-    this.events.emit('task:conflict', { id: entry.id, during });
+    if (outcome.kind === 'failed') {
+      // Refused, not a conflict (a validate_doc_update, a permission), or the re-read failed:
+      // deciding again at once would send the same write again in a loop. The next window
+      // query brings the task back.
+      this.options.log.error(`task ${entry.id}: ${reason} failed: ${outcome.error.message}; the next window query will find it`);
+      this.dropEntry(entry);
+      return undefined;
+    }
+    // The database may show our contested claim a while longer, with our lease: it is not ours.
+    if (outcome.contestedRev !== undefined) this.stoodDown.set(entry.id, outcome.contestedRev);
+    this.events.emit('task:conflict', { id: entry.id, during: reason });
     this.dropEntry(entry);
-    if (fresh) this.apply(fresh);
+    if (outcome.fresh && options.redecide !== false) this.apply(outcome.fresh);
     return undefined;
   }
 
@@ -425,18 +478,23 @@ export class Worker {
     if (pending && isNewer(pending, entry.doc)) this.ingest(pending);
   }
 
+  private makeReady(entry: Entry): void {
+    entry.state = 'ready';
+    const task = entry.task!;
+    this.ready.push(entry.id, { dueMs: task.dateMs, backup: entry.backup, priority: priorityOf(task) });
+  }
+
   private onDue(ids: string[]): void {
     for (const id of ids) {
       const entry = this.entries.get(id);
       if (!entry || entry.state !== 'held' || !entry.task) continue;
-      entry.state = 'ready';
-      this.ready.push(id, entry.task.dateMs);
+      this.makeReady(entry);
     }
     this.pump();
   }
 
   private pump(): void {
-    while (!this.stopping && this.active < this.concurrency) {
+    while (!this.stopping && !this.control.paused && this.active < this.concurrency) {
       const id = this.ready.pop();
       if (id === undefined) return;
       const entry = this.entries.get(id);
@@ -463,13 +521,21 @@ export class Worker {
     };
     try {
       entry.state = 'claiming';
-      const claimed = await this.writeTask(entry, { ...entry.doc, status: 'running', lease: this.freshLease() }, 'claim');
+      const claimed = await this.writeFor(entry, writes.claim(entry.doc, this.writeContext()), 'claim');
       if (!claimed) return;
       if (this.stopping) {
         // The signal came while the claim was in flight: no new run starts after it.
         await this.handBack(entry);
         return;
       }
+      if (!(await this.untilDate(entry))) {
+        // Stopping, or a newer version of the task (a cancel, a reschedule) came meanwhile.
+        entry.state = 'held';
+        if (this.stopping) await this.handBack(entry);
+        else this.afterWrite(entry);
+        return;
+      }
+      entry.state = 'running';
       const end = await this.runner.run(entry, release);
       release();
       await this.afterRun(entry, end);
@@ -478,14 +544,26 @@ export class Worker {
     }
   }
 
-  /** What the instance does with a task once its run has ended (or never started). */
+  /**
+   * Claimed ahead of the date: wait for the date itself (never early). A newer version of the
+   * task seen meanwhile (a cancel, a reschedule) is decided instead of the run.
+   */
+  private async untilDate(entry: Entry): Promise<boolean> {
+    const dateMs = entry.task!.dateMs;
+    entry.busy = true;
+    try {
+      for (let wait = dateMs - this.clock.now(); wait > 0 && !this.stopping; wait = dateMs - this.clock.now()) {
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
+      }
+    } finally {
+      entry.busy = false;
+    }
+    return !this.stopping && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
+  }
+
+  /** What the instance does with a task once its run has ended. */
   private async afterRun(entry: Entry, end: RunEnd): Promise<void> {
     switch (end.kind) {
-      case 'not-started':
-        entry.state = 'held';
-        if (this.stopping) await this.handBack(entry);
-        else this.afterWrite(entry);
-        return;
       case 'shutdown':
         await this.handBack(entry);
         return;
@@ -500,9 +578,75 @@ export class Worker {
     }
   }
 
-  private freshLease(): { instance: string; expires_at: string } {
-    return { instance: this.instance, expires_at: iso(this.store.dbNow() + this.leaseMs) };
+  /**
+   * A user's request about a task (control-link.ts): carried out by the instance that holds the
+   * task, through its own writer, so it cannot lose a race against this instance's writes.
+   */
+  private async onRequest(request: TaskRequest): Promise<void> {
+    if (this.stopping) return;
+    const entry = this.entries.get(request.task);
+    const holdsIt = entry !== undefined && (entry.run !== undefined || leasedBy(entry.doc, this.instance) || (!isLease(entry.doc.lease) && this.control.owns(request.task)));
+    if (!holdsIt) {
+      if (entry !== undefined || !this.control.owns(request.task)) return;
+    }
+    const applied = await this.applyRequest(request, entry);
+    if (applied) await this.store.control.remove(request.id, request.rev).catch(() => false);
   }
+
+  private async applyRequest(request: TaskRequest, entry: Entry | undefined): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = entry && !entry.busy ? entry.doc : await this.writer.reread(request.task).catch(() => undefined);
+      if (current === undefined) return false;
+      if (current === null) return true;
+      if (entry?.run) {
+        if (request.action === 'cancel') entry.run.abort('cancel');
+        else if (request.action === 'delete') entry.run.abort('deleted');
+        else if (request.action === 'pause') this.runner.update(entry, { ...entry.doc, status: 'paused' });
+        // A running task is not rescheduled: the run's result sets its next date.
+        if (request.action !== 'delete') return true;
+        await entry.run.outcome;
+        continue;
+      }
+      const next = requestedDoc(current, request);
+      if (!next) return true;
+      const outcome = await this.writer.write(next, 'request');
+      if (outcome.kind === 'written') {
+        this.ingestOwn(outcome.doc);
+        return true;
+      }
+      if (outcome.kind === 'failed') return false;
+      entry = this.entries.get(request.task);
+    }
+    return false;
+  }
+
+  /** A write of ours outside the entry's own writes: decided like any document. */
+  private ingestOwn(doc: TaskDoc): void {
+    const entry = this.entries.get(doc._id);
+    if (doc._deleted || !entry) return this.ingest(doc);
+    if (entry.busy) entry.pending = doc;
+    else this.ingest(doc);
+  }
+}
+
+/** What a request asks to be written, on the task as it is now; null when there is nothing to write. */
+function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
+  switch (request.action) {
+    case 'cancel':
+      return ['done', 'error', 'canceled', 'cancel'].includes(String(current.status)) ? null : { ...current, status: 'cancel' };
+    case 'delete':
+      return { _id: current._id, _rev: current._rev, _deleted: true };
+    case 'pause':
+      return ['done', 'error', 'canceled', 'paused'].includes(String(current.status)) ? null : { ...current, status: 'paused' };
+    case 'reschedule':
+      if (request.date === undefined || current.status === 'running') return null;
+      return { ...current, status: ['done', 'error', 'canceled'].includes(String(current.status)) ? 'waiting' : 'reschedule', date: request.date };
+  }
+}
+
+function priorityOf(task: ParsedTask): number {
+  const priority = task.doc.priority;
+  return typeof priority === 'number' && Number.isFinite(priority) ? priority : 0;
 }
 
 function iso(ms: number): string {

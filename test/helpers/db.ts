@@ -32,8 +32,8 @@ export interface TestDb {
   config(): AfterConfig;
   /** A plain HTTP request against the database, like curl: `request('POST', '', task)`, `request('GET', id)`. */
   request<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
-  /** `after init` in process. */
-  init(): Promise<InitReport>;
+  /** `after init` in process (`validate`: as `after init --validate`). */
+  init(options?: { validate?: boolean }): Promise<InitReport>;
   /** A store connection (src/store/connection) for in-process admin calls. */
   connect(): Connection;
   /** Embedded only: stop the server process (data stays on disk). */
@@ -135,7 +135,7 @@ async function makeTestDb(
     env,
     config: () => loadConfig(env, root),
     request: databaseRequest(url, dbName),
-    init: () => initDatabase(db.config(), { log: silentLogger() }),
+    init: (options = {}) => initDatabase(db.config(), { log: silentLogger(), ...options }),
     connect: () => openConnection(db.config(), { log: silentLogger() }),
     async stop() {
       if (!embedded) throw new Error('stop() needs the embedded server; this test runs against COUCHDB_URL');

@@ -14,11 +14,13 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseConfig, type AfterConfig } from '../../src/config';
-import { createLogger, type Logger } from '../../src/log';
+import { createLogger, silentLogger, type Logger } from '../../src/log';
+import { initDatabase } from '../../src/store/design';
 import { createStore } from '../../src/store/couch-store';
 import type { ChangeBatch, Feed, TaskStore } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
 import { freePort } from '../helpers/ports';
+import { taskStoreContract } from '../helpers/store-contract';
 import { waitFor } from '../helpers/wait';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -61,7 +63,7 @@ function storeSuite(startTarget: () => Promise<Target>): void {
 
   before(async () => {
     target = await startTarget();
-    await installIndexesAndFilter(target);
+    await initDatabase(configFor(target.storeUrl, target.dbName), { log: silentLogger() });
   });
   after(async () => {
     await target?.destroy();
@@ -94,6 +96,10 @@ function storeSuite(startTarget: () => Promise<Target>): void {
     return { batches, reconnects, seen: () => batches.flatMap((b) => b.docs) };
   }
 
+  describe('the TaskStore contract', () => {
+    taskStoreContract(() => openStore());
+  });
+
   it('tells which server it talks to', async () => {
     const s = await openStore();
     expect(s.server.kind).to.equal(target.kind);
@@ -120,91 +126,6 @@ function storeSuite(startTarget: () => Promise<Target>): void {
       const stored = await s.get(ids[i]);
       expect(stored?._rev).to.equal(result.doc._rev);
     }
-  });
-
-  it('reports a stale _rev as a conflict, and only one of two writes from the same _rev wins', async () => {
-    const s = await openStore();
-    const created = await s.write({ _id: `c-${randomBytes(4).toString('hex')}`, worker: 'w', status: 'waiting' });
-    if (!created.ok) throw new Error('create failed');
-    const updated = await s.write({ ...created.doc, status: 'scheduled' });
-    expect(updated.ok).to.equal(true);
-    expect(await s.write({ ...created.doc, status: 'running' })).to.deep.equal({ ok: false, conflict: true });
-
-    if (!updated.ok) return;
-    const both = await Promise.all([s.write({ ...updated.doc, owner: 'a' }), s.write({ ...updated.doc, owner: 'b' })]);
-    expect(both.filter((r) => r.ok)).to.have.length(1);
-    expect(both.filter((r) => !r.ok)).to.deep.equal([{ ok: false, conflict: true }]);
-  });
-
-  it('gets null for a missing or deleted task, and the update seq as a string', async () => {
-    const s = await openStore();
-    expect(await s.get('no-such-task')).to.equal(null);
-    const created = await s.write({ _id: `d-${randomBytes(4).toString('hex')}`, worker: 'w' });
-    if (!created.ok) throw new Error('create failed');
-    await s.write({ ...created.doc, _deleted: true });
-    expect(await s.get(created.doc._id)).to.equal(null);
-    expect(await s.updateSeq()).to.be.a('string').and.not.equal('');
-  });
-
-  it('finds a worker\'s tasks of one status up to a date, in date order, page by page', async () => {
-    const s = await openStore();
-    const tag = randomBytes(3).toString('hex');
-    const worker = `find-${tag}`;
-    const docs: TaskDoc[] = [
-      { _id: `${tag}-5`, worker, status: 'waiting', date: '2030-01-05T00:00:00.000Z' },
-      { _id: `${tag}-1`, worker, status: 'waiting', date: '2030-01-01T00:00:00.000Z' },
-      { _id: `${tag}-3`, worker, status: 'waiting', date: '2030-01-03T00:00:00.000Z' },
-      { _id: `${tag}-2`, worker, status: 'waiting', date: '2030-01-02T00:00:00.000Z' },
-      { _id: `${tag}-4`, worker, status: 'waiting', date: '2030-01-04T00:00:00.000Z' },
-      { _id: `${tag}-late`, worker, status: 'waiting', date: '2030-02-01T00:00:00.000Z' },
-      { _id: `${tag}-done`, worker, status: 'done', date: '2030-01-01T12:00:00.000Z' },
-      { _id: `${tag}-other`, worker: `${worker}-other`, status: 'waiting', date: '2030-01-01T12:00:00.000Z' },
-    ];
-    await Promise.all(docs.map((doc) => s.write(doc)));
-
-    const pages: string[][] = [];
-    let bookmark: string | undefined;
-    do {
-      const page = await s.findByStatus(worker, 'waiting', '2030-01-31T00:00:00.000Z', 2, bookmark);
-      pages.push(page.docs.map((doc) => doc._id));
-      bookmark = page.bookmark;
-    } while (bookmark !== undefined && pages.length < 10);
-    expect(pages.flat()).to.deep.equal([1, 2, 3, 4, 5].map((n) => `${tag}-${n}`));
-    expect(pages[0]).to.have.length(2);
-  });
-
-  it('finds running tasks whose lease expired before a time', async () => {
-    const s = await openStore();
-    const worker = `lease-${randomBytes(3).toString('hex')}`;
-    const lease = (expires_at: string) => ({ instance: 'i1', expires_at });
-    await Promise.all([
-      s.write({ _id: `${worker}-old`, worker, status: 'running', lease: lease('2030-01-01T00:00:00.000Z') }),
-      s.write({ _id: `${worker}-new`, worker, status: 'running', lease: lease('2030-01-03T00:00:00.000Z') }),
-      s.write({ _id: `${worker}-sched`, worker, status: 'scheduled', lease: lease('2030-01-01T00:00:00.000Z') }),
-    ]);
-    const expired = await s.findExpiredLeases(worker, 'running', '2030-01-02T00:00:00.000Z', 10);
-    expect(expired.map((doc) => doc._id)).to.deep.equal([`${worker}-old`]);
-  });
-
-  it('feeds a worker the creation, update and deletion of its tasks and nothing of another worker', async () => {
-    const s = await openStore();
-    const worker = `feed-${randomBytes(3).toString('hex')}`;
-    const feed = follow(s, worker, await s.updateSeq());
-    const mine = await s.write({ _id: `${worker}-mine`, worker, status: 'waiting' });
-    await s.write({ _id: `${worker}-theirs`, worker: `${worker}-other`, status: 'waiting' });
-    if (!mine.ok) throw new Error('create failed');
-    const updated = await s.write({ ...mine.doc, status: 'scheduled' });
-    if (!updated.ok) throw new Error('update failed');
-    // as a user deletes: the tombstone keeps no `worker`
-    expect((await target.raw('DELETE', `${updated.doc._id}?rev=${updated.doc._rev}`)).status).to.be.oneOf([200, 202]);
-
-    await waitFor(() => Promise.resolve(feed.seen().some((doc) => doc._deleted)), { timeoutMs: 10_000, what: 'the deletion in the feed' });
-    const seen = feed.seen();
-    expect(seen.every((doc) => doc._id === `${worker}-mine`)).to.equal(true, JSON.stringify(seen));
-    expect(seen.some((doc) => doc.status === 'waiting' || doc.status === 'scheduled')).to.equal(true);
-    expect(seen.at(-1)).to.include({ _id: `${worker}-mine`, _deleted: true });
-    // seqs are handed over verbatim, as strings
-    expect(feed.batches.every((b) => typeof b.lastSeq === 'string')).to.equal(true);
   });
 
   it('keeps feeding across a database restart: nothing written before or after is lost', async function () {
@@ -321,23 +242,6 @@ function capturingLogger(lines: string[]): Logger {
   });
   logger.add(new winston.transports.Stream({ stream: sink }));
   return logger;
-}
-
-/** The indexes and the pouchdb-server feed filter `after init` installs (src/store/design.ts). */
-async function installIndexesAndFilter(target: Target): Promise<void> {
-  const created = await target.raw('PUT', '');
-  if (created.status !== 201 && created.status !== 412) throw new Error(`cannot create ${target.dbName}: ${created.status}`);
-  for (const [ddoc, name, fields] of [
-    ['after-worker-status-date', 'worker-status-date', ['worker', 'status', 'date']],
-    ['after-worker-status-lease', 'worker-status-lease', ['worker', 'status', 'lease.expires_at']],
-  ] as const) {
-    const res = await target.raw('POST', '_index', { ddoc, name, index: { fields } });
-    if (res.status !== 200) throw new Error(`cannot create index ${name}: ${JSON.stringify(res.body)}`);
-  }
-  const filter = await target.raw('PUT', '_design/after', {
-    filters: { by_worker: 'function (doc, req) { return doc._deleted === true || doc.worker === req.query.worker; }' },
-  });
-  if (filter.status !== 201) throw new Error(`cannot install _design/after: ${JSON.stringify(filter.body)}`);
 }
 
 // ---------------------------------------------------------------------------------------

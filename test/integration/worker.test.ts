@@ -122,21 +122,29 @@ describe('worker', function () {
     }
   });
 
-  it('refuses an invalid document at write time, naming the field', async () => {
-    const res = await db.request<{ error: string; reason: string }>('POST', '', { worker: 'picky', date: '2013-13-45', job: 'succeeds' });
-    expect(res.status).to.equal(403);
-    expect(res.body.reason).to.match(/^date/);
+  it('accepts any document by default (no JavaScript on the write path), and refuses an invalid one at write time after `after init --validate`', async () => {
+    const task = { worker: 'picky', date: '2013-13-45', job: 'succeeds', status: 'canceled' };
+    expect((await db.request('POST', '', task)).status).to.equal(201);
+    const validated = await startDb({ init: false });
+    try {
+      await validated.init({ validate: true });
+      const res = await validated.request<{ error: string; reason: string }>('POST', '', { ...task, status: 'waiting' });
+      expect(res.status).to.equal(403);
+      expect(res.body.reason).to.match(/^date/);
+    } finally {
+      await validated.destroy();
+    }
   });
 
   it('sets an invalid document written before `after init` to error naming the field, and keeps running', async () => {
-    // A database whose documents predate the design document's validation.
+    // Documents no validator checked (the default: the validator is opt-in).
     const raw = await startDb({ init: false });
     try {
       expect((await raw.request('PUT', '')).status).to.equal(201);
       const write = async (task: Record<string, unknown>): Promise<string> => (await raw.request<{ id: string }>('POST', '', task)).body.id;
       const badDate = await write({ worker: 'picky', date: '2013-13-45', job: 'succeeds' });
       const noJob = await write({ worker: 'picky', date: '2013-01-12' });
-      const badStatus = await write({ worker: 'picky', date: '2013-01-12', job: 'succeeds', status: 'paused' });
+      const badStatus = await write({ worker: 'picky', date: '2013-01-12', job: 'succeeds', status: 'sleeping' });
       await raw.init();
       const child = spawnCli(['start', 'picky', '--jobs', FIXTURE_JOBS], { env: raw.env });
       worker = child;

@@ -79,7 +79,7 @@ describe('config', () => {
   });
 
   it('merges credentials for nano and scrubs them for printing', () => {
-    const url = authenticatedUrl({ url: 'http://127.0.0.1:5984', db: 'tasks', username: 'admin', password: 's3cr:t@' });
+    const url = authenticatedUrl({ url: 'http://127.0.0.1:5984', username: 'admin', password: 's3cr:t@' });
     expect(url).to.equal('http://admin:s3cr%3At%40@127.0.0.1:5984');
     expect(scrubUrl(url)).to.equal('http://127.0.0.1:5984');
     expect(scrubUrl('http://127.0.0.1:5984/')).to.equal('http://127.0.0.1:5984');

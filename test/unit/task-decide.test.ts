@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/worker/decide';
+import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/task/decide';
 import { describeLateness } from '../../src/worker/worker-events';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -10,7 +10,10 @@ const ctx: DecideContext = {
   nowMs: now,
   horizonEndMs: now + 120_000,
   dueSoonEndMs: now + 1_000,
+  owns: () => true,
 };
+/** The same instance, for tasks of another live instance's share. */
+const backupCtx: DecideContext = { ...ctx, owns: () => false };
 const iso = (ms: number): string => new Date(ms).toISOString();
 const base = (fields: Record<string, unknown>): TaskDoc => ({
   _id: 't1',
@@ -21,10 +24,16 @@ const base = (fields: Record<string, unknown>): TaskDoc => ({
   status: 'waiting',
   ...fields,
 });
+/** `{a: {a: ... 1}}`, `depth` objects deep. */
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { a: value };
+  return value;
+}
 const liveLease = (instance: string) => ({ instance, expires_at: iso(now + 10_000) });
 const deadLease = (instance: string) => ({ instance, expires_at: iso(now - 1) });
 
-const cases: Array<{ name: string; doc: TaskDoc; kind: string }> = [
+const cases: Array<{ name: string; doc: TaskDoc; kind: string; backup?: boolean; context?: DecideContext }> = [
   { name: 'overdue waiting task: hold, claim straight to running', doc: base({}), kind: 'hold' },
   { name: 'waiting task due within a second: hold without a write', doc: base({ date: iso(now + 500) }), kind: 'hold' },
   { name: 'waiting task due in a minute: schedule (claim the hold)', doc: base({ date: iso(now + 60_000) }), kind: 'schedule' },
@@ -55,7 +64,23 @@ const cases: Array<{ name: string; doc: TaskDoc; kind: string }> = [
   { name: 'running on a live instance', doc: base({ status: 'running', lease: liveLease('other') }), kind: 'drop' },
   { name: 'running on a dead instance: run it again', doc: base({ status: 'running', lease: deadLease('other') }), kind: 'take-over-run' },
   { name: 'running with no lease at all', doc: base({ status: 'running' }), kind: 'take-over-run' },
-  { name: 'unknown status', doc: base({ status: 'paused' }), kind: 'invalid' },
+  { name: 'unknown status', doc: base({ status: 'sleeping' }), kind: 'invalid' },
+  { name: 'a paused task is kept out of memory', doc: base({ status: 'paused' }), kind: 'drop' },
+  { name: 'a paused task that was running here: the runner finishes it', doc: base({ status: 'paused', lease: liveLease('me') }), kind: 'drop' },
+  { name: 'a repeat shorter than the minimum', doc: base({ repeat: { ms: 1 } }), kind: 'invalid' },
+  { name: 'a repeat of exactly the minimum', doc: base({ repeat: { s: 1 } }), kind: 'hold' },
+  { name: 'a cron repeat every second is the minimum', doc: base({ repeat: { cron: '* * * * * *' } }), kind: 'hold' },
+  { name: 'a document nested deeper than the limit', doc: base({ data: nested(101) }), kind: 'invalid' },
+  { name: 'a document nested to the limit', doc: base({ data: nested(100) }), kind: 'hold' },
+  { name: 'another instance\'s share, overdue: held as a backup', doc: base({}), kind: 'hold', backup: true, context: backupCtx },
+  { name: 'another instance\'s share due in a minute: held as a backup, never scheduled', doc: base({ date: iso(now + 60_000) }), kind: 'hold', backup: true, context: backupCtx },
+  { name: 'another instance\'s share beyond the horizon: left in the database', doc: base({ date: iso(now + 3_600_000) }), kind: 'drop', context: backupCtx },
+  { name: 'another instance\'s hold whose lease expired: a backup', doc: base({ status: 'scheduled', lease: deadLease('other') }), kind: 'hold', backup: true, context: backupCtx },
+  { name: 'my own hold, though now another\'s share: kept', doc: base({ status: 'scheduled', date: iso(now + 60_000), lease: liveLease('me') }), kind: 'keep', context: backupCtx },
+  { name: 'a dead run of another\'s share: taken over as a backup', doc: base({ status: 'running', lease: deadLease('other') }), kind: 'take-over-run', backup: true, context: backupCtx },
+  { name: 'my own dead run, another\'s share now: mine to take over', doc: base({ status: 'running', lease: deadLease('me') }), kind: 'take-over-run', backup: false, context: backupCtx },
+  { name: 'a cancel of another\'s share with no holder: its owner answers', doc: base({ status: 'cancel' }), kind: 'drop', context: backupCtx },
+  { name: 'a cancel of my hold, though another\'s share: mine to answer', doc: base({ status: 'cancel', lease: liveLease('me') }), kind: 'cancel', context: backupCtx },
   { name: 'bad date', doc: base({ date: '2013-13-45' }), kind: 'invalid' },
   { name: 'no job', doc: base({ job: undefined }), kind: 'invalid' },
   { name: 'invalid task held by a live instance is its business', doc: base({ status: 'scheduled', date: 42, lease: liveLease('other') }), kind: 'drop' },
@@ -64,9 +89,17 @@ const cases: Array<{ name: string; doc: TaskDoc; kind: string }> = [
 describe('decide: what an instance does with a task it sees', () => {
   for (const c of cases) {
     it(c.name, () => {
-      expect(decide(c.doc, ctx).kind).to.equal(c.kind);
+      const decision = decide(c.doc, c.context ?? ctx);
+      expect(decision.kind).to.equal(c.kind);
+      if (c.backup !== undefined) expect(decision).to.include({ backup: c.backup });
     });
   }
+
+  it('applies the configured shortest repeat', () => {
+    const every20ms = base({ repeat: { ms: 20 } });
+    expect(decide(every20ms, ctx)).to.include({ kind: 'invalid', field: 'repeat' });
+    expect(decide(every20ms, { ...ctx, validation: { minRepeatMs: 20 } }).kind).to.equal('hold');
+  });
 
   it('names the field of an invalid task', () => {
     const decision = decide(base({ date: '2013-13-45' }), ctx);

@@ -1,12 +1,19 @@
 /**
- * What an instance does with a task document it sees — a pure function of
- * (document, instance, database time). Every path that brings a document in (the cold-start
- * query, the `_changes` feed, the window refresh, the lease sweep, a re-read after a 409)
- * ends here, so the rules of SPEC §3 live in one place.
+ * What an instance does with a task document it sees — a pure function of (document, instance,
+ * database time, the instance's share). Every path that brings a document in (the cold-start
+ * query, the `_changes` feed, the window refresh, the lease sweep, a re-read after a 409, a
+ * change of the live instances) ends here, so the rules of SPEC §3 live in one place. What is
+ * then written is built by `writes.ts`.
+ *
+ * The share: instances of one worker name split the tasks among the live ones by rendezvous
+ * hashing of the task id (SPEC §7 "Instances that split the work"). An instance claims the
+ * tasks of its share at their date and holds the others as a backup: it claims one only when
+ * it is still unclaimed `graceMs` after its date (its owner is busy, slow or gone). The claim
+ * write still decides who runs a task; the share only keeps instances from racing for it.
  */
 import { revGeneration } from '../revision';
 import type { Lease, TaskDoc } from '../types';
-import { validateTask, type ParsedTask } from '../task/validate';
+import { validateTask, type ParsedTask, type ValidateOptions } from './validate';
 
 export interface DecideContext {
   worker: string;
@@ -20,6 +27,10 @@ export interface DecideContext {
    * `running` when due: a hold that short is not worth a write.
    */
   dueSoonEndMs: number;
+  /** True when task `id` is in this instance's share (rendezvous over the live instances). */
+  owns(id: string): boolean;
+  /** Checks a document passes besides its fields' own (the shortest repeat). */
+  validation?: ValidateOptions;
 }
 
 export type Decision =
@@ -34,16 +45,22 @@ export type Decision =
   | { kind: 'invalid'; field: string; message: string }
   /** Write `canceled` (aborting the run if this instance runs it). */
   | { kind: 'cancel' }
-  /** Hold in memory without a write, claim to `running` when due. */
-  | { kind: 'hold'; task: ParsedTask }
-  /** Claim the hold: write `scheduled` with this instance's lease, then hold. */
+  /**
+   * Hold in memory without a write, claim to `running` when due. `backup`: another instance's
+   * share, claimed only if still unclaimed `graceMs` after its date.
+   */
+  | { kind: 'hold'; task: ParsedTask; backup: boolean }
+  /** Claim the hold: write `scheduled` with this instance's lease, then hold. Own share only. */
   | { kind: 'schedule'; task: ParsedTask }
   /** Already scheduled by this instance: keep holding. */
   | { kind: 'keep'; task: ParsedTask }
   /** This instance's own run under a live lease: the runner owns it. */
   | { kind: 'own-run' }
-  /** Another instance's run whose lease expired: claim and run it again (at least once). */
-  | { kind: 'take-over-run'; task: ParsedTask };
+  /**
+   * A run whose holder's lease expired: claim and run it again (at least once). `backup`:
+   * another instance's share, taken over only if still not taken `graceMs` later.
+   */
+  | { kind: 'take-over-run'; task: ParsedTask; backup: boolean };
 
 /** A lease is live until its `expires_at`, judged by the database's clock. */
 export function leaseIsLive(lease: unknown, nowMs: number): lease is Lease {
@@ -61,22 +78,32 @@ export function isLease(value: unknown): value is Lease {
   );
 }
 
+/** The document carries a lease of `instance` (live or not). */
+export function leasedBy(doc: TaskDoc, instance: string): boolean {
+  return isLease(doc.lease) && doc.lease.instance === instance;
+}
+
 export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
   if (doc._deleted) return { kind: 'drop', why: 'deleted' };
   if (doc.worker !== ctx.worker) return { kind: 'drop', why: 'belongs to another worker' };
 
   const status = doc.status ?? 'waiting';
   if (status === 'done' || status === 'error' || status === 'canceled') return { kind: 'drop', why: `status ${String(status)}` };
+  // A paused task is kept out of memory; a run of it that is alive here finishes (the runner
+  // keeps `paused` in its result).
+  if (status === 'paused') return { kind: 'drop', why: 'paused' };
 
-  const mine = isLease(doc.lease) && doc.lease.instance === ctx.instance;
+  const mine = leasedBy(doc, ctx.instance);
   const othersLive = !mine && leaseIsLive(doc.lease, ctx.nowMs);
 
   if (status === 'cancel') {
-    // The owner of a live lease aborts its own run or hold; otherwise anyone acknowledges.
-    return othersLive ? { kind: 'drop', why: 'cancel is for the lease holder' } : { kind: 'cancel' };
+    // The owner of a live lease aborts its own run or hold; otherwise the task's owner
+    // acknowledges (any instance would do; one is enough).
+    if (othersLive) return { kind: 'drop', why: 'cancel is for the lease holder' };
+    return mine || ctx.owns(doc._id) ? { kind: 'cancel' } : { kind: 'drop', why: "cancel is for the task's owner" };
   }
 
-  const checked = validateTask(doc);
+  const checked = validateTask(doc, ctx.validation);
   if (!checked.ok) {
     if (othersLive) return { kind: 'drop', why: 'held by another instance' };
     return { kind: 'invalid', field: checked.field, message: checked.message };
@@ -89,7 +116,7 @@ export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
       // of this very instance means no run of it is alive: it is taken over like any other.
       if (mine && leaseIsLive(doc.lease, ctx.nowMs)) return { kind: 'own-run' };
       if (othersLive) return { kind: 'drop', why: 'running on another instance' };
-      return { kind: 'take-over-run', task };
+      return { kind: 'take-over-run', task, backup: !mine && !ctx.owns(doc._id) };
     case 'scheduled':
       if (mine) return { kind: 'keep', task };
       if (othersLive) return { kind: 'drop', why: 'scheduled by another instance' };
@@ -107,10 +134,10 @@ function place(task: ParsedTask, ctx: DecideContext): Decision {
   if (task.dateMs > ctx.horizonEndMs) {
     return task.doc.status === undefined ? { kind: 'mark-waiting' } : { kind: 'drop', why: 'beyond the horizon' };
   }
-  if (task.dateMs <= ctx.dueSoonEndMs) return { kind: 'hold', task };
+  if (!ctx.owns(task.id)) return { kind: 'hold', task, backup: true };
+  if (task.dateMs <= ctx.dueSoonEndMs) return { kind: 'hold', task, backup: false };
   return { kind: 'schedule', task };
 }
-
 
 /**
  * `found` is the document this instance sent as `sent`, one revision on: a write retried
@@ -124,20 +151,10 @@ export function isOwnWrite(found: TaskDoc, sent: TaskDoc): boolean {
 }
 
 /** JSON with object keys sorted: the database may hand fields back in another order. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) =>
     inner && typeof inner === 'object' && !Array.isArray(inner)
       ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : inner,
   );
-}
-
-/**
- * A user's reschedule starts a repeat series again from the new date: the old anchor goes
- * with the next write (the `scheduled` hold or the claim), so later dates follow the new one.
- */
-export function restartedSeries(doc: TaskDoc): TaskDoc {
-  if (doc.status !== 'reschedule' || !('anchor_date' in doc)) return doc;
-  const { anchor_date: _oldAnchor, ...rest } = doc;
-  return rest as TaskDoc;
 }

@@ -1,0 +1,101 @@
+/**
+ * The control database `<tasks db>_control` over CouchDB or pouchdb-server: instance heartbeats,
+ * paused worker names and users' requests about tasks (store/types.ts `ControlDoc`). It is
+ * small (a few documents per instance and per paused worker), so it is read whole and followed
+ * whole: no index, no filter, no design document.
+ */
+import { CouchRequestError } from '../errors';
+import type { Logger } from '../log';
+import { followSource } from './changes';
+import { docPath, withRetry, type Connection } from './connection';
+import type { ControlDoc, ControlFeedOptions, ControlStore, Feed, StoreHealth } from './types';
+
+/** The control database of a tasks database. */
+export function controlDbName(tasksDb: string): string {
+  return `${tasksDb}_control`;
+}
+
+/** Few revisions kept: each heartbeat is one, and none is ever read. */
+export const CONTROL_REVS_LIMIT = 10;
+
+const FAIL_FAST_TRIES = 2;
+
+export function openControlStore(conn: Connection, log: Logger, health: StoreHealth): ControlStore & { close(): Promise<void> } {
+  const db = controlDbName(conn.dbName);
+  const feeds = new Set<Feed>();
+  const call = <T>(options: Parameters<Connection['request']>[0]) =>
+    withRetry(() => conn.request<T>({ ...options, db }), { attempts: FAIL_FAST_TRIES });
+
+  return {
+    dbName: db,
+
+    async snapshot() {
+      const info = await call<{ update_seq: unknown }>({ path: '' });
+      const all = await call<{ rows: Array<{ id: string; doc?: ControlDoc }> }>({ path: '_all_docs', qs: { include_docs: true } });
+      const docs = (all.body.rows ?? []).flatMap((row) => (row.doc && !row.id.startsWith('_design/') ? [row.doc] : []));
+      return { docs, seq: String(info.body.update_seq) };
+    },
+
+    follow(options: ControlFeedOptions): Feed {
+      const feed = followSource(
+        conn,
+        {
+          db,
+          label: `changes feed of ${db}`,
+          filter: { method: 'GET', qs: {} },
+          since: options.since,
+          heartbeatMs: options.heartbeatMs,
+          onBatch: (batch) => options.onBatch({ docs: batch.docs.filter((doc) => !doc._id.startsWith('_design/')), lastSeq: batch.lastSeq }),
+          onReconnect: options.onReconnect,
+        },
+        log,
+        health,
+      );
+      feeds.add(feed);
+      return {
+        get lastSeq() {
+          return feed.lastSeq;
+        },
+        async stop() {
+          await feed.stop();
+          feeds.delete(feed);
+        },
+      };
+    },
+
+    async put(doc) {
+      try {
+        const res = await call<{ rev: string }>({ method: 'PUT', path: docPath(doc._id), body: doc });
+        return { ok: true, rev: res.body.rev };
+      } catch (err) {
+        if (err instanceof CouchRequestError && err.status === 409) return { ok: false, conflict: true };
+        throw err;
+      }
+    },
+
+    async remove(id, rev) {
+      try {
+        await call({ method: 'DELETE', path: docPath(id), qs: { rev } });
+        return true;
+      } catch (err) {
+        if (err instanceof CouchRequestError && (err.status === 409 || (err.status === 404 && err.code !== 'E_DB_MISSING'))) return false;
+        throw err;
+      }
+    },
+
+    async get(id) {
+      try {
+        const res = await call<ControlDoc>({ path: docPath(id) });
+        return res.body._deleted ? null : res.body;
+      } catch (err) {
+        if (err instanceof CouchRequestError && err.status === 404 && err.code !== 'E_DB_MISSING') return null;
+        throw err;
+      }
+    },
+
+    async close() {
+      await Promise.all([...feeds].map((feed) => feed.stop()));
+      feeds.clear();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Every document a worker writes to a task, built in one place. Each builder is a pure function
+ * of the document as last seen (with its `_rev`: every write is based on it), the instance, the
+ * database's time and the settings; it returns a new document and never mutates its input.
+ * The worker and the runner only carry out what these return; `decide()` says which to build.
+ *
+ * | write          | when                                           | status after            |
+ * |----------------|------------------------------------------------|-------------------------|
+ * | `claim`        | a due task is taken to run                     | running + lease         |
+ * | `hold`         | a task due later is held in memory             | scheduled + lease       |
+ * | `extendLease`  | every lease/3 while the job runs               | running, lease moved on |
+ * | `handBack`     | shutdown: a held or unfinished task goes back  | waiting, no lease       |
+ * | `markWaiting`  | a task without `status` beyond the horizon     | waiting                 |
+ * | `invalid`      | the document is not a task the worker can run  | error                   |
+ * | `canceled`     | a user's cancel, acknowledged                  | canceled                |
+ * | `runResult`    | a run ended (see next-state.ts)                | done/error/waiting/...  |
+ */
+import type { Lease, TaskDoc } from '../types';
+import { canceledState, invalidState, nextState, type NextStateOptions, type RunRecord } from './next-state';
+import type { ParsedTask } from './validate';
+import type { RunOutcome } from '../types';
+
+export interface WriteContext {
+  instance: string;
+  /** Database time, epoch ms: leases are judged by the database's clock. */
+  nowMs: number;
+  /** How long a `running` claim holds before another instance may take the run over. */
+  leaseMs: number;
+  /**
+   * How long past its date a `scheduled` hold keeps other instances off: the holder claims
+   * the task at its date; if it has not by then (it is busy, slow or gone) another may.
+   */
+  graceMs: number;
+}
+
+/** `running` with a fresh lease of this instance: the write that makes a run ours. */
+export function claim(doc: TaskDoc, ctx: WriteContext): TaskDoc {
+  return { ...restartedSeries(doc), status: 'running', lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
+}
+
+/** `scheduled` with a lease of this instance until `graceMs` after the date. */
+export function hold(doc: TaskDoc, dateMs: number, ctx: WriteContext): TaskDoc {
+  return { ...restartedSeries(doc), status: 'scheduled', lease: lease(ctx.instance, Math.max(dateMs, ctx.nowMs) + ctx.graceMs) };
+}
+
+/** The run's heartbeat: the same document with `lease.expires_at` moved on. */
+export function extendLease(doc: TaskDoc, ctx: WriteContext): TaskDoc {
+  return { ...doc, lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
+}
+
+/** Give a held task back so any instance may take it: `waiting`, no lease. */
+export function handBack(doc: TaskDoc): TaskDoc {
+  const { lease: _lease, ...rest } = doc;
+  const status = doc.status === 'running' || doc.status === 'scheduled' ? 'waiting' : doc.status;
+  return { ...rest, status } as TaskDoc;
+}
+
+/** A task with no status (which means waiting), written `waiting` so the date index holds it. */
+export function markWaiting(doc: TaskDoc): TaskDoc {
+  return { ...doc, status: 'waiting' };
+}
+
+/** `error` naming the field that makes the document no task the worker can run. */
+export function invalid(doc: TaskDoc, field: string, message: string): TaskDoc {
+  return invalidState(doc, field, message);
+}
+
+/** A user's `cancel` acknowledged, no run started. */
+export function canceled(doc: TaskDoc): TaskDoc {
+  return canceledState(doc);
+}
+
+/**
+ * What is written when a run ended: next-state.ts decides it. A user who paused the task while
+ * it ran keeps it paused: the run is recorded, the task stays out of the schedule.
+ */
+export function runResult(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
+  const next = nextState(doc, task, outcome, run, options);
+  if (doc.status === 'paused' && (next.status === 'waiting' || next.status === 'running')) next.status = 'paused';
+  return next;
+}
+
+/**
+ * A user's reschedule starts a repeat series again from the new date: the old anchor goes
+ * with the next write (the `scheduled` hold or the claim), so later dates follow the new one.
+ */
+export function restartedSeries(doc: TaskDoc): TaskDoc {
+  if (doc.status !== 'reschedule' || !('anchor_date' in doc)) return doc;
+  const { anchor_date: _oldAnchor, ...rest } = doc;
+  return rest as TaskDoc;
+}
+
+function lease(instance: string, expiresMs: number): Lease {
+  return { instance, expires_at: new Date(expiresMs).toISOString() };
+}

@@ -1,0 +1,250 @@
+/**
+ * An instance's link to the control database (`<db>_control`): it writes the instance's own
+ * heartbeat document, and follows every change there to learn
+ * - which instances of its worker name are alive (membership.ts: the split of the tasks),
+ * - whether its worker name is paused (`pause:<worker>`: no new run starts),
+ * - users' requests about a task it holds (`request:...`: a cancel, delete, reschedule or pause
+ *   that keeps losing the race against this instance's own writes of a fast task).
+ *
+ * Without the control database (created by `after init`; an older database lacks it) the
+ * instance works alone: it takes every task as its own share, never paused, and tries again
+ * every heartbeat interval.
+ */
+import * as os from 'node:os';
+import { CouchRequestError, toError } from '../errors';
+import type { Logger } from '../log';
+import type { ControlDoc, ControlStore, Feed } from '../store/types';
+import { Membership } from './membership';
+
+export const INSTANCE_PREFIX = 'instance:';
+export const PAUSE_PREFIX = 'pause:';
+export const REQUEST_PREFIX = 'request:';
+
+/** How often an instance rewrites its document. @default 10000 */
+export const DEFAULT_INSTANCE_HEARTBEAT_MS = 10_000;
+
+export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause';
+export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause'];
+
+/** A user's request about one task, as the worker acts on it. */
+export interface TaskRequest {
+  id: string;
+  rev: string;
+  task: string;
+  action: RequestAction;
+  /** reschedule: the new date. */
+  date?: string;
+}
+
+/** An instance's heartbeat document (`instance:<worker>:<instance>`). */
+export interface InstanceDoc {
+  _id: string;
+  _rev?: string;
+  type: 'instance';
+  worker: string;
+  instance: string;
+  host: string;
+  pid: number;
+  /** ISO 8601, database clock. */
+  started_at: string;
+  heartbeat_at: string;
+  interval_ms: number;
+  running: number;
+  held: number;
+}
+
+export interface ControlLinkOptions {
+  store: ControlStore;
+  worker: string;
+  instance: string;
+  log: Logger;
+  /** Database time, epoch ms. */
+  dbNow(): number;
+  /** How often the instance document is rewritten. */
+  heartbeatIntervalMs: number;
+  /** The `_changes` heartbeat of the control feed. */
+  feedHeartbeatMs: number;
+  /** What the heartbeat reports. */
+  report(): { running: number; held: number };
+  onMembershipChange(): void;
+  onPauseChange(paused: boolean): void;
+  onRequest(request: TaskRequest): void;
+}
+
+export function instanceDocId(worker: string, instance: string): string {
+  return `${INSTANCE_PREFIX}${worker}:${instance}`;
+}
+
+export function pauseDocId(worker: string): string {
+  return `${PAUSE_PREFIX}${worker}`;
+}
+
+/** A pause document pauses its worker name until it is deleted or says `"paused": false`. */
+export function isPausing(doc: ControlDoc | null | undefined): boolean {
+  return !!doc && !doc._deleted && doc.paused !== false;
+}
+
+export class ControlLink {
+  readonly membership: Membership;
+  private pausedNow = false;
+  private feed: Feed | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private rev: string | undefined;
+  private readonly startedAt: string;
+  private stopped = false;
+  private connected = false;
+  private missingReported = false;
+  private beating: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ControlLinkOptions) {
+    this.membership = new Membership(options.instance);
+    this.startedAt = new Date(options.dbNow()).toISOString();
+  }
+
+  get paused(): boolean {
+    return this.pausedNow;
+  }
+
+  owns(id: string): boolean {
+    return this.membership.owns(id);
+  }
+
+  /** Read the control database and follow it; never throws (the instance then works alone). */
+  async start(): Promise<void> {
+    await this.connect();
+    this.beating = this.beat();
+    await this.beating;
+    this.scheduleBeat();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.beatTimer);
+    await this.beating.catch(() => undefined);
+    await this.feed?.stop();
+    this.feed = undefined;
+    if (this.rev === undefined) return;
+    try {
+      await this.options.store.remove(instanceDocId(this.options.worker, this.options.instance), this.rev);
+    } catch (err) {
+      this.options.log.warn(`instance document not deleted (${toError(err).message}); it will show as gone after ${3 * this.options.heartbeatIntervalMs} ms`);
+    }
+  }
+
+  /** `instance` left a run lease expire: count it gone now (see Membership.suspect). */
+  suspect(instance: string): void {
+    if (this.membership.suspect(instance, this.options.dbNow())) this.options.onMembershipChange();
+  }
+
+  /** The membership as of now: stale heartbeats drop out. */
+  refresh(): void {
+    if (this.membership.refresh(this.options.dbNow())) this.options.onMembershipChange();
+  }
+
+  private async connect(): Promise<void> {
+    const { store, log } = this.options;
+    let snapshot: Awaited<ReturnType<ControlStore['snapshot']>>;
+    try {
+      snapshot = await store.snapshot();
+    } catch (err) {
+      if (!this.missingReported) {
+        const missing = err instanceof CouchRequestError && err.code === 'E_DB_MISSING';
+        log.warn(
+          missing
+            ? `the control database ${store.dbName} does not exist (run 'after init'): this instance takes every task as its own, and pauses and requests are not seen`
+            : `cannot read the control database ${store.dbName} (${toError(err).message}); trying again`,
+        );
+        this.missingReported = true;
+      }
+      return;
+    }
+    if (this.missingReported) log.info(`control database ${store.dbName} found`);
+    this.missingReported = false;
+    this.connected = true;
+    this.apply(snapshot.docs);
+    this.feed = store.follow({
+      since: snapshot.seq,
+      heartbeatMs: this.options.feedHeartbeatMs,
+      onBatch: (batch) => this.apply(batch.docs),
+    });
+  }
+
+  private scheduleBeat(): void {
+    if (this.stopped) return;
+    this.beatTimer = setTimeout(() => {
+      this.beating = (async () => {
+        if (!this.connected) await this.connect();
+        await this.beat();
+        this.refresh();
+      })().finally(() => this.scheduleBeat());
+    }, this.options.heartbeatIntervalMs);
+    this.beatTimer.unref?.();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped || !this.connected) return;
+    const { store, worker, instance, log } = this.options;
+    const doc: InstanceDoc = {
+      _id: instanceDocId(worker, instance),
+      ...(this.rev ? { _rev: this.rev } : {}),
+      type: 'instance',
+      worker,
+      instance,
+      host: os.hostname(),
+      pid: process.pid,
+      started_at: this.startedAt,
+      heartbeat_at: new Date(this.options.dbNow()).toISOString(),
+      interval_ms: this.options.heartbeatIntervalMs,
+      ...this.options.report(),
+    };
+    try {
+      let result = await store.put(doc as unknown as ControlDoc);
+      if (!result.ok) {
+        // The answer to our last write was lost, or the document was restored: take its rev.
+        const stored = await store.get(doc._id);
+        result = await store.put({ ...doc, _rev: stored?._rev } as unknown as ControlDoc);
+      }
+      if (result.ok) this.rev = result.rev;
+    } catch (err) {
+      log.warn(`instance heartbeat not written (${toError(err).message}); trying again in ${this.options.heartbeatIntervalMs} ms`);
+    }
+  }
+
+  private apply(docs: ControlDoc[]): void {
+    const { worker } = this.options;
+    let membershipTouched = false;
+    for (const doc of docs) {
+      const id = doc._id;
+      if (id.startsWith(`${INSTANCE_PREFIX}${worker}:`)) {
+        const instance = id.slice(`${INSTANCE_PREFIX}${worker}:`.length);
+        if (instance === this.options.instance) continue;
+        const heartbeatMs = typeof doc.heartbeat_at === 'string' ? Date.parse(doc.heartbeat_at) : NaN;
+        const intervalMs = typeof doc.interval_ms === 'number' && doc.interval_ms > 0 ? doc.interval_ms : DEFAULT_INSTANCE_HEARTBEAT_MS;
+        if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true });
+        else this.membership.observe({ instance, heartbeatMs, intervalMs });
+        membershipTouched = true;
+      } else if (id === pauseDocId(worker)) {
+        const paused = isPausing(doc);
+        if (paused !== this.pausedNow) {
+          this.pausedNow = paused;
+          this.options.log.info(paused ? `worker ${worker} paused: no new run starts until it is resumed` : `worker ${worker} resumed`);
+          this.options.onPauseChange(paused);
+        }
+      } else if (id.startsWith(REQUEST_PREFIX) && !doc._deleted) {
+        const request = parseRequest(doc, worker);
+        if (request) this.options.onRequest(request);
+      }
+    }
+    if (membershipTouched) this.refresh();
+  }
+}
+
+/** A request document of this worker's, or undefined (another worker's, or malformed). */
+export function parseRequest(doc: ControlDoc, worker: string): TaskRequest | undefined {
+  if (doc.worker !== worker || typeof doc.task !== 'string' || typeof doc._rev !== 'string') return undefined;
+  const action = REQUEST_ACTIONS.find((name) => name === doc.action);
+  if (!action) return undefined;
+  const request: TaskRequest = { id: doc._id, rev: doc._rev, task: doc.task, action };
+  if (typeof doc.date === 'string') request.date = doc.date;
+  return request;
+}

@@ -1,0 +1,155 @@
+/**
+ * The TaskStore contract (src/store/types.ts) as one suite that every implementation passes:
+ * pouchdb-server and CouchDB (test/integration/store.test.ts) and the in-memory store
+ * (test/unit/store-memory.test.ts). Only what the contract promises is asserted: conflicts as
+ * results, what each query finds and in which order, what the feed delivers, the control
+ * database.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import type { ChangeBatch, ControlDoc, Feed, TaskStore } from '../../src/store/types';
+import type { TaskDoc } from '../../src/types';
+import { waitFor } from './wait';
+
+/** `open()` gives a store on a database that `after init` prepared, shared by the suite's tests. */
+export function taskStoreContract(open: () => Promise<TaskStore>): void {
+  const feeds: Feed[] = [];
+  afterEach(async () => {
+    await Promise.all(feeds.splice(0).map((feed) => feed.stop()));
+  });
+  const tag = (): string => randomBytes(4).toString('hex');
+
+  async function created(s: TaskStore, doc: TaskDoc): Promise<TaskDoc> {
+    const result = await s.write(doc);
+    if (!result.ok) throw new Error(`cannot create ${doc._id}`);
+    return result.doc;
+  }
+
+  it('reports a stale _rev as a conflict, and only one of two writes from the same _rev wins', async () => {
+    const s = await open();
+    const first = await created(s, { _id: `c-${tag()}`, worker: 'w', status: 'waiting' });
+    const updated = await s.write({ ...first, status: 'scheduled' });
+    expect(updated.ok).to.equal(true);
+    expect(await s.write({ ...first, status: 'running' })).to.deep.equal({ ok: false, conflict: true });
+    if (!updated.ok) return;
+    const both = await Promise.all([s.write({ ...updated.doc, owner: 'a' }), s.write({ ...updated.doc, owner: 'b' })]);
+    expect(both.filter((r) => r.ok)).to.have.length(1);
+    expect(both.filter((r) => !r.ok)).to.deep.equal([{ ok: false, conflict: true }]);
+  });
+
+  it('refuses to create a document that exists, and re-creates a deleted one', async () => {
+    const s = await open();
+    const doc = await created(s, { _id: `x-${tag()}`, worker: 'w' });
+    expect(await s.write({ _id: doc._id, worker: 'w' })).to.deep.equal({ ok: false, conflict: true });
+    const gone = await s.write({ _id: doc._id, _rev: doc._rev, _deleted: true });
+    expect(gone.ok).to.equal(true);
+    const again = await s.write({ _id: doc._id, worker: 'w', status: 'waiting' });
+    expect(again.ok).to.equal(true);
+    expect((await s.get(doc._id))?.status).to.equal('waiting');
+  });
+
+  it('gets null for a missing or deleted task, and the update seq as a string', async () => {
+    const s = await open();
+    expect(await s.get('no-such-task')).to.equal(null);
+    const doc = await created(s, { _id: `d-${tag()}`, worker: 'w' });
+    await s.write({ ...doc, _deleted: true });
+    expect(await s.get(doc._id)).to.equal(null);
+    expect(await s.updateSeq()).to.be.a('string').and.not.equal('');
+  });
+
+  it("finds a worker's tasks of one status up to a date, in date order, page by page", async () => {
+    const s = await open();
+    const t = tag();
+    const worker = `find-${t}`;
+    const docs: TaskDoc[] = [
+      { _id: `${t}-5`, worker, status: 'waiting', date: '2030-01-05T00:00:00.000Z' },
+      { _id: `${t}-1`, worker, status: 'waiting', date: '2030-01-01T00:00:00.000Z' },
+      { _id: `${t}-3`, worker, status: 'waiting', date: '2030-01-03T00:00:00.000Z' },
+      { _id: `${t}-2`, worker, status: 'waiting', date: '2030-01-02T00:00:00.000Z' },
+      { _id: `${t}-4`, worker, status: 'waiting', date: '2030-01-04T00:00:00.000Z' },
+      { _id: `${t}-late`, worker, status: 'waiting', date: '2030-02-01T00:00:00.000Z' },
+      { _id: `${t}-done`, worker, status: 'done', date: '2030-01-01T12:00:00.000Z' },
+      { _id: `${t}-other`, worker: `${worker}-other`, status: 'waiting', date: '2030-01-01T12:00:00.000Z' },
+    ];
+    await Promise.all(docs.map((doc) => s.write(doc)));
+    const pages: string[][] = [];
+    let bookmark: string | undefined;
+    do {
+      const page = await s.findByStatus(worker, 'waiting', '2030-01-31T00:00:00.000Z', 2, bookmark);
+      pages.push(page.docs.map((doc) => doc._id));
+      bookmark = page.bookmark;
+    } while (bookmark !== undefined && pages.length < 10);
+    expect(pages.flat()).to.deep.equal([1, 2, 3, 4, 5].map((n) => `${t}-${n}`));
+    expect(pages[0]).to.have.length(2);
+  });
+
+  it('finds tasks whose lease expired before a time, by status', async () => {
+    const s = await open();
+    const worker = `lease-${tag()}`;
+    const lease = (expires_at: string) => ({ instance: 'i1', expires_at });
+    await Promise.all([
+      s.write({ _id: `${worker}-old`, worker, status: 'running', lease: lease('2030-01-01T00:00:00.000Z') }),
+      s.write({ _id: `${worker}-new`, worker, status: 'running', lease: lease('2030-01-03T00:00:00.000Z') }),
+      s.write({ _id: `${worker}-sched`, worker, status: 'scheduled', lease: lease('2030-01-01T00:00:00.000Z') }),
+    ]);
+    const expired = await s.findExpiredLeases(worker, 'running', '2030-01-02T00:00:00.000Z', 10);
+    expect(expired.map((doc) => doc._id)).to.deep.equal([`${worker}-old`]);
+  });
+
+  it('finds the tasks no date or lease query reaches: no status, an unknown one, no date, a run without a lease', async () => {
+    const s = await open();
+    const worker = `odd-${tag()}`;
+    const docs: TaskDoc[] = [
+      { _id: `${worker}-no-status`, worker, date: '2030-01-01' },
+      { _id: `${worker}-unknown`, worker, status: 'sleeping', date: '2030-01-01' },
+      { _id: `${worker}-object-status`, worker, status: { x: 1 }, date: '2030-01-01' },
+      { _id: `${worker}-no-date`, worker, status: 'waiting' },
+      { _id: `${worker}-number-date`, worker, status: 'scheduled', date: 20300101 },
+      { _id: `${worker}-run-no-lease`, worker, status: 'running', date: '2030-01-01' },
+      { _id: `${worker}-fine`, worker, status: 'waiting', date: '2030-01-01' },
+      { _id: `${worker}-run-fine`, worker, status: 'running', date: '2030-01-01', lease: { instance: 'i', expires_at: '2030-01-01' } },
+      { _id: `${worker}-done-no-date`, worker, status: 'done' },
+      { _id: `${worker}-x-other`, worker: `${worker}-other` },
+    ];
+    await Promise.all(docs.map((doc) => s.write(doc)));
+    const found = (await s.findUnreachable(worker, 100)).map((doc) => doc._id).sort();
+    expect(found).to.deep.equal(['no-status', 'unknown', 'object-status', 'no-date', 'number-date', 'run-no-lease'].map((n) => `${worker}-${n}`).sort());
+  });
+
+  it('feeds a worker the creation, update and deletion of its tasks and nothing of another worker', async () => {
+    const s = await open();
+    const worker = `feed-${tag()}`;
+    const batches: ChangeBatch[] = [];
+    feeds.push(s.follow({ worker, since: await s.updateSeq(), heartbeatMs: 300, onBatch: (batch) => void batches.push(batch) }));
+    const seen = (): TaskDoc[] => batches.flatMap((b) => b.docs);
+    const mine = await created(s, { _id: `${worker}-mine`, worker, status: 'waiting' });
+    await s.write({ _id: `${worker}-theirs`, worker: `${worker}-other`, status: 'waiting' });
+    const updated = await s.write({ ...mine, status: 'scheduled' });
+    if (!updated.ok) throw new Error('update failed');
+    // as a user deletes: the tombstone keeps no `worker`
+    await s.write({ _id: updated.doc._id, _rev: updated.doc._rev, _deleted: true });
+    await waitFor(async () => seen().some((doc) => doc._deleted), { timeoutMs: 10_000, what: 'the deletion in the feed' });
+    expect(seen().every((doc) => doc._id === `${worker}-mine`)).to.equal(true, JSON.stringify(seen()));
+    expect(seen().at(-1)).to.include({ _id: `${worker}-mine`, _deleted: true });
+    expect(batches.every((b) => typeof b.lastSeq === 'string')).to.equal(true);
+  });
+
+  it('keeps control documents: created once, updated with their _rev, removed, all in its feed', async () => {
+    const s = await open();
+    const id = `pause:contract-${tag()}`;
+    const docs: ControlDoc[] = [];
+    const { seq } = await s.control.snapshot();
+    feeds.push(s.control.follow({ since: seq, heartbeatMs: 300, onBatch: (batch) => void docs.push(...batch.docs) }));
+    const first = await s.control.put({ _id: id, paused: true });
+    if (!first.ok) throw new Error('control put failed');
+    expect(await s.control.put({ _id: id, paused: false })).to.deep.equal({ ok: false, conflict: true });
+    const second = await s.control.put({ _id: id, _rev: first.rev, paused: false });
+    expect(second.ok).to.equal(true);
+    expect((await s.control.get(id))?.paused).to.equal(false);
+    expect((await s.control.snapshot()).docs.map((doc) => doc._id)).to.include(id);
+    expect(await s.control.remove(id, first.rev)).to.equal(false);
+    if (second.ok) expect(await s.control.remove(id, second.rev)).to.equal(true);
+    expect(await s.control.get(id)).to.equal(null);
+    await waitFor(async () => docs.some((doc) => doc._id === id && doc._deleted), { timeoutMs: 10_000, what: 'the removal in the control feed' });
+  });
+}
