@@ -28,7 +28,7 @@
 
 /** The function itself. Call it as the database does: (newDoc, oldDoc, userCtx, secObj). */
 export function validateTaskDocUpdate(newDoc: any, _oldDoc?: any, _userCtx?: any, _secObj?: any): void {
-  var STATUSES = ['waiting', 'scheduled', 'running', 'done', 'error', 'reschedule', 'cancel', 'canceled'];
+  var STATUSES = ['waiting', 'scheduled', 'running', 'done', 'error', 'reschedule', 'cancel', 'canceled', 'paused'];
   var UNCHECKED_STATUSES = ['cancel', 'canceled', 'done', 'error'];
   var CALENDAR_UNITS = ['years', 'year', 'y', 'months', 'month', 'M', 'weeks', 'week', 'w', 'days', 'day', 'd'];
   var TIME_UNITS = ['hours', 'hour', 'h', 'minutes', 'minute', 'm', 'seconds', 'second', 's', 'milliseconds', 'millisecond', 'ms'];

@@ -10,7 +10,7 @@ const where = { file: '/etc/after/config.json', base: '/etc/after' };
 describe('config', () => {
   it('fills every default and resolves paths against the file\'s folder', () => {
     const config = parseConfig({}, where);
-    expect(config.couchdb).to.deep.equal({ url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '' });
+    expect(config.couchdb).to.deep.equal({ url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false });
     expect(config.jobs).to.equal('/etc/after/jobs');
     expect(config.embedded).to.deep.equal({ host: '127.0.0.1', port: 5984, dir: '/etc/after/data' });
     expect(config.worker).to.include({ concurrency: 10, lease_ms: 30_000 });

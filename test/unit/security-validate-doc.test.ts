@@ -76,7 +76,7 @@ const cases: Case[] = [
   { name: 'a job that is an array', doc: { ...valid, job: ['succeeds'] }, field: 'job' },
   { name: 'a job name that is not a string', doc: { ...valid, job: { name: { $gt: '' } } }, field: 'job.name' },
   { name: 'job arguments that are not an array', doc: { ...valid, job: { name: 'x', arguments: { 0: 1 } } }, field: 'job.arguments' },
-  { name: 'an unknown status', doc: { ...valid, status: 'paused' }, field: 'status' },
+  { name: 'an unknown status', doc: { ...valid, status: 'sleeping' }, field: 'status' },
   { name: 'a null status', doc: { ...valid, status: null }, field: 'status' },
   { name: 'a repeat of zero length', doc: { ...valid, repeat: { days: 0 } }, field: 'repeat' },
   { name: 'an ISO repeat of zero length', doc: { ...valid, repeat: 'PT0S' }, field: 'repeat' },

@@ -78,7 +78,7 @@ describe('validateTask', () => {
       { name: 'job name as a number', change: { job: { name: 3 } }, field: 'job' },
       { name: 'job name longer than 200', change: { job: { name: longName } }, field: 'job' },
       { name: 'job arguments not an array', change: { job: { name: 'x', arguments: { a: 1 } } }, field: 'job', mentions: /job\.arguments/ },
-      { name: 'unknown status', change: { status: 'paused' }, field: 'status', mentions: /"paused"/ },
+      { name: 'unknown status', change: { status: 'sleeping' }, field: 'status', mentions: /"sleeping"/ },
       { name: 'null status', change: { status: null }, field: 'status' },
       { name: 'status in capitals', change: { status: 'WAITING' }, field: 'status' },
       { name: 'null repeat', change: { repeat: null }, field: 'repeat' },
