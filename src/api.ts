@@ -16,7 +16,7 @@ import { isJobName, type JobEntry, type JobRegistry } from './jobs/loader';
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
 import { openWorkerSidecars } from './metrics/worker-sidecars';
-import { createTask, deleteTask, getTask, listTasks, statusCounts, updateTask, type StatusCount, type TaskFilter } from './store/admin';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskFilter } from './store/admin';
 import { openConnection, type Connection } from './store/connection';
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
@@ -76,19 +76,19 @@ export function connect(options: ConnectOptions = {}): Client {
     database: `${conn.dbName} on ${conn.displayUrl}`,
     async create(task) {
       const doc = taskDoc(task);
-      const valid = validateTask(doc as TaskDoc);
+      const valid = validateTask(doc as TaskDoc, { minRepeatMs: config.worker.min_repeat_ms });
       if (!valid.ok) throw new TaskInvalidError(valid.field, `invalid task: ${valid.message}`);
       const created = await createTask(conn, doc);
       return { ...doc, status: doc.status ?? 'waiting', _id: created.id, _rev: created.rev } as TaskDoc;
     },
     get: (id) => getTask(conn, id),
     list: (filter) => listTasks(conn, filter),
-    cancel: (id) => updateTask(conn, id, (doc) => ({ ...doc, status: 'cancel' })),
+    cancel: (id) => updateTask(conn, id, (doc) => ({ ...doc, status: 'cancel' }), CANCEL_INTENT),
     reschedule(id, date) {
       const iso = date instanceof Date ? date.toISOString() : date;
       const parsed = parseTaskDate(iso);
       if (!parsed.ok) return Promise.reject(new UsageError(`invalid date: ${parsed.message}`));
-      return updateTask(conn, id, (doc) => ({ ...doc, status: 'reschedule', date: iso }));
+      return updateTask(conn, id, (doc) => ({ ...doc, status: 'reschedule', date: iso }), rescheduleIntent(iso));
     },
     async delete(id) {
       await deleteTask(conn, id);

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../errors';
-import { createTask, deleteTask, getTask, listTasks, updateTask, type TaskFilter } from '../store/admin';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, updateTask, type TaskFilter } from '../store/admin';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { validateTask } from '../task/validate';
@@ -44,7 +44,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .option('--id <id>', 'choose the task id (a second add with the same id fails)')
     .action(async (opts: AddOptions) => {
       const doc = readTaskInput(opts);
-      const validation = validateTask(doc as TaskDoc);
+      const validation = validateTask(doc as TaskDoc, { minRepeatMs: ctx.config().worker.min_repeat_ms });
       if (!validation.ok) throw new UsageError(`invalid task: ${validation.message}`);
       const created = await createTask(connect(), doc);
       ctx.out.line(created.id);
@@ -87,7 +87,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .command('cancel <id>')
     .description('ask the worker to drop the task (and abort it if it runs)')
     .action(async (id: string) => {
-      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'cancel' }));
+      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'cancel' }), CANCEL_INTENT);
       ctx.out.line(`${updated._id} ${String(updated.status)}`);
     });
 
@@ -97,7 +97,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string, date: string) => {
       const parsed = parseTaskDate(date);
       if (!parsed.ok) throw new UsageError(`invalid date: ${parsed.message}`);
-      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'reschedule', date }));
+      const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'reschedule', date }), rescheduleIntent(date));
       ctx.out.line(`${updated._id} ${String(updated.status)} ${String(updated.date)}`);
     });
 

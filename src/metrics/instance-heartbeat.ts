@@ -8,10 +8,10 @@
 import { CouchRequestError } from '../errors';
 import { controlDbName } from '../store/control';
 import type { Connection } from '../store/connection';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, isPausing, type InstanceDoc } from '../worker/control-link';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, isPausing, type InstanceDoc } from '../store/control';
 import { STALE_AFTER_BEATS } from '../worker/membership';
 
-export type { InstanceDoc } from '../worker/control-link';
+export type { InstanceDoc } from '../store/control';
 
 export interface InstanceView extends Omit<InstanceDoc, '_id' | '_rev' | 'type'> {
   /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now. */

@@ -2,9 +2,11 @@
  * Task operations for the CLI (`after task ...`, `after status`) and the library API: the
  * same plain HTTP requests a user could make with curl, each failing fast with a one-line error.
  */
+import { randomBytes } from 'node:crypto';
 import { AfterError, CouchRequestError } from '../errors';
 import { STATUSES, type TaskDoc } from '../types';
 import type { Connection } from './connection';
+import { REQUEST_PREFIX, controlDbName, type RequestAction } from './control';
 import { BY_WORKER_STATUS_VIEW, STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from './design';
 
 export interface TaskFilter {
@@ -26,6 +28,33 @@ export interface StatusCount {
 
 /** Writes retried when someone else changed the task between our read and our write. */
 const UPDATE_TRIES = 5;
+/**
+ * Direct writes tried before asking the task's worker to make the change: a task that repeats
+ * every few milliseconds is rewritten by its worker faster than a read-then-write can win.
+ */
+const DIRECT_TRIES = 3;
+/** How long a request to a worker may take to show in the task. */
+const REQUEST_WAIT_MS = 10_000;
+const REQUEST_POLL_MS = 50;
+
+/**
+ * What a change means, for when direct writes keep losing to the worker: the request the task's
+ * worker carries out instead (SPEC §3 "a user's write always wins"), and how to see it done.
+ */
+export interface TaskIntent {
+  action: RequestAction;
+  /** reschedule: the new date, as written. */
+  date?: string;
+  /** The task (null: deleted) shows the change. */
+  done(doc: TaskDoc | null): boolean;
+}
+
+export const CANCEL_INTENT: TaskIntent = { action: 'cancel', done: (doc) => doc === null || ['cancel', 'canceled', 'done', 'error'].includes(String(doc.status)) };
+export const PAUSE_INTENT: TaskIntent = { action: 'pause', done: (doc) => doc === null || ['paused', 'done', 'error', 'canceled'].includes(String(doc.status)) };
+export const DELETE_INTENT: TaskIntent = { action: 'delete', done: (doc) => doc === null };
+export function rescheduleIntent(date: string): TaskIntent {
+  return { action: 'reschedule', date, done: (doc) => doc === null || doc.date === date };
+}
 const DEFAULT_LIST_LIMIT = 100;
 
 /** Create a task; with an `_id`, a second create is E_TASK_EXISTS and nothing is overwritten. */
@@ -96,11 +125,17 @@ export async function updateTask(
   conn: Connection,
   id: string,
   mutate: (doc: TaskDoc) => TaskDoc | null | Promise<TaskDoc | null>,
+  intent?: TaskIntent,
 ): Promise<TaskDoc> {
   for (let attempt = 1; ; attempt++) {
     const current = await getTask(conn, id);
     const next = await mutate(structuredClone(current));
     if (next === null) return current;
+    if (intent && attempt > DIRECT_TRIES) {
+      const result = await askWorker(conn, current, intent);
+      if (result === null) throw new AfterError('E_TASK_NOT_FOUND', `task ${id} not found`);
+      return result;
+    }
     try {
       const res = await conn.request<{ rev: string }>({
         method: 'PUT',
@@ -121,6 +156,10 @@ export async function updateTask(
 export async function deleteTask(conn: Connection, id: string): Promise<{ id: string; rev: string }> {
   for (let attempt = 1; ; attempt++) {
     const current = await getTask(conn, id);
+    if (attempt > DIRECT_TRIES) {
+      await askWorker(conn, current, DELETE_INTENT);
+      return { id, rev: '' };
+    }
     try {
       const res = await conn.request<{ rev: string }>({ method: 'DELETE', path: docPath(id), qs: { rev: String(current._rev) } });
       return { id, rev: res.body.rev };
@@ -128,6 +167,42 @@ export async function deleteTask(conn: Connection, id: string): Promise<{ id: st
       if (!(err instanceof CouchRequestError && err.status === 409) || attempt >= UPDATE_TRIES) throw err;
     }
   }
+}
+
+/**
+ * Ask the worker holding `task` to make the change (a `request:` document in the control
+ * database, which the holder carries out with its own writes) and wait until the task shows it.
+ */
+async function askWorker(conn: Connection, task: TaskDoc, intent: TaskIntent): Promise<TaskDoc | null> {
+  const db = controlDbName(conn.dbName);
+  const requestId = `${REQUEST_PREFIX}${task._id}:${randomBytes(4).toString('hex')}`;
+  const body = {
+    type: 'request',
+    worker: task.worker,
+    task: task._id,
+    action: intent.action,
+    ...(intent.date !== undefined ? { date: intent.date } : {}),
+    requested_at: new Date(conn.clock.dbNow()).toISOString(),
+  };
+  const posted = await conn.request<{ rev: string }>({ method: 'PUT', db, path: encodeURIComponent(requestId), body });
+  const deadline = Date.now() + REQUEST_WAIT_MS;
+  for (;;) {
+    let doc: TaskDoc | null;
+    try {
+      doc = await getTask(conn, task._id);
+    } catch (err) {
+      if (!(err instanceof AfterError && err.code === 'E_TASK_NOT_FOUND')) throw err;
+      doc = null;
+    }
+    if (intent.done(doc)) return doc;
+    if (Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, REQUEST_POLL_MS));
+  }
+  await conn.request({ method: 'DELETE', db, path: encodeURIComponent(requestId), qs: { rev: posted.body.rev } }).catch(() => undefined);
+  throw new AfterError(
+    'E_CONFLICT',
+    `task ${task._id} kept changing under us, and no live instance of worker ${String(task.worker)} took the ${intent.action} request within ${REQUEST_WAIT_MS / 1000} s`,
+  );
 }
 
 /** Task counts by worker and status, from the `by_worker_status` view (`_count` reduce). */

@@ -6,7 +6,7 @@
  */
 import { AfterError } from '../errors';
 import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
-import { listTasks, statusCounts, updateTask, type StatusCount } from '../store/admin';
+import { CANCEL_INTENT, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskIntent } from '../store/admin';
 import type { Connection } from '../store/connection';
 import { STATUS_DATE, useIndex } from '../store/design';
 import { parseTaskDate } from '../task/dates';
@@ -98,6 +98,9 @@ const FINISHED = ['done', 'error', 'canceled'];
  * with E_ACTION rather than overwritten.
  */
 export async function applyAction(conn: Connection, id: string, action: TaskAction, date?: string): Promise<TaskDoc> {
+  const parsedDate = action === 'reschedule' ? parseTaskDate(date) : undefined;
+  const intent: TaskIntent | undefined =
+    action === 'cancel' ? CANCEL_INTENT : parsedDate?.ok ? rescheduleIntent(new Date(parsedDate.ms).toISOString()) : undefined;
   return updateTask(conn, id, (doc) => {
     const status = typeof doc.status === 'string' ? doc.status : 'waiting';
     switch (action) {
@@ -119,7 +122,7 @@ export async function applyAction(conn: Connection, id: string, action: TaskActi
         return { ...doc, status: FINISHED.includes(status) ? 'waiting' : 'reschedule', date: new Date(parsed.ms).toISOString() };
       }
     }
-  });
+  }, intent);
 }
 
 function refuse(id: string, why: string): never {

@@ -13,45 +13,19 @@
 import * as os from 'node:os';
 import { CouchRequestError, toError } from '../errors';
 import type { Logger } from '../log';
+import {
+  DEFAULT_INSTANCE_HEARTBEAT_MS,
+  INSTANCE_PREFIX,
+  REQUEST_PREFIX,
+  instanceDocId,
+  isPausing,
+  parseRequest,
+  pauseDocId,
+  type InstanceDoc,
+  type TaskRequest,
+} from '../store/control';
 import type { ControlDoc, ControlStore, Feed } from '../store/types';
 import { Membership } from './membership';
-
-export const INSTANCE_PREFIX = 'instance:';
-export const PAUSE_PREFIX = 'pause:';
-export const REQUEST_PREFIX = 'request:';
-
-/** How often an instance rewrites its document. @default 10000 */
-export const DEFAULT_INSTANCE_HEARTBEAT_MS = 10_000;
-
-export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause';
-export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause'];
-
-/** A user's request about one task, as the worker acts on it. */
-export interface TaskRequest {
-  id: string;
-  rev: string;
-  task: string;
-  action: RequestAction;
-  /** reschedule: the new date. */
-  date?: string;
-}
-
-/** An instance's heartbeat document (`instance:<worker>:<instance>`). */
-export interface InstanceDoc {
-  _id: string;
-  _rev?: string;
-  type: 'instance';
-  worker: string;
-  instance: string;
-  host: string;
-  pid: number;
-  /** ISO 8601, database clock. */
-  started_at: string;
-  heartbeat_at: string;
-  interval_ms: number;
-  running: number;
-  held: number;
-}
 
 export interface ControlLinkOptions {
   store: ControlStore;
@@ -69,19 +43,6 @@ export interface ControlLinkOptions {
   onMembershipChange(): void;
   onPauseChange(paused: boolean): void;
   onRequest(request: TaskRequest): void;
-}
-
-export function instanceDocId(worker: string, instance: string): string {
-  return `${INSTANCE_PREFIX}${worker}:${instance}`;
-}
-
-export function pauseDocId(worker: string): string {
-  return `${PAUSE_PREFIX}${worker}`;
-}
-
-/** A pause document pauses its worker name until it is deleted or says `"paused": false`. */
-export function isPausing(doc: ControlDoc | null | undefined): boolean {
-  return !!doc && !doc._deleted && doc.paused !== false;
 }
 
 export class ControlLink {
@@ -237,14 +198,4 @@ export class ControlLink {
     }
     if (membershipTouched) this.refresh();
   }
-}
-
-/** A request document of this worker's, or undefined (another worker's, or malformed). */
-export function parseRequest(doc: ControlDoc, worker: string): TaskRequest | undefined {
-  if (doc.worker !== worker || typeof doc.task !== 'string' || typeof doc._rev !== 'string') return undefined;
-  const action = REQUEST_ACTIONS.find((name) => name === doc.action);
-  if (!action) return undefined;
-  const request: TaskRequest = { id: doc._id, rev: doc._rev, task: doc.task, action };
-  if (typeof doc.date === 'string') request.date = doc.date;
-  return request;
 }

@@ -97,7 +97,9 @@ export class Runner {
 
   /** The heartbeat: one write moving `lease.expires_at` on, unless one is still in flight. */
   private extendLease(entry: Entry): Promise<void> {
-    if (entry.leaseWrite || !entry.run || entry.run.abortReason || entry.doc.status !== 'running') return Promise.resolve();
+    // A task paused while it runs keeps its lease (with `paused`) until the run's result is written.
+    const status = entry.doc.status;
+    if (entry.leaseWrite || !entry.run || entry.run.abortReason || (status !== 'running' && status !== 'paused')) return Promise.resolve();
     const write = this.writeLease(entry).finally(() => {
       entry.leaseWrite = undefined;
     });

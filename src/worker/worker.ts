@@ -19,7 +19,8 @@ import { decide, isLease, leasedBy, leaseIsLive, type DecideContext } from '../t
 import type { ParsedTask } from '../task/validate';
 import * as writes from '../task/writes';
 import type { TaskDoc } from '../types';
-import { ControlLink, DEFAULT_INSTANCE_HEARTBEAT_MS, type TaskRequest } from './control-link';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, type TaskRequest } from '../store/control';
+import { ControlLink } from './control-link';
 import { isNewer, newEntry, type Entry } from './entry';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
@@ -84,6 +85,10 @@ export class Worker {
   private readonly runsSettled = new Set<Promise<void>>();
   /** Task id → the revision of a claim of ours that lost in a cluster (see isStoodDown). */
   private readonly stoodDown = new Map<string, string>();
+  /** Users' requests waiting for their task to be idle here (task id → request). */
+  private readonly requests = new Map<string, TaskRequest>();
+  /** Task id → its run, ending once the run's outcome is written (or abandoned). */
+  private readonly runEnds = new Map<string, Promise<RunEnd>>();
   /** Writes in flight, so a stop decides on what the database really holds. */
   private readonly writesInFlight = new Set<Promise<unknown>>();
 
@@ -128,7 +133,7 @@ export class Worker {
       onPauseChange: (paused) => {
         if (!paused) this.pump();
       },
-      onRequest: (request) => void this.onRequest(request),
+      onRequest: (request) => this.onRequest(request),
     });
     this.follower = new Follower({
       store,
@@ -437,6 +442,7 @@ export class Worker {
       outcome = await this.writer.write(next, reason, entry.task?.dateMs ?? 0);
     } finally {
       entry.busy = false;
+      if (this.requests.has(entry.id)) queueMicrotask(() => this.serveRequest(entry.id));
     }
     if (outcome.kind === 'written') {
       entry.doc = outcome.doc;
@@ -528,7 +534,14 @@ export class Worker {
         await this.handBack(entry);
         return;
       }
-      if (!(await this.untilDate(entry))) {
+      const untilDate = await this.untilDate(entry);
+      if (this.requests.has(entry.id)) {
+        // A user's request came meanwhile: it goes first, on top of our claim.
+        entry.state = 'held';
+        this.serveRequest(entry.id);
+        return;
+      }
+      if (!untilDate) {
         // Stopping, or a newer version of the task (a cancel, a reschedule) came meanwhile.
         entry.state = 'held';
         if (this.stopping) await this.handBack(entry);
@@ -536,7 +549,9 @@ export class Worker {
         return;
       }
       entry.state = 'running';
-      const end = await this.runner.run(entry, release);
+      const running = this.runner.run(entry, release);
+      this.runEnds.set(entry.id, running);
+      const end = await running.finally(() => this.runEnds.delete(entry.id));
       release();
       await this.afterRun(entry, end);
     } finally {
@@ -570,6 +585,7 @@ export class Worker {
       case 'recorded':
         this.entries.delete(entry.id);
         if (end.doc.status === 'waiting' && !this.stopping) this.apply(end.doc);
+        this.serveRequest(entry.id);
         return;
       case 'abandoned':
         this.forget(entry.id);
@@ -579,68 +595,90 @@ export class Worker {
   }
 
   /**
-   * A user's request about a task (control-link.ts): carried out by the instance that holds the
-   * task, through its own writer, so it cannot lose a race against this instance's writes.
+   * A user's request about a task (control-link.ts): carried out by the instance responsible
+   * for the task — the one holding its lease, or, with no holder, its owner — with its own
+   * writes, at a moment this instance writes nothing else to it, so it cannot lose a race
+   * against them.
    */
-  private async onRequest(request: TaskRequest): Promise<void> {
+  private onRequest(request: TaskRequest): void {
     if (this.stopping) return;
     const entry = this.entries.get(request.task);
-    const holdsIt = entry !== undefined && (entry.run !== undefined || leasedBy(entry.doc, this.instance) || (!isLease(entry.doc.lease) && this.control.owns(request.task)));
-    if (!holdsIt) {
-      if (entry !== undefined || !this.control.owns(request.task)) return;
-    }
-    const applied = await this.applyRequest(request, entry);
-    if (applied) await this.store.control.remove(request.id, request.rev).catch(() => false);
+    const responsible = entry
+      ? entry.run !== undefined || leasedBy(entry.doc, this.instance) || (!isLease(entry.doc.lease) && this.control.owns(request.task))
+      : this.control.owns(request.task);
+    if (!responsible) return;
+    this.requests.set(request.task, request);
+    this.serveRequest(request.task);
   }
 
-  private async applyRequest(request: TaskRequest, entry: Entry | undefined): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = entry && !entry.busy ? entry.doc : await this.writer.reread(request.task).catch(() => undefined);
-      if (current === undefined) return false;
-      if (current === null) return true;
-      if (entry?.run) {
-        if (request.action === 'cancel') entry.run.abort('cancel');
-        else if (request.action === 'delete') entry.run.abort('deleted');
-        else if (request.action === 'pause') this.runner.update(entry, { ...entry.doc, status: 'paused' });
-        // A running task is not rescheduled: the run's result sets its next date.
-        if (request.action !== 'delete') return true;
-        await entry.run.outcome;
-        continue;
+  /** Carry out the request waiting for task `id`, now if the task is idle here, else at its next idle moment. */
+  private serveRequest(id: string): void {
+    const request = this.requests.get(id);
+    if (!request || this.stopping) return;
+    const entry = this.entries.get(id);
+    if (entry?.run) {
+      // A run ends as the user asks: a cancel aborts it (recorded as canceled), a pause lets it
+      // finish (the task stays paused), a delete aborts it and deletes the task once it is over,
+      // a reschedule lets it finish and then moves the task.
+      if (request.action === 'delete' || request.action === 'reschedule') {
+        if (request.action === 'delete') entry.run.abort('deleted');
+        void this.runEnds.get(id)?.finally(() => this.serveRequest(id));
+        return;
       }
+      if (request.action === 'cancel') entry.run.abort('cancel');
+      if (request.action === 'pause') entry.doc = { ...entry.doc, status: 'paused' };
+      this.requests.delete(id);
+      void this.store.control.remove(request.id, request.rev).catch(() => false);
+      return;
+    }
+    if (entry && (entry.busy || entry.state === 'claiming' || entry.state === 'running')) return;
+    this.requests.delete(id);
+    void this.carryOut(request, entry).finally(() => this.store.control.remove(request.id, request.rev).catch(() => false));
+  }
+
+  private async carryOut(request: TaskRequest, entry: Entry | undefined): Promise<void> {
+    if (entry) {
+      this.timer.remove(entry.id);
+      this.ready.remove(entry.id);
+      entry.state = 'held';
+    }
+    let current: TaskDoc | null | undefined = entry?.doc;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (current === undefined) current = await this.writer.reread(request.task).catch(() => undefined);
+      if (!current) return;
       const next = requestedDoc(current, request);
-      if (!next) return true;
+      if (!next) return;
       const outcome = await this.writer.write(next, 'request');
       if (outcome.kind === 'written') {
-        this.ingestOwn(outcome.doc);
-        return true;
+        this.ingest(outcome.doc);
+        return;
       }
-      if (outcome.kind === 'failed') return false;
-      entry = this.entries.get(request.task);
+      if (outcome.kind === 'failed') {
+        this.options.log.error(`task ${request.task}: the ${request.action} request could not be written: ${outcome.error.message}`);
+        return;
+      }
+      current = outcome.fresh;
     }
-    return false;
-  }
-
-  /** A write of ours outside the entry's own writes: decided like any document. */
-  private ingestOwn(doc: TaskDoc): void {
-    const entry = this.entries.get(doc._id);
-    if (doc._deleted || !entry) return this.ingest(doc);
-    if (entry.busy) entry.pending = doc;
-    else this.ingest(doc);
   }
 }
 
-/** What a request asks to be written, on the task as it is now; null when there is nothing to write. */
+/**
+ * What a request asks to be written, on the task as it is now (no run of it is alive here: a
+ * lease it carries is this instance's claim, given up); null when there is nothing to write.
+ */
 function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
+  const { lease: _givenUp, ...rest } = current;
+  const status = String(current.status);
   switch (request.action) {
     case 'cancel':
-      return ['done', 'error', 'canceled', 'cancel'].includes(String(current.status)) ? null : { ...current, status: 'cancel' };
+      return ['done', 'error', 'canceled', 'cancel'].includes(status) ? null : { ...rest, status: 'cancel' };
     case 'delete':
       return { _id: current._id, _rev: current._rev, _deleted: true };
     case 'pause':
-      return ['done', 'error', 'canceled', 'paused'].includes(String(current.status)) ? null : { ...current, status: 'paused' };
+      return ['done', 'error', 'canceled', 'paused'].includes(status) ? null : { ...rest, status: 'paused' };
     case 'reschedule':
-      if (request.date === undefined || current.status === 'running') return null;
-      return { ...current, status: ['done', 'error', 'canceled'].includes(String(current.status)) ? 'waiting' : 'reschedule', date: request.date };
+      if (request.date === undefined) return null;
+      return { ...rest, status: ['done', 'error', 'canceled'].includes(status) ? 'waiting' : 'reschedule', date: request.date };
   }
 }
 
