@@ -1,10 +1,13 @@
 /**
  * Configuration: `config.json` (or the file named by AFTER_CONFIG) plus environment
  * overrides, validated once into a frozen, typed object. Every problem is one line that
- * names the file and the field.
+ * names the file and the field, and never quotes a secret: a JSON syntax error gives a line and
+ * a column (V8's own message quotes the text around the error, which may be the password), and
+ * a bad credential or URL setting is described by its type only.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parse as parseJsonc, ParseErrorCode, type ParseError } from 'jsonc-parser';
 import { ConfigError } from './errors';
 
 export interface CouchConfig {
@@ -123,11 +126,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     } catch (err) {
       throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
     }
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
-    }
+    raw = parseJsonFile(text, `config file ${file}`);
   } else if (explicit) {
     throw new ConfigError(`config file ${file} (AFTER_CONFIG) does not exist`);
   }
@@ -145,12 +144,13 @@ const SECRET_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'];
 function withSecretsFile(env: Env): Env {
   const file = env.AFTER_SECRETS_FILE;
   if (!file) return env;
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read AFTER_SECRETS_FILE ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read AFTER_SECRETS_FILE ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
   }
+  const parsed = parseJsonFile(text, `AFTER_SECRETS_FILE ${file}`);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`AFTER_SECRETS_FILE ${file} must hold a JSON object`);
   }
@@ -182,7 +182,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
 
   // With no CouchDB URL configured the embedded server is the database: follow its address.
   const embeddedUrl = `http://${v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host)}:${v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535)}`;
-  const url = env.AFTER_COUCHDB_URL || v.string(couch.url, 'couchdb.url', embeddedUrl);
+  // A URL may carry `user:password@`: a bad one is never quoted.
+  const url = env.AFTER_COUCHDB_URL || v.secretString(couch.url, 'couchdb.url', embeddedUrl);
   v.url(url, env.AFTER_COUCHDB_URL ? 'AFTER_COUCHDB_URL' : 'couchdb.url');
   const db = env.AFTER_DB || v.string(couch.db, 'couchdb.db', DEFAULTS.couchdb.db);
   v.dbName(db, env.AFTER_DB ? 'AFTER_DB' : 'couchdb.db');
@@ -195,8 +196,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     couchdb: {
       url,
       db,
-      username: v.string(couch.username, 'couchdb.username', ''),
-      password: v.string(couch.password, 'couchdb.password', ''),
+      username: v.secretString(couch.username, 'couchdb.username', ''),
+      password: v.secretString(couch.password, 'couchdb.password', ''),
       validate_doc_update: v.boolean(couch.validate_doc_update, 'couchdb.validate_doc_update', false),
     },
     jobs: resolve(env.AFTER_JOBS || v.string(root.jobs, 'jobs', DEFAULTS.jobs)),
@@ -253,6 +254,13 @@ class Validator {
     return value;
   }
 
+  /** A setting that may hold a credential (a password, a user name, a URL with both): a bad value is named by its type, never shown. */
+  secretString(value: unknown, field: string, fallback: string): string {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string') this.fail(field, `must be a string, got ${describeType(value)}`);
+    return value;
+  }
+
   boolean(value: unknown, field: string, fallback: boolean): boolean {
     if (value === undefined) return fallback;
     if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${JSON.stringify(value)}`);
@@ -283,6 +291,66 @@ class Validator {
       this.fail(field, `must be a CouchDB database name (lowercase letter first, then a-z 0-9 _$()+-/), got ${JSON.stringify(value)}`);
     }
   }
+}
+
+/** `a number`, `an object`...: what a value is, without what it says. */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'boolean') return 'a boolean';
+  if (typeof value === 'object') return 'an object';
+  return `a ${typeof value}`;
+}
+
+/** What each syntax error means, in words that quote nothing from the file. */
+const JSON_PROBLEMS: Partial<Record<ParseErrorCode, string>> = {
+  [ParseErrorCode.InvalidSymbol]: 'unexpected character; text values must be in double quotes',
+  [ParseErrorCode.InvalidNumberFormat]: 'malformed number',
+  [ParseErrorCode.UnexpectedEndOfNumber]: 'malformed number',
+  [ParseErrorCode.PropertyNameExpected]: 'a property name in double quotes was expected; is there a trailing comma?',
+  [ParseErrorCode.ValueExpected]: 'a value was expected',
+  [ParseErrorCode.ColonExpected]: "':' was expected",
+  [ParseErrorCode.CommaExpected]: "',' was expected",
+  [ParseErrorCode.CloseBraceExpected]: "'}' was expected",
+  [ParseErrorCode.CloseBracketExpected]: "']' was expected",
+  [ParseErrorCode.EndOfFileExpected]: 'more text after the end of the JSON value',
+  [ParseErrorCode.InvalidCommentToken]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfComment]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfString]: 'a string is not closed',
+  [ParseErrorCode.InvalidUnicode]: 'malformed \\u escape in a string',
+  [ParseErrorCode.InvalidEscapeCharacter]: 'unknown escape sequence in a string',
+  [ParseErrorCode.InvalidCharacter]: 'control character inside a string',
+};
+
+/**
+ * JSON.parse, with a syntax error reported as `<what> is not valid JSON at line L, column C:
+ * <problem>`. V8's message quotes the source around the error (`..."password": s3cr3t}"`),
+ * so it is never used: jsonc-parser (strict mode: no comments, no trailing commas) finds the
+ * offset of the first error and what was expected there.
+ */
+export function parseJsonFile(text: string, what: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    const errors: ParseError[] = [];
+    parseJsonc(body, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    const first = errors[0];
+    // Both parsers follow RFC 8259; should jsonc-parser find nothing, V8's position (never its text) still helps.
+    const offset = first?.offset ?? Number(/at position (\d+)/.exec((err as Error).message)?.[1] ?? NaN);
+    const problem = first === undefined ? '' : `: ${JSON_PROBLEMS[first.error] ?? 'syntax error'}`;
+    if (Number.isNaN(offset)) throw new ConfigError(`${what} is not valid JSON${problem}`);
+    const { line, column } = lineAndColumn(body, offset);
+    throw new ConfigError(`${what} is not valid JSON at line ${line}, column ${column}${problem}`);
+  }
+}
+
+/** 1-based line and column of a UTF-16 offset; a column counts characters, as editors do. */
+export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const lineStart = before.lastIndexOf('\n') + 1;
+  const line = before.split('\n').length;
+  return { line, column: Array.from(before.slice(lineStart)).length + 1 };
 }
 
 function deepFreeze<T>(value: T): T {

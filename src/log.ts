@@ -1,11 +1,15 @@
 /**
  * Logging: a winston logger per process, with child loggers per component. Lines go to the
  * console and, for a worker, to `<log.dir>/<worker>.log` (what `after log` shows).
- * Every message passes through `scrubSecrets`, so a URL with a password never reaches a line.
+ * Every message passes through `scrubSecrets`, so a URL with a password never reaches a line,
+ * and through `printable` (src/text.ts), so a task id or error message holding ESC sequences or
+ * newlines can neither act on the terminal that shows the log nor forge a line of it: one
+ * event is always one line, whatever file or component wrote it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import winston from 'winston';
+import { printable } from './text';
 
 export type Logger = winston.Logger;
 
@@ -22,8 +26,8 @@ const scrub = winston.format((info) => {
 });
 
 const line = winston.format.printf((info) => {
-  const component = info.component ? ` [${String(info.component)}]` : '';
-  return `${String(info.timestamp)} ${info.level}${component} ${String(info.message)}`;
+  const component = info.component ? ` [${printable(String(info.component))}]` : '';
+  return `${String(info.timestamp)} ${info.level}${component} ${printable(String(info.message))}`;
 });
 
 export interface LoggerOptions {

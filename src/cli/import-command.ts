@@ -12,6 +12,7 @@ import { parseCrontab, type ParsedImport } from '../import/crontab';
 import { parseNdjson } from '../import/ndjson';
 import { progressBar } from '../import/progress-bar';
 import { openConnection } from '../store/connection';
+import { printable, terminalJson } from '../text';
 import type { CliContext } from './context';
 import { checkWorkerName } from './worker-name';
 
@@ -42,7 +43,7 @@ export function registerImportCommand(program: Command, ctx: CliContext): void {
       const bar = progressBar(process.stdout, `importing ${path.basename(file)}`);
       const summary = await importCandidates(openConnection(ctx.config()), parsed.candidates, parsed.rejected, (done, total) => bar.update(done, total));
       bar.finish();
-      if (opts.json) ctx.out.line(JSON.stringify(summary, null, 2));
+      if (opts.json) ctx.out.line(terminalJson(summary, 2));
       else for (const line of summaryLines(summary)) ctx.out.line(line);
     });
 }
@@ -83,7 +84,8 @@ export function summaryLines(summary: ImportSummary): string[] {
     const reason = skip.reason.startsWith('same task as line') ? 'the same task appears earlier in the file' : skip.reason;
     skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + 1);
   }
-  for (const [reason, count] of skipReasons) lines.push(`skipped ${count}: ${reason}`);
-  for (const reject of summary.rejected) lines.push(`rejected line ${reject.line}: ${reject.reason}`);
+  // Reasons quote the file and the database's answers: text from outside, made printable.
+  for (const [reason, count] of skipReasons) lines.push(`skipped ${count}: ${printable(reason)}`);
+  for (const reject of summary.rejected) lines.push(`rejected line ${reject.line}: ${printable(reject.reason)}`);
   return lines;
 }

@@ -8,6 +8,7 @@ import { UsageError } from '../errors';
 import { getTask } from '../store/admin';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
+import { printable } from '../text';
 import { repeatSpecFromFlags } from '../task/repeat';
 import { previewSchedule, type PreviewSource, type SchedulePreview } from '../task/schedule-preview';
 import type { TaskDoc } from '../types';
@@ -85,7 +86,8 @@ export async function resolveSource(
 
 /** The printed form: a summary line, a table (# / UTC / local), and how the series ends. */
 export function previewLines(preview: SchedulePreview): string[] {
-  const lines = [preview.summary];
+  // The summary and the end describe a stored task's repeat, zone and status: document text.
+  const lines = [printable(preview.summary)];
   if (preview.rows.length > 0) {
     const rows = preview.rows.map((row, index) => [
       String(index + 1),
@@ -94,7 +96,7 @@ export function previewLines(preview: SchedulePreview): string[] {
     ]);
     lines.push(...formatTable(['#', 'UTC', preview.zone], rows));
   }
-  if (preview.end !== undefined) lines.push(preview.end);
+  if (preview.end !== undefined) lines.push(printable(preview.end));
   return lines;
 }
 

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { parseHost } from '../ui/request-guard';
 
 export function integerIn(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -21,4 +22,13 @@ export const parsePort = integerIn(1, 65535);
 export function absolutePath(value: string): string {
   if (!value) throw new InvalidArgumentError('must not be empty.');
   return path.resolve(value);
+}
+
+/** A repeatable `--allowed-host name[:port]`, collected into a list. */
+export function collectHostNames(value: string, previous: string[]): string[] {
+  const parsed = parseHost(value);
+  if (!parsed || parsed.name === '0.0.0.0' || parsed.name === '[::]') {
+    throw new InvalidArgumentError('must be a host name or address, optionally with :port (e.g. dash.example.com or 192.168.1.20:5990).');
+  }
+  return [...previous, value];
 }

@@ -1,9 +1,13 @@
 /**
  * Printing helpers for the CLI: tables, human durations and the one-line error form.
  * Everything a command prints goes through `Output`, so every line is scrubbed of
- * credentials (a URL with `user:password@` never reaches a terminal or a CI log).
+ * credentials (a URL with `user:password@` never reaches a terminal or a CI log) and of
+ * control characters (src/text.ts): text from a task document never reaches the terminal as
+ * an ESC sequence. Commands escape newlines in document text where they interpolate it
+ * (`printable`); table cells are escaped here.
  */
 import { scrubSecrets } from '../log';
+import { printable, printableLines } from '../text';
 
 export interface Output {
   /** One line (or several joined lines) to stdout. */
@@ -13,12 +17,17 @@ export interface Output {
 }
 
 export const consoleOutput: Output = {
-  line: (text = '') => process.stdout.write(`${scrubSecrets(text)}\n`),
-  warn: (text) => process.stderr.write(`${scrubSecrets(text)}\n`),
+  line: (text = '') => process.stdout.write(`${printableLines(scrubSecrets(text))}\n`),
+  warn: (text) => process.stderr.write(`${printableLines(scrubSecrets(text))}\n`),
 };
 
-/** Left-aligned columns separated by two spaces; an empty table is just the header. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string[] {
+/**
+ * Left-aligned columns separated by two spaces; an empty table is just the header. Cells are
+ * made printable: a newline or ESC in a task's id or worker cannot break or repaint the table.
+ */
+export function formatTable(rawHeaders: readonly string[], rawRows: readonly (readonly string[])[]): string[] {
+  const rows = rawRows.map((row) => row.map(printable));
+  const headers = rawHeaders.map(printable);
   const widths = headers.map((header, column) =>
     Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
   );
@@ -57,7 +66,7 @@ export function formatDuration(ms: number): string {
 export function errorLines(thrown: unknown, verbose: boolean): string[] {
   const err = thrown instanceof Error ? thrown : new Error(String(thrown));
   const message = (err.message || err.name || 'failed').replace(/\s*\n\s*/g, ' ').trim();
-  const lines = [scrubSecrets(`after: ${message}`)];
-  if (verbose && err.stack) lines.push(scrubSecrets(err.stack));
+  const lines = [printable(scrubSecrets(`after: ${message}`))];
+  if (verbose && err.stack) lines.push(printableLines(scrubSecrets(err.stack)));
   return lines;
 }

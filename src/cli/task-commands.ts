@@ -10,6 +10,7 @@ import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIn
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { validateTask } from '../task/validate';
+import { printable, printableValue, terminalJson } from '../text';
 import { STATUSES, type TaskDoc } from '../types';
 import type { CliContext } from './context';
 import { integerIn } from './options';
@@ -47,14 +48,14 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       const validation = validateTask(doc as TaskDoc, { minRepeatMs: ctx.config().worker.min_repeat_ms });
       if (!validation.ok) throw new UsageError(`invalid task: ${validation.message}`);
       const created = await createTask(connect(), doc);
-      ctx.out.line(created.id);
+      ctx.out.line(printable(created.id));
     });
 
   task
     .command('get <id>')
     .description('print a task document')
     .action(async (id: string) => {
-      ctx.out.line(JSON.stringify(await getTask(connect(), id), null, 2));
+      ctx.out.line(terminalJson(await getTask(connect(), id), 2));
     });
 
   task
@@ -73,7 +74,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       const { json, ...filter } = opts;
       const tasks = await listTasks(connect(), filter);
       if (json) {
-        ctx.out.line(JSON.stringify(tasks, null, 2));
+        ctx.out.line(terminalJson(tasks, 2));
         return;
       }
       if (tasks.length === 0) {
@@ -88,7 +89,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .description('ask the worker to drop the task (and abort it if it runs)')
     .action(async (id: string) => {
       const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'cancel' }), CANCEL_INTENT);
-      ctx.out.line(`${updated._id} ${String(updated.status)}`);
+      ctx.out.line(`${printable(updated._id)} ${printableValue(updated.status)}`);
     });
 
   task
@@ -98,7 +99,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       const parsed = parseTaskDate(date);
       if (!parsed.ok) throw new UsageError(`invalid date: ${parsed.message}`);
       const updated = await updateTask(connect(), id, (doc) => ({ ...doc, status: 'reschedule', date }), rescheduleIntent(date));
-      ctx.out.line(`${updated._id} ${String(updated.status)} ${String(updated.date)}`);
+      ctx.out.line(`${printable(updated._id)} ${printableValue(updated.status)} ${printableValue(updated.date)}`);
     });
 
   task
@@ -106,7 +107,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .description('delete a task (a running worker drops it)')
     .action(async (id: string) => {
       const deleted = await deleteTask(connect(), id);
-      ctx.out.line(`${deleted.id} deleted`);
+      ctx.out.line(`${printable(deleted.id)} deleted`);
     });
 }
 

@@ -2,9 +2,10 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log';
 import { detectServer, openConnection } from '../store/connection';
+import { allowedHosts, LOOPBACK_NAMES } from '../ui/request-guard';
 import { startDashboard } from '../ui/server';
 import type { CliContext } from './context';
-import { integerIn } from './options';
+import { collectHostNames, integerIn } from './options';
 import { onStopSignal } from './signals';
 
 /** Not 5984 (CouchDB's) nor 8080 (everybody's). */
@@ -15,20 +16,38 @@ export function registerUiCommand(program: Command, ctx: CliContext): void {
     .command('ui')
     .description('serve the web dashboard: live instances, counts, due tasks, failures, and actions on tasks')
     .option('--port <n>', 'port to listen on (0: any free port)', integerIn(0, 65535), DEFAULT_UI_PORT)
-    .option('--host <host>', 'address to bind; anyone who reaches it can act on tasks with your database credentials', '127.0.0.1')
-    .action(async (opts: { port: number; host: string }) => {
+    .option('--host <host>', 'address to bind; anyone who reaches it can act on tasks with the worker\'s database credentials', '127.0.0.1')
+    .option(
+      '--allowed-host <name>',
+      'also answer under this name or address (name[:port]; repeatable), e.g. a LAN address with --host 0.0.0.0, or a reverse proxy\'s name',
+      collectHostNames,
+      [] as string[],
+    )
+    .action(async (opts: { port: number; host: string; allowedHost: string[] }) => {
       const config = ctx.config();
       const log = createLogger({ level: config.log.level });
       const conn = openConnection(config, { log });
       // Fail now, in one line, when the database is away, rather than serve a page of errors.
       const server = await detectServer(conn);
       const stop = onStopSignal();
-      const dashboard = await startDashboard({ conn, port: opts.port, host: opts.host, heartbeatMs: config.worker.heartbeat_ms, log }).catch((err) => {
+      const dashboard = await startDashboard({
+        conn,
+        port: opts.port,
+        host: opts.host,
+        allowedHosts: opts.allowedHost,
+        heartbeatMs: config.worker.heartbeat_ms,
+        log,
+      }).catch((err) => {
         stop.dispose();
         conn.close();
         throw err;
       });
       ctx.out.line(`dashboard at ${dashboard.url} for ${conn.dbName} on ${conn.displayUrl} (${server.kind} ${server.version}); Ctrl-C stops it`);
+      const answersUnder = allowedHosts(opts.host, opts.allowedHost);
+      if (!LOOPBACK_NAMES.includes(opts.host) && opts.host !== '::1') {
+        const names = [...answersUnder.local, ...answersUnder.extra.map((h) => (h.port === undefined ? h.name : `${h.name}:${h.port}`))];
+        ctx.out.warn(`after: the dashboard listens on ${opts.host}; anyone who can reach that address can act on tasks. It answers only under ${names.join(', ')} (add names with --allowed-host)`);
+      }
       await stop.requested;
       await dashboard.close();
       conn.close();

@@ -3,10 +3,14 @@
  * `by_worker_status` view, due tasks and failures from the Mango indexes `after init` creates,
  * live instances from their heartbeat documents, and actions that are ordinary document writes
  * with the current `_rev` (store/admin.ts updateTask: a 409 re-reads and decides again).
+ *
+ * Only task documents are shown or acted on: an id starting with `_` (`_design/after`,
+ * `_all_docs`, `_local/...`) is refused before any request, and a document that is not a task
+ * is "not found", so the dashboard never becomes a way to read or write anything else.
  */
 import { AfterError } from '../errors';
 import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
-import { CANCEL_INTENT, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskIntent } from '../store/admin';
+import { CANCEL_INTENT, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskIntent } from '../store/admin';
 import type { Connection } from '../store/connection';
 import { STATUS_DATE, useIndex } from '../store/design';
 import { parseTaskDate } from '../task/dates';
@@ -46,10 +50,11 @@ export async function readOverview(conn: Connection): Promise<Overview> {
   ]);
   const nextDue = pending
     .flat()
+    .filter(isTaskDoc)
     .sort((a, b) => String(a.date).localeCompare(String(b.date)))
     .slice(0, LIST_LIMIT)
     .map(summarize);
-  return { database: `${conn.dbName} on ${conn.displayUrl}`, instances, counts, nextDue, failures: failures.map(summarize) };
+  return { database: `${conn.dbName} on ${conn.displayUrl}`, instances, counts, nextDue, failures: failures.filter(isTaskDoc).map(summarize) };
 }
 
 /** Tasks in `error`, latest date first (the [status, date] index read backwards). */
@@ -65,6 +70,37 @@ async function recentFailures(conn: Connection, limit: number): Promise<TaskDoc[
     },
   });
   return res.body.docs;
+}
+
+/**
+ * A task id the dashboard accepts: not empty and not starting with `_`, which CouchDB keeps
+ * for its own documents and endpoints (a task can never have such an id).
+ */
+export function checkTaskId(id: string): string {
+  if (id === '' || id.startsWith('_')) {
+    throw new AfterError('E_RESERVED_ID', 'ids starting with "_" are CouchDB\'s own documents and endpoints, never tasks');
+  }
+  // As a path segment `.` and `..` are resolved away by URL handling (`/tasks/..` is `/`).
+  if (id === '.' || id === '..') throw new AfterError('E_RESERVED_ID', `"${id}" cannot be addressed as a document id over HTTP`);
+  return id;
+}
+
+/** A task document: `worker` is a string (SPEC §2: required) and it names a job or a date. */
+export function isTaskDoc(doc: unknown): doc is TaskDoc {
+  if (typeof doc !== 'object' || doc === null) return false;
+  const d = doc as Partial<TaskDoc>;
+  return typeof d._id === 'string' && !d._id.startsWith('_') && typeof d.worker === 'string' && (d.job !== undefined || d.date !== undefined);
+}
+
+/** The task with this id, or E_TASK_NOT_FOUND when there is none or the document is not a task. */
+export async function readTask(conn: Connection, id: string): Promise<TaskDoc> {
+  const doc = await getTask(conn, checkTaskId(id));
+  if (!isTaskDoc(doc)) throw notATask(id);
+  return doc;
+}
+
+function notATask(id: string): AfterError {
+  return new AfterError('E_TASK_NOT_FOUND', `task ${id} not found`);
 }
 
 export function summarize(doc: TaskDoc): TaskSummary {
@@ -101,7 +137,8 @@ export async function applyAction(conn: Connection, id: string, action: TaskActi
   const parsedDate = action === 'reschedule' ? parseTaskDate(date) : undefined;
   const intent: TaskIntent | undefined =
     action === 'cancel' ? CANCEL_INTENT : parsedDate?.ok ? rescheduleIntent(new Date(parsedDate.ms).toISOString()) : undefined;
-  return updateTask(conn, id, (doc) => {
+  return updateTask(conn, checkTaskId(id), (doc) => {
+    if (!isTaskDoc(doc)) throw notATask(id);
     const status = typeof doc.status === 'string' ? doc.status : 'waiting';
     switch (action) {
       case 'cancel':

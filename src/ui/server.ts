@@ -3,21 +3,27 @@
  * over node:http, plus Server-Sent Events fed by the database's `_changes`.
  *
  * The page never talks to the database and never receives its URL with credentials: this
- * server makes every request with the configured credentials and hands out task data only.
- * Since anyone who can reach the page can act on tasks with those credentials, it binds
- * 127.0.0.1 by default, and requests that change something must be JSON from the page's own
- * origin (a cross-site form cannot send `application/json`; a foreign `Origin` is refused), and
- * must name this server in `Host` when it listens on loopback (DNS rebinding).
+ * server makes every request with the worker's connection, narrowed to what the page needs
+ * (dashboard-connection.ts), and hands out task data only. Since anyone who can reach the page
+ * can act on tasks, it binds 127.0.0.1 by default, and (request-guard.ts):
+ * - every request must name the dashboard in `Host` by a name it was told about, whatever
+ *   address it binds (DNS rebinding), else 421;
+ * - an action must come from the page's own `Origin` with the per-process token the page reads
+ *   from index.html in the `x-after-token` header, else 403, and be JSON, else 400;
+ * - an id starting with `_` is refused (400 E_RESERVED_ID), and a document that is not a task
+ *   is not found (404).
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { AfterError, CouchRequestError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { getTask } from '../store/admin';
 import type { Connection } from '../store/connection';
-import { applyAction, readOverview, summarize, TASK_ACTIONS, type TaskAction } from './dashboard-data';
+import { dashboardConnection } from './dashboard-connection';
+import { applyAction, checkTaskId, isTaskDoc, readOverview, readTask, summarize, TASK_ACTIONS, type TaskAction } from './dashboard-data';
+import { allowedHosts, hostAllowed, sameOrigin, tokenMatches } from './request-guard';
 import { followAllTasks, type TaskFeed } from './task-feed';
 
 /** dist/src/ui/server.js (or src/ui/server.ts under ts-node) → <package>/src/ui/static */
@@ -36,13 +42,22 @@ const CONTENT_TYPES: Record<string, string> = {
 /** A comment line on every SSE stream this often, so proxies and the browser keep it open. */
 const SSE_PING_MS = 15_000;
 const MAX_BODY_BYTES = 64 * 1024;
+/** The header an action carries the page's token in (a custom header: no cross-site form or beacon can send it). */
+export const TOKEN_HEADER = 'x-after-token';
+/** Where index.html holds the token for app.js. */
+const TOKEN_META = '<meta name="after-token" content="">';
 
 export interface DashboardOptions {
   conn: Connection;
   /** @default 0 (any free port) */
   port?: number;
-  /** @default "127.0.0.1" */
+  /** Address to bind. @default "127.0.0.1" */
   host?: string;
+  /**
+   * Names (`name` or `name:port`) the page may be reached under besides the loopback names and
+   * `host` itself: a LAN name or address, a reverse proxy's name. @default []
+   */
+  allowedHosts?: readonly string[];
   /** `_changes` heartbeat. @default 10000 */
   heartbeatMs?: number;
   log?: Logger;
@@ -55,10 +70,13 @@ export interface Dashboard {
 }
 
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const { conn } = options;
+  const conn = dashboardConnection(options.conn);
   const log = options.log ?? silentLogger();
   const host = options.host ?? '127.0.0.1';
-  const assets = loadAssets();
+  const allowed = allowedHosts(host, options.allowedHosts ?? []);
+  // New at every start: a page from an earlier run must be reloaded before it may act.
+  const token = randomBytes(32).toString('base64url');
+  const assets = loadAssets(token);
   const streams = new Set<http.ServerResponse>();
 
   const broadcast = (event: string, data: unknown): void => {
@@ -69,7 +87,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     heartbeatMs: options.heartbeatMs ?? 10_000,
     log,
     onDocs: (docs) => {
-      for (const doc of docs) broadcast('task', summarize(doc));
+      for (const doc of docs) if (doc._deleted || isTaskDoc(doc)) broadcast('task', summarize(doc));
     },
     onReconnect: () => broadcast('resync', {}),
   });
@@ -81,8 +99,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://dashboard');
-    if (!hostAllowed(req.headers.host, host, boundPort)) {
-      return sendJson(res, 421, { error: 'E_HOST', message: 'this dashboard answers only under its own address' });
+    if (!hostAllowed(req.headers.host, allowed, boundPort)) {
+      return sendJson(res, 421, { error: 'E_HOST', message: 'this dashboard answers only under the names it was given (after ui --allowed-host)' });
     }
     const method = req.method ?? 'GET';
     const asset = STATIC_FILES[url.pathname];
@@ -93,6 +111,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
         'cache-control': 'no-store',
         'x-content-type-options': 'nosniff',
         'content-security-policy': "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        'referrer-policy': 'no-referrer',
       });
       res.end(file);
       return;
@@ -101,10 +120,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (url.pathname === '/api/overview' && method === 'GET') return sendJson(res, 200, await readOverview(conn));
     const taskRoute = /^\/api\/tasks\/([^/]+)(\/actions)?$/.exec(url.pathname);
     if (taskRoute) {
-      const id = decodeURIComponent(taskRoute[1]!);
-      if (!taskRoute[2] && method === 'GET') return sendJson(res, 200, await getTask(conn, id));
+      const id = checkTaskId(decodeId(taskRoute[1]!));
+      if (!taskRoute[2] && method === 'GET') return sendJson(res, 200, await readTask(conn, id));
       if (taskRoute[2] && method === 'POST') {
-        const body = await readJsonBody(req, host, boundPort);
+        checkActionRequest(req, token);
+        const body = await readJsonBody(req);
         const action = body.action as TaskAction;
         if (!TASK_ACTIONS.includes(action)) throw new AfterError('E_USAGE', `action must be one of ${TASK_ACTIONS.join(', ')}`);
         const updated = await applyAction(conn, id, action, typeof body.date === 'string' ? body.date : undefined);
@@ -142,7 +162,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   });
   const address = server.address() as AddressInfo;
   boundPort = address.port;
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // Bound to every interface, the page is reached under a loopback name (or an --allowed-host).
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const shownHost = wildcard ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
   return {
     url: `http://${shownHost}:${address.port}/`,
@@ -158,7 +180,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   };
 }
 
-function loadAssets(): Map<string, Buffer> {
+/** The static files, index.html with this process's token in its meta tag. */
+function loadAssets(token: string): Map<string, Buffer> {
   const assets = new Map<string, Buffer>();
   for (const name of Object.values(STATIC_FILES)) {
     const file = path.join(STATIC_DIR, name);
@@ -168,37 +191,37 @@ function loadAssets(): Map<string, Buffer> {
       throw new AfterError('E_UI', `dashboard file ${file} cannot be read (${(err as Error).message}); is the package complete?`);
     }
   }
+  const index = assets.get('index.html')!.toString('utf8');
+  if (!index.includes(TOKEN_META)) throw new AfterError('E_UI', `dashboard file ${path.join(STATIC_DIR, 'index.html')} has no token meta tag; is the package complete?`);
+  assets.set('index.html', Buffer.from(index.replace(TOKEN_META, `<meta name="after-token" content="${token}">`)));
   return assets;
 }
 
-const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]', '::1'];
-
-/**
- * On loopback, only requests addressed to loopback names: a web page whose DNS name is made to
- * point at 127.0.0.1 (DNS rebinding) sends its own name in `Host` and is refused.
- */
-function hostAllowed(hostHeader: string | undefined, boundHost: string, port: number): boolean {
-  if (!LOOPBACK_NAMES.includes(boundHost)) return true;
-  if (!hostHeader) return false;
-  const name = hostHeader.replace(new RegExp(`:${port}$`), '');
-  return LOOPBACK_NAMES.includes(name);
+/** A path segment as an id; a malformed %-escape is a bad request, not a crash. */
+function decodeId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AfterError('E_USAGE', 'the task id in the path is not valid percent-encoding');
+  }
 }
 
-async function readJsonBody(req: http.IncomingMessage, boundHost: string, port: number): Promise<Record<string, unknown>> {
+/**
+ * An action comes from the page itself: its own Origin (browsers send one with every POST;
+ * scripts and webhooks send none) and the token only the page could read.
+ */
+function checkActionRequest(req: http.IncomingMessage, token: string): void {
+  if (!sameOrigin(req.headers.origin, req.headers.host)) {
+    throw new AfterError('E_ORIGIN', 'actions are taken only from the dashboard page itself (its own Origin header)');
+  }
+  if (!tokenMatches(req.headers[TOKEN_HEADER], token)) {
+    throw new AfterError('E_TOKEN', 'this action lacks the page\'s token; reload the dashboard page');
+  }
+}
+
+async function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   const type = req.headers['content-type'] ?? '';
   if (!type.startsWith('application/json')) throw new AfterError('E_USAGE', 'actions take a JSON body (content-type: application/json)');
-  const origin = req.headers.origin;
-  if (origin !== undefined && origin !== 'null') {
-    let originHost: string;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      originHost = '';
-    }
-    if (originHost !== req.headers.host || !hostAllowed(originHost, boundHost, port)) {
-      throw new AfterError('E_ORIGIN', `requests from ${origin} may not act on tasks`);
-    }
-  }
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
@@ -221,6 +244,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   E_CONFLICT: 409,
   E_TASK_NOT_FOUND: 404,
   E_ORIGIN: 403,
+  E_TOKEN: 403,
+  E_RESERVED_ID: 400,
+  E_FORBIDDEN: 403,
   E_NOT_INITIALIZED: 503,
 };
 

@@ -16,7 +16,7 @@ import type { TaskDoc } from '../types';
 
 export interface TaskFeedOptions {
   heartbeatMs: number;
-  /** Changed task documents (a deletion is `{_id, _deleted: true}`); design documents are left out. */
+  /** Changed documents (a deletion is `{_id, _deleted: true}`); ids starting with `_` are left out. */
   onDocs(docs: TaskDoc[]): void;
   /** The feed (re)connected after a failure: changes may have been missed. */
   onReconnect(): void;
@@ -81,7 +81,8 @@ export async function followAllTasks(conn: Connection, options: TaskFeedOptions)
       if (failures > 0) options.onReconnect();
       failures = 0;
       const docs = (body.results ?? [])
-        .filter((row) => !row.id.startsWith('_design/'))
+        // Design documents (and any other `_` id CouchDB keeps for itself) are not tasks.
+        .filter((row) => !row.id.startsWith('_'))
         .map((row) => row.doc ?? { _id: row.id, ...(row.deleted ? { _deleted: true } : {}) });
       const next = body.last_seq === undefined || body.last_seq === null ? seq : String(body.last_seq);
       if (docs.length > 0) options.onDocs(docs);

@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -197,10 +198,62 @@ describe('after ui (the command)', function () {
     }
   });
 
-  it('serves the page on 127.0.0.1, never shows a credential, and refuses cross-site actions', async () => {
-    ui = spawnCli(['ui', '--port', '0'], { env: db.env });
-    const [, url] = await ui.waitForOutput(/dashboard at (http:\/\/127\.0\.0\.1:\d+\/)/, 20_000);
-    const page = await fetch(url!);
+  interface Answer {
+    status: number;
+    text: string;
+    body: { error?: string; rows?: unknown; status?: string; message?: string };
+  }
+
+  /**
+   * A request with the headers exactly as given, `Host` included (fetch would set its own):
+   * what a rebinding page, a script or a webhook sends.
+   */
+  function send(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<Answer> {
+    const target = new URL(url);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: target.hostname, port: target.port, method: options.method ?? 'GET', path: options.path, headers: { host: target.host, ...options.headers } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => {
+            let body: Answer['body'] = {};
+            try {
+              body = JSON.parse(text) as Answer['body'];
+            } catch {
+              // the page, not JSON
+            }
+            resolve({ status: res.statusCode ?? 0, text, body });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  }
+
+  async function startUi(args: string[] = []): Promise<{ url: string; origin: string; token: string }> {
+    ui = spawnCli(['ui', '--port', '0', ...args], { env: db.env });
+    const [, url] = await ui.waitForOutput(/dashboard at (http:\/\/[^/\s]+\/)/, 20_000);
+    const page = await send(url!, { path: '/' });
+    expect(page.status).to.equal(200);
+    const token = /<meta name="after-token" content="([^"]+)">/.exec(page.text)?.[1];
+    expect(token, 'the page carries its action token').to.be.a('string').with.length.above(20);
+    return { url: url!, origin: new URL(url!).origin, token: token! };
+  }
+
+  async function postTask(): Promise<string> {
+    return (await db.request<{ id: string }>('POST', '', { worker: 'w', date: '2040-01-01', job: 'succeeds', status: 'waiting' })).body.id;
+  }
+
+  async function statusOf(id: string): Promise<unknown> {
+    return (await db.request<TaskDoc>('GET', encodeURIComponent(id))).body.status;
+  }
+
+  it('serves the page on 127.0.0.1 and never shows a credential', async () => {
+    const { url } = await startUi();
+    expect(new URL(url).hostname).to.equal('127.0.0.1');
+    const page = await fetch(url);
     expect(page.status).to.equal(200);
     expect(await page.text()).to.contain('After dashboard');
 
@@ -210,20 +263,113 @@ describe('after ui (the command)', function () {
     const password = new URL(db.url).password;
     if (password) {
       expect(overviewText).to.not.contain(password);
-      expect(ui.stdout + ui.stderr).to.not.contain(password);
+      expect(ui!.stdout + ui!.stderr).to.not.contain(password);
     }
+  });
 
-    const id = (await db.request<{ id: string }>('POST', '', { worker: 'w', date: '2040-01-01', job: 'succeeds', status: 'waiting' })).body.id;
+  it('acts only for its own page: same Origin, the page token, a JSON body', async () => {
+    const { url, origin, token } = await startUi();
+    const id = await postTask();
     const action = (headers: Record<string, string>, body = '{"action":"cancel"}') =>
-      fetch(`${url}api/tasks/${id}/actions`, { method: 'POST', headers, body });
-    expect((await action({ 'content-type': 'text/plain' })).status, 'a form post').to.equal(400);
-    expect((await action({ 'content-type': 'application/json', origin: 'http://evil.example' })).status, 'another origin').to.equal(403);
-    expect((await db.request<TaskDoc>('GET', id)).body.status).to.equal('waiting');
-    expect((await action({ 'content-type': 'application/json' }, '{"action":"explode"}')).status).to.equal(400);
-    const ok = await action({ 'content-type': 'application/json' });
+      send(url, { method: 'POST', path: `/api/tasks/${encodeURIComponent(id)}/actions`, headers, body });
+    const json = { 'content-type': 'application/json' };
+
+    const refusals: Array<[string, Record<string, string>, number, string]> = [
+      ['no Origin (a script, a webhook task)', { ...json, 'x-after-token': token }, 403, 'E_ORIGIN'],
+      ['another origin', { ...json, origin: 'http://evil.example', 'x-after-token': token }, 403, 'E_ORIGIN'],
+      ['Origin null (a sandboxed frame)', { ...json, origin: 'null', 'x-after-token': token }, 403, 'E_ORIGIN'],
+      ['no token (a cross-site form or fetch)', { ...json, origin }, 403, 'E_TOKEN'],
+      ['a wrong token', { ...json, origin, 'x-after-token': `${token.slice(1)}x` }, 403, 'E_TOKEN'],
+      ['a form post', { 'content-type': 'text/plain', origin, 'x-after-token': token }, 400, 'E_USAGE'],
+    ];
+    for (const [what, headers, status, code] of refusals) {
+      const res = await action(headers);
+      expect(res.status, what).to.equal(status);
+      expect(res.body.error, what).to.equal(code);
+    }
+    expect(await statusOf(id), 'nothing was written').to.equal('waiting');
+
+    expect((await action({ ...json, origin, 'x-after-token': token }, '{"action":"explode"}')).status).to.equal(400);
+    const ok = await action({ ...json, origin, 'x-after-token': token });
     expect(ok.status).to.equal(200);
-    expect((await db.request<TaskDoc>('GET', id)).body.status).to.equal('cancel');
-    const again = await action({ 'content-type': 'application/json' });
+    expect(await statusOf(id)).to.equal('cancel');
+    const again = await action({ ...json, origin, 'x-after-token': token });
     expect(again.status, 'cancel of a task already canceling').to.equal(409);
+  });
+
+  it('bound to 127.0.0.2 (--host), refuses a rebinding Host for the page, reads and actions', async () => {
+    const { url, token } = await startUi(['--host', '127.0.0.2', '--allowed-host', 'dash.example']);
+    const port = new URL(url).port;
+    expect(new URL(url).hostname).to.equal('127.0.0.2');
+    const id = await postTask();
+    const rebound = `rebind.evil.test:${port}`;
+    for (const path of ['/', '/app.js', '/api/overview', '/api/events', `/api/tasks/${encodeURIComponent(id)}`]) {
+      const res = await send(url, { path, headers: { host: rebound } });
+      expect(res.status, `GET ${path}`).to.equal(421);
+      expect(res.text, `GET ${path}`).not.to.contain(db.dbName);
+    }
+    const cancel = await send(url, {
+      method: 'POST',
+      path: `/api/tasks/${encodeURIComponent(id)}/actions`,
+      headers: { host: rebound, origin: `http://${rebound}`, 'content-type': 'application/json', 'x-after-token': token },
+      body: '{"action":"cancel"}',
+    });
+    expect(cancel.status).to.equal(421);
+    expect(await statusOf(id)).to.equal('waiting');
+
+    // The names it was told about: its own address, the loopback names, --allowed-host.
+    for (const host of [`127.0.0.2:${port}`, `localhost:${port}`, `dash.example:${port}`]) {
+      expect((await send(url, { path: '/api/overview', headers: { host } })).status, host).to.equal(200);
+    }
+    expect(ui!.stderr, 'a warning names the hosts it answers under').to.contain('dash.example');
+  });
+
+  it('refuses ids starting with _ for reads and actions: _design/after stays as it was', async () => {
+    const { url, origin, token } = await startUi();
+    const before = await db.request<{ _rev: string; status?: string }>('GET', '_design/after');
+    expect(before.status, 'after init made the design document').to.equal(200);
+    const headers = { 'content-type': 'application/json', origin, 'x-after-token': token };
+    for (const encoded of ['_design%2Fafter', '%5Fdesign%2Fafter']) {
+      const read = await send(url, { path: `/api/tasks/${encoded}` });
+      expect(read.status, `GET ${encoded}`).to.equal(400);
+      expect(read.body.error).to.equal('E_RESERVED_ID');
+      expect(read.text).not.to.contain('by_worker_status');
+      const act = await send(url, { method: 'POST', path: `/api/tasks/${encoded}/actions`, headers, body: '{"action":"cancel"}' });
+      expect(act.status, `POST ${encoded}/actions`).to.equal(400);
+      expect(act.body.error).to.equal('E_RESERVED_ID');
+    }
+    const after = await db.request<{ _rev: string; status?: string }>('GET', '_design/after');
+    expect(after.body._rev, 'the design document was not written').to.equal(before.body._rev);
+    expect(after.body.status).to.equal(undefined);
+  });
+
+  it('passes nothing but tasks through: no _all_docs, no other document', async () => {
+    const { url, origin, token } = await startUi();
+    const secret = `not-a-task-${Date.now()}`;
+    // Not a task (no worker); `done` so that the database's validate_doc_update lets it in.
+    expect((await db.request('PUT', 'notes', { status: 'done', text: secret })).status).to.equal(201);
+    const taskId = await postTask();
+
+    for (const path of ['/api/tasks/_all_docs', '/api/tasks/%5Fall_docs', '/api/tasks/_all_docs?include_docs=true', '/api/_all_docs', '/api/tasks/..', '/api/tasks/%2E%2E']) {
+      const res = await send(url, { path });
+      expect(res.status, path).to.be.oneOf([400, 404]);
+      expect(res.body.rows, path).to.equal(undefined);
+      expect(res.text, path).not.to.contain(taskId);
+      expect(res.text, path).not.to.contain(secret);
+    }
+    const notATask = await send(url, { path: '/api/tasks/notes' });
+    expect(notATask.status).to.equal(404);
+    expect(notATask.text).not.to.contain(secret);
+    const act = await send(url, {
+      method: 'POST',
+      path: '/api/tasks/notes/actions',
+      headers: { 'content-type': 'application/json', origin, 'x-after-token': token },
+      body: '{"action":"cancel"}',
+    });
+    expect(act.status).to.equal(404);
+    expect((await db.request<{ status?: string }>('GET', 'notes')).body.status, 'the document was not written').to.equal('done');
+
+    const task = await send(url, { path: `/api/tasks/${encodeURIComponent(taskId)}` });
+    expect(task.status, 'a task is still shown').to.equal(200);
   });
 });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { authenticatedUrl, loadConfig, parseConfig, scrubUrl } from '../../src/config';
+import { authenticatedUrl, lineAndColumn, loadConfig, parseConfig, scrubUrl } from '../../src/config';
 import { ConfigError } from '../../src/errors';
 
 const where = { file: '/etc/after/config.json', base: '/etc/after' };
@@ -75,6 +75,100 @@ describe('config', () => {
       expect(() => loadConfig({ AFTER_CONFIG: 'missing.json' }, dir)).to.throw(ConfigError, /missing\.json/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('never echoes a secret', () => {
+    const SECRET = 's3cr3t-Pa55';
+    /** Where the error must point: the first character of the offending token. */
+    const syntax: Array<{ name: string; text: string; line: number; column: number }> = [
+      { name: 'an unquoted password', text: `{\n  "couchdb": {\n    "password": ${SECRET}\n  }\n}\n`, line: 3, column: 17 },
+      { name: 'a password in single quotes', text: `{"couchdb": {"password": '${SECRET}'}}`, line: 1, column: 26 },
+      { name: 'an unterminated password string', text: `{"couchdb": {"password": "${SECRET}}}`, line: 1, column: 26 },
+      { name: 'a raw newline inside the password', text: `{"couchdb": {\n"password": "${SECRET}\nrest"}}`, line: 2, column: 13 },
+      { name: 'a trailing comma after the password', text: `{"couchdb": {"password": "${SECRET}",}}`, line: 1, column: 40 },
+      { name: 'a missing comma after a URL with credentials', text: `{"couchdb": {"url": "http://admin:${SECRET}@db:5984" "db": "t"}}`, line: 1, column: 56 },
+      { name: 'a comment quoting the password', text: `// admin / ${SECRET}\n{}`, line: 1, column: 1 },
+      { name: 'text after the object', text: `{}\n${SECRET}`, line: 2, column: 1 },
+      { name: 'a non-ASCII line before the error', text: `{"comment": "héllo ✓", "couchdb": {"password": ${SECRET}}}`, line: 1, column: 48 },
+      { name: 'CRLF line ends', text: `{\r\n"couchdb": {\r\n"password": ${SECRET}}}`, line: 3, column: 13 },
+    ];
+    for (const c of syntax) {
+      it(`a syntax error (${c.name}) names the file, line ${c.line} and column ${c.column}, and quotes nothing`, () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-config-'));
+        try {
+          const file = path.join(dir, 'config.json');
+          fs.writeFileSync(file, c.text);
+          let caught: unknown;
+          try {
+            loadConfig({}, dir);
+          } catch (err) {
+            caught = err;
+          }
+          expect(caught).to.be.instanceOf(ConfigError);
+          expect((caught as ConfigError).code).to.equal('E_CONFIG');
+          const message = (caught as ConfigError).message;
+          expect(message).to.include(file).and.include(`line ${c.line}, column ${c.column}`);
+          expect(message).not.to.include(SECRET.slice(0, 4));
+          expect(message).not.to.include('\n');
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+
+    const values: Array<{ name: string; raw?: unknown; env?: Record<string, string>; field: string }> = [
+      { name: 'a numeric password', raw: { couchdb: { password: 31415926 } }, field: 'couchdb.password' },
+      { name: 'a password in an array', raw: { couchdb: { password: [SECRET] } }, field: 'couchdb.password' },
+      { name: 'a password in an object', raw: { couchdb: { password: { value: SECRET } } }, field: 'couchdb.password' },
+      { name: 'a user name in an object', raw: { couchdb: { username: { name: SECRET } } }, field: 'couchdb.username' },
+      { name: 'a URL in an object', raw: { couchdb: { url: { href: `http://admin:${SECRET}@db:5984` } } }, field: 'couchdb.url' },
+      { name: 'a URL with credentials and the wrong scheme', raw: { couchdb: { url: `ftp://admin:${SECRET}@db` } }, field: 'couchdb.url' },
+      { name: 'a URL with credentials that does not parse', raw: { couchdb: { url: `http://admin:${SECRET}@db:port` } }, field: 'couchdb.url' },
+      { name: 'an AFTER_COUCHDB_URL with credentials and no scheme', env: { AFTER_COUCHDB_URL: `admin:${SECRET}@db:5984` }, field: 'AFTER_COUCHDB_URL' },
+      { name: 'a section holding a URL with credentials', raw: { couchdb: `http://admin:${SECRET}@db:5984` }, field: 'couchdb' },
+    ];
+    for (const c of values) {
+      it(`${c.name} is described by its type or form only`, () => {
+        let caught: unknown;
+        try {
+          parseConfig(c.raw ?? {}, { ...where, env: c.env ?? {} });
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).to.be.instanceOf(ConfigError);
+        const message = (caught as ConfigError).message;
+        expect(message).to.include(c.field);
+        expect(message).not.to.include(SECRET.slice(0, 4));
+        expect(message).not.to.include('31415926');
+      });
+    }
+
+    it('a malformed AFTER_SECRETS_FILE is reported by line and column, not by its text', () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-config-'));
+      try {
+        const file = path.join(dir, 'secrets.json');
+        fs.writeFileSync(file, `{"AFTER_COUCHDB_URL": "http://admin:${SECRET}@db:5984" "AFTER_DB": "t"}`);
+        expect(() => loadConfig({ AFTER_SECRETS_FILE: file }, dir))
+          .to.throw(ConfigError, /line 1, column 58/)
+          .with.property('message')
+          .that.does.not.include(SECRET.slice(0, 4));
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    const positions: Array<[string, number, { line: number; column: number }]> = [
+      ['', 0, { line: 1, column: 1 }],
+      ['abc', 2, { line: 1, column: 3 }],
+      ['a\nbc', 3, { line: 2, column: 2 }],
+      ['a\n\nb', 3, { line: 3, column: 1 }],
+      ['✓😀x', 3, { line: 1, column: 3 }],
+    ];
+    for (const [text, offset, expected] of positions) {
+      it(`lineAndColumn(${JSON.stringify(text)}, ${offset}) is line ${expected.line}, column ${expected.column}`, () => {
+        expect(lineAndColumn(text, offset)).to.deep.equal(expected);
+      });
     }
   });
 

@@ -13,6 +13,9 @@
 
   let currentTaskId = null;
   let overviewTimer = null;
+  // The server writes a new token into index.html at every start; actions send it back in a
+  // header, which only this page can read and only a same-origin request can carry.
+  const actionToken = document.querySelector('meta[name="after-token"]').content;
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -224,7 +227,7 @@
     try {
       const updated = await api(`/api/tasks/${encodeURIComponent(currentTaskId)}/actions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', 'x-after-token': actionToken },
         body: JSON.stringify(body),
       });
       result.textContent = `${action}: task is now ${updated.status}`;
