@@ -102,6 +102,8 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     if (signal.aborted) throw failed({});
 
     const record: WireRecord = { headers: {}, onHeaders: opts.onHeaders, onBytes: opts.onBytes };
+    const abortDispatch = (): void => record.abortDispatch?.(new Error('aborted'));
+    signal.addEventListener('abort', abortDispatch, { once: true });
     let body: unknown;
     try {
       body = await observer.observe(record, () =>
@@ -124,6 +126,8 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
         });
       }
       throw failed({ cause: record.failure ?? err });
+    } finally {
+      signal.removeEventListener('abort', abortDispatch);
     }
     // nano resolves with '' when the body was cut off (abort, dropped socket): not a success.
     if (record.failure || record.status === undefined) throw failed({ cause: record.failure ?? 'the response was cut off' });

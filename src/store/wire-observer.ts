@@ -23,6 +23,13 @@ export interface WireRecord {
   onHeaders?(status: number): void;
   /** Called for every chunk of the body (heartbeat newlines included). */
   onBytes?(count: number): void;
+  /**
+   * Set once the request is under way: aborts it at the dispatcher, which closes its socket.
+   * Needed because an abort through fetch's signal does not always end a body being read (seen:
+   * nano's `response.text()` of a longpoll `_changes` that had sent its headers stayed pending
+   * after the abort, and its socket kept the process alive).
+   */
+  abortDispatch?(reason: Error): void;
 }
 
 /** A `Date` header and the local times its request left and its response arrived. */
@@ -73,6 +80,17 @@ export class WireObserver {
         const value = Reflect.get(target, property);
         if (typeof value !== 'function') return value;
         switch (property) {
+          // undici ≤ 6: onConnect(abort); undici ≥ 7: onRequestStart(controller)
+          case 'onConnect':
+            return (abort: (reason?: Error) => void, ...rest: unknown[]) => {
+              if (record) record.abortDispatch = (reason) => abort(reason);
+              return value.call(target, abort, ...rest);
+            };
+          case 'onRequestStart':
+            return (controller: { abort(reason?: Error): void }, ...rest: unknown[]) => {
+              if (record) record.abortDispatch = (reason) => controller.abort(reason);
+              return value.call(target, controller, ...rest);
+            };
           // undici ≤ 6 handler API (Node 20, 22)
           case 'onHeaders':
             return (status: number, rawHeaders: unknown[], ...rest: unknown[]) => {

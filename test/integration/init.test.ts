@@ -6,9 +6,9 @@ import { expect } from 'chai';
 import { AfterError } from '../../src/errors';
 import { createTask, deleteTask, getTask, listTasks, statusCounts, updateTask } from '../../src/store/admin';
 import type { Connection } from '../../src/store/connection';
-import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT } from '../../src/store/design';
+import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/design';
 import type { TaskDoc } from '../../src/types';
-import { startDb, type TestDb } from '../helpers';
+import { runCli, startDb, type TestDb } from '../helpers';
 
 describe('after init', function () {
   let db: TestDb;
@@ -21,7 +21,7 @@ describe('after init', function () {
     await db?.destroy();
   });
 
-  it('creates the database, its indexes and the design document', async function () {
+  it('creates the databases, the indexes and the design documents, with no JavaScript on the write path', async function () {
     expect((await db.request('GET', '')).status, 'database before init').to.equal(404);
 
     const report = await db.init();
@@ -29,11 +29,46 @@ describe('after init', function () {
     expect(report.changed).to.equal(true);
     expect(report.lines.join('\n')).to.not.match(/\/\/[^/\s]*:[^/\s]*@/, 'a credential in the report');
     expect((await db.request('GET', '')).status).to.equal(200);
+    expect((await db.request('GET', `../${db.dbName}_control`)).status, 'the control database').to.equal(200);
     const indexes = (await db.request<{ indexes: Array<{ ddoc: string; name: string }> }>('GET', '_index')).body.indexes;
-    expect(indexes.map((i) => `${i.ddoc} ${i.name}`)).to.include.members(MANGO_INDEXES.map((i) => `_design/${i.ddoc} ${i.name}`));
-    const design = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
-    expect(design.filters).to.have.property('by_worker');
-    expect(design.views.by_worker_status.reduce).to.equal('_count');
+    const expected = db.kind === 'couchdb' ? [...MANGO_INDEXES, UNREACHABLE] : MANGO_INDEXES;
+    expect(indexes.map((i) => `${i.ddoc} ${i.name}`)).to.include.members(expected.map((i) => `_design/${i.ddoc} ${i.name}`));
+    const stats = (await db.request<Record<string, any>>('GET', STATS_DOC_ID)).body;
+    expect(stats.views.by_worker_status.reduce).to.equal('_count');
+    expect(stats.options.autoupdate, 'the counts view is built only when read').to.equal(false);
+    // no validate_doc_update anywhere unless asked for
+    expect((await db.request('GET', VALIDATE_DOC_ID)).status).to.equal(404);
+    const design = await db.request<Record<string, any>>('GET', DESIGN_DOC_ID);
+    if (db.kind === 'couchdb') {
+      expect(design.status, 'CouchDB workers need no design document').to.equal(404);
+    } else {
+      expect(design.body.filters).to.have.property('by_worker');
+      expect(design.body.views).to.have.property('unreachable_by_worker');
+      expect(design.body).to.not.have.property('validate_doc_update');
+    }
+  });
+
+  it('installs the validator with --validate, removes it with --no-validate, and drops the one an older After put in _design/after', async function () {
+    await db.init();
+    // an older After's design document, with its validator
+    const old = await db.request<Record<string, any>>('GET', DESIGN_DOC_ID);
+    const validator = 'function (newDoc) { if (newDoc.refuse) { throw({forbidden: "refused"}); } }';
+    const written = await db.request('PUT', DESIGN_DOC_ID, { ...(old.status === 200 ? old.body : {}), validate_doc_update: validator });
+    expect(written.status).to.equal(201);
+    expect((await db.request('POST', '', { refuse: true })).status).to.equal(403);
+
+    await db.init();
+    expect((await db.request('POST', '', { refuse: true })).status, 'the old validator is gone').to.equal(201);
+
+    const installed = await runCli(['init', '--validate'], { env: db.env });
+    expect(installed.code, installed.stderr).to.equal(0);
+    expect((await db.request('POST', '', { worker: 'w', date: '2013-02-30', job: 'x' })).status).to.equal(403);
+    await db.init();
+    expect((await db.request('GET', VALIDATE_DOC_ID)).status, 'a plain init leaves an installed validator alone').to.equal(200);
+    const removed = await runCli(['init', '--no-validate'], { env: db.env });
+    expect(removed.code, removed.stderr).to.equal(0);
+    expect((await db.request('GET', VALIDATE_DOC_ID)).status).to.equal(404);
+    expect((await db.request('POST', '', { worker: 'w', date: '2013-02-30', job: 'x' })).status).to.equal(201);
   });
 
   it('sets a low _revs_limit where the server supports it, and says when it does not', async function () {
@@ -81,20 +116,21 @@ describe('after init', function () {
 
   it('rewrites a design document someone changed, once', async function () {
     await db.init();
-    const stored = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
-    const tampered = await db.request('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
+    const stored = (await db.request<Record<string, any>>('GET', STATS_DOC_ID)).body;
+    const tampered = await db.request('PUT', STATS_DOC_ID, { ...stored, views: { by_worker_status: { map: 'function () {}' } } });
     expect(tampered.status, JSON.stringify(tampered.body)).to.equal(201);
 
     const fixed = await db.init();
     const again = await db.init();
 
-    expect(fixed.steps.find((s) => s.what === `design document ${DESIGN_DOC_ID}`)!.outcome).to.equal('updated');
+    expect(fixed.steps.find((s) => s.what === `design document ${STATS_DOC_ID}`)!.outcome).to.equal('updated');
     expect(again.changed).to.equal(false);
-    const design = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
-    expect(design.filters.by_worker).to.include('req.query.worker');
+    const design = (await db.request<Record<string, any>>('GET', STATS_DOC_ID)).body;
+    expect(design.views.by_worker_status.reduce).to.equal('_count');
   });
 
-  it("gives the by_worker filter a worker's tasks and every deletion", async function () {
+  it("gives the by_worker filter a worker's tasks and every deletion (pouchdb-server, whose _selector feeds crash it)", async function () {
+    if (db.kind === 'couchdb') this.skip();
     await db.init();
     const mine = await db.request<{ id: string; rev: string }>('POST', '', { worker: 'filter-a', date: '2030-01-01', job: 'succeeds' });
     await db.request('POST', '', { worker: 'filter-b', date: '2030-01-01', job: 'succeeds' });
@@ -103,7 +139,8 @@ describe('after init', function () {
 
     const changes = await db.request<{ results: Array<{ id: string }> }>('GET', '_changes?filter=after/by_worker&worker=filter-a');
 
-    expect(changes.body.results.map((r) => r.id)).to.have.members([mine.body.id, theirs.body.id]);
+    const tasks = changes.body.results.map((r) => r.id).filter((id) => !id.startsWith('_design/'));
+    expect(tasks).to.have.members([mine.body.id, theirs.body.id]);
   });
 });
 
@@ -208,7 +245,7 @@ describe('task administration (after task, after status)', function () {
 /** update_seq plus every design document's _rev: what a rerun of init must leave alone. */
 async function snapshot(db: TestDb): Promise<Record<string, unknown>> {
   const info = await db.request<{ update_seq: unknown; doc_count: number }>('GET', '');
-  const ids = [DESIGN_DOC_ID, ...MANGO_INDEXES.map((i) => `_design/${i.ddoc}`)];
+  const ids = [STATS_DOC_ID, ...(db.kind === 'couchdb' ? [`_design/${UNREACHABLE.ddoc}`] : [DESIGN_DOC_ID]), ...MANGO_INDEXES.map((i) => `_design/${i.ddoc}`)];
   const revs: Record<string, unknown> = { update_seq: info.body.update_seq, doc_count: info.body.doc_count };
   for (const id of ids) revs[id] = (await db.request<{ _rev: string }>('GET', id)).body._rev;
   if (db.kind === 'couchdb') revs._revs_limit = (await db.request('GET', '_revs_limit')).body;

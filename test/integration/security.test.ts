@@ -33,8 +33,9 @@ describe('security', function () {
     return child;
   }
 
-  it('the database refuses an invalid task with 403 naming the field; valid tasks, extra fields, deletions and design documents pass', async () => {
-    db = await startDb();
+  it('after init --validate, the database refuses an invalid task with 403 naming the field; valid tasks, extra fields, deletions and design documents pass', async () => {
+    db = await startDb({ init: false });
+    await db.init({ validate: true });
     const refused = await db.request('PUT', 'bad-date', { worker: 'w', date: '2013-02-30', job: 'succeeds' });
     expect(refused.status).to.equal(403);
     expect(refused.body).to.have.property('error', 'forbidden');
