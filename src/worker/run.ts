@@ -16,6 +16,8 @@ export interface RunHandle {
   /** Resolves with the job's outcome once it has settled (or been abandoned). */
   readonly outcome: Promise<RunOutcome>;
   readonly abortReason: AbortReason | undefined;
+  /** The job has settled: an abort now changes nothing, its outcome is being recorded. */
+  readonly ended: boolean;
   abort(reason: AbortReason): void;
 }
 
@@ -63,6 +65,9 @@ export function startRun(options: StartRunOptions): RunHandle {
     outcome,
     get abortReason() {
       return abortReason;
+    },
+    get ended() {
+      return finished;
     },
     abort(reason) {
       if (abortReason) return;

@@ -590,6 +590,7 @@ export class Worker {
       case 'abandoned':
         this.forget(entry.id);
         if (end.doc && !this.stopping) this.apply(end.doc);
+        this.serveRequest(entry.id);
         return;
     }
   }
@@ -616,6 +617,11 @@ export class Worker {
     const request = this.requests.get(id);
     if (!request || this.stopping) return;
     const entry = this.entries.get(id);
+    if (entry?.run && entry.run.ended) {
+      // The job has ended and its outcome is being written: the request comes after it.
+      void this.runEnds.get(id)?.finally(() => this.serveRequest(id));
+      return;
+    }
     if (entry?.run) {
       // A run ends as the user asks: a cancel aborts it (recorded as canceled), a pause lets it
       // finish (the task stays paused), a delete aborts it and deletes the task once it is over,
