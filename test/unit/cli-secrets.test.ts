@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { secretsFile, writeSecrets } from '../../src/cli/worker-commands';
+import { secretsFile, writeSecrets } from '../../src/cli/secrets-file';
 
 describe('cli: secrets file of a background worker', () => {
   let home: string;
