@@ -9,8 +9,8 @@
  * exits through a path that runs JavaScript (a signal, an uncaught exception, a normal exit);
  * `after stop` removes it for good. After a SIGKILL nothing could be written back: the restarted
  * worker logs one line asking for `after start <name> -b` again and waits for the file, polling,
- * rather than crash-looping. A file that appears while the worker runs (that same command, on a
- * running worker) is taken in and removed too.
+ * rather than crash-looping; while it waits, a marker file (`<name>.waiting`, no secret in it)
+ * tells that command to hand the file to the running worker instead of refusing to start it twice.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +24,11 @@ const POLL_MS = 1000;
 
 export function secretsFile(home: string, worker: string): string {
   return path.join(home, 'secrets', `${worker}.json`);
+}
+
+/** Present while a background worker waits for its secrets file. */
+export function waitingMarker(secrets: string): string {
+  return secrets.replace(/\.json$/, '') + '.waiting';
 }
 
 /**
@@ -75,39 +80,25 @@ function takeFile(file: string): SecretValues | undefined {
 }
 
 export interface SecretsCustody {
-  /** The values, as last received. */
   readonly values: SecretValues;
-  /** Stop watching for a new file (the exit hook stays: it writes the file back). */
-  dispose(): void;
+  /** Give up custody: the file is no longer written back at exit. */
+  release(): void;
 }
 
 /**
  * For a background worker at start: takes its secrets file (read, removed), waiting for it
- * when it is missing; then keeps the values, writes the file back when the process exits and
- * takes in any new file. Resolves with undefined when `stopRequested` settles while waiting.
+ * when it is missing, and writes it back when the process exits. Resolves with the values, or
+ * with undefined when `stopRequested` settles while waiting.
  */
 export async function takeSecretsIntoCustody(
   file: string,
   options: { worker: string; log: Logger; stopRequested: Promise<unknown> },
 ): Promise<SecretsCustody | undefined> {
   let values = takeFile(file);
-  if (values === undefined) {
-    options.log.warn(
-      `worker ${options.worker} has no credentials: ${file} is missing (it is removed while the worker runs and written back when it exits, ` +
-        `but the last one was killed before it could); run 'after start ${options.worker} -b' again to hand it its credentials`,
-    );
-    let stopped = false;
-    void options.stopRequested.then(() => (stopped = true));
-    while (values === undefined && !stopped) {
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, POLL_MS)), options.stopRequested]);
-      if (!stopped) values = takeFile(file);
-    }
-    if (values === undefined) return undefined;
-    options.log.info(`worker ${options.worker} received its credentials`);
-  }
-
-  let held: SecretValues = values;
-  process.on('exit', () => {
+  if (values === undefined) values = await waitForFile(file, options);
+  if (values === undefined) return undefined;
+  const held = values;
+  const writeBack = (): void => {
     // A file that is there already is newer (handed over while we were exiting): keep it.
     if (fs.existsSync(file)) return;
     try {
@@ -115,22 +106,38 @@ export async function takeSecretsIntoCustody(
     } catch {
       // nothing more can be done while exiting; the next start will ask for them
     }
-  });
-  const watch = setInterval(() => {
-    try {
-      const fresh = takeFile(file);
-      if (fresh !== undefined) held = fresh;
-    } catch (err) {
-      options.log.warn(`cannot read the new ${file}: ${(err as Error).message}`);
-    }
-  }, POLL_MS);
-  watch.unref();
-  return {
-    get values() {
-      return held;
-    },
-    dispose: () => clearInterval(watch),
   };
+  process.on('exit', writeBack);
+  return { values: held, release: () => void process.off('exit', writeBack) };
+}
+
+async function waitForFile(
+  file: string,
+  options: { worker: string; log: Logger; stopRequested: Promise<unknown> },
+): Promise<SecretValues | undefined> {
+  options.log.warn(
+    `worker ${options.worker} has no credentials: ${file} is missing (it is removed while the worker runs and written back when it exits, ` +
+      `but the last one was killed before it could); run 'after start ${options.worker} -b' again to hand it its credentials`,
+  );
+  const marker = waitingMarker(file);
+  fs.mkdirSync(path.dirname(marker), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(marker, `${process.pid}\n`, { mode: 0o600 });
+  const removeMarker = (): void => fs.rmSync(marker, { force: true });
+  process.on('exit', removeMarker);
+  let stopped = false;
+  void options.stopRequested.then(() => (stopped = true));
+  let values: SecretValues | undefined;
+  try {
+    while (values === undefined && !stopped) {
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, POLL_MS)), options.stopRequested]);
+      if (!stopped) values = takeFile(file);
+    }
+  } finally {
+    removeMarker();
+    process.off('exit', removeMarker);
+  }
+  if (values !== undefined) options.log.info(`worker ${options.worker} received its credentials`);
+  return values;
 }
 
 /** Waits (up to `timeoutMs`) for a running worker to take a file handed to it. */

@@ -16,7 +16,7 @@ import { followFile, readLastLines } from './log-file';
 import { absolutePath, integerIn } from './options';
 import { formatDuration, formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground, type WorkerProcess } from './pm2';
-import { secretsFile, secretsToHand, takeSecretsIntoCustody, waitForSecretsTaken, writeSecrets, type SecretsCustody } from './secrets-file';
+import { secretsFile, secretsToHand, takeSecretsIntoCustody, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
 import { onStopSignal } from './signals';
 import { checkWorkerName } from './worker-name';
 
@@ -59,6 +59,7 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
       const report = await stopBackground(pm2Home(config.home), name);
       // The worker wrote its credentials back as it exited; nothing will restart it now.
       fs.rmSync(secretsFile(config.home, name), { force: true });
+      fs.rmSync(waitingMarker(secretsFile(config.home, name)), { force: true });
       ctx.out.line(`worker ${name} stopped`);
       if (report.daemonStopped) ctx.out.line('no background workers left; pm2 daemon stopped');
     });
@@ -129,22 +130,17 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   let config = secretsPath ? loadConfig(envWithoutFile) : ctx.config();
   const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
   const stop = onStopSignal();
-  let custody: SecretsCustody | undefined;
   if (secretsPath) {
-    custody = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested });
-    if (!custody) {
+    const secrets = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested });
+    if (!secrets) {
       log.info(`${stop.signal ?? 'stop'}: worker ${name} stopped while waiting for its credentials`);
       stop.dispose();
       await closeLogger(log);
       return;
     }
-    config = loadConfig({ ...envWithoutFile, ...custody.values });
+    config = loadConfig({ ...envWithoutFile, ...secrets.values });
   }
-  try {
-    await runWorker(config, name, opts, log, stop, underPm2);
-  } finally {
-    custody?.dispose();
-  }
+  await runWorker(config, name, opts, log, stop, underPm2);
 }
 
 async function runWorker(
@@ -238,8 +234,11 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   const handsSecrets = Object.keys(secretsToHand(secretsSource)).length > 0;
   const home = pm2Home(config.home);
 
-  const running = (await listWorkers(home)).find((w) => w.worker === name);
-  if (running && handsSecrets && (running.state === 'online' || running.state === 'launching')) {
+  // A worker waiting for the credentials it lost (killed with SIGKILL, restarted by pm2 with no
+  // file to read) gets them; any other running worker is left alone (startBackground refuses).
+  const waiting = handsSecrets && fs.existsSync(waitingMarker(secretsFile(config.home, name)));
+  const running = waiting ? (await listWorkers(home)).find((w) => w.worker === name && w.state === 'online') : undefined;
+  if (running) {
     await handCredentialsAgain(ctx, config, name, running, secretsSource);
     return;
   }
@@ -272,18 +271,14 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   ctx.out.line(`worker ${name} started in the background (${started.state}${pid}); log: ${workerLogFile(config.log.dir, name)}`);
 }
 
-/**
- * `after start <name> -b` on a running worker: its credentials again, for a worker that lost
- * them (killed with SIGKILL, then restarted by pm2 with no file to read) or to hold new ones for
- * its next restart.
- */
+/** `after start <name> -b` on a worker waiting for its credentials: hands them over. */
 async function handCredentialsAgain(ctx: CliContext, config: AfterConfig, name: string, running: WorkerProcess, env: NodeJS.ProcessEnv): Promise<void> {
   const file = writeSecrets(config.home, name, env);
   const pid = running.pid === null ? '' : `, pid ${running.pid}`;
   if (await waitForSecretsTaken(file, HANDOVER_WAIT_MS)) {
-    ctx.out.line(`worker ${name} is already running (${running.state}${pid}); it has taken its credentials again`);
+    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); it has taken them`);
   } else {
-    ctx.out.line(`worker ${name} is already running (${running.state}${pid}); its credentials are in ${file} for it to take (see 'after log ${name}')`);
+    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); they are in ${file} for it to take (see 'after log ${name}')`);
   }
 }
 
