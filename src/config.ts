@@ -286,7 +286,8 @@ function parseCommands(v: Validator, raw: unknown, resolve: (p: string) => strin
     for (const [key, value] of Object.entries(v.object(binding.env ?? {}, `${field}.env`))) {
       if (key === '' || /[=\0]/.test(key)) v.fail(`${field}.env`, `has a variable name that cannot be one: ${JSON.stringify(key)}`);
       if (RESERVED_PROGRAM_ENV.has(key)) v.fail(`${field}.env.${key}`, 'is set by After itself (or is a credential it never hands to a program)');
-      if (typeof value !== 'string' || value.includes('\0')) v.fail(`${field}.env.${key}`, `must be a string without NUL, got ${JSON.stringify(value)}`);
+      // The value is not quoted: a command's env may hold a token.
+      if (typeof value !== 'string' || value.includes('\0')) v.fail(`${field}.env.${key}`, 'must be a string without NUL');
       env[key] = value;
     }
     const cwd = binding.cwd === undefined ? null : resolve(v.string(binding.cwd, `${field}.cwd`, ''));

@@ -119,7 +119,7 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   // pm2's own out file; the worker's log file already has it, and `after log` reads that.
   const underPm2 = process.env.pm_id !== undefined;
   const secretsPath = underPm2 ? ctx.env.AFTER_SECRETS_FILE : undefined;
-  if (!underPm2 && launcherPid() === undefined && carriesCredentials(ctx.env)) {
+  if (secretsPath === undefined && launcherPid() === undefined && carriesCredentials(ctx.env)) {
     // The credentials must not be in the worker's own environment, where the programs its jobs
     // run could read them (/proc/<pid>/environ): the worker runs as a child without them.
     process.exitCode = await runWorkerInChild(ctx.env, ctx.binPath, process.argv.slice(2));

@@ -9,6 +9,7 @@
  * process tree ended with it (process-tree.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { DEFAULTS } from '../config';
 import { AfterError, JobTimeoutError, TaskInvalidError } from '../errors';
 import type { Logger } from '../log';
 import { newProgramTree, RUN_COOKIE_ENV } from './process-tree';
@@ -17,8 +18,8 @@ import { newProgramTree, RUN_COOKIE_ENV } from './process-tree';
 export const EXEC_OUTPUT_LIMIT = 64 * 1024;
 /** After SIGTERM, how long a program (and what it started) has to exit before SIGKILL. */
 export const EXEC_KILL_GRACE_MS = 2000;
-/** worker.program_timeout_ms's default: the limit of a run when nothing else sets one. */
-export const DEFAULT_PROGRAM_TIMEOUT_MS = 3_600_000;
+/** worker.program_timeout_ms's default (1 h): the limit of a run when nothing else sets one. */
+export const DEFAULT_PROGRAM_TIMEOUT_MS: number = DEFAULTS.worker.program_timeout_ms;
 /**
  * After the program exits, how long to wait for its output pipes to close: a leftover that
  * inherited them and resists SIGTERM would otherwise hold the run open as long as it lives.

@@ -10,6 +10,8 @@ import type { TaskDoc } from '../../src/types';
 import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
 
 const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+/** Descendants that left the process group are found through /proc (Linux). */
+const HAS_PROC = fs.existsSync('/proc/self/environ');
 
 /** A live process, not a zombie waiting to be reaped. */
 function isRunning(pid: number): boolean {
@@ -18,6 +20,16 @@ function isRunning(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
+  }
+}
+
+/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
+function sessionOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+  } catch {
+    return 0;
   }
 }
 
@@ -75,6 +87,8 @@ describe('commands and exec', function () {
       { timeoutMs: 20_000, what: `the pid file ${file}` },
     );
     escaped.push(pid);
+    // Once `setsid` has run, the sleep leads a session of its own: out of the program's group.
+    await waitFor(async () => sessionOf(pid) === pid, { timeoutMs: 10_000, what: `process ${pid} to run in a session of its own` });
     expect(isRunning(pid)).to.equal(true);
     return pid;
   }
@@ -126,7 +140,8 @@ describe('commands and exec', function () {
     expect((await waitForStatus(db, id, 'done')).result).to.deep.include({ code: 0, stdout: 'opted in' });
   });
 
-  it('a canceled run ends its program\'s whole tree, a setsid descendant included', async () => {
+  it('a canceled run ends its program\'s whole tree, a setsid descendant included', async function () {
+    if (!HAS_PROC) this.skip();
     worker = await startWorker('cancel');
     const pidFile = path.join(pidDir, 'cancel.pid');
     const id = await post({ worker: 'cancel', job: { name: 'leave-setsid', arguments: [pidFile] } });
@@ -137,7 +152,8 @@ describe('commands and exec', function () {
     await gone(pid);
   });
 
-  it('the default limit (worker.program_timeout_ms) ends a run whose task sets none, and its setsid descendant', async () => {
+  it('the default limit (worker.program_timeout_ms) ends a run whose task sets none, and its setsid descendant', async function () {
+    if (!HAS_PROC) this.skip();
     worker = await startWorker('limit');
     const pidFile = path.join(pidDir, 'limit.pid');
     const id = await post({ worker: 'limit', job: { name: 'leave-setsid-default-limit', arguments: [pidFile] } });
@@ -148,7 +164,8 @@ describe('commands and exec', function () {
     await gone(pid);
   });
 
-  it('a worker that stops past its grace period ends the trees of the runs it aborts', async () => {
+  it('a worker that stops past its grace period ends the trees of the runs it aborts', async function () {
+    if (!HAS_PROC) this.skip();
     worker = await startWorker('shutdown');
     const pidFile = path.join(pidDir, 'shutdown.pid');
     const id = await post({ worker: 'shutdown', job: { name: 'leave-setsid', arguments: [pidFile] } });
