@@ -131,7 +131,13 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
   const stop = onStopSignal();
   if (secretsPath) {
-    const secrets = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested });
+    const secrets = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested }).catch(async (err) => {
+      // Written to the worker's log, where `after log <name>` shows why it keeps restarting.
+      log.error(`cannot start worker ${name}: ${(err as Error).message}`);
+      stop.dispose();
+      await closeLogger(log);
+      throw err;
+    });
     if (!secrets) {
       log.info(`${stop.signal ?? 'stop'}: worker ${name} stopped while waiting for its credentials`);
       stop.dispose();
