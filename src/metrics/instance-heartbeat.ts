@@ -62,7 +62,7 @@ export function instancesDbName(tasksDb: string): string {
 export function startInstanceHeartbeat(
   conn: Connection,
   source: InstanceSource,
-  options: { intervalMs?: number; log?: Logger } = {},
+  options: { intervalMs?: number; log?: Logger; pid?: number } = {},
 ): InstanceHeartbeat {
   const intervalMs = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
   const log = options.log ?? silentLogger();
@@ -82,7 +82,7 @@ export function startInstanceHeartbeat(
     worker: source.name,
     instance: source.instance,
     host: os.hostname(),
-    pid: process.pid,
+    pid: options.pid ?? process.pid,
     started_at: startedAt,
     heartbeat_at: iso(conn.clock.dbNow()),
     interval_ms: intervalMs,

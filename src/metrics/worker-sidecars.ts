@@ -17,6 +17,8 @@ export interface SidecarOptions {
   metricsHost?: string;
   /** Write the instance heartbeat document. @default true */
   heartbeat?: boolean;
+  /** The pid the heartbeat shows: the process to signal to stop this instance. @default process.pid */
+  pid?: number;
   log: Logger;
 }
 
@@ -42,7 +44,7 @@ export async function openWorkerSidecars(config: AfterConfig, options: SidecarOp
         server.use(metrics.registry);
         options.log.info(`metrics of worker ${worker.name} at ${server.url}`);
       }
-      if (conn) heartbeat = startInstanceHeartbeat(conn, worker, { log: options.log });
+      if (conn) heartbeat = startInstanceHeartbeat(conn, worker, { log: options.log, ...(options.pid !== undefined ? { pid: options.pid } : {}) });
     },
     async close() {
       metrics?.detach();
