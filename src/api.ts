@@ -11,8 +11,7 @@
 import * as path from 'node:path';
 import { loadConfig, type AfterConfig } from './config';
 import { AfterError, TaskInvalidError, UsageError } from './errors';
-import { enabledBuiltins } from './jobs/builtins';
-import { isJobName, type JobEntry, type JobRegistry } from './jobs/loader';
+import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, type JobRegistry, type LoadJobsOptions } from './jobs/loader';
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
 import { openWorkerSidecars } from './metrics/worker-sidecars';
@@ -149,12 +148,21 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
 }
 
 /**
- * A JobRegistry of the given functions plus the built-ins the config enables, checked like a
- * jobs folder: every bad name is reported at once.
+ * A JobRegistry of the given functions plus the built-ins and commands the config enables,
+ * checked like a jobs folder: every bad name is reported at once.
  */
-export function registryFromFunctions(functions: Record<string, JobFunction>, config: Pick<AfterConfig, 'builtins'>): JobRegistry {
+export function registryFromFunctions(
+  functions: Record<string, JobFunction>,
+  config: Pick<AfterConfig, 'builtins'> & Partial<Pick<AfterConfig, 'commands' | 'worker' | 'file'>>,
+): JobRegistry {
+  const options: LoadJobsOptions = {
+    builtins: config.builtins,
+    commands: config.commands ?? {},
+    configFile: config.file ?? null,
+    ...(config.worker ? { programTimeoutMs: config.worker.program_timeout_ms } : {}),
+  };
   const jobs = new Map<string, JobEntry>();
-  for (const [name, fn] of enabledBuiltins(config.builtins)) jobs.set(name, { name, source: 'built-in', fn });
+  addBuiltins(jobs, options);
   const problems: string[] = [];
   for (const [name, fn] of Object.entries(functions)) {
     if (!isJobName(name)) problems.push(`${JSON.stringify(name)} cannot be a job name (no "/", "\\" or NUL)`);
@@ -162,6 +170,9 @@ export function registryFromFunctions(functions: Record<string, JobFunction>, co
     else if (jobs.has(name)) problems.push(`${name} is a built-in job; rename yours`);
     else jobs.set(name, { name, source: 'function', fn });
   }
+  const commandProblems: JobProblem[] = [];
+  addCommands(jobs, commandProblems, options);
+  problems.push(...commandProblems.map((problem) => problem.message));
   if (problems.length > 0) throw new AfterError('E_JOBS_INVALID', `jobs map has ${problems.length} problem(s): ${problems.join('; ')}`);
   const sorted = [...jobs.values()].sort((a, b) => a.name.localeCompare(b.name));
   return {

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseJsonc, ParseErrorCode, type ParseError } from 'jsonc-parser';
 import { ConfigError } from './errors';
+import { isJobName } from './jobs/job-name';
 
 export interface CouchConfig {
   /** Server URL, without the database name. May carry credentials; never print it raw. */
@@ -58,6 +59,11 @@ export interface WorkerConfig {
    * one). @default 2000
    */
   claim_grace_ms: number;
+  /**
+   * Limit of a run of a command or of `exec` when neither the task (`timeout`) nor the
+   * command's binding (`timeout`) sets one; 0 = none. @default 3600000 (1 h)
+   */
+  program_timeout_ms: number;
 }
 
 export interface LogConfig {
@@ -68,10 +74,32 @@ export interface LogConfig {
 }
 
 export interface BuiltinsConfig {
-  /** The `exec` job: runs a program named by the task (no shell). @default true */
+  /**
+   * The `exec` job: runs any program a task names (no shell), so every task writer may run
+   * programs as the worker's user. An explicit opt-in. @default false
+   */
   exec: boolean;
   /** The `webhook` job: POSTs the task to a URL named by the task. @default true */
   webhook: boolean;
+}
+
+/**
+ * A program bound to a job name by the operator (Periodic's way): a task names the command
+ * and may only add what the binding allows.
+ */
+export interface CommandBinding {
+  /** The program (absolute, a path relative to the config file, or a name looked up in PATH) and its fixed arguments. */
+  argv: readonly string[];
+  /** What a task may add: nothing ("none"), or its `job.arguments` after `argv` ("append"). @default "none" */
+  arguments: 'none' | 'append';
+  /** What the program reads: nothing ("none", stdin closed), the task's `data` ("data") or the whole task ("task"), as JSON. @default "none" */
+  stdin: 'none' | 'data' | 'task';
+  /** Limit of a run when the task sets no `timeout`; null = worker.program_timeout_ms. @default null */
+  timeout_ms: number | null;
+  /** Fixed variables added to the program's minimal environment. @default {} */
+  env: Readonly<Record<string, string>>;
+  /** Absolute folder the program runs in; null = the worker's current folder. @default null */
+  cwd: string | null;
 }
 
 export interface AfterConfig {
@@ -80,6 +108,8 @@ export interface AfterConfig {
   jobs: string;
   /** Built-in jobs; anyone who can write a task can use them, so each can be turned off. */
   builtins: BuiltinsConfig;
+  /** Programs bound to job names, by name. @default {} */
+  commands: Readonly<Record<string, CommandBinding>>;
   embedded: EmbeddedConfig;
   worker: WorkerConfig;
   log: LogConfig;
@@ -92,7 +122,7 @@ export interface AfterConfig {
 export const DEFAULTS = {
   couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false },
   jobs: './jobs',
-  builtins: { exec: true, webhook: true },
+  builtins: { exec: false, webhook: true },
   embedded: { host: '127.0.0.1', port: 5984, dir: './data' },
   worker: {
     concurrency: 10,
@@ -104,6 +134,7 @@ export const DEFAULTS = {
     history_limit: 10,
     min_repeat_ms: 1000,
     claim_grace_ms: 2000,
+    program_timeout_ms: 3_600_000,
   },
   log: { level: 'info', dir: './logs' },
 } as const;
@@ -135,15 +166,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 }
 
 /**
- * Background workers get their database URL (which may carry a password) through a 0600 file
- * named by AFTER_SECRETS_FILE rather than their environment, so pm2's process list never
- * shows it. The file holds a JSON object of AFTER_* overrides.
+ * The environment variables that may carry a credential (a URL with a password) or say which
+ * database to use. They never reach a program a job runs, pm2's process list, or the
+ * environment of a worker process: a background worker gets them through its secrets file
+ * (AFTER_SECRETS_FILE), a foreground worker from its launcher through a pipe.
  */
-const SECRET_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'];
+export const SECRET_ENV_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'] as const;
 
-function withSecretsFile(env: Env): Env {
-  const file = env.AFTER_SECRETS_FILE;
-  if (!file) return env;
+/** The values of SECRET_ENV_KEYS a secrets file holds: a JSON object of those keys. */
+export function readSecretsFile(file: string): Partial<Record<(typeof SECRET_ENV_KEYS)[number], string>> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -154,12 +185,19 @@ function withSecretsFile(env: Env): Env {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`AFTER_SECRETS_FILE ${file} must hold a JSON object`);
   }
-  const merged: Env = { ...env };
-  for (const key of SECRET_KEYS) {
+  const found: Partial<Record<(typeof SECRET_ENV_KEYS)[number], string>> = {};
+  for (const key of SECRET_ENV_KEYS) {
     const value = (parsed as Record<string, unknown>)[key];
-    if (typeof value === 'string' && value) merged[key] = value;
+    if (typeof value === 'string' && value) found[key] = value;
   }
-  return merged;
+  return found;
+}
+
+/** The environment with what AFTER_SECRETS_FILE holds merged in (the file wins). */
+function withSecretsFile(env: Env): Env {
+  const file = env.AFTER_SECRETS_FILE;
+  if (!file) return env;
+  return { ...env, ...readSecretsFile(file) };
 }
 
 /** Validate a parsed config object; pure apart from resolving paths against `base`. */
@@ -167,7 +205,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const env = where.env ?? {};
   const v = new Validator(where.file);
   const root = v.object(raw, '');
-  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'embedded', 'worker', 'log', '$schema', 'comment']);
   const builtins = v.object(root.builtins ?? {}, 'builtins');
   v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
@@ -205,6 +243,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       exec: v.boolean(builtins.exec, 'builtins.exec', DEFAULTS.builtins.exec),
       webhook: v.boolean(builtins.webhook, 'builtins.webhook', DEFAULTS.builtins.webhook),
     },
+    commands: parseCommands(v, root.commands ?? {}, resolve),
     embedded: {
       host: v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host),
       port: v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535),
@@ -220,12 +259,67 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       history_limit: v.integer(worker.history_limit, 'worker.history_limit', DEFAULTS.worker.history_limit, 0, 1000),
       min_repeat_ms: v.integer(worker.min_repeat_ms, 'worker.min_repeat_ms', DEFAULTS.worker.min_repeat_ms, 1, 86_400_000),
       claim_grace_ms: v.integer(worker.claim_grace_ms, 'worker.claim_grace_ms', DEFAULTS.worker.claim_grace_ms, 0, 3_600_000),
+      program_timeout_ms: v.integer(worker.program_timeout_ms, 'worker.program_timeout_ms', DEFAULTS.worker.program_timeout_ms, 0, MAX_TIMEOUT_MS),
     },
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
     file: where.file === '(defaults)' ? null : where.file,
   };
   return deepFreeze(config);
+}
+
+/** setTimeout's limit: a longer timeout would fire at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+/** A command binding's settings. */
+const COMMAND_KEYS = ['argv', 'arguments', 'stdin', 'timeout', 'env', 'cwd', 'comment'];
+/** Variables After sets itself in a program's environment, or keeps from it. */
+const RESERVED_PROGRAM_ENV = new Set<string>(['AFTER_TASK_ID', 'AFTER_RUN_COOKIE', 'AFTER_SECRETS_FILE', ...SECRET_ENV_KEYS]);
+
+/**
+ * The `commands` section: `{"backup": {"argv": ["/usr/local/bin/backup", "--full"], "stdin":
+ * "data", "timeout": "1h"}}`. Whether each program exists is checked when the jobs are loaded
+ * (a problem reported with the jobs folder's), not here.
+ */
+function parseCommands(v: Validator, raw: unknown, resolve: (p: string) => string): Record<string, CommandBinding> {
+  const section = v.object(raw, 'commands');
+  const commands: Record<string, CommandBinding> = {};
+  for (const name of Object.keys(section)) {
+    const field = `commands.${name}`;
+    if (!isJobName(name)) v.fail(field, 'cannot be a job name (a job name has no "/", "\\" or NUL)');
+    const binding = v.object(section[name], field);
+    v.onlyKeys(binding, field, COMMAND_KEYS);
+    const argv = binding.argv;
+    if (!Array.isArray(argv) || argv.length === 0) {
+      v.fail(`${field}.argv`, 'must be a non-empty array: the program, then its fixed arguments');
+    }
+    argv.forEach((arg: unknown, i: number) => {
+      if (typeof arg !== 'string' || arg.includes('\0')) v.fail(`${field}.argv[${i}]`, `must be a string without NUL, got ${JSON.stringify(arg)}`);
+    });
+    if (argv[0] === '') v.fail(`${field}.argv[0]`, 'must name the program');
+    const program = argv[0] as string;
+    // A path relative to the config file, like every other path in it; a bare name is looked up in PATH.
+    const resolvedProgram = program.includes('/') && !path.isAbsolute(program) ? resolve(program) : program;
+    const args = v.oneOf(binding.arguments, `${field}.arguments`, ['none', 'append'] as const, 'none');
+    const stdin = v.oneOf(binding.stdin, `${field}.stdin`, ['none', 'data', 'task'] as const, 'none');
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(v.object(binding.env ?? {}, `${field}.env`))) {
+      if (key === '' || /[=\0]/.test(key)) v.fail(`${field}.env`, `has a variable name that cannot be one: ${JSON.stringify(key)}`);
+      if (RESERVED_PROGRAM_ENV.has(key)) v.fail(`${field}.env.${key}`, 'is set by After itself (or is a credential it never hands to a program)');
+      // The value is not quoted: a command's env may hold a token.
+      if (typeof value !== 'string' || value.includes('\0')) v.fail(`${field}.env.${key}`, 'must be a string without NUL');
+      env[key] = value;
+    }
+    const cwd = binding.cwd === undefined ? null : resolve(v.string(binding.cwd, `${field}.cwd`, ''));
+    commands[name] = {
+      argv: [resolvedProgram, ...(argv.slice(1) as string[])],
+      arguments: args,
+      stdin,
+      timeout_ms: binding.timeout === undefined ? null : v.timeout(binding.timeout, `${field}.timeout`),
+      env,
+      cwd,
+    };
+  }
+  return commands;
 }
 
 class Validator {
@@ -265,6 +359,31 @@ class Validator {
     if (value === undefined) return fallback;
     if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${JSON.stringify(value)}`);
     return value;
+  }
+
+  oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[], fallback: T): T {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.fail(field, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(value)}`);
+    }
+    return value as T;
+  }
+
+  /** A timeout: milliseconds, or units `1h`, `30m`, `90s`, `500ms`, `1d` (combined: `1h30m`). */
+  timeout(value: unknown, field: string): number {
+    const expected = 'must be a number of milliseconds or a duration such as "1h", "30m", "90s", "1h30m"';
+    let ms: number;
+    if (typeof value === 'number') ms = value;
+    else if (typeof value === 'string' && /^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(value.trim())) {
+      const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+      ms = 0;
+      for (const [, amount, , unit] of value.trim().matchAll(/(\d+(\.\d+)?)(ms|s|m|h|d)/g)) ms += Number(amount) * unitMs[unit!]!;
+      ms = Math.round(ms);
+    } else this.fail(field, `${expected}, got ${JSON.stringify(value)}`);
+    if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMEOUT_MS) {
+      this.fail(field, `must be from 1 ms to ${MAX_TIMEOUT_MS} ms (about 24 days), got ${JSON.stringify(value)}`);
+    }
+    return ms;
   }
 
   integer(value: unknown, field: string, fallback: number, min: number, max: number): number {

@@ -1,7 +1,7 @@
 /**
  * After as a library: explicit named exports only. Internals stay internal.
  */
-export { loadConfig, parseConfig, scrubUrl, type AfterConfig } from './config';
+export { loadConfig, parseConfig, scrubUrl, type AfterConfig, type CommandBinding } from './config';
 export { AfterError, ConfigError, CouchRequestError, JobTimeoutError, TaskInvalidError, UnknownJobError, UsageError } from './errors';
 export { createLogger, silentLogger, type Logger } from './log';
 export { connect, startWorker, type Client, type ConnectOptions, type StartWorkerOptions, type TaskInput } from './api';

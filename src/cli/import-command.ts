@@ -45,6 +45,12 @@ export function registerImportCommand(program: Command, ctx: CliContext): void {
       bar.finish();
       if (opts.json) ctx.out.line(terminalJson(summary, 2));
       else for (const line of summaryLines(summary)) ctx.out.line(line);
+      if (format === 'crontab' && !ctx.config().builtins.exec) {
+        ctx.out.warn(
+          'after: note: crontab lines become exec tasks, and exec is off by default (it lets every task writer run any program); ' +
+            'turn it on for the worker that runs them with "builtins": {"exec": true} in its config',
+        );
+      }
     });
 }
 

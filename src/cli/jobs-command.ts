@@ -3,7 +3,7 @@
  * once (each naming its file), so a broken job is found before a worker refuses to start.
  */
 import type { Command } from 'commander';
-import { describeJobs, loadJobs } from '../jobs/loader';
+import { describeJobs, jobsOptionsOf, loadJobs } from '../jobs/loader';
 import type { CliContext } from './context';
 import { absolutePath } from './options';
 
@@ -14,7 +14,7 @@ export function registerJobsCommand(program: Command, ctx: CliContext): void {
     .option('--jobs <dir>', 'jobs folder (default: jobs in config, or AFTER_JOBS)', absolutePath)
     .action(async (opts: { jobs?: string }) => {
       const dir = opts.jobs ?? ctx.config().jobs;
-      const registry = await loadJobs(dir, { builtins: ctx.config().builtins });
+      const registry = await loadJobs(dir, jobsOptionsOf(ctx.config()));
       ctx.out.line(`jobs in ${registry.dir}:`);
       for (const line of describeJobs(registry)) ctx.out.line(`  ${line}`);
       if (registry.problems.length > 0) {

@@ -6,13 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CommanderError } from 'commander';
 import { createContext } from './context';
+import { receiveFromLauncher } from './credential-handover';
 import { errorLines } from './output';
 import { buildProgram } from './program';
 
 export async function main(argv: string[] = process.argv): Promise<number> {
   const verbose = argv.includes('--verbose');
   try {
-    await buildProgram(createContext(), packageVersion()).parseAsync(argv);
+    // A worker run by `after start` for its credentials' sake reads them first (credential-handover.ts).
+    await buildProgram(createContext({ env: receiveFromLauncher(process.env) }), packageVersion()).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     // commander has printed its own message (usage error) or the help/version text.

@@ -8,14 +8,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SECRET_ENV_KEYS } from '../config';
 import { AfterError, toError } from '../errors';
 import { pm2ProcessName, workerOfProcess } from './worker-name';
 
 type Pm2Api = typeof import('pm2');
 type Pm2Process = import('pm2').ProcessDescription;
 
-/** Environment variables that may carry credentials; never handed to pm2 (see `loadPm2`). */
-const SECRET_ENV = ['AFTER_COUCHDB_URL', 'AFTER_DB'];
 
 export interface WorkerProcess {
   worker: string;
@@ -90,7 +89,7 @@ function loadPm2(home: string): Pm2Api {
   // starts, where `pm2 show`/`pm2 jlist` display it. Credentials reach a worker through its
   // secrets file instead (config.ts reads AFTER_SECRETS_FILE), so they leave the
   // environment before pm2 can copy it.
-  for (const key of SECRET_ENV) delete process.env[key];
+  for (const key of SECRET_ENV_KEYS) delete process.env[key];
   fs.mkdirSync(home, { recursive: true });
   const api = require('pm2') as Pm2Api;
   loaded = { api, home };
@@ -170,7 +169,7 @@ export async function startBackground(home: string, spec: BackgroundWorker): Pro
           exec_mode: 'fork',
           env: spec.env(),
           // Belt and braces beside loadPm2's cleanup: never copy a credential into the app env.
-          filter_env: SECRET_ENV,
+          filter_env: [...SECRET_ENV_KEYS],
           autorestart: true,
           watch: false,
           merge_logs: true,

@@ -6,7 +6,28 @@
  */
 import * as os from 'node:os';
 
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+/**
+ * Where stop requests come from: this process's own SIGINT/SIGTERM, or, for a worker run by a
+ * launcher (credential-handover.ts), the requests its launcher relays.
+ */
+export interface StopSignalSource {
+  on(listener: (signal: NodeJS.Signals) => void): void;
+  off(listener: (signal: NodeJS.Signals) => void): void;
+}
+
+const processSignals: StopSignalSource = {
+  on: (listener) => STOP_SIGNALS.forEach((signal) => process.on(signal, listener)),
+  off: (listener) => STOP_SIGNALS.forEach((signal) => process.off(signal, listener)),
+};
+
+let stopSignalSource: StopSignalSource = processSignals;
+
+/** Take stop requests from `source` from now on (a launched worker). */
+export function setStopSignalSource(source: StopSignalSource): void {
+  stopSignalSource = source;
+}
 
 export interface StopRequest {
   /** Resolves with the first signal received. */
@@ -30,14 +51,13 @@ export function onStopSignal(): StopRequest {
     first = signal;
     resolveRequested(signal);
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  const source = stopSignalSource;
+  source.on(handler);
   return {
     requested,
     get signal() {
       return first;
     },
-    dispose: () => {
-      for (const signal of STOP_SIGNALS) process.off(signal, handler);
-    },
+    dispose: () => source.off(handler),
   };
 }

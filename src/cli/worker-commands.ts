@@ -3,19 +3,20 @@
  * processes (all pm2 calls are in pm2.ts).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import type { AfterConfig } from '../config';
+import { loadConfig, type AfterConfig } from '../config';
 import { AfterError } from '../errors';
-import { assertNoJobProblems, loadJobs } from '../jobs/loader';
+import { assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
 import { createLogger, workerLogFile } from '../log';
 import { openWorkerSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
 import type { CliContext } from './context';
+import { carriesCredentials, launcherPid, runWorkerInChild } from './credential-handover';
 import { followFile, readLastLines } from './log-file';
 import { absolutePath, integerIn } from './options';
 import { formatDuration, formatTable } from './output';
-import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground } from './pm2';
+import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground, type WorkerProcess } from './pm2';
+import { secretsFile, secretsToHand, takeSecretsIntoCustody, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
 import { onStopSignal } from './signals';
 import { checkWorkerName } from './worker-name';
 
@@ -30,9 +31,8 @@ interface StartOptions {
 
 /** pm2 waits this much longer than the worker's own grace before it sends SIGKILL. */
 const KILL_MARGIN_MS = 5000;
-
-/** Keys of the environment that may carry credentials, passed to background workers by file. */
-const SECRET_KEYS = ['AFTER_COUCHDB_URL', 'AFTER_DB'] as const;
+/** How long `after start -b` waits for a running worker to take the credentials handed to it. */
+const HANDOVER_WAIT_MS = 5000;
 
 export function registerWorkerCommands(program: Command, ctx: CliContext): void {
   program
@@ -57,7 +57,9 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
       checkWorkerName(name);
       const config = ctx.config();
       const report = await stopBackground(pm2Home(config.home), name);
+      // The worker wrote its credentials back as it exited; nothing will restart it now.
       fs.rmSync(secretsFile(config.home, name), { force: true });
+      fs.rmSync(waitingMarker(secretsFile(config.home, name)), { force: true });
       ctx.out.line(`worker ${name} stopped`);
       if (report.daemonStopped) ctx.out.line('no background workers left; pm2 daemon stopped');
     });
@@ -113,12 +115,48 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
 }
 
 async function runInForeground(ctx: CliContext, name: string, opts: StartOptions): Promise<void> {
-  const config = ctx.config();
   // Under pm2 (which sets pm_id) every console line would be written a second time into
   // pm2's own out file; the worker's log file already has it, and `after log` reads that.
   const underPm2 = process.env.pm_id !== undefined;
+  const secretsPath = underPm2 ? ctx.env.AFTER_SECRETS_FILE : undefined;
+  if (secretsPath === undefined && launcherPid() === undefined && carriesCredentials(ctx.env)) {
+    // The credentials must not be in the worker's own environment, where the programs its jobs
+    // run could read them (/proc/<pid>/environ): the worker runs as a child without them.
+    process.exitCode = await runWorkerInChild(ctx.env, ctx.binPath, process.argv.slice(2));
+    return;
+  }
+  // A background worker reads its secrets file itself (below), and its configuration with them.
+  const envWithoutFile = omit(ctx.env, 'AFTER_SECRETS_FILE');
+  let config = secretsPath ? loadConfig(envWithoutFile) : ctx.config();
   const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
   const stop = onStopSignal();
+  if (secretsPath) {
+    const secrets = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested }).catch(async (err) => {
+      // Written to the worker's log, where `after log <name>` shows why it keeps restarting.
+      log.error(`cannot start worker ${name}: ${(err as Error).message}`);
+      stop.dispose();
+      await closeLogger(log);
+      throw err;
+    });
+    if (!secrets) {
+      log.info(`${stop.signal ?? 'stop'}: worker ${name} stopped while waiting for its credentials`);
+      stop.dispose();
+      await closeLogger(log);
+      return;
+    }
+    config = loadConfig({ ...envWithoutFile, ...secrets.values });
+  }
+  await runWorker(config, name, opts, log, stop, underPm2);
+}
+
+async function runWorker(
+  config: AfterConfig,
+  name: string,
+  opts: StartOptions,
+  log: ReturnType<typeof createLogger>,
+  stop: ReturnType<typeof onStopSignal>,
+  underPm2: boolean,
+): Promise<void> {
   // Loaded here, not at the top: only this command needs the worker (and all it imports),
   // and every other command starts faster without it.
   const { startWorker } = require('../worker/start') as typeof import('../worker/start');
@@ -130,7 +168,7 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
     if (!started) log.info(`${signal}: worker ${name} will stop as soon as it has started (again to quit now)`);
   });
   let worker: Worker;
-  // The instance heartbeat (for `after status` and `after ui`) and the metrics endpoint.
+  // The metrics endpoint.
   const sidecars = await openWorkerSidecars({ metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, log }).catch(async (err) => {
     stop.dispose();
     await closeLogger(log);
@@ -141,6 +179,8 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
       config,
       name,
       log,
+      // The process `after status` shows and a user signals: the launcher's, when one runs this worker.
+      pid: launcherPid() ?? process.pid,
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       ...(opts.lease !== undefined ? { leaseMs: opts.lease } : {}),
       ...(opts.jobs !== undefined ? { jobsDir: opts.jobs } : {}),
@@ -172,6 +212,12 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   }
 }
 
+function omit(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy[key];
+  return copy;
+}
+
 /** Let winston flush the file transport before the process exits. */
 function closeLogger(log: ReturnType<typeof createLogger>): Promise<void> {
   return new Promise((resolve) => {
@@ -184,9 +230,21 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   const config = ctx.config();
   // The one start failure a background worker cannot recover from: refuse it here, in one
   // line, instead of letting pm2 restart a worker that can never start.
-  assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs, { builtins: config.builtins }));
+  assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs, jobsOptionsOf(config)));
   // Read before pm2 loads: it removes the credentials from this process's environment.
   const secretsSource = { ...ctx.env };
+  const handsSecrets = Object.keys(secretsToHand(secretsSource)).length > 0;
+  const home = pm2Home(config.home);
+
+  // A worker waiting for the credentials it lost (killed with SIGKILL, restarted by pm2 with no
+  // file to read) gets them; any other running worker is left alone (startBackground refuses).
+  const waiting = handsSecrets && fs.existsSync(waitingMarker(secretsFile(config.home, name)));
+  const running = waiting ? (await listWorkers(home)).find((w) => w.worker === name && w.state === 'online') : undefined;
+  if (running) {
+    await handCredentialsAgain(ctx, config, name, running, secretsSource);
+    return;
+  }
+
   const args = ['start', name];
   if (opts.jobs !== undefined) args.push('--jobs', opts.jobs);
   if (opts.concurrency !== undefined) args.push('--concurrency', String(opts.concurrency));
@@ -195,13 +253,15 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   if (opts.metricsHost !== undefined) args.push('--metrics-host', opts.metricsHost);
 
   const env = (): Record<string, string> => {
-    const env: Record<string, string> = { AFTER_HOME: config.home, AFTER_SECRETS_FILE: writeSecrets(config.home, name, secretsSource) };
+    const env: Record<string, string> = { AFTER_HOME: config.home };
+    // Only when there is something to hand over: a worker told of a file waits for it.
+    if (handsSecrets) env.AFTER_SECRETS_FILE = writeSecrets(config.home, name, secretsSource);
     if (config.file) env.AFTER_CONFIG = config.file;
     if (ctx.env.AFTER_JOBS) env.AFTER_JOBS = config.jobs;
     return env;
   };
 
-  const started = await startBackground(pm2Home(config.home), {
+  const started = await startBackground(home, {
     worker: name,
     script: ctx.binPath,
     args,
@@ -213,41 +273,15 @@ async function startInBackground(ctx: CliContext, name: string, opts: StartOptio
   ctx.out.line(`worker ${name} started in the background (${started.state}${pid}); log: ${workerLogFile(config.log.dir, name)}`);
 }
 
-export function secretsFile(home: string, worker: string): string {
-  return path.join(home, 'secrets', `${worker}.json`);
-}
-
-/**
- * The database URL (which may carry a password) and name, as this command sees them in its
- * environment (directly or through its own AFTER_SECRETS_FILE), written where only this user
- * can read them. pm2 shows an app's environment to anyone who runs `pm2 show`; the worker
- * gets only this file's path.
- */
-export function writeSecrets(home: string, worker: string, env: NodeJS.ProcessEnv): string {
-  const inherited = readInheritedSecrets(env.AFTER_SECRETS_FILE);
-  const secrets: Record<string, string> = {};
-  for (const key of SECRET_KEYS) {
-    const value = env[key] || inherited[key];
-    if (value) secrets[key] = value;
+/** `after start <name> -b` on a worker waiting for its credentials: hands them over. */
+async function handCredentialsAgain(ctx: CliContext, config: AfterConfig, name: string, running: WorkerProcess, env: NodeJS.ProcessEnv): Promise<void> {
+  const file = writeSecrets(config.home, name, env);
+  const pid = running.pid === null ? '' : `, pid ${running.pid}`;
+  if (await waitForSecretsTaken(file, HANDOVER_WAIT_MS)) {
+    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); it has taken them`);
+  } else {
+    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); they are in ${file} for it to take (see 'after log ${name}')`);
   }
-  const file = secretsFile(home, worker);
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
-  // Created 0600 (never readable by others, not even for a moment), and chmod'ed in case
-  // the file existed with wider permissions.
-  fs.writeFileSync(file, `${JSON.stringify(secrets)}\n`, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  return file;
-}
-
-function readInheritedSecrets(file: string | undefined): Record<string, string> {
-  if (!file) return {};
-  // config.ts has already read and validated this file when the configuration was loaded.
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const found: Record<string, string> = {};
-  for (const key of SECRET_KEYS) if (typeof parsed[key] === 'string') found[key] = parsed[key] as string;
-  return found;
 }
 
 function existingLogFile(config: AfterConfig, name: string): string {

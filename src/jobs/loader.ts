@@ -12,9 +12,14 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { AfterConfig, CommandBinding } from '../config';
 import { AfterError } from '../errors';
 import { enabledBuiltins, type BuiltinOptions } from './builtins';
+import { commandJob, commandProblems, describeCommand } from './commands';
+import { isJobName } from './job-name';
 import type { JobFunction } from './run-job';
+
+export { isJobName };
 
 /** Module kinds a job file may be; `.js` follows the nearest package.json `type`. */
 const JOB_EXTENSIONS = ['.js', '.cjs', '.mjs'] as const;
@@ -32,7 +37,7 @@ export interface JobProblem {
 
 export interface JobEntry {
   name: string;
-  /** "built-in", or the file the job comes from (as in JobProblem.file). */
+  /** "built-in", the file the job comes from (as in JobProblem.file), or "command: <argv>". */
   source: string;
   fn: JobFunction;
 }
@@ -51,8 +56,24 @@ export interface JobRegistry {
 }
 
 export interface LoadJobsOptions {
-  /** Register the `exec` and `webhook` built-in jobs. Each @default true */
+  /** Register the built-in jobs: `exec` @default false, `webhook` @default true */
   builtins?: BuiltinOptions;
+  /** Programs bound to job names (config `commands`). @default {} */
+  commands?: Readonly<Record<string, CommandBinding>>;
+  /** Limit of a command or exec run when nothing else sets one; 0: none. @default 3600000 */
+  programTimeoutMs?: number;
+  /** The config file the commands come from, as problems name it. @default "config" */
+  configFile?: string | null;
+}
+
+/** The options a worker's configuration gives loadJobs. */
+export function jobsOptionsOf(config: Pick<AfterConfig, 'builtins' | 'commands' | 'worker' | 'file'>): LoadJobsOptions {
+  return {
+    builtins: config.builtins,
+    commands: config.commands,
+    programTimeoutMs: config.worker.program_timeout_ms,
+    configFile: config.file,
+  };
 }
 
 /** The jobs folder has problems; `problems` lists them all, one per file. */
@@ -64,18 +85,6 @@ export class JobsInvalidError extends AfterError {
     this.name = 'JobsInvalidError';
     this.problems = problems;
   }
-}
-
-/** True for a string that may name a job: no path separator, NUL, or dot-only name. */
-export function isJobName(name: unknown): name is string {
-  return (
-    typeof name === 'string' &&
-    name.length > 0 &&
-    name.length <= 255 &&
-    !/[/\\\0]/.test(name) &&
-    name !== '.' &&
-    name !== '..'
-  );
 }
 
 function jobProblem(file: string, reason: string): JobProblem {
@@ -113,7 +122,7 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
   const jobs = new Map<string, JobEntry>();
   const problems: JobProblem[] = [];
 
-  for (const [name, fn] of enabledBuiltins(options.builtins)) jobs.set(name, { name, source: 'built-in', fn });
+  addBuiltins(jobs, options);
 
   const files = (await fs.readdir(absoluteDir)).filter(isJobFileName).sort();
   const indexFiles = files
@@ -153,6 +162,7 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
     problems.push(jobProblem(displayPath(path.join(absoluteDir, extra)), `only one index file is read (${indexFile}); merge the two`));
   }
   if (indexFile) await loadIndex(path.join(absoluteDir, indexFile), realDir, jobs, problems);
+  addCommands(jobs, problems, options);
 
   const sortedNames = [...jobs.keys()].sort();
   return {
@@ -197,6 +207,37 @@ async function loadIndex(
     }
     jobs.set(name, { name, source: shown, fn });
   }
+}
+
+/** Registers the built-in jobs the options enable. */
+export function addBuiltins(jobs: Map<string, JobEntry>, options: LoadJobsOptions): void {
+  for (const [name, fn] of enabledBuiltins(options.builtins, programDefaults(options))) jobs.set(name, { name, source: 'built-in', fn });
+}
+
+/**
+ * Registers the commands of the config beside the jobs already found. A command whose name is
+ * taken (by a built-in, a file or an index export), or whose program or folder is missing, is a
+ * problem like a broken job file, named by the config file and the field.
+ */
+export function addCommands(jobs: Map<string, JobEntry>, problems: JobProblem[], options: LoadJobsOptions): void {
+  const file = options.configFile ? displayPath(options.configFile) : 'config';
+  for (const [name, binding] of Object.entries(options.commands ?? {})) {
+    const existing = jobs.get(name);
+    if (existing) {
+      problems.push(jobProblem(file, `commands.${name}: ${definedBy(existing)}; rename the command`));
+      continue;
+    }
+    const wrong = commandProblems(name, binding);
+    if (wrong.length > 0) {
+      for (const reason of wrong) problems.push(jobProblem(file, reason));
+      continue;
+    }
+    jobs.set(name, { name, source: describeCommand(binding), fn: commandJob(name, binding, programDefaults(options)) });
+  }
+}
+
+function programDefaults(options: LoadJobsOptions): { defaultTimeoutMs?: number } {
+  return options.programTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.programTimeoutMs };
 }
 
 /**

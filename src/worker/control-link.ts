@@ -36,6 +36,8 @@ export interface ControlLinkOptions {
   dbNow(): number;
   /** How often the instance document is rewritten. */
   heartbeatIntervalMs: number;
+  /** The pid the instance document shows. */
+  pid: number;
   /** The `_changes` heartbeat of the control feed. */
   feedHeartbeatMs: number;
   /** What the heartbeat reports. */
@@ -152,7 +154,7 @@ export class ControlLink {
       worker,
       instance,
       host: os.hostname(),
-      pid: process.pid,
+      pid: this.options.pid,
       started_at: this.startedAt,
       heartbeat_at: new Date(this.options.dbNow()).toISOString(),
       interval_ms: this.options.heartbeatIntervalMs,

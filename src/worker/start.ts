@@ -2,7 +2,7 @@
 import { backoffMs, delay } from '../clock';
 import type { AfterConfig } from '../config';
 import { AfterError, CouchRequestError } from '../errors';
-import { loadJobs } from '../jobs/loader';
+import { jobsOptionsOf, loadJobs } from '../jobs/loader';
 import type { Logger } from '../log';
 import { createStore } from '../store/couch-store';
 import type { TaskStore } from '../store/types';
@@ -12,7 +12,7 @@ import { logWorkerEvents } from './worker-events';
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { config, log } = options;
   const jobsDir = options.jobsDir ?? config.jobs;
-  const jobs = options.jobs ?? (await loadJobs(jobsDir, { builtins: config.builtins }));
+  const jobs = options.jobs ?? (await loadJobs(jobsDir, jobsOptionsOf(config)));
   if (jobs.problems.length > 0) {
     throw new AfterError('E_JOBS', `jobs folder ${jobsDir} has problems: ${jobs.problems.map((p) => p.message).join('; ')}`);
   }

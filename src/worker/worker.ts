@@ -44,6 +44,8 @@ export interface WorkerOptions {
   jobsDir?: string;
   /** How often this instance's document in the control database is rewritten. @default 10000 */
   instanceHeartbeatMs?: number;
+  /** The pid its instance document shows (the process a user signals). @default process.pid */
+  pid?: number;
   /** Injected for tests and the library API. */
   clock?: Clock;
   store?: TaskStore;
@@ -127,6 +129,7 @@ export class Worker {
       log,
       dbNow: () => store.dbNow(),
       heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
+      pid: options.pid ?? process.pid,
       feedHeartbeatMs: config.worker.heartbeat_ms,
       report: () => ({ running: this.active, held: this.entries.size }),
       onMembershipChange: () => this.redecideHeld(),

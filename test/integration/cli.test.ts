@@ -311,7 +311,8 @@ describe('cli', function () {
       const result = await cli(['jobs', '--jobs', FIXTURE_JOBS]);
       expectOk(result);
       expect(result.stdout).to.match(/^\s+succeeds\s+\S*succeeds\.js$/m);
-      expect(result.stdout).to.match(/^\s+exec\s+built-in$/m);
+      expect(result.stdout).to.match(/^\s+webhook\s+built-in$/m);
+      expect(result.stdout, 'exec is off unless turned on').to.not.match(/^\s+exec\s/m);
     });
 
     it('names every broken module and exits 1', async () => {
@@ -472,16 +473,17 @@ describe('cli', function () {
       expect(started.stdout + started.stderr).not.to.contain(PASSWORD);
 
       const secrets = path.join(home, 'secrets', 'secretive.json');
-      expect(fs.statSync(secrets).mode & 0o777).to.equal(0o600);
       expect(fs.statSync(path.dirname(secrets)).mode & 0o777).to.equal(0o700);
-      expect(JSON.parse(fs.readFileSync(secrets, 'utf8'))).to.deep.equal({ AFTER_COUCHDB_URL: secretUrl, AFTER_DB: db.dbName });
 
-      // The worker runs (waiting for its database) and logs where it connects, scrubbed.
+      // The worker runs (waiting for its database) and logs where it connects, scrubbed: it
+      // got the URL from the file, which it removed (it writes it back when it exits).
       const logFile = path.join(db.config().log.dir, 'secretive.log');
-      await waitFor(async () => fs.existsSync(logFile) && /127\.0\.0\.1/.test(fs.readFileSync(logFile, 'utf8')), {
+      const port = new URL(secretUrl).port;
+      await waitFor(async () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes(`127.0.0.1:${port}`), {
         timeoutMs: 20_000,
         what: 'the worker to log its connection attempts',
       });
+      expect(fs.existsSync(secrets), 'the worker took its secrets file').to.equal(false);
       const jlist = spawnSync(process.execPath, [PM2_BIN, 'jlist'], { env: { ...process.env, PM2_HOME: path.join(home, 'pm2') }, encoding: 'utf8' });
       expect(jlist.stdout).to.contain('after-secretive');
       expect(jlist.stdout).to.contain('AFTER_SECRETS_FILE');

@@ -90,6 +90,12 @@ describe('after import', function () {
     const shellTask = (await allTasks()).find((t) => t._id === withShell.created[0]!.id)!;
     expect(shellTask.job).to.deep.equal({ name: 'exec', arguments: ['/bin/sh', '-c', 'cd /tmp && ls | wc -l'] });
     expect((await allTasks()).length).to.equal(before + 1);
+
+    // The worker needs exec turned on to run them: the import says so.
+    const plain = await runCli(['import', crontab, '--worker', 'nightly'], { env: db.env });
+    expect(plain.code).to.equal(0);
+    expect(plain.stdout).to.match(/^created 0, skipped/);
+    expect(plain.stderr).to.match(/exec is off by default/);
   });
 
   it('imports NDJSON tasks with their ids (or stable ones), and none again the second time', async () => {

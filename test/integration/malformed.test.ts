@@ -13,7 +13,7 @@ import type { TaskDoc } from '../../src/types';
 import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
 
 const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
-const FIXTURE_JOB_NAMES = ['succeeds', 'throws', 'rejects', 'hangs', 'slow', 'records', 'emitter-done', 'emitter-error', 'esm-job', 'fromIndexA', 'fromIndexB', 'index', 'exec', 'webhook'];
+const FIXTURE_JOB_NAMES = ['succeeds', 'throws', 'rejects', 'hangs', 'slow', 'records', 'reports-context', 'emitter-done', 'emitter-error', 'esm-job', 'fromIndexA', 'fromIndexB', 'index', 'exec', 'webhook'];
 const DOCUMENTS = 300;
 // A fixed seed keeps CI repeatable; AFTER_FC_SEED=<n> tries another (a failure prints its seed).
 const SEED = process.env.AFTER_FC_SEED ? Number(process.env.AFTER_FC_SEED) : 20_261_123;

@@ -56,8 +56,8 @@ describe('security', function () {
     expect((await db.init()).changed).to.equal(false);
   });
 
-  it('a disabled exec built-in is an unknown job, and `after jobs` does not list it', async () => {
-    db = await startDb({ config: { builtins: { exec: false } } });
+  it('exec is off unless turned on: an unknown job, and `after jobs` does not list it', async () => {
+    db = await startDb();
     const jobs = await runCli(['jobs', '--jobs', FIXTURE_JOBS], { env: db.env });
     expect(jobs.code).to.equal(0);
     expect(jobs.stdout).to.match(/\bwebhook\b/);

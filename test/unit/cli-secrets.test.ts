@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { secretsFile, writeSecrets } from '../../src/cli/worker-commands';
+import { secretsFile, takeSecretsIntoCustody, waitingMarker, writeSecrets } from '../../src/cli/secrets-file';
+import { silentLogger } from '../../src/log';
 
 describe('cli: secrets file of a background worker', () => {
   let home: string;
@@ -32,3 +33,50 @@ describe('cli: secrets file of a background worker', () => {
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).to.deep.equal({ AFTER_COUCHDB_URL: 'http://u:pw@old:5984', AFTER_DB: 'new' });
   });
 });
+
+describe('cli: a background worker keeps its secrets file', () => {
+  let home: string;
+  beforeEach(() => (home = fs.mkdtempSync(path.join(os.tmpdir(), 'after-custody-'))));
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  it('reads it and removes it at start', async () => {
+    const file = writeSecrets(home, 'w', { AFTER_COUCHDB_URL: 'http://u:pw@db:5984', AFTER_DB: 'tasks' });
+    const never = new Promise<never>(() => undefined);
+    const custody = await takeSecretsIntoCustody(file, { worker: 'w', log: silentLogger(), stopRequested: never });
+    custody!.release();
+    expect(custody!.values).to.deep.equal({ AFTER_COUCHDB_URL: 'http://u:pw@db:5984', AFTER_DB: 'tasks' });
+    expect(fs.existsSync(file)).to.equal(false);
+  });
+
+  it('waits for a missing file, marked as waiting, and takes it when it comes', async () => {
+    const file = secretsFile(home, 'w');
+    const never = new Promise<never>(() => undefined);
+    const taking = takeSecretsIntoCustody(file, { worker: 'w', log: silentLogger(), stopRequested: never });
+    await waitUntil(() => fs.existsSync(waitingMarker(file)));
+    writeSecrets(home, 'w', { AFTER_COUCHDB_URL: 'http://u:pw@db:5984' });
+    const custody = await taking;
+    custody!.release();
+    expect(custody!.values).to.deep.equal({ AFTER_COUCHDB_URL: 'http://u:pw@db:5984' });
+    expect(fs.existsSync(file)).to.equal(false);
+    expect(fs.existsSync(waitingMarker(file))).to.equal(false);
+  });
+
+  it('stops waiting when asked to stop', async () => {
+    const file = secretsFile(home, 'w');
+    let stop: () => void = () => undefined;
+    const stopRequested = new Promise<void>((resolve) => (stop = resolve));
+    const taking = takeSecretsIntoCustody(file, { worker: 'w', log: silentLogger(), stopRequested });
+    await waitUntil(() => fs.existsSync(waitingMarker(file)));
+    stop();
+    expect(await taking).to.equal(undefined);
+    expect(fs.existsSync(waitingMarker(file))).to.equal(false);
+  });
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

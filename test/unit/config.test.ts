@@ -51,6 +51,22 @@ describe('config', () => {
     { name: 'a lease given as a string', raw: { worker: { lease_ms: '30s' } }, field: 'worker.lease_ms' },
     { name: 'an unknown log level', raw: { log: { level: 'loud' } }, field: 'log.level' },
     { name: 'a jobs folder that is not a string', raw: { jobs: 42 }, field: 'jobs' },
+    { name: 'a negative program timeout', raw: { worker: { program_timeout_ms: -1 } }, field: 'worker.program_timeout_ms' },
+    { name: 'commands that are not an object', raw: { commands: [] }, field: 'commands' },
+    { name: 'a command name with a slash', raw: { commands: { 'a/b': { argv: ['/bin/true'] } } }, field: 'commands.a/b' },
+    { name: 'a command without argv', raw: { commands: { backup: {} } }, field: 'commands.backup.argv' },
+    { name: 'a command with an empty argv', raw: { commands: { backup: { argv: [] } } }, field: 'commands.backup.argv' },
+    { name: 'a command argv given as a string', raw: { commands: { backup: { argv: '/bin/backup --full' } } }, field: 'commands.backup.argv' },
+    { name: 'a non-string argv entry', raw: { commands: { backup: { argv: ['/bin/backup', 3] } } }, field: 'commands.backup.argv[1]' },
+    { name: 'an empty program', raw: { commands: { backup: { argv: [''] } } }, field: 'commands.backup.argv[0]' },
+    { name: 'an unknown arguments mode', raw: { commands: { backup: { argv: ['/bin/true'], arguments: 'any' } } }, field: 'commands.backup.arguments' },
+    { name: 'an unknown stdin mode', raw: { commands: { backup: { argv: ['/bin/true'], stdin: 'json' } } }, field: 'commands.backup.stdin' },
+    { name: 'a timeout in an unknown unit', raw: { commands: { backup: { argv: ['/bin/true'], timeout: '1 hour' } } }, field: 'commands.backup.timeout' },
+    { name: 'a timeout of zero', raw: { commands: { backup: { argv: ['/bin/true'], timeout: 0 } } }, field: 'commands.backup.timeout' },
+    { name: 'a timeout past setTimeout\'s limit', raw: { commands: { backup: { argv: ['/bin/true'], timeout: '30d' } } }, field: 'commands.backup.timeout' },
+    { name: 'an env value that is not a string', raw: { commands: { backup: { argv: ['/bin/true'], env: { N: 1 } } } }, field: 'commands.backup.env.N' },
+    { name: 'a credential in a command env', raw: { commands: { backup: { argv: ['/bin/true'], env: { AFTER_COUCHDB_URL: 'http://u:p@x' } } } }, field: 'commands.backup.env.AFTER_COUCHDB_URL' },
+    { name: 'a typo in a command', raw: { commands: { backup: { argv: ['/bin/true'], timout: '1h' } } }, field: 'commands.backup.timout' },
   ];
   for (const c of bad) {
     it(`rejects ${c.name}, naming the file and the field`, () => {
@@ -170,6 +186,46 @@ describe('config', () => {
         expect(lineAndColumn(text, offset)).to.deep.equal(expected);
       });
     }
+  });
+
+  it('leaves exec off and webhook on, with a one-hour limit for programs, unless told otherwise', () => {
+    const config = parseConfig({}, where);
+    expect(config.builtins).to.deep.equal({ exec: false, webhook: true });
+    expect(config.worker.program_timeout_ms).to.equal(3_600_000);
+    expect(config.commands).to.deep.equal({});
+    expect(parseConfig({ builtins: { exec: true } }, where).builtins.exec).to.equal(true);
+  });
+
+  it('reads commands: defaults, durations, paths relative to the config file', () => {
+    const config = parseConfig(
+      {
+        commands: {
+          backup: { argv: ['/usr/local/bin/backup', '--full'], stdin: 'data', timeout: '1h' },
+          report: { argv: ['bin/report'], arguments: 'append', stdin: 'task', timeout: '1h30m', env: { MODE: 'x' }, cwd: 'work' },
+          quick: { argv: ['printf', 'hi'], timeout: 1500 },
+        },
+      },
+      where,
+    );
+    expect(config.commands.backup).to.deep.equal({
+      argv: ['/usr/local/bin/backup', '--full'],
+      arguments: 'none',
+      stdin: 'data',
+      timeout_ms: 3_600_000,
+      env: {},
+      cwd: null,
+    });
+    expect(config.commands.report).to.deep.equal({
+      argv: ['/etc/after/bin/report'],
+      arguments: 'append',
+      stdin: 'task',
+      timeout_ms: 5_400_000,
+      env: { MODE: 'x' },
+      cwd: '/etc/after/work',
+    });
+    expect(config.commands.quick).to.include({ timeout_ms: 1500 });
+    expect(config.commands.quick!.argv).to.deep.equal(['printf', 'hi']);
+    expect(Object.isFrozen(config.commands.backup!.argv)).to.equal(true);
   });
 
   it('merges credentials for nano and scrubs them for printing', () => {

@@ -3,10 +3,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { delay } from '../../src/clock';
-import { EXEC_KILL_GRACE_MS, EXEC_OUTPUT_LIMIT, execJob, type ExecResult } from '../../src/jobs/builtins/exec';
+import { createExecJob, EXEC_KILL_GRACE_MS, EXEC_OUTPUT_LIMIT, type ExecResult } from '../../src/jobs/builtins/exec';
 import { createTaskEmitter, runJob } from '../../src/jobs/run-job';
 import { silentLogger } from '../../src/log';
 import type { RunOutcome, TaskDoc } from '../../src/types';
+
+const execJob = createExecJob();
 
 function execDoc(args: unknown[]): TaskDoc {
   return { _id: 'exec-task', worker: 'w', date: '2030-01-01', job: { name: 'exec', arguments: args } };
@@ -73,7 +75,7 @@ describe('exec built-in job', () => {
     expect(fs.existsSync('pwned')).to.equal(false);
   });
 
-  it('gives the program PATH, HOME, LANG and AFTER_TASK_ID, none of the worker secrets', async () => {
+  it('gives the program PATH, HOME, LANG, AFTER_TASK_ID and its run marker, none of the worker secrets', async () => {
     const saved = process.env.AFTER_COUCHDB_URL;
     process.env.AFTER_COUCHDB_URL = 'http://admin:s3cret@127.0.0.1:5984';
     try {
@@ -81,7 +83,7 @@ describe('exec built-in job', () => {
       const names = result.stdout.trim().split('\n').map((line) => line.split('=')[0]).sort();
       expect(result.stdout).to.include('AFTER_TASK_ID=exec-task\n');
       expect(result.stdout).to.not.include('s3cret');
-      expect(names.filter((name) => !['PATH', 'HOME', 'LANG', 'AFTER_TASK_ID'].includes(name!))).to.deep.equal([]);
+      expect(names.filter((name) => !['PATH', 'HOME', 'LANG', 'AFTER_TASK_ID', 'AFTER_RUN_COOKIE'].includes(name!))).to.deep.equal([]);
     } finally {
       if (saved === undefined) delete process.env.AFTER_COUCHDB_URL;
       else process.env.AFTER_COUCHDB_URL = saved;
@@ -186,12 +188,69 @@ describe('exec built-in job', () => {
     await waitFor(() => !isRunning(pid), 'the program to end', 2000);
   });
 
-  it('ends a run when the program exits, even if something it left behind holds its output open', async () => {
+  it('ends what the program left running when it exits, even a process that holds its output open', async () => {
     const started = Date.now();
     const result = success(await runExec(['/bin/sh', '-c', 'sleep 30 & echo $!']));
     const background = Number(result.stdout.trim());
     leftPids.push(background);
     expect(Date.now() - started).to.be.below(5000);
-    process.kill(background, 'SIGKILL');
+    await waitFor(() => !isRunning(background), 'the leftover to end', 5000);
+  });
+
+  describe('a descendant that left the process group (setsid)', function () {
+    before(function () {
+      if (!fs.existsSync('/proc/self/environ')) this.skip();
+    });
+
+    const setsidScript = (pidFile: string): string[] => ['/bin/sh', '-c', `setsid sleep 1003 & echo $! > ${pidFile}; wait`];
+
+    it('is gone when the run times out', async () => {
+      const pidFile = path.join(scratch, 'setsid-timeout.pid');
+      const run = runExec(setsidScript(pidFile), 1000);
+      await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 'the pid file');
+      const escaped = Number(fs.readFileSync(pidFile, 'utf8'));
+      leftPids.push(escaped);
+      await waitFor(() => sessionOf(escaped) === escaped, 'it to run in a session of its own');
+      expect(failure(await run).code).to.equal('E_TIMEOUT');
+      await waitFor(() => !isRunning(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
+    });
+
+    it('is gone when the run is canceled', async () => {
+      const pidFile = path.join(scratch, 'setsid-cancel.pid');
+      const controller = new AbortController();
+      const run = startExec(setsidScript(pidFile), controller.signal);
+      await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 'the pid file');
+      const escaped = Number(fs.readFileSync(pidFile, 'utf8'));
+      leftPids.push(escaped);
+      await waitFor(() => sessionOf(escaped) === escaped, 'it to run in a session of its own');
+      controller.abort(new Error('canceled'));
+      await run.catch(() => undefined);
+      await waitFor(() => !isRunning(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
+    });
+  });
+
+  describe('time limit', () => {
+    it('ends a run whose task sets no timeout at the default limit', async () => {
+      const limited = createExecJob({ defaultTimeoutMs: 300 });
+      const outcome = await runJob(limited, execDoc(['/bin/sleep', '10']), { signal: new AbortController().signal, log: silentLogger() });
+      expect(failure(outcome).code).to.equal('E_TIMEOUT');
+    });
+
+    it("lets the task's own timeout win over the default", async () => {
+      const limited = createExecJob({ defaultTimeoutMs: 100 });
+      const doc = { ...execDoc(['/bin/sh', '-c', 'sleep 0.6; printf finished']), timeout: 10_000 };
+      const outcome = await runJob(limited, doc, { signal: new AbortController().signal, log: silentLogger(), timeoutMs: 10_000 });
+      expect(success(outcome).stdout).to.equal('finished');
+    });
   });
 });
+
+/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
+function sessionOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+  } catch {
+    return 0;
+  }
+}

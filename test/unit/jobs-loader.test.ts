@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execJob } from '../../src/jobs/builtins/exec';
+import type { CommandBinding } from '../../src/config';
 import { webhookJob } from '../../src/jobs/builtins/webhook';
 import {
   assertNoJobProblems,
@@ -50,7 +50,6 @@ describe('jobs loader', () => {
         'esm-job',
         'fromIndexA',
         'fromIndexB',
-        'exec',
         'webhook',
       ]);
       // the index file is a source of jobs, not a job; its non-function export is no job
@@ -77,9 +76,11 @@ describe('jobs loader', () => {
       });
     });
 
-    it('registers the built-ins as the exec and webhook functions', () => {
-      expect(registry.resolve('exec')).to.equal(execJob);
+    it('registers webhook, and exec only when it is turned on', async () => {
       expect(registry.resolve('webhook')).to.equal(webhookJob);
+      expect(registry.resolve('exec'), 'exec is off by default').to.equal(undefined);
+      const withExec = await loadJobs(GOOD_JOBS, { builtins: { exec: true } });
+      expect(await run(withExec.resolve('exec'), ['/usr/bin/printf', '%s', 'ran'])).to.deep.include({ kind: 'success' });
     });
 
     const notJobNames: Array<[string, unknown]> = [
@@ -114,7 +115,7 @@ describe('jobs loader', () => {
 
     it('lists each job with its file or "built-in" for after jobs', () => {
       const lines = describeJobs(registry);
-      expect(lines.find((line) => line.startsWith('exec '))).to.match(/built-in$/);
+      expect(lines.find((line) => line.startsWith('webhook '))).to.match(/built-in$/);
       expect(lines.find((line) => line.startsWith('succeeds '))).to.match(/succeeds\.js$/);
       expect(lines.find((line) => line.startsWith('fromIndexA '))).to.match(/index\.js$/);
       expect(lines.some((line) => line.startsWith('problem:'))).to.equal(false);
@@ -147,7 +148,8 @@ describe('jobs loader', () => {
       // A link to a file inside the folder stays inside: it is a job.
       fs.symlinkSync(path.join(copy, 'good.js'), path.join(copy, 'alias.js'));
       fs.symlinkSync(path.join(outside, 'gone.js'), path.join(copy, 'dangling.js'));
-      registry = await loadJobs(copy);
+      // exec on: bad-jobs/exec.js clashes with it
+      registry = await loadJobs(copy, { builtins: { exec: true } });
     });
 
     after(() => {
@@ -182,7 +184,10 @@ describe('jobs loader', () => {
     });
 
     it('keeps the first of two definitions: the built-in over a file, a file over an index export', async () => {
-      expect(registry.resolve('exec')).to.equal(execJob);
+      expect(await run(registry.resolve('exec'), ['/usr/bin/printf', 'built-in'])).to.deep.equal({
+        kind: 'success',
+        result: { code: 0, stdout: 'built-in', stderr: '' },
+      });
       expect(await run(registry.resolve('good'))).to.deep.equal({ kind: 'success', result: { good: true } });
       const twice = await run(registry.resolve('twice'));
       expect(twice).to.deep.equal({ kind: 'success', result: { from: 'twice.cjs' } });
@@ -212,6 +217,49 @@ describe('jobs loader', () => {
       expect(describeJobs(registry).filter((line) => line.startsWith('problem:'))).to.have.length(
         registry.problems.length,
       );
+    });
+  });
+
+  describe('commands from the config', () => {
+    const bound = (argv: string[]): CommandBinding => ({ argv, arguments: 'none', stdin: 'none', timeout_ms: null, env: {}, cwd: null });
+
+    it('are jobs like the others, listed by after jobs with their program', async () => {
+      const registry = await loadJobs(GOOD_JOBS, { commands: { greet: bound(['/usr/bin/printf', 'hello']) }, configFile: '/etc/after/config.json' });
+      expect(registry.problems).to.deep.equal([]);
+      expect(registry.names()).to.include('greet');
+      expect(await run(registry.resolve('greet'))).to.deep.equal({ kind: 'success', result: { code: 0, stdout: 'hello', stderr: '' } });
+      expect(describeJobs(registry).find((line) => line.startsWith('greet '))).to.match(/command: \/usr\/bin\/printf hello$/);
+    });
+
+    it('report a name taken by a built-in, a job file or an index export, and a missing program, all at once', async () => {
+      const registry = await loadJobs(GOOD_JOBS, {
+        builtins: { exec: true },
+        commands: {
+          exec: bound(['/bin/true']),
+          succeeds: bound(['/bin/true']),
+          fromIndexA: bound(['/bin/true']),
+          missing: bound(['/no/such/program']),
+          fine: bound(['/bin/true']),
+        },
+        configFile: path.join(os.tmpdir(), 'after-config.json'),
+      });
+      const reasons = registry.problems.map((problem) => problem.reason);
+      expect(reasons).to.have.length(4);
+      for (const name of ['exec', 'succeeds', 'fromIndexA', 'missing']) {
+        expect(reasons.some((reason) => reason.startsWith(`commands.${name}`)), name).to.equal(true);
+      }
+      for (const problem of registry.problems) expect(problem.file).to.equal(path.join(os.tmpdir(), 'after-config.json'));
+      // the jobs keep their names; the broken command is no job
+      expect(await run(registry.resolve('succeeds'), [1])).to.deep.include({ kind: 'success' });
+      expect(registry.resolve('missing')).to.equal(undefined);
+      expect(registry.resolve('fine')).to.be.a('function');
+      expect(() => assertNoJobProblems(registry)).to.throw(JobsInvalidError);
+    });
+
+    it('may take the name of a built-in that is off', async () => {
+      const registry = await loadJobs(GOOD_JOBS, { commands: { exec: bound(['/usr/bin/printf', 'mine']) } });
+      expect(registry.problems).to.deep.equal([]);
+      expect(await run(registry.resolve('exec'))).to.deep.equal({ kind: 'success', result: { code: 0, stdout: 'mine', stderr: '' } });
     });
   });
 

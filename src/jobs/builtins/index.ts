@@ -1,29 +1,27 @@
 /**
- * The built-in jobs: registered under their names unless the worker disables them, so a task
- * can run a program (`exec`) or call a URL (`webhook`) without writing a job module.
+ * The built-in jobs: registered under their names when the worker enables them, so a task can
+ * run a program (`exec`, an explicit opt-in) or call a URL (`webhook`) without a job module.
  */
 import type { JobFunction } from '../run-job';
-import { execJob } from './exec';
+import { createExecJob, type ExecOptions } from './exec';
 import { webhookJob } from './webhook';
 
 export type BuiltinName = 'exec' | 'webhook';
 
-/** Which built-ins to register. Each @default true */
+/** Which built-ins to register. */
 export interface BuiltinOptions {
+  /** Lets every task writer run any program as the worker's user. @default false */
   exec?: boolean;
+  /** @default true */
   webhook?: boolean;
 }
 
-const BUILTIN_JOBS: ReadonlyMap<BuiltinName, JobFunction> = new Map<BuiltinName, JobFunction>([
-  ['exec', execJob],
-  ['webhook', webhookJob],
-]);
+const DEFAULT_ENABLED: Readonly<Record<BuiltinName, boolean>> = { exec: false, webhook: true };
 
-/** The built-in jobs the options leave enabled, by name. */
-export function enabledBuiltins(options: BuiltinOptions = {}): Map<BuiltinName, JobFunction> {
+/** The built-in jobs the options enable, by name. */
+export function enabledBuiltins(options: BuiltinOptions = {}, execOptions: ExecOptions = {}): Map<BuiltinName, JobFunction> {
   const enabled = new Map<BuiltinName, JobFunction>();
-  for (const [name, fn] of BUILTIN_JOBS) {
-    if (options[name] !== false) enabled.set(name, fn);
-  }
+  if (options.exec ?? DEFAULT_ENABLED.exec) enabled.set('exec', createExecJob(execOptions));
+  if (options.webhook ?? DEFAULT_ENABLED.webhook) enabled.set('webhook', webhookJob);
   return enabled;
 }
