@@ -29,6 +29,8 @@ const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
 class Line {
   killed = false;
   closed = false;
+  /** Fake milliseconds each request takes to reach the database. */
+  latencyMs = 0;
   readonly feeds = new Set<Feed>();
 
   constructor(private readonly onActivity: () => void) {}
@@ -37,6 +39,8 @@ class Line {
     if (this.killed) return never();
     if (this.closed) throw new AfterError('E_STORE_CLOSED', 'the task store was closed');
     this.onActivity();
+    if (this.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
+    if (this.killed) return never();
     const answer = await request();
     if (this.killed) return never();
     this.onActivity();
@@ -125,6 +129,11 @@ export class Connection implements TaskStore {
 
   get killed(): boolean {
     return this.line.killed;
+  }
+
+  /** Every request from now on reaches the database `ms` fake milliseconds after it is sent. */
+  set latencyMs(ms: number) {
+    this.line.latencyMs = ms;
   }
 
   /** The instance is gone: nothing more reaches the database, nothing comes back. */

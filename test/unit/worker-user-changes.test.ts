@@ -146,6 +146,21 @@ describe('worker (in memory): a user changes a task it holds', () => {
     expect(sim.runsOf('paused').map((run) => run.atMs)).to.deep.equal([dateMs + 60_000]);
   });
 
+  it('a task the user pauses during a run: the run finishes and is recorded, the task stays paused', async () => {
+    const sim = new Simulation({ worker: { min_repeat_ms: 10 } });
+    await sim.start();
+    await sim.post({ _id: 'mid-run', job: { name: 'gated', arguments: [] }, repeat: { milliseconds: 20 } });
+    await sim.until(sim.started('mid-run'));
+    await sim.edit('mid-run', (doc) => ({ ...doc, status: 'paused' }));
+    await sim.settle();
+    sim.openGate('mid-run');
+    await sim.advance(1_000);
+    const doc = await sim.get('mid-run');
+    expect(doc).to.deep.include({ status: 'paused', executions: 1, repetitions: 1 });
+    expect(doc).not.to.have.property('lease');
+    expect(sim.runsOf('mid-run')).to.have.length(1);
+  });
+
   it('a user may set a finished task back to waiting to run it again', async () => {
     const sim = new Simulation();
     await sim.start();
