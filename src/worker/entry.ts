@@ -1,7 +1,7 @@
 /**
  * What a worker instance knows about one task it holds: the newest document, its parsed form,
- * and where it is in the instance's life cycle. The worker owns `state`, `backup`, `busy` and
- * `pending`; the runner owns `run` and `leaseWrite` while it runs the task.
+ * and where it is in the instance's life cycle. The worker owns `state`, `backup`, `busy`,
+ * `pending` and `settled`; the runner owns `run` and `leaseWrite` while it runs the task.
  */
 import type { ParsedTask } from '../task/validate';
 import type { TaskDoc } from '../types';
@@ -23,12 +23,14 @@ export interface Entry {
   /** The newest document seen while busy, applied afterwards. */
   pending: TaskDoc | undefined;
   run: RunHandle | undefined;
+  /** The latest claim-and-run of the task: settles once its outcome is written and acted on. */
+  settled: Promise<void> | undefined;
   /** The lease heartbeat in flight: the finish write waits for it, so the two never race on one `_rev`. */
   leaseWrite: Promise<void> | undefined;
 }
 
 export function newEntry(doc: TaskDoc, task: ParsedTask | undefined): Entry {
-  return { id: doc._id, doc, task, state: 'held', backup: false, busy: false, pending: undefined, run: undefined, leaseWrite: undefined };
+  return { id: doc._id, doc, task, state: 'held', backup: false, busy: false, pending: undefined, run: undefined, settled: undefined, leaseWrite: undefined };
 }
 
 /** A later revision than the one known (the same generation counts: a conflict's winner). */

@@ -510,6 +510,7 @@ export class Worker {
           this.runsSettled.delete(settled);
         });
       this.runsSettled.add(settled);
+      entry.settled = settled;
     }
   }
 
@@ -602,12 +603,16 @@ export class Worker {
       if (current === null) return true;
       if (entry?.run) {
         if (request.action === 'cancel') entry.run.abort('cancel');
-        else if (request.action === 'delete') entry.run.abort('deleted');
-        else if (request.action === 'pause') this.runner.update(entry, { ...entry.doc, status: 'paused' });
         // A running task is not rescheduled: the run's result sets its next date.
-        if (request.action !== 'delete') return true;
-        await entry.run.outcome;
-        continue;
+        if (request.action === 'cancel' || request.action === 'reschedule') return true;
+        if (request.action === 'delete') {
+          // Deleted once the aborted run has let go of the task (its last lease write included).
+          entry.run.abort('deleted');
+          await entry.settled;
+          entry = this.entries.get(request.task);
+          continue;
+        }
+        // A pause is written as a user's would be: the run finishes, its result keeps it paused.
       }
       const next = requestedDoc(current, request);
       if (!next) return true;
