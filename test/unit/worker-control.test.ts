@@ -135,6 +135,20 @@ describe('worker (in memory): requests about a task', () => {
     expect(after, 'no run until the new date, then every 20 ms from it').to.deep.equal([0, 20, 40]);
   });
 
+  it('reschedule of a task claimed ahead of its date, not started yet: runs at the requested date only', async () => {
+    const sim = new Simulation();
+    await sim.start();
+    const dateMs = START_MS + 10_000;
+    await sim.post({ _id: 'claimed', date: iso(dateMs) });
+    // The claim is written a little before the date so that the job starts at the date itself.
+    await sim.advanceTo(dateMs - 100);
+    expect((await sim.get('claimed')).status).to.equal('running');
+    const requestId = await request(sim, 'claimed', 'reschedule', { date: iso(dateMs + 5_000) });
+    await sim.until(async () => (await sim.store.control.get(requestId)) === null, { withinMs: 1_000, what: 'the request to be removed' });
+    await sim.until(sim.finished('claimed'));
+    expect(sim.runsOf('claimed').map((run) => run.atMs - dateMs)).to.deep.equal([5_000]);
+  });
+
   describe('while the task runs', () => {
     /** A task repeating every 20 ms whose current run waits for its gate. */
     async function runningRepeat(): Promise<{ sim: Simulation; id: string }> {
