@@ -602,19 +602,21 @@ export class Worker {
       if (current === undefined) return false;
       if (current === null) return true;
       if (entry?.run) {
-        if (request.action === 'cancel') entry.run.abort('cancel');
-        // A running task is not rescheduled: the run's result sets its next date.
-        if (request.action === 'cancel' || request.action === 'reschedule') return true;
-        if (request.action === 'delete') {
-          // Deleted once the aborted run has let go of the task (its last lease write included).
-          entry.run.abort('deleted');
+        if (request.action === 'cancel') {
+          entry.run.abort('cancel');
+          return true;
+        }
+        if (request.action !== 'pause') {
+          // A delete once the aborted run has let go of the task (its last lease write included);
+          // a reschedule once the run's result is written, on the document the run leaves.
+          if (request.action === 'delete') entry.run.abort('deleted');
           await entry.settled;
           entry = this.entries.get(request.task);
           continue;
         }
         // A pause is written as a user's would be: the run finishes, its result keeps it paused.
       }
-      const next = requestedDoc(current, request);
+      const next = requestedDoc(current, request, entry !== undefined && leasedBy(current, this.instance));
       if (!next) return true;
       const outcome = await this.writer.write(next, 'request');
       if (outcome.kind === 'written') {
@@ -637,7 +639,11 @@ export class Worker {
 }
 
 /** What a request asks to be written, on the task as it is now; null when there is nothing to write. */
-function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
+/**
+ * `heldHere`: this instance holds the task and runs no job of it; a `running` task it holds is
+ * claimed ahead of its date and not started, so a reschedule still moves it.
+ */
+function requestedDoc(current: TaskDoc, request: TaskRequest, heldHere: boolean): TaskDoc | null {
   switch (request.action) {
     case 'cancel':
       return ['done', 'error', 'canceled', 'cancel'].includes(String(current.status)) ? null : { ...current, status: 'cancel' };
@@ -646,7 +652,7 @@ function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
     case 'pause':
       return ['done', 'error', 'canceled', 'paused'].includes(String(current.status)) ? null : { ...current, status: 'paused' };
     case 'reschedule':
-      if (request.date === undefined || current.status === 'running') return null;
+      if (request.date === undefined || (current.status === 'running' && !heldHere)) return null;
       return { ...current, status: ['done', 'error', 'canceled'].includes(String(current.status)) ? 'waiting' : 'reschedule', date: request.date };
   }
 }
