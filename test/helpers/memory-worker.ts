@@ -119,6 +119,7 @@ export class Simulation {
   async start(options: StartOptions = {}): Promise<SimWorker> {
     const label = options.label ?? String.fromCharCode(97 + this.workers.length);
     const connection = new Connection(this.store, () => this.activity++);
+    connection.latencyMs = Number(process.env.DEBUG_LATENCY ?? 0);
     const jobs = Object.fromEntries(
       Object.entries({ ...standardJobs, ...options.jobs }).map(([name, fn]) => [name, this.recorded(name, label, fn)]),
     );

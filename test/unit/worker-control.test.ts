@@ -177,6 +177,21 @@ describe('worker (in memory): requests about a task', () => {
       expect(await sim.store.get(id)).to.equal(null);
     });
 
+    it('cancel after the job ended, while its result is on its way to the database: canceled all the same', async () => {
+      const sim = new Simulation();
+      const a = await sim.start();
+      a.connection.latencyMs = 7;
+      await sim.post({ _id: 'ending', repeat: { seconds: 10 } });
+      // The job returns at once; its result reaches the database 7 ms later.
+      await sim.until(sim.started('ending'));
+      const requestId = await request(sim, 'ending', 'cancel');
+      await sim.until(async () => (await sim.get('ending')).status === 'canceled', { withinMs: 1_000, what: 'the task to be canceled' });
+      await sim.until(async () => (await sim.store.control.get(requestId)) === null, { withinMs: 1_000, what: 'the request to be removed' });
+      await expectNoMoreRuns(sim, 'ending');
+      await sim.advance(30_000);
+      expect(sim.runsOf('ending')).to.have.length(1);
+    });
+
     it('delete while the lease heartbeat of the run is on its way: deleted, request removed, never run again', async () => {
       const sim = new Simulation({ worker: { lease_ms: 3_000 } });
       const a = await sim.start();

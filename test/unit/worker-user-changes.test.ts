@@ -26,6 +26,21 @@ describe('worker (in memory): a user changes a task it holds', () => {
     expect(doc).not.to.have.property('lease');
   });
 
+  it('cancel that lands after the job ended, while its lease heartbeat was on its way: canceled, the repeat stops', async () => {
+    const sim = new Simulation({ worker: { lease_ms: 3_000 } });
+    const a = await sim.start();
+    a.connection.latencyMs = 50;
+    await sim.post({ _id: 'late-cancel', repeat: { minutes: 1 }, job: { name: 'waits', arguments: [] }, data: { ms: 1_010 } });
+    await sim.until(sim.started('late-cancel'));
+    const startedMs = sim.now;
+    // The heartbeat leaves at +1000 ms and lands at +1050; the job ends at +1010; the cancel lands at +1020.
+    await sim.advanceTo(startedMs + 1_020);
+    await sim.edit('late-cancel', (doc) => ({ ...doc, status: 'cancel' }));
+    await sim.advance(120_000);
+    expect(await sim.get('late-cancel')).to.deep.include({ status: 'canceled', executions: 1 });
+    expect(sim.runsOf('late-cancel')).to.have.length(1);
+  });
+
   it('cancel of a held task: canceled, and it never runs', async () => {
     const sim = new Simulation();
     await sim.start();
