@@ -602,11 +602,7 @@ export class Worker {
       if (current === undefined) return false;
       if (current === null) return true;
       if (entry?.run) {
-        if (request.action === 'cancel') {
-          entry.run.abort('cancel');
-          return true;
-        }
-        if (request.action !== 'pause') {
+        if (request.action === 'delete' || request.action === 'reschedule') {
           // A delete once the aborted run has let go of the task (its last lease write included);
           // a reschedule once the run's result is written, on the document the run leaves.
           if (request.action === 'delete') entry.run.abort('deleted');
@@ -614,9 +610,11 @@ export class Worker {
           entry = this.entries.get(request.task);
           continue;
         }
-        // A pause is written as a user's would be: the run finishes, its result keeps it paused.
+        // A cancel or a pause is written as a user's would be. The runner then aborts the job
+        // (cancel) or lets it finish (pause); either is kept in the run's result, even when the
+        // job had already ended and only its result was still to be written.
       }
-      const next = requestedDoc(current, request, entry !== undefined && leasedBy(current, this.instance));
+      const next = requestedDoc(current, request, entry !== undefined && !entry.run && leasedBy(current, this.instance));
       if (!next) return true;
       const outcome = await this.writer.write(next, 'request');
       if (outcome.kind === 'written') {
