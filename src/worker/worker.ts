@@ -602,17 +602,14 @@ export class Worker {
       if (current === undefined) return false;
       if (current === null) return true;
       if (entry?.run) {
-        if (request.action === 'delete' || request.action === 'reschedule') {
-          // A delete once the aborted run has let go of the task (its last lease write included);
-          // a reschedule once the run's result is written, on the document the run leaves.
-          if (request.action === 'delete') entry.run.abort('deleted');
-          await entry.settled;
-          entry = this.entries.get(request.task);
-          continue;
-        }
-        // A cancel or a pause is written as a user's would be. The runner then aborts the job
-        // (cancel) or lets it finish (pause); either is kept in the run's result, even when the
-        // job had already ended and only its result was still to be written.
+        // The run's own writes (lease, result) would race the request's: a cancel or delete
+        // aborts the job, a pause or reschedule lets it finish, and the request is written on
+        // the document the run leaves, before the next claim of the task.
+        if (request.action === 'cancel') entry.run.abort('cancel');
+        if (request.action === 'delete') entry.run.abort('deleted');
+        await entry.settled;
+        entry = this.entries.get(request.task);
+        continue;
       }
       const next = requestedDoc(current, request, entry !== undefined && !entry.run && leasedBy(current, this.instance));
       if (!next) return true;
