@@ -18,12 +18,15 @@ import * as os from 'node:os';
 import FakeTimers from '@sinonjs/fake-timers';
 import { registryFromFunctions } from '../../src/api';
 import { parseConfig, type AfterConfig } from '../../src/config';
-import type { JobContext, JobFunction } from '../../src/jobs/run-job';
+import type { JobFunction } from '../../src/jobs/run-job';
 import { silentLogger } from '../../src/log';
 import { MemoryStore } from '../../src/store/memory-store';
 import type { TaskDoc } from '../../src/types';
 import { Worker, type WorkerEvents } from '../../src/worker/worker';
 import { Connection } from './memory-connection';
+import { standardJobs, type TestJob } from './test-jobs';
+
+export { fakeDelay, type TestJob } from './test-jobs';
 
 /** Monday 5 January 2026, 09:00:00 UTC: where every simulation's clock starts. */
 export const START_MS = Date.UTC(2026, 0, 5, 9, 0, 0);
@@ -42,12 +45,11 @@ export interface JobRun {
   doc: TaskDoc;
 }
 
-/** A job of a test: the task document and the run's context (signal, the instance's label). */
-export type TestJob = (doc: TaskDoc, ctx: JobContext & { label: string; sim: Simulation }) => unknown;
-
 export interface SimulationOptions {
   /** `worker` section of the configuration (lease_ms, claim_grace_ms, min_repeat_ms...). */
   worker?: Record<string, unknown>;
+  /** Fake milliseconds every request of every instance takes to reach the database. @default 0 */
+  latencyMs?: number;
 }
 
 export interface StartOptions {
@@ -103,8 +105,10 @@ export class Simulation {
   private activity = 0;
   private taskCount = 0;
   private closed = false;
+  private readonly latencyMs: number;
 
   constructor(options: SimulationOptions = {}) {
+    this.latencyMs = options.latencyMs ?? 0;
     this.fake = FakeTimers.install({ now: START_MS, toFake: ['Date', 'setTimeout', 'clearTimeout'] });
     this.store = new MemoryStore();
     this.config = parseConfig({ worker: options.worker ?? {} }, { file: '(test)', base: os.tmpdir() });
@@ -119,7 +123,7 @@ export class Simulation {
   async start(options: StartOptions = {}): Promise<SimWorker> {
     const label = options.label ?? String.fromCharCode(97 + this.workers.length);
     const connection = new Connection(this.store, () => this.activity++);
-    connection.latencyMs = Number(process.env.DEBUG_LATENCY ?? 0);
+    connection.latencyMs = this.latencyMs;
     const jobs = Object.fromEntries(
       Object.entries({ ...standardJobs, ...options.jobs }).map(([name, fn]) => [name, this.recorded(name, label, fn)]),
     );
@@ -308,41 +312,3 @@ export class Simulation {
     };
   }
 }
-
-/** Fake milliseconds (`setTimeout`, faked) that end early when `signal` aborts. */
-export function fakeDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
-}
-
-/** Jobs named by behaviour, in every instance. */
-const standardJobs: Record<string, TestJob> = {
-  /** Returns which instance ran it and when. */
-  succeeds: (doc, ctx) => ({ ran: doc._id, by: ctx.label, at: iso(Date.now()) }),
-  /** Always fails with `boom` (code E_BOOM). */
-  fails: () => {
-    throw Object.assign(new Error('boom'), { code: 'E_BOOM' });
-  },
-  /** Never returns; honours its signal. */
-  hangs: (_doc, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true })),
-  /** Takes `data.ms` fake milliseconds (default 1000); honours its signal. */
-  waits: async (doc, ctx) => {
-    const ms = (doc.data as { ms?: number } | undefined)?.ms ?? 1000;
-    await fakeDelay(ms, ctx.signal);
-    return { waited: ms };
-  },
-  /** Returns once the test opens its gate (`sim.openGate(id)`); honours its signal. */
-  gated: async (doc, ctx) => {
-    await ctx.sim.gate(doc._id, ctx.signal);
-    return { gate: 'opened' };
-  },
-};

@@ -45,28 +45,31 @@ async function allDone(sim: Simulation, ids: string[]): Promise<TaskDoc[]> {
 describe('worker (in memory): instances of one worker name', () => {
   closeSimulationsAfterEach();
 
-  it('split due tasks by their share: every task runs once, on its owner, with no claim lost', async () => {
-    const sim = new Simulation();
-    const [a, b] = await pair(sim);
-    const live = a.worker.liveInstances;
-    const ids: string[] = [];
-    for (let i = 0; i < 20; i++) ids.push((await sim.post({ _id: `now-${i}`, date: iso(sim.now - 1_000) }))._id);
-    for (let i = 0; i < 20; i++) ids.push((await sim.post({ _id: `later-${i}`, date: iso(sim.now + 30_000 + i * 100) }))._id);
-    await sim.until(async () => (await allDone(sim, ids)).length > 0, { what: 'every task to be done' });
+  for (const latencyMs of [0, 10, 40]) {
+    it(`split due tasks by their share: every task runs once, on its owner, with no claim lost (database answering in ${latencyMs} ms)`, async () => {
+      const sim = new Simulation({ latencyMs });
+      const [a, b] = await pair(sim);
+      const live = a.worker.liveInstances;
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) ids.push((await sim.post({ _id: `now-${i}`, date: iso(sim.now - 1_000) }))._id);
+      for (let i = 0; i < 20; i++) ids.push((await sim.post({ _id: `later-${i}`, date: iso(sim.now + 30_000 + i * 100) }))._id);
+      await sim.until(async () => (await allDone(sim, ids)).length > 0, { what: 'every task to be done' });
 
-    const docs = await Promise.all(ids.map((id) => sim.get(id)));
-    for (const doc of docs) {
-      expect(sim.runsOf(doc._id), `${doc._id} ran once`).to.have.length(1);
-      expect(doc.executions).to.equal(1);
-      expect(doc.last_run?.instance, `${doc._id} ran on its owner`).to.equal(rendezvousOwner(live, doc._id));
-    }
-    const share = (w: SimWorker): number => ids.filter((id) => rendezvousOwner(live, id) === w.worker.instance).length;
-    expect(sim.runs.filter((run) => run.worker === 'a')).to.have.length(share(a));
-    expect(sim.runs.filter((run) => run.worker === 'b')).to.have.length(share(b));
-    expect(share(a), 'each instance has a fair part').to.be.within(8, 32);
-    const conflicts = sim.events.filter((e) => e.name === 'task:conflict');
-    expect(conflicts, 'no claim lost to the other instance').to.deep.equal([]);
-  });
+      const docs = await Promise.all(ids.map((id) => sim.get(id)));
+      for (const doc of docs) {
+        expect(sim.runsOf(doc._id), `${doc._id} ran once`).to.have.length(1);
+        expect(doc.executions).to.equal(1);
+        expect(doc.last_run?.instance, `${doc._id} ran on its owner`).to.equal(rendezvousOwner(live, doc._id));
+      }
+      const share = (w: SimWorker): number => ids.filter((id) => rendezvousOwner(live, id) === w.worker.instance).length;
+      expect(sim.runs.filter((run) => run.worker === 'a')).to.have.length(share(a));
+      expect(sim.runs.filter((run) => run.worker === 'b')).to.have.length(share(b));
+      expect(share(a), 'each instance has a fair part').to.be.within(8, 32);
+      const conflicts = sim.events.filter((e) => e.name === 'task:conflict');
+      expect(conflicts, 'no claim lost to the other instance').to.deep.equal([]);
+      expect(sim.runs.filter((run) => run.atMs < Date.parse(String(run.doc.date))), 'none started early').to.deep.equal([]);
+    });
+  }
 
   it("takes over an instance's due share when it does not claim it within the claim grace (its slots are full)", async () => {
     const sim = new Simulation({ worker: { claim_grace_ms: 2_000 } });
@@ -95,38 +98,40 @@ describe('worker (in memory): instances of one worker name', () => {
     for (const id of ids) expect(sim.runsOf(id), `${id} ran once`).to.have.length(1);
   });
 
-  it('takes a run over once the lease of its dead instance expired, and runs it once', async () => {
-    const sim = new Simulation({ worker: { lease_ms: 6_000 } });
-    const job = stallsOnce();
-    const [a, b] = await pair(sim, { jobs: { stalls_once: job } }, { jobs: { stalls_once: job } });
-    const id = idOwnedBy(a, 'stall');
-    await sim.post({ _id: id, job: { name: 'stalls_once', arguments: [] } });
-    await sim.until(sim.started(id));
-    expect(sim.runsOf(id).map((run) => run.worker)).to.deep.equal(['a']);
+  for (const latencyMs of [0, 10]) {
+    it(`takes a run over once the lease of its dead instance expired, and runs it once (database answering in ${latencyMs} ms)`, async () => {
+      const sim = new Simulation({ worker: { lease_ms: 6_000 }, latencyMs });
+      const job = stallsOnce();
+      const [a, b] = await pair(sim, { jobs: { stalls_once: job } }, { jobs: { stalls_once: job } });
+      const id = idOwnedBy(a, 'stall');
+      await sim.post({ _id: id, job: { name: 'stalls_once', arguments: [] } });
+      await sim.until(sim.started(id));
+      expect(sim.runsOf(id).map((run) => run.worker)).to.deep.equal(['a']);
 
-    await sim.advance(3_000);
-    a.connection.kill();
-    await sim.settle();
-    const lastLease = (await sim.get(id)).lease!;
-    expect(lastLease.instance).to.equal(a.worker.instance);
-    const expiresMs = Date.parse(lastLease.expires_at);
+      await sim.advance(3_000);
+      a.connection.kill();
+      await sim.settle();
+      const lastLease = (await sim.get(id)).lease!;
+      expect(lastLease.instance).to.equal(a.worker.instance);
+      const expiresMs = Date.parse(lastLease.expires_at);
 
-    const finished = await sim.until(sim.finished(id), { withinMs: 60_000 });
-    expect(finished.label).to.equal('b');
-    const runs = sim.runsOf(id);
-    expect(runs.map((run) => run.worker)).to.deep.equal(['a', 'b']);
-    expect(runs[1]!.atMs, 'not before the lease expired').to.be.at.least(expiresMs);
-    // a's instance document is still fresh (stale after 30 s): the expired run lease is the evidence.
-    expect(runs[1]!.atMs, 'within a lease sweep of the expiry').to.be.at.most(expiresMs + 5_000);
-    expect(b.worker.liveInstances).to.deep.equal([b.worker.instance]);
+      const finished = await sim.until(sim.finished(id), { withinMs: 60_000 });
+      expect(finished.label).to.equal('b');
+      const runs = sim.runsOf(id);
+      expect(runs.map((run) => run.worker)).to.deep.equal(['a', 'b']);
+      expect(runs[1]!.atMs, 'not before the lease expired').to.be.at.least(expiresMs);
+      // a's instance document is still fresh (stale after 30 s): the expired run lease is the evidence.
+      expect(runs[1]!.atMs, 'within a lease sweep of the expiry').to.be.at.most(expiresMs + 5_000);
+      expect(b.worker.liveInstances).to.deep.equal([b.worker.instance]);
 
-    const doc = await sim.get(id);
-    expect(doc).to.deep.include({ status: 'done', executions: 1 });
-    expect(doc.last_run?.instance).to.equal(b.worker.instance);
-    expect(doc).not.to.have.property('lease');
-    await sim.advance(120_000);
-    expect(sim.runsOf(id), 'taken over once').to.have.length(2);
-  });
+      const doc = await sim.get(id);
+      expect(doc).to.deep.include({ status: 'done', executions: 1 });
+      expect(doc.last_run?.instance).to.equal(b.worker.instance);
+      expect(doc).not.to.have.property('lease');
+      await sim.advance(120_000);
+      expect(sim.runsOf(id), 'taken over once').to.have.length(2);
+    });
+  }
 
   it('runs a task an instance held (scheduled) when it died, after its date plus the claim grace', async () => {
     const sim = new Simulation({ worker: { claim_grace_ms: 2_000 } });

@@ -73,6 +73,24 @@ describe('worker (in memory): claim and run', () => {
     expect(sim.runsOf('soon').map((run) => run.atMs)).to.deep.equal([dateMs]);
   });
 
+  for (const latencyMs of [0, 40, 300]) {
+    it(`never starts a job before its date, the database answering in ${latencyMs} ms`, async () => {
+      const sim = new Simulation({ latencyMs });
+      await sim.start();
+      const offsets = [-5_000, 0, 1, 120, 249, 250, 251, 999, 1_000, 1_001, 1_500, 2_750, 30_000, 59_999];
+      for (const [i, offset] of offsets.entries()) await sim.post({ _id: `d${i}`, date: iso(sim.now + offset) });
+      const ids = offsets.map((_, i) => `d${i}`);
+      await sim.until(async () => (await Promise.all(ids.map((id) => sim.get(id)))).every((doc) => doc.status === 'done'));
+      for (const run of sim.runs) expect(run.atMs, `${run.id} not early`).to.be.at.least(Date.parse(String(run.doc.date)));
+      expect(sim.runs.map((run) => run.id).sort()).to.deep.equal([...ids].sort());
+      if (latencyMs < 250) {
+        // The claim is written ahead of the date: a task known a while before starts on the dot.
+        const known = sim.runs.filter((run) => Date.parse(String(run.doc.date)) - START_MS >= 2_000);
+        expect(known.map((run) => run.atMs - Date.parse(String(run.doc.date)))).to.deep.equal(known.map(() => 0));
+      }
+    });
+  }
+
   it('leaves a task beyond the horizon in the database until its window comes', async () => {
     const sim = new Simulation({ worker: { horizon_ms: 60_000 } });
     await sim.start();
