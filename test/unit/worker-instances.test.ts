@@ -19,12 +19,18 @@ async function pair(sim: Simulation, a: Parameters<Simulation['start']>[0] = {},
   return [first, second];
 }
 
-/** A task id whose share is `owner`'s among the live instances. */
-function idOwnedBy(owner: SimWorker, prefix: string): string {
-  for (let i = 0; ; i++) {
+/** `count` task ids whose share is `owner`'s among the live instances. */
+function idsOwnedBy(owner: SimWorker, prefix: string, count: number): string[] {
+  const ids: string[] = [];
+  for (let i = 0; ids.length < count; i++) {
     const id = `${prefix}-${i}`;
-    if (rendezvousOwner(owner.worker.liveInstances, id) === owner.worker.instance) return id;
+    if (rendezvousOwner(owner.worker.liveInstances, id) === owner.worker.instance) ids.push(id);
   }
+  return ids;
+}
+
+function idOwnedBy(owner: SimWorker, prefix: string): string {
+  return idsOwnedBy(owner, prefix, 1)[0]!;
 }
 
 /** The first run hangs (its instance is about to die); any later run succeeds. */
@@ -74,13 +80,12 @@ describe('worker (in memory): instances of one worker name', () => {
   it("takes over an instance's due share when it does not claim it within the claim grace (its slots are full)", async () => {
     const sim = new Simulation({ worker: { claim_grace_ms: 2_000 } });
     const slowOnA: TestJob = (doc, ctx) => (ctx.label === 'a' ? ctx.sim.gate(doc._id, ctx.signal) : { by: ctx.label });
-    const [a] = await pair(sim, { concurrency: 1, jobs: { slow_on_a: slowOnA } }, { jobs: { slow_on_a: slowOnA } });
-    const live = a.worker.liveInstances;
+    const [a, b] = await pair(sim, { concurrency: 1, jobs: { slow_on_a: slowOnA } }, { jobs: { slow_on_a: slowOnA } });
     const dateMs = sim.now;
-    const ids: string[] = [];
-    for (let i = 0; i < 12; i++) ids.push((await sim.post({ _id: `due-${i}`, date: iso(dateMs), job: { name: 'slow_on_a', arguments: [] } }))._id);
-    const sharesOfA = ids.filter((id) => rendezvousOwner(live, id) === a.worker.instance);
-    expect(sharesOfA.length, 'the test needs a share of a larger than its one slot').to.be.greaterThan(1);
+    // Six tasks of each share (instance ids are random: the ids are picked to fit them).
+    const sharesOfA = idsOwnedBy(a, 'a-share', 6);
+    const ids = [...sharesOfA, ...idsOwnedBy(b, 'b-share', 6)];
+    for (const id of ids) await sim.post({ _id: id, date: iso(dateMs), job: { name: 'slow_on_a', arguments: [] } });
 
     await sim.until(() => sim.runs.length === ids.length, { what: 'every task to start' });
     const onA = sim.runs.filter((run) => run.worker === 'a');
