@@ -1,6 +1,6 @@
 /**
  * What a worker instance knows about one task it holds: the newest document, its parsed form,
- * and where it is in the instance's life cycle. The worker owns `state`, `backup`, `busy` and
+ * and where it is in the instance's life cycle. The worker owns `state`, `backup`, `busy`,
  * `pending`; the runner owns `run` and `leaseWrite` while it runs the task.
  */
 import type { ParsedTask } from '../task/validate';

@@ -136,7 +136,9 @@ export class Runner {
     if (reason === 'shutdown') return { kind: 'shutdown' };
 
     const runRecord = { startedAtMs: run.startedAtMs, finishedAtMs, worker: options.worker, instance: options.instance };
-    let result = outcome;
+    // A user's cancel seen after the job settled (while a lease write was on its way, say) is a
+    // cancel all the same: the run is recorded as canceled, as when it comes during the job.
+    let result: RunOutcome = entry.doc.status === 'cancel' ? { kind: 'canceled' } : outcome;
     for (let attempt = 1; ; attempt++) {
       const next = runResult(entry.doc, task, result, runRecord, { historyLimit: options.historyLimit });
       const written = await options.writer.write(next, 'result');

@@ -241,8 +241,10 @@ export class Worker {
     await within(Promise.all([runs, ...handBacks]), left());
     await within(this.control.stop(), Math.min(2000, left()));
     // Everything this instance held is written (or covered by its lease) by now; a request
-    // that does not answer its abort must not keep the process from exiting.
-    if (!(await within(this.store.close(), 2000))) this.options.log.warn('the database connection did not close within 2 s; exiting anyway');
+    // that does not answer its abort must not keep the process from exiting, nor the stop
+    // from ending by its deadline.
+    const closeMs = Math.min(2000, left());
+    if (!(await within(this.store.close(), closeMs))) this.options.log.warn(`the database connection did not close within ${closeMs} ms; exiting anyway`);
     this.events.emit('worker:stopped', { instance: this.instance });
     this.resolveDone();
   }
