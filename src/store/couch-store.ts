@@ -86,6 +86,10 @@ class CouchStore implements TaskStore {
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
   readonly control: ControlStore & { close(): Promise<void> };
   private readonly branchWatches = new Set<NodeJS.Timeout>();
+  /** Cluster: task id → the revision this store last wrote to a quorum of copies (201). */
+  private readonly quorumRevs = new Map<string, string>();
+  /** Cluster: tasks that met a conflict or a 202 here: their stale branches are swept once they leave running. */
+  private readonly contended = new Map<string, true>();
 
   constructor(
     private readonly conn: Connection,
@@ -131,9 +135,14 @@ class CouchStore implements TaskStore {
     const kind = options.claim ? 'claim' : 'plain';
     // In a cluster CouchDB accepts a write on any leaf, a stale branch too: a claim goes only on
     // the revision that wins over every copy (what a lagging copy's _find or feed showed may not).
-    if (kind === 'claim' && this.server.clustered) {
+    // A claim on a revision this store itself wrote to a quorum needs no such read: a later
+    // write that reached a quorum makes ours lose anyway (its rev is no leaf there any more).
+    if (kind === 'claim' && this.server.clustered && this.quorumRevs.get(doc._id) !== doc._rev) {
       const winner = await this.get(doc._id);
-      if (!winner || winner._rev !== doc._rev) return { ok: false, conflict: true };
+      if (!winner || winner._rev !== doc._rev) {
+        remember(this.contended, doc._id, true);
+        return { ok: false, conflict: true };
+      }
     }
     if (options.lane === 'hold') return this.holdLane.write(doc, { neededByMs: options.neededByMs, kind });
     return this.runLane.write(doc, { kind });
@@ -266,7 +275,7 @@ class CouchStore implements TaskStore {
     const res = await this.call<BulkRow[]>({ method: 'POST', path: '_bulk_docs', body: { docs } });
     const rows = matchRows(docs, Array.isArray(res.body) ? res.body : []);
     const outcomes = docs.map((doc, index) => this.rowOutcome(doc, rows[index]));
-    if (this.server.clustered) await this.settleClusterWrites(res.status, rows, kinds, outcomes);
+    if (this.server.clustered) await this.settleClusterWrites(docs, res.status, rows, kinds, outcomes);
     return outcomes;
   }
 
@@ -276,16 +285,27 @@ class CouchStore implements TaskStore {
    * that took a task out of `running`/`scheduled` clears the claims left on other branches,
    * in the background.
    */
-  private async settleClusterWrites(status: number, rows: Array<BulkRow | undefined>, kinds: WriteKind[], outcomes: DocOutcome[]): Promise<void> {
+  private async settleClusterWrites(docs: TaskDoc[], status: number, rows: Array<BulkRow | undefined>, kinds: WriteKind[], outcomes: DocOutcome[]): Promise<void> {
     const request = this.request;
     const flagged = rows.some((row) => row?.accepted === true);
     await Promise.all(outcomes.map(async (outcome, index) => {
-      if (!('doc' in outcome)) return;
+      if (!('doc' in outcome)) {
+        if ('conflict' in outcome) remember(this.contended, docs[index]!._id, true);
+        return;
+      }
+      const id = outcome.doc._id;
       const belowQuorum = status === 202 && (!flagged || rows[index]?.accepted === true);
+      if (belowQuorum) {
+        this.quorumRevs.delete(id);
+        remember(this.contended, id, true);
+      } else {
+        remember(this.quorumRevs, id, outcome.doc._rev!);
+      }
       if (belowQuorum && kinds[index] === 'claim') {
         if (await standDown(request, outcome.doc, this.replicas, this.log)) this.watchKeptBranch(outcome.doc);
         outcomes[index] = { ok: false, conflict: true, contested: { rev: outcome.doc._rev! } };
-      } else if (outcome.doc.status !== 'running' && outcome.doc.status !== 'scheduled') {
+      } else if (outcome.doc.status !== 'running' && outcome.doc.status !== 'scheduled' && this.contended.delete(id)) {
+        // Claims of ours or of rivals met on this task (a conflict, a 202): branches may be left.
         void sweepStaleBranches(request, outcome.doc, this.replicas, this.log);
       }
     }));
@@ -325,6 +345,15 @@ export function matchRows(docs: readonly TaskDoc[], rows: readonly BulkRow[]): A
     else rowsById.set(row.id, [row]);
   }
   return docs.map((doc, index) => (doc._id === undefined ? rows[index] : rowsById.get(doc._id)?.shift()));
+}
+
+/** How many tasks the cluster bookkeeping remembers; the oldest go first. */
+const REMEMBERED_TASKS = 20_000;
+
+function remember<V>(map: Map<string, V>, id: string, value: V): void {
+  map.delete(id);
+  map.set(id, value);
+  if (map.size > REMEMBERED_TASKS) map.delete(map.keys().next().value!);
 }
 
 function closedError(): AfterError {

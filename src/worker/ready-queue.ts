@@ -3,6 +3,10 @@
  * get one: this instance's own share before another's it holds as a backup, then the higher
  * `priority`, then the earlier date — so a burst never reorders and nothing waits behind a
  * later task of the same priority.
+ *
+ * Backups (another instance's share, still unclaimed past their grace: their owner is busy)
+ * are taken latest date first within a priority: the owner works from the earliest, so the two
+ * meet at the end of its backlog instead of racing for the same claims at its front.
  */
 export interface ReadyOrder {
   dueMs: number;
@@ -94,6 +98,6 @@ export class ReadyQueue {
 function before(a: Item, b: Item): boolean {
   if (a.backup !== b.backup) return !a.backup;
   if (a.priority !== b.priority) return a.priority > b.priority;
-  if (a.dueMs !== b.dueMs) return a.dueMs < b.dueMs;
+  if (a.dueMs !== b.dueMs) return a.backup ? a.dueMs > b.dueMs : a.dueMs < b.dueMs;
   return a.seq < b.seq;
 }

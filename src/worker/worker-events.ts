@@ -14,6 +14,8 @@ export interface WorkerEvents extends Record<string, unknown> {
   'task:invalid': { id: string; message: string };
   'task:canceled': { id: string };
   'task:conflict': { id: string; during: string };
+  /** A claim in a cluster that reached fewer copies than a quorum (a 202): not ours (SPEC §7). */
+  'task:contested': { id: string; during: string };
   'task:handed-back': { id: string };
 }
 
@@ -31,6 +33,7 @@ export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger):
   events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));
   events.on('task:handed-back', (e) => log.info(`task ${e.id} handed back (waiting)`));
   events.on('task:conflict', (e) => log.debug(`task ${e.id}: changed by another writer during ${e.during}; deciding again`));
+  events.on('task:contested', (e) => log.debug(`task ${e.id}: the ${e.during} reached fewer copies than a quorum (202); standing down`));
 }
 
 /** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */

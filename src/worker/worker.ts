@@ -24,6 +24,7 @@ import { ControlLink } from './control-link';
 import { isNewer, newEntry, type Entry } from './entry';
 import { Follower } from './follower';
 import { ReadyQueue } from './ready-queue';
+import { RecentWrites } from './recent-writes';
 import { Runner, type RunEnd } from './runner';
 import { SecondTimer } from './second-timer';
 import { TaskWriter, type WriteReason } from './task-writer';
@@ -87,6 +88,18 @@ export class Worker {
   private readonly runsSettled = new Set<Promise<void>>();
   /** Task id → the revision of a claim of ours that lost in a cluster (see isStoodDown). */
   private readonly stoodDown = new Map<string, string>();
+  /** What this instance last wrote of tasks it let go of: older copies arriving late are dropped. */
+  private readonly recent = new RecentWrites();
+  /**
+   * Backups (other instances' tasks past their grace) are claimed a few at a time, the window
+   * doubling with each one won: a busy owner catches up at the end of its backlog, where a
+   * thief that took many at once would lose most of them to it. A backup lost to its owner
+   * closes the window and pauses backups for a grace period.
+   */
+  private backupsPausedUntil = 0;
+  private backupWindow = 1;
+  private backupsClaiming = 0;
+  private backupsTimer: NodeJS.Timeout | undefined;
   /** Users' requests waiting for their task to be idle here (task id → request). */
   private readonly requests = new Map<string, TaskRequest>();
   /** Task id → its run, ending once the run's outcome is written (or abandoned). */
@@ -225,6 +238,7 @@ export class Worker {
     const left = (): number => Math.max(0, deadline - Date.now());
     this.timer.stop();
     this.ready.clear();
+    if (this.backupsTimer) this.clock.clearTimeout(this.backupsTimer);
     await within(this.follower.stop(), Math.min(2000, left()));
     await within(Promise.allSettled([...this.writesInFlight]), Math.min(graceMs, left()));
     const handBacks: Promise<void>[] = [];
@@ -276,6 +290,8 @@ export class Worker {
         if (!entry.pending || isNewer(doc, entry.pending)) entry.pending = doc;
         return;
       }
+    } else if (this.recent.isStale(doc, this.clock.now())) {
+      return;
     }
     this.apply(doc);
   }
@@ -419,6 +435,7 @@ export class Worker {
     const written = await this.writeFor(entry, next, reason);
     if (!written) return;
     this.entries.delete(entry.id);
+    this.recent.remember(written, this.clock.now());
     if (reason === 'canceled') this.events.emit('task:canceled', { id: entry.id });
     else this.events.emit('task:invalid', { id: entry.id, message: next.error?.message ?? '' });
   }
@@ -462,8 +479,12 @@ export class Worker {
       return undefined;
     }
     // The database may show our contested claim a while longer, with our lease: it is not ours.
-    if (outcome.contestedRev !== undefined) this.stoodDown.set(entry.id, outcome.contestedRev);
-    this.events.emit('task:conflict', { id: entry.id, during: reason });
+    if (outcome.contestedRev !== undefined) {
+      this.stoodDown.set(entry.id, outcome.contestedRev);
+      this.events.emit('task:contested', { id: entry.id, during: reason });
+    } else {
+      this.events.emit('task:conflict', { id: entry.id, during: reason });
+    }
     this.dropEntry(entry);
     if (outcome.fresh && options.redecide !== false) this.apply(outcome.fresh);
     return undefined;
@@ -510,6 +531,12 @@ export class Worker {
       if (id === undefined) return;
       const entry = this.entries.get(id);
       if (!entry || entry.state !== 'ready' || entry.busy) continue;
+      if (entry.backup && (this.clock.now() < this.backupsPausedUntil || this.backupsClaiming >= this.backupWindow)) {
+        // Backups come after every task of our own: nothing of ours waits either.
+        this.makeReady(entry);
+        if (this.clock.now() < this.backupsPausedUntil) this.resumeBackupsLater();
+        return;
+      }
       this.active += 1;
       const settled: Promise<void> = this.claimAndRun(entry)
         .catch((err: Error) => {
@@ -522,6 +549,14 @@ export class Worker {
     }
   }
 
+  private resumeBackupsLater(): void {
+    if (this.backupsTimer) return;
+    this.backupsTimer = this.clock.setTimeout(() => {
+      this.backupsTimer = undefined;
+      this.pump();
+    }, Math.max(0, this.backupsPausedUntil - this.clock.now()));
+  }
+
   private async claimAndRun(entry: Entry): Promise<void> {
     let released = false;
     const release = (): void => {
@@ -532,7 +567,23 @@ export class Worker {
     };
     try {
       entry.state = 'claiming';
-      const claimed = await this.writeFor(entry, writes.claim(entry.doc, this.writeContext()), 'claim');
+      const backup = entry.backup;
+      if (backup) this.backupsClaiming += 1;
+      let claimed: TaskDoc | undefined;
+      try {
+        claimed = await this.writeFor(entry, writes.claim(entry.doc, this.writeContext()), 'claim');
+      } finally {
+        if (backup) this.backupsClaiming -= 1;
+      }
+      if (backup) {
+        if (claimed) {
+          this.backupWindow = Math.min(this.concurrency, this.backupWindow * 2);
+        } else {
+          // Another instance was first to a task of its own share: its owner is at work there.
+          this.backupWindow = 1;
+          this.backupsPausedUntil = this.clock.now() + this.graceMs;
+        }
+      }
       if (!claimed) return;
       if (this.stopping) {
         // The signal came while the claim was in flight: no new run starts after it.
@@ -589,6 +640,7 @@ export class Worker {
         return;
       case 'recorded':
         this.entries.delete(entry.id);
+        this.recent.remember(end.doc, this.clock.now());
         if (end.doc.status === 'waiting' && !this.stopping) this.apply(end.doc);
         this.serveRequest(entry.id);
         return;

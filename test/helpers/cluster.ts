@@ -4,6 +4,10 @@
  * instances of one worker can each talk to a different node (SPEC §7 "Claims in a cluster").
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO_ROOT } from './cli';
 import { databaseRequest, type TestDb } from './db';
 
 /** The node URLs from COUCHDB_CLUSTER_URLS, or undefined when it is unset or empty. */
@@ -46,4 +50,34 @@ export async function postClusterTasks(db: TestDb, tasks: Array<Record<string, u
     throw new Error(`_bulk_docs failed: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 500)}`);
   }
   return docs.map((doc) => doc._id as string);
+}
+
+/** The shared couchdb.sh that started the cluster (COUCHDB_SCRIPT, or ../shared beside the repository). */
+export function clusterScript(): string | undefined {
+  const script = process.env.COUCHDB_SCRIPT ?? path.resolve(REPO_ROOT, '..', 'shared', 'couchdb', 'couchdb.sh');
+  return fs.existsSync(script) ? script : undefined;
+}
+
+/** Where couchdb.sh keeps the cluster (its COUCHDB_HOME default). */
+export function clusterHome(): string {
+  return path.join(process.env.COUCHDB_HOME ?? path.join(process.env.TMPDIR ?? os.tmpdir(), 'after-couchdb'), 'cluster');
+}
+
+/** The pid of node `n` (1-based) as couchdb.sh recorded it, when it runs. */
+export function nodePid(n: number): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(path.join(clusterHome(), `node${n}`, 'couchdb.pid'), 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
