@@ -129,7 +129,7 @@ export async function updateTask(
 ): Promise<TaskDoc> {
   for (let attempt = 1; ; attempt++) {
     const current = await getTask(conn, id);
-    const next = await mutate(structuredClone(current));
+    const next = await mutate(JSON.parse(JSON.stringify(current)) as TaskDoc);
     if (next === null) return current;
     if (intent && attempt > DIRECT_TRIES) {
       const result = await askWorker(conn, current, intent);

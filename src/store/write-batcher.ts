@@ -50,8 +50,10 @@ export class WriteBatcher {
 
   write(doc: TaskDoc, options: { neededByMs?: number; kind?: WriteKind } = {}): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
-      // A copy: the caller may go on changing its object before the batch leaves.
-      this.pending.push({ doc: structuredClone(doc), neededByMs: options.neededByMs ?? 0, kind: options.kind ?? 'plain', resolve, reject });
+      // A copy: the caller may go on changing its object before the batch leaves. Through JSON,
+      // which is what is sent anyway and, unlike structuredClone, copes with a document nested
+      // thousands of levels deep (the worker writes `error` on such a task).
+      this.pending.push({ doc: JSON.parse(JSON.stringify(doc)) as TaskDoc, neededByMs: options.neededByMs ?? 0, kind: options.kind ?? 'plain', resolve, reject });
       this.scheduleFlush();
     });
   }

@@ -172,6 +172,22 @@ describe('security', function () {
     }
   });
 
+  it('a task nested 3,000 levels deep goes to error naming the depth, and a SIGTERM still stops the worker within its grace', async () => {
+    db = await startDb({ config: { worker: { grace_ms: 2000 } } });
+    let data: unknown = 'bottom';
+    for (let i = 0; i < 3000; i++) data = { a: data };
+    const posted = await db.request<{ id: string }>('POST', '', { worker: 'deep', date: new Date().toISOString(), job: 'succeeds', data });
+    expect(posted.status, JSON.stringify(posted.body).slice(0, 200)).to.equal(201);
+    worker = await startWorker('deep', FIXTURE_JOBS, db.env);
+    const failed = await waitForStatus(db, posted.body.id, 'error', 20_000);
+    expect(failed.error?.message).to.equal('data: nested more than 100 levels deep');
+    expect(`${worker.stdout}${worker.stderr}`).to.not.match(/cannot reach CouchDB|Maximum call stack/);
+    const signalled = Date.now();
+    worker.kill('SIGTERM');
+    expect(await worker.exited).to.equal(0);
+    expect(Date.now() - signalled, 'SIGTERM to exit (grace 2 s)').to.be.below(2000 + 5000);
+  });
+
   it('CLI input: a missing file, malformed JSON and ids with / or .. are one line naming the problem, exit 1, no stack', async () => {
     db = await startDb();
     const cases: Array<{ args: string[]; mentions: RegExp }> = [
