@@ -1,18 +1,23 @@
 /**
- * The embedded CouchDB-compatible server: pouchdb-server 4.2 keeping LevelDB files in
- * `embedded.dir`, started as a child process so that After talks to it over HTTP exactly as
- * it talks to CouchDB.
+ * The embedded CouchDB-compatible server: express-pouchdb 4.2 (pouchdb-server's engine) keeping
+ * LevelDB files in `embedded.dir`, started as a child process (launcher.ts) so that After talks
+ * to it over HTTP exactly as it talks to CouchDB. It is locked by default: an admin generated on
+ * the first start (admin-credentials.ts) and a guard in front of every request (guard.ts).
  *
- * Files in AFTER_HOME: `db.pid` (the server's pid), `db.json` (its host, port, dir, url) and
- * `db.log` (its stdout/stderr and its own log).
+ * Files in AFTER_HOME (mode 0700): `db.pid` (the server's pid), `db.json` (its host, port, dir,
+ * url), `db.log` (its stdout/stderr and its own log) and `db-admin.json` (the admin, 0600).
+ * In the data folder: `pouchdb-server.json`, the server's config (admins hashed there).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DEFAULTS } from '../config';
 import { AfterError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { REVS_LIMIT } from '../store/design';
+import { ensureAdminCredentials, hashAdminPassword, verifyAdminPassword, type AdminCredentials } from './admin-credentials';
 
 export interface EmbeddedOptions {
   /** Address to bind. @default config.embedded.host ("127.0.0.1") */
@@ -24,7 +29,33 @@ export interface EmbeddedOptions {
   home: string;
   /** Detach and return once the server answers; otherwise stay attached (see `exited`). */
   background: boolean;
+  /** More Host names the server answers to. @default config.embedded.allowed_hosts ([]) */
+  allowedHosts?: readonly string[];
+  /** Web origins allowed to call it from a browser (CORS). @default [] */
+  corsOrigins?: readonly string[];
+  /** Largest document, bytes. @default 8000000 (CouchDB's max_document_size) */
+  maxDocumentSize?: number;
+  /** Largest `_bulk_docs` body, bytes. @default 67108864 */
+  maxRequestSize?: number;
+  /** Time between compaction passes; 0 = never. @default 300000 */
+  compactIntervalMs?: number;
   log?: Logger;
+}
+
+/** What launcher.ts is started with (one JSON argument: nothing secret in it). */
+export interface LauncherSettings {
+  host: string;
+  port: number;
+  dir: string;
+  configFile: string;
+  /** Where the server's own lines go (db.log). */
+  logFile: string;
+  allowedHosts: string[];
+  corsOrigins: string[];
+  maxDocumentBytes: number;
+  maxRequestBytes: number;
+  compactIntervalMs: number;
+  revsLimit: number;
 }
 
 export interface EmbeddedServer {
@@ -75,15 +106,30 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   await refuseTakenPort(options.host, options.port, home);
 
   fs.mkdirSync(dir, { recursive: true });
-  fs.mkdirSync(home, { recursive: true });
-  const configFile = writeServerConfig(dir, files.log);
-  const args = [pouchdbServerBin(), '--host', options.host, '--port', String(options.port), '--dir', dir, '--config', configFile];
+  // Before anything is written there: AFTER_HOME is made 0700 and the admin file 0600.
+  const admin = ensureAdminCredentials(home);
+  const maxDocumentBytes = options.maxDocumentSize ?? DEFAULTS.embedded.max_document_size;
+  const configFile = writeServerConfig(dir, files.log, admin, maxDocumentBytes);
+  const settings: LauncherSettings = {
+    host: options.host,
+    port: options.port,
+    dir,
+    configFile,
+    logFile: files.log,
+    allowedHosts: [...(options.allowedHosts ?? DEFAULTS.embedded.allowed_hosts)],
+    corsOrigins: [...(options.corsOrigins ?? DEFAULTS.embedded.cors_origins)],
+    maxDocumentBytes,
+    maxRequestBytes: options.maxRequestSize ?? DEFAULTS.embedded.max_request_size,
+    compactIntervalMs: options.compactIntervalMs ?? DEFAULTS.embedded.compact_interval_ms,
+    revsLimit: REVS_LIMIT,
+  };
+  const args = [LAUNCHER, JSON.stringify(settings)];
 
   let child: ChildProcess;
   if (options.background) {
     const out = fs.openSync(files.log, 'a');
     try {
-      // cwd = dir: pouchdb-server creates files relative to its cwd (its default config.json, log.txt).
+      // cwd = dir: express-pouchdb creates files relative to its cwd when not told otherwise.
       child = spawn(process.execPath, args, { cwd: dir, detached: true, stdio: ['ignore', out, out] });
     } finally {
       fs.closeSync(out);
@@ -157,38 +203,59 @@ export async function embeddedStatus(home: string): Promise<EmbeddedStatus> {
   return { running: true, pid, url: state.url, dir: state.dir };
 }
 
-function serverUrl(host: string, port: number): string {
+/** The server started from `home` when it runs: where it listens. */
+export function runningEmbeddedServer(home: string): { url: string; host: string; port: number } | null {
+  const files = embeddedFiles(path.resolve(home));
+  const pid = readPid(files.pid);
+  if (pid === undefined || !isOurServer(pid)) return null;
+  const state = readState(files.state);
+  return state && state.pid === pid ? { url: state.url, host: state.host, port: state.port } : null;
+}
+
+export function serverUrl(host: string, port: number): string {
   // A wildcard bind is reached through loopback.
   const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
-function pouchdbServerBin(): string {
-  const pkgFile = require.resolve('pouchdb-server/package.json');
-  const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { bin: Record<string, string> };
-  return path.join(path.dirname(pkgFile), pkg.bin['pouchdb-server']!);
-}
+/** The server's entry point: dist/src/embedded/launcher.js, beside this file. */
+const LAUNCHER = path.join(__dirname, 'launcher.js');
+/** What names our server in /proc/<pid>/cmdline; `pouchdb-server` for one an older After started. */
+const SERVER_COMMAND_MARKS = [path.join('embedded', 'launcher.js'), 'pouchdb-server'];
 
 /**
- * pouchdb-server keeps its settings (and the server uuid) in the file named by --config.
- * Its `--no-stdout-logs` flag is read by its option parser as "--no" + "stdout-logs" and
- * has no effect, so the setting goes into the config file instead. Level "warning": at
- * "info" it logs one line per HTTP request, which grows without bound under a worker.
+ * express-pouchdb keeps its settings in this file (the name pouchdb-server gave it, so a data
+ * folder it wrote keeps its settings). After sets, on every start:
+ * - `admins.<name>`: our admin's `-pbkdf2-` hash, rewritten only when it does not match the
+ *   password in AFTER_HOME (so a lost admin file means a new admin at the next start); other
+ *   admins an operator added are kept;
+ * - `couchdb.max_document_size`: express-pouchdb's JSON body limit (4 GiB by default);
+ * - `log`: level "warning", since at "info" it logs one line per HTTP request, without bound
+ *   under a worker; `pouchdb_server.no-stdout-logs`, kept for a pouchdb-server reading the folder.
+ * Written 0600 through a temporary file, so a crash never leaves half a config.
  */
-function writeServerConfig(dir: string, logFile: string): string {
+function writeServerConfig(dir: string, logFile: string, admin: AdminCredentials, maxDocumentBytes: number): string {
   const file = path.join(dir, 'pouchdb-server.json');
   let current: Record<string, Record<string, unknown>> = {};
   try {
     current = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof current;
   } catch {
-    // first start (or an unreadable file pouchdb-server would rewrite anyway)
+    // first start (or an unreadable file express-pouchdb would rewrite anyway)
   }
+  const admins: Record<string, unknown> = { ...current.admins };
+  const stored = admins[admin.name];
+  if (typeof stored !== 'string' || !verifyAdminPassword(stored, admin.password)) admins[admin.name] = hashAdminPassword(admin.password);
   const next = {
     ...current,
+    admins,
+    couchdb: { ...current.couchdb, max_document_size: maxDocumentBytes },
     log: { ...current.log, file: logFile, level: 'warning' },
     pouchdb_server: { ...current.pouchdb_server, 'no-stdout-logs': true },
   };
-  fs.writeFileSync(file, `${JSON.stringify(next, null, 2)}\n`);
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+  fs.chmodSync(temp, 0o600);
+  fs.renameSync(temp, file);
   return file;
 }
 
@@ -299,15 +366,16 @@ function removeFiles(files: { pid: string; state: string }, pid: number): void {
 }
 
 /**
- * The pid is alive and is a pouchdb-server: after a reboot a stale pid file may name an
- * unrelated process that got the same pid. Where /proc is missing, liveness alone decides.
+ * The pid is alive and is our server: after a reboot a stale pid file may name an unrelated
+ * process that got the same pid. Where /proc is missing, liveness alone decides.
  */
 function isOurServer(pid: number): boolean {
   if (!isAlive(pid)) return false;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (/^\d+ \(.*\) Z/.test(stat)) return false; // a zombie has exited already
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('pouchdb-server');
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return SERVER_COMMAND_MARKS.some((mark) => cmdline.includes(mark));
   } catch {
     return true;
   }

@@ -82,7 +82,7 @@ describe('after init', function () {
   it('rewrites a design document someone changed, once', async function () {
     await db.init();
     const stored = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
-    const tampered = await db.request('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
+    const tampered = await db.adminRequest('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
     expect(tampered.status, JSON.stringify(tampered.body)).to.equal(201);
 
     const fixed = await db.init();
