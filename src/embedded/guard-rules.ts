@@ -15,6 +15,8 @@
 
 /** Who may make a request. */
 export type Access =
+  /** Everyone, from anywhere: the welcome at `/` (CouchDB's is public too; it says what the server is). */
+  | 'public'
   /** Anyone allowed in: admin, a named user, or an anonymous client on loopback. */
   | 'anyone'
   /** The server admin only. */
@@ -104,7 +106,7 @@ export function routeRule(method: string, url: string): RouteRule {
   const [first = '', ...rest] = segments;
   if (first === '') {
     if (segments.length > 1 || rawSegments.length > 1) return admin('this path needs the server admin');
-    return READ_METHODS.has(verb) ? anyone() : admin(`${verb} / needs the server admin`);
+    return READ_METHODS.has(verb) ? { access: 'public', body: 'raw' } : admin(`${verb} / needs the server admin`);
   }
   if (segments.slice(0, -1).some((s) => s === '')) return admin('paths with empty segments need the server admin');
   if (first.startsWith('_')) return serverRule(verb, first);

@@ -153,7 +153,7 @@ function accessRefusal(rule: RouteRule, identity: Identity, peer: string | undef
       ? { status: 401, error: 'unauthorized', reason }
       : { status: 403, error: 'forbidden', reason };
   }
-  if (identity.kind === 'anonymous' && !isLoopback(peer)) {
+  if (rule.access === 'anyone' && identity.kind === 'anonymous' && !isLoopback(peer)) {
     return { status: 401, error: 'unauthorized', reason: 'requests without credentials are accepted from this machine only' };
   }
   return null;
