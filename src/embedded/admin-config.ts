@@ -31,6 +31,8 @@ export function withEmbeddedAdmin(config: AfterConfig): AfterConfig {
   const bound = `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
   if (![server.url, bound].some((candidate) => sameOrigin(candidate, configured))) return config;
   const admin = readAdminCredentials(config.home);
+  // A pouchdb-server started by an older After has no admin (anyone may): nothing to add.
+  if (!admin && !server.locked) return config;
   if (!admin) {
     throw new AfterError(
       'E_DB_ADMIN',

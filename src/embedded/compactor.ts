@@ -15,16 +15,17 @@
  *    6 s for 20,000 documents with 80,000 revisions here, because it passes `last_seq` where
  *    `changes()` reads `since`);
  * 2. LevelDB `compactRange` over the whole key space the first time this process compacts the
- *    database, then whenever the files have doubled (and grown by 1 MiB) since: its cost is
- *    proportional to the database's size (0.8 s for 47 MB here), so it runs as often as growth
- *    makes it worth it.
+ *    database, then whenever the files have doubled (and grown by 1 MiB) since, and once more
+ *    when the database goes quiet after a compaction that left deletions behind: its cost is
+ *    proportional to the database's size (0.8 s for 47 MB here), so a busy database is
+ *    rewritten as often as its growth makes it worth it, and a quiet one ends at its live size.
  * Each compaction is logged with the sizes before and after and how long it took.
  */
 
 /** The PouchDB database methods compaction uses. */
 export interface CompactableDb {
   info(): Promise<{ update_seq: number | string }>;
-  changes(options: { since: number | string; return_docs: false; limit?: number }): Promise<{ results: Array<{ id: string }>; last_seq: number | string }>;
+  changes(options: { since: number | string; limit: number }): Promise<{ results: Array<{ id: string }>; last_seq: number | string }>;
   compactDocument(id: string, maxHeight: number): Promise<unknown>;
   get(id: string): Promise<Record<string, unknown>>;
   put(doc: Record<string, unknown>): Promise<unknown>;
@@ -61,6 +62,8 @@ interface DbState {
   compactedSeq: number | string;
   /** Size right after the last LevelDB compaction of this process (none yet: undefined). */
   filesAfter?: number;
+  /** PouchDB compaction deleted revisions that no LevelDB compaction has reclaimed yet. */
+  filesDirty?: boolean;
 }
 
 export function startCompactor(options: CompactorOptions): Compactor {
@@ -74,14 +77,33 @@ export function startCompactor(options: CompactorOptions): Compactor {
     const seq = (await db.info()).update_seq;
     const state = states.get(name) ?? { compactedSeq: await readCheckpoint(db) };
     states.set(name, state);
-    if (String(seq) === String(state.compactedSeq)) return;
+    const quiet = String(seq) === String(state.compactedSeq);
+    if (quiet && !state.filesDirty) return;
 
     const startedAt = Date.now();
     const sizeBefore = options.diskSize(name);
+    const changed = quiet ? 0 : await compactChangedDocuments(db, state);
+    const filesBefore = options.diskSize(name);
+    const grown = state.filesAfter === undefined
+      || (filesBefore >= state.filesAfter * FILES_GROWTH_FACTOR && filesBefore - state.filesAfter >= FILES_MIN_GROWTH);
+    const compactFiles = grown || quiet;
+    if (compactFiles) {
+      await options.compactFiles(name);
+      state.filesAfter = options.diskSize(name);
+    }
+    state.filesDirty = !compactFiles && changed > 0;
+    const files = compactFiles ? ', files compacted' : '';
+    const level = changed > 0 || compactFiles ? 'info' : 'debug';
+    options.log(level, `compacted ${name}: ${changed} changed documents${files}, ${mb(sizeBefore)} -> ${mb(options.diskSize(name))} in ${Date.now() - startedAt} ms`);
+  }
+
+  /** PouchDB compaction of the documents changed since the checkpoint; resolves with their count. */
+  async function compactChangedDocuments(db: CompactableDb, state: DbState): Promise<number> {
     let changed = 0;
     let since = state.compactedSeq;
     for (;;) {
-      const page = await db.changes({ since, return_docs: false, limit: CHANGES_PAGE });
+      // One page at a time (with `return_docs: false` PouchDB would resolve with no results).
+      const page = await db.changes({ since, limit: CHANGES_PAGE });
       for (const row of page.results) {
         await db.compactDocument(row.id, 0);
         changed++;
@@ -91,17 +113,7 @@ export function startCompactor(options: CompactorOptions): Compactor {
     }
     state.compactedSeq = since;
     await writeCheckpoint(db, since);
-    const filesBefore = options.diskSize(name);
-    const grown = state.filesAfter === undefined
-      || (filesBefore >= state.filesAfter * FILES_GROWTH_FACTOR && filesBefore - state.filesAfter >= FILES_MIN_GROWTH);
-    if (grown) {
-      await options.compactFiles(name);
-      state.filesAfter = options.diskSize(name);
-    }
-    const sizeAfter = options.diskSize(name);
-    const files = grown ? ', files compacted' : '';
-    const level = changed > 0 || grown ? 'info' : 'debug';
-    options.log(level, `compacted ${name}: ${changed} changed documents${files}, ${mb(sizeBefore)} -> ${mb(sizeAfter)} in ${Date.now() - startedAt} ms`);
+    return changed;
   }
 
   async function pass(): Promise<void> {

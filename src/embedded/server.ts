@@ -203,13 +203,17 @@ export async function embeddedStatus(home: string): Promise<EmbeddedStatus> {
   return { running: true, pid, url: state.url, dir: state.dir };
 }
 
-/** The server started from `home` when it runs: where it listens. */
-export function runningEmbeddedServer(home: string): { url: string; host: string; port: number } | null {
+/**
+ * The server started from `home` when it runs: where it listens, and whether it is locked
+ * (false for a pouchdb-server an older After started, which has no admin until restarted).
+ */
+export function runningEmbeddedServer(home: string): { url: string; host: string; port: number; locked: boolean } | null {
   const files = embeddedFiles(path.resolve(home));
   const pid = readPid(files.pid);
   if (pid === undefined || !isOurServer(pid)) return null;
   const state = readState(files.state);
-  return state && state.pid === pid ? { url: state.url, host: state.host, port: state.port } : null;
+  if (!state || state.pid !== pid) return null;
+  return { url: state.url, host: state.host, port: state.port, locked: !isOldPouchdbServer(pid) };
 }
 
 export function serverUrl(host: string, port: number): string {
@@ -378,6 +382,14 @@ function isOurServer(pid: number): boolean {
     return SERVER_COMMAND_MARKS.some((mark) => cmdline.includes(mark));
   } catch {
     return true;
+  }
+}
+
+function isOldPouchdbServer(pid: number): boolean {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SERVER_COMMAND_MARKS[0]!);
+  } catch {
+    return false;
   }
 }
 
