@@ -212,6 +212,44 @@ describe('embedded server: locked by default', function () {
     const status = await cli(['status']);
     expect(status.code, status.stderr).to.equal(0);
   });
+
+  it('uses the admin only for the server started from this AFTER_HOME; configured credentials win', async () => {
+    const password = readAdminCredentials(env.AFTER_HOME!)!.password;
+    // The same server named by an explicit URL without credentials: the admin is added.
+    const sameServer = await runCli(['init'], { env: { ...env, AFTER_COUCHDB_URL: url, AFTER_DB: 'tasks_explicit' } });
+    expect(sameServer.code, sameServer.stderr).to.equal(0);
+    // Credentials in the URL are used as they are, even wrong ones.
+    const wrong = await runCli(['init'], { env: { ...env, AFTER_COUCHDB_URL: url.replace('//', '//someone:guess@'), AFTER_DB: 'tasks_wrong' } });
+    expect(wrong.code).to.equal(1);
+    expect(wrong.stderr.trim().split('\n')).to.have.length(1);
+    // Another AFTER_HOME (no server started from it): no admin to add, the server refuses.
+    const otherHome = path.join(root, 'other-home');
+    const elsewhere = await runCli(['init'], { env: { ...env, AFTER_HOME: otherHome, AFTER_COUCHDB_URL: url, AFTER_DB: 'tasks_elsewhere' } });
+    expect(elsewhere.code).to.equal(1);
+    expect(elsewhere.stderr).to.match(/401 unauthorized.*only the server admin may create databases/);
+    for (const result of [sameServer, wrong, elsewhere]) expect(result.stdout + result.stderr).to.not.contain(password);
+    const dbs = (await send(`${adminUrl}/_all_dbs`, 'GET')).body as string[];
+    expect(dbs).to.include('tasks_explicit').and.not.include('tasks_wrong').and.not.include('tasks_elsewhere');
+  });
+
+  it('makes a new admin when its file is lost, at the next start, with the data kept', async () => {
+    const home = env.AFTER_HOME!;
+    const lost = readAdminCredentials(home)!;
+    const kept = await send(`${url}/tasks`, 'POST', { body: task() });
+    expect((await cli(['db', 'stop'])).code).to.equal(0);
+    fs.rmSync(path.join(home, 'db-admin.json'));
+    expect((await cli(['db', 'start', '-b'])).code).to.equal(0);
+
+    const fresh = readAdminCredentials(home)!;
+    expect(fresh.password).to.not.equal(lost.password);
+    expect((await send(`${url.replace('//', `//${lost.name}:${lost.password}@`)}/_all_dbs`, 'GET')).status, 'the lost password').to.equal(401);
+    adminUrl = (await runCli(['db', 'credentials'], { env })).stdout.trim();
+    expect((await send(`${adminUrl}/_all_dbs`, 'GET')).status).to.equal(200);
+    const init = await cli(['init']);
+    expect(init.code, init.stderr).to.equal(0);
+    expect(init.stdout).to.match(/unchanged/);
+    expect((await send(`${url}/tasks/${kept.body.id}`, 'GET')).status).to.equal(200);
+  });
 });
 
 describe('embedded server: settings, peers and compaction', function () {
