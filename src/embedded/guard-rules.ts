@@ -101,7 +101,8 @@ export function routeRule(method: string, url: string): RouteRule {
   }
   if (segments.some((s) => s === '.' || s === '..')) return nobody(400, 'the request path may not contain . or .. segments');
   // pouchdb-server 4.2 crashes on `_changes?filter=_selector` (SPEC §1); CouchDB supports it.
-  if (query.get('filter') === '_selector') return nobody(400, 'filter=_selector is not supported by the embedded server (use a design document filter)');
+  // express-pouchdb JSON-parses query values, so `filter="_selector"` is the same request.
+  if (query.getAll('filter').some((value) => jsonStringOrSelf(value) === '_selector')) return nobody(400, 'filter=_selector is not supported by the embedded server (use a design document filter)');
 
   const [first = '', ...rest] = segments;
   if (first === '') {
@@ -216,6 +217,16 @@ export function oversizedDocument(body: unknown, maxBytes: number): string | nul
     }
   }
   return null;
+}
+
+/** A query value as express-pouchdb reads it: JSON when it parses as a JSON string, else as sent. */
+export function jsonStringOrSelf(value: string): string {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return typeof parsed === 'string' ? parsed : value;
+  } catch {
+    return value;
+  }
 }
 
 function safeDecode(text: string): string {

@@ -21,6 +21,7 @@ import {
   documentWriteProblem,
   hostAllowed,
   isLoopback,
+  jsonStringOrSelf,
   oversizedDocument,
   routeRule,
   type RouteRule,
@@ -250,13 +251,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 /** express-pouchdb JSON-parses every query value (`?id="_design/x"` is the string `_design/x`). */
 function jsonQueryValue(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
-  try {
-    const parsed: unknown = JSON.parse(value);
-    return typeof parsed === 'string' ? parsed : value;
-  } catch {
-    return value;
-  }
+  return typeof value === 'string' ? jsonStringOrSelf(value) : null;
 }
 
 function normalizeOrigin(origin: string): string {

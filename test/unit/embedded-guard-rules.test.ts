@@ -52,6 +52,7 @@ describe('embedded server guard: who may make which request', () => {
     ['GET', '/tasks/_changes?filter=after/by_worker&worker=w', 'anyone'],
     ['GET', '/tasks/_changes?filter=_selector', 'nobody', { status: 400 }],
     ['POST', '/tasks/_changes?filter=_selector', 'nobody', { status: 400 }],
+    ['GET', '/tasks/_changes?filter=%22_selector%22', 'nobody', { status: 400 }],
     ['POST', '/tasks/_find', 'anyone', { body: 'json' }],
     ['POST', '/tasks/_explain', 'anyone', { body: 'json' }],
     ['POST', '/tasks/_bulk_docs', 'anyone', { body: 'bulk', writes: 'bulk' }],
