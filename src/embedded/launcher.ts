@@ -20,7 +20,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { startCompactor, type CompactableDb } from './compactor';
 import { createGuard } from './guard';
-import type { LauncherSettings } from './server';
+import type { LauncherSettings } from './server-settings';
 
 const EXCLUDED_PARTS = ['routes/fauxton', 'routes/rewrite', 'routes/cluster-rewrite', 'routes/vhosts', 'routes/special-test-auth'];
 /** How long a stop may wait for the databases to close before exiting anyway. */

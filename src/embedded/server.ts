@@ -13,11 +13,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULTS } from '../config';
 import { AfterError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { REVS_LIMIT } from '../store/design';
-import { ensureAdminCredentials, hashAdminPassword, verifyAdminPassword, type AdminCredentials } from './admin-credentials';
+import { ensureAdminCredentials } from './admin-credentials';
+import { launcherSettings } from './server-settings';
 
 export interface EmbeddedOptions {
   /** Address to bind. @default config.embedded.host ("127.0.0.1") */
@@ -40,22 +39,6 @@ export interface EmbeddedOptions {
   /** Time between compaction passes; 0 = never. @default 300000 */
   compactIntervalMs?: number;
   log?: Logger;
-}
-
-/** What launcher.ts is started with (one JSON argument: nothing secret in it). */
-export interface LauncherSettings {
-  host: string;
-  port: number;
-  dir: string;
-  configFile: string;
-  /** Where the server's own lines go (db.log). */
-  logFile: string;
-  allowedHosts: string[];
-  corsOrigins: string[];
-  maxDocumentBytes: number;
-  maxRequestBytes: number;
-  compactIntervalMs: number;
-  revsLimit: number;
 }
 
 export interface EmbeddedServer {
@@ -108,21 +91,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   fs.mkdirSync(dir, { recursive: true });
   // Before anything is written there: AFTER_HOME is made 0700 and the admin file 0600.
   const admin = ensureAdminCredentials(home);
-  const maxDocumentBytes = options.maxDocumentSize ?? DEFAULTS.embedded.max_document_size;
-  const configFile = writeServerConfig(dir, files.log, admin, maxDocumentBytes);
-  const settings: LauncherSettings = {
-    host: options.host,
-    port: options.port,
-    dir,
-    configFile,
-    logFile: files.log,
-    allowedHosts: [...(options.allowedHosts ?? DEFAULTS.embedded.allowed_hosts)],
-    corsOrigins: [...(options.corsOrigins ?? DEFAULTS.embedded.cors_origins)],
-    maxDocumentBytes,
-    maxRequestBytes: options.maxRequestSize ?? DEFAULTS.embedded.max_request_size,
-    compactIntervalMs: options.compactIntervalMs ?? DEFAULTS.embedded.compact_interval_ms,
-    revsLimit: REVS_LIMIT,
-  };
+  const settings = launcherSettings({ ...options, dir }, files.log, admin);
   const args = [LAUNCHER, JSON.stringify(settings)];
 
   let child: ChildProcess;
@@ -226,42 +195,6 @@ export function serverUrl(host: string, port: number): string {
 const LAUNCHER = path.join(__dirname, 'launcher.js');
 /** What names our server in /proc/<pid>/cmdline; `pouchdb-server` for one an older After started. */
 const SERVER_COMMAND_MARKS = [path.join('embedded', 'launcher.js'), 'pouchdb-server'];
-
-/**
- * express-pouchdb keeps its settings in this file (the name pouchdb-server gave it, so a data
- * folder it wrote keeps its settings). After sets, on every start:
- * - `admins.<name>`: our admin's `-pbkdf2-` hash, rewritten only when it does not match the
- *   password in AFTER_HOME (so a lost admin file means a new admin at the next start); other
- *   admins an operator added are kept;
- * - `couchdb.max_document_size`: express-pouchdb's JSON body limit (4 GiB by default);
- * - `log`: level "warning", since at "info" it logs one line per HTTP request, without bound
- *   under a worker; `pouchdb_server.no-stdout-logs`, kept for a pouchdb-server reading the folder.
- * Written 0600 through a temporary file, so a crash never leaves half a config.
- */
-function writeServerConfig(dir: string, logFile: string, admin: AdminCredentials, maxDocumentBytes: number): string {
-  const file = path.join(dir, 'pouchdb-server.json');
-  let current: Record<string, Record<string, unknown>> = {};
-  try {
-    current = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof current;
-  } catch {
-    // first start (or an unreadable file express-pouchdb would rewrite anyway)
-  }
-  const admins: Record<string, unknown> = { ...current.admins };
-  const stored = admins[admin.name];
-  if (typeof stored !== 'string' || !verifyAdminPassword(stored, admin.password)) admins[admin.name] = hashAdminPassword(admin.password);
-  const next = {
-    ...current,
-    admins,
-    couchdb: { ...current.couchdb, max_document_size: maxDocumentBytes },
-    log: { ...current.log, file: logFile, level: 'warning' },
-    pouchdb_server: { ...current.pouchdb_server, 'no-stdout-logs': true },
-  };
-  const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
-  fs.chmodSync(temp, 0o600);
-  fs.renameSync(temp, file);
-  return file;
-}
 
 /** One-line refusal naming who holds the port: our server (per db.json) or something else. */
 async function refuseTakenPort(host: string, port: number, home: string): Promise<void> {

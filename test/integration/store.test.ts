@@ -17,7 +17,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { DEFAULTS, parseConfig, type AfterConfig } from '../../src/config';
 import { hashAdminPassword } from '../../src/embedded/admin-credentials';
-import type { LauncherSettings } from '../../src/embedded/server';
+import type { LauncherSettings } from '../../src/embedded/server-settings';
 import { REVS_LIMIT } from '../../src/store/design';
 import { createLogger, type Logger } from '../../src/log';
 import { createStore } from '../../src/store/couch-store';
