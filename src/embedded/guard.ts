@@ -117,10 +117,25 @@ export function createGuard(settings: GuardSettings): Middleware {
     const length = contentLength(req);
     const limit = rule.body === 'bulk' ? settings.maxRequestBytes : settings.maxDocumentBytes;
     if (length !== undefined && length > limit) return afterBody(req, res, () => tooLarge(res, rule.body));
+    // A non-admin's documents may not be design documents: checked once the body is read.
+    const writeRefusal = (): boolean => {
+      if (isAdmin || !rule.writes) return false;
+      const problem = documentWriteProblem(rule.writes, {
+        body: req.body,
+        queryId: jsonQueryValue(req.query?.id),
+        destination: headerValue(req.headers.destination),
+        contentType: headerValue(req.headers['content-type']),
+      });
+      if (!problem) return false;
+      refuse(res, identity.kind === 'anonymous' ? 401 : 403, identity.kind === 'anonymous' ? 'unauthorized' : 'forbidden', problem);
+      return true;
+    };
+
     if (rule.body === 'raw') {
       if (length === undefined && hasBody(req) && !isAdmin) {
         return refuse(res, 411, 'length_required', 'attachments need a Content-Length header on the embedded server');
       }
+      if (writeRefusal()) return;
       return next();
     }
 
@@ -132,15 +147,7 @@ export function createGuard(settings: GuardSettings): Middleware {
         const oversized = oversizedDocument(req.body, settings.maxDocumentBytes);
         if (oversized !== null) return refuse(res, 413, 'document_too_large', oversized);
       }
-      if (!isAdmin && rule.writes) {
-        const problem = documentWriteProblem(rule.writes, {
-          body: req.body,
-          queryId: jsonQueryValue(req.query?.id),
-          destination: headerValue(req.headers.destination),
-          contentType: headerValue(req.headers['content-type']),
-        });
-        if (problem) return refuse(res, identity.kind === 'anonymous' ? 401 : 403, identity.kind === 'anonymous' ? 'unauthorized' : 'forbidden', problem);
-      }
+      if (writeRefusal()) return;
       next();
     });
   };
