@@ -128,7 +128,7 @@ function databaseRule(verb: string, db: string, rest: string[]): RouteRule {
   if (rest.length === 0) {
     if (READ_METHODS.has(verb)) return anyone();
     if (verb === 'POST') return anyone('json', 'single');
-    if (verb === 'PUT') return admin(`only the server admin may create databases (${db}); run 'after init'`);
+    if (verb === 'PUT') return admin(`only the server admin may create databases (${db})`);
     if (verb === 'DELETE') return admin(`only the server admin may delete databases (${db})`);
     return admin(`${verb} /${db} needs the server admin`);
   }

@@ -232,6 +232,7 @@ describe('embedded server: locked by default', function () {
     const elsewhere = await runCli(['init'], { env: { ...env, AFTER_HOME: otherHome, AFTER_COUCHDB_URL: url, AFTER_DB: 'tasks_elsewhere' } });
     expect(elsewhere.code).to.equal(1);
     expect(elsewhere.stderr).to.match(/401 unauthorized.*only the server admin may create databases/);
+    expect(elsewhere.stderr).to.match(/after db credentials/);
     for (const result of [sameServer, wrong, elsewhere]) expect(result.stdout + result.stderr).to.not.contain(password);
     const dbs = (await send(`${adminUrl}/_all_dbs`, 'GET')).body as string[];
     expect(dbs).to.include('tasks_explicit').and.not.include('tasks_wrong').and.not.include('tasks_elsewhere');
