@@ -6,8 +6,9 @@
  *
  * Why a database of its own: `_local` documents never appear in `_changes` or `_all_docs`, and
  * heartbeats in the tasks database would wake every worker's feed every few seconds and add to
- * the indexes the workers query. The database is created on first use (idempotently: a 412
- * means it exists), so `after init` does not need to know about it.
+ * the indexes the workers query. `after init` creates it; a worker creates it on first use when
+ * it may (a 412 means it exists). Where it may not (the embedded server refuses database
+ * creation without its admin, as CouchDB does), the worker says once to run `after init`.
  */
 import * as os from 'node:os';
 import { CouchRequestError, toError } from '../errors';
@@ -98,7 +99,13 @@ export function startInstanceHeartbeat(
     } catch (err) {
       if (stopping.signal.aborted) return;
       // The worker keeps running without it; only `after status` and the dashboard lose sight of it.
-      if (!failing) log.warn(`instance heartbeat not written (${toError(err).message}); retrying every ${intervalMs} ms`);
+      if (!failing) {
+        if (err instanceof InstancesDbRefused) {
+          log.warn(`instance heartbeat not written: database ${instancesDbName(conn.dbName)} does not exist and this worker may not create it; run 'after init' (retrying every ${intervalMs} ms)`);
+        } else {
+          log.warn(`instance heartbeat not written (${toError(err).message}); retrying every ${intervalMs} ms`);
+        }
+      }
       failing = true;
     }
   }
@@ -140,7 +147,12 @@ async function putInstance(conn: Connection, doc: InstanceDoc, signal: AbortSign
     } catch (err) {
       if (!(err instanceof CouchRequestError) || attempt >= 3) throw err;
       if (err.status === 404) {
-        await ensureInstancesDb(conn, signal);
+        try {
+          await ensureInstancesDb(conn, signal);
+        } catch (createErr) {
+          const refused = createErr instanceof CouchRequestError && (createErr.status === 401 || createErr.status === 403);
+          throw refused ? new InstancesDbRefused(createErr) : createErr;
+        }
       } else if (err.status === 409) {
         // Our last write's answer was lost (or a database restore): take the stored rev.
         doc._rev = (await readInstance(conn, doc._id, signal))?._rev;
@@ -174,17 +186,25 @@ async function readInstance(conn: Connection, id: string, signal?: AbortSignal):
 /** Revisions CouchDB keeps per instance document: each heartbeat is one, and none is ever read. */
 const INSTANCES_REVS_LIMIT = 10;
 
-/** Create `<db>_instances`; 412 (it exists) is success. */
-export async function ensureInstancesDb(conn: Connection, signal?: AbortSignal): Promise<void> {
+/** The instances database could not be created for lack of rights (a 401 or 403). */
+class InstancesDbRefused extends Error {
+  constructor(cause: unknown) {
+    super('not allowed to create the instances database', { cause });
+  }
+}
+
+/** Create `<db>_instances`; 412 (it exists) is success. Resolves with whether it was created. */
+export async function ensureInstancesDb(conn: Connection, signal?: AbortSignal): Promise<boolean> {
   const db = encodeURIComponent(instancesDbName(conn.dbName));
   try {
     await conn.request({ method: 'PUT', root: true, path: db, signal });
   } catch (err) {
     if (!(err instanceof CouchRequestError && err.status === 412)) throw err;
-    return;
+    return false;
   }
   // pouchdb-server 4.2 has no _revs_limit endpoint (a 400/404): nothing to save there.
   await conn.request({ method: 'PUT', root: true, path: `${db}/_revs_limit`, body: INSTANCES_REVS_LIMIT, signal }).catch(() => undefined);
+  return true;
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
- * `after init`: the tasks database, its Mango indexes and the `_design/after` document (its
- * `_changes` filter, task-count view and the validate_doc_update that refuses invalid tasks).
+ * `after init`: the tasks database, its Mango indexes, the `_design/after` document (its
+ * `_changes` filter, task-count view and the validate_doc_update that refuses invalid tasks)
+ * and the `<db>_instances` database of worker heartbeats (metrics/instance-heartbeat.ts).
  * Idempotent: a second run writes nothing (no new revision anywhere) and says "unchanged".
  */
 import type { AfterConfig } from '../config';
 import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { ensureInstancesDb, instancesDbName } from '../metrics/instance-heartbeat';
 import { detectServer, openConnection, type Connection } from './connection';
 import type { ServerInfo } from './types';
 import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
@@ -106,6 +108,7 @@ export async function initDatabase(config: AfterConfig, options: { log?: Logger 
     steps.push(await ensureRevsLimit(conn, server));
     for (const index of MANGO_INDEXES) steps.push(await ensureIndex(conn, index));
     steps.push(await ensureDesignDoc(conn));
+    steps.push({ what: `database ${instancesDbName(conn.dbName)}`, outcome: (await ensureInstancesDb(conn)) ? 'created' : 'unchanged' });
   } finally {
     conn.close();
   }

@@ -21,8 +21,9 @@ describe('after init', function () {
     await db?.destroy();
   });
 
-  it('creates the database, its indexes and the design document', async function () {
+  it('creates the database, its indexes, the design document and the instances database', async function () {
     expect((await db.request('GET', '')).status, 'database before init').to.equal(404);
+    expect((await db.request('GET', `../${db.dbName}_instances`)).status, 'instances database before init').to.equal(404);
 
     const report = await db.init();
 
@@ -34,6 +35,9 @@ describe('after init', function () {
     const design = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
     expect(design.filters).to.have.property('by_worker');
     expect(design.views.by_worker_status.reduce).to.equal('_count');
+    // Workers write their heartbeats there; on the embedded server they may not create it.
+    expect((await db.request('GET', `../${db.dbName}_instances`)).status).to.equal(200);
+    expect(report.steps.find((s) => s.what === `database ${db.dbName}_instances`)?.outcome).to.equal('created');
   });
 
   it('sets a low _revs_limit where the server supports it, and says when it does not', async function () {
@@ -82,7 +86,7 @@ describe('after init', function () {
   it('rewrites a design document someone changed, once', async function () {
     await db.init();
     const stored = (await db.request<Record<string, any>>('GET', DESIGN_DOC_ID)).body;
-    const tampered = await db.request('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
+    const tampered = await db.adminRequest('PUT', DESIGN_DOC_ID, { ...stored, filters: { by_worker: 'function () { return true; }' } });
     expect(tampered.status, JSON.stringify(tampered.body)).to.equal(201);
 
     const fixed = await db.init();
