@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig, type AfterConfig } from '../src/config';
+import { readAdminCredentials, type AdminCredentials } from '../src/embedded/admin-credentials';
 import { startEmbedded, stopEmbedded } from '../src/embedded/server';
 import { silentLogger } from '../src/log';
 import { initDatabase } from '../src/store/design';
@@ -70,7 +71,8 @@ export async function startBenchServer(): Promise<BenchServer> {
     url: started.url,
     pid: started.pid,
     root,
-    newDb: (label, config = {}) => createDb(root, started.url, label, config),
+    // Creating each database and its design documents needs the admin `startEmbedded` generated.
+    newDb: (label, config = {}) => createDb(root, started.url, readAdminCredentials(home)!, label, config),
     async stop() {
       await stopEmbedded(home);
       fs.rmSync(root, { recursive: true, force: true });
@@ -78,7 +80,7 @@ export async function startBenchServer(): Promise<BenchServer> {
   };
 }
 
-async function createDb(root: string, url: string, label: string, extraConfig: Record<string, unknown>): Promise<BenchDb> {
+async function createDb(root: string, url: string, admin: AdminCredentials, label: string, extraConfig: Record<string, unknown>): Promise<BenchDb> {
   const name = `bench_${label}_${randomBytes(4).toString('hex')}`;
   const place = path.join(root, name);
   fs.mkdirSync(place, { recursive: true });
@@ -92,7 +94,7 @@ async function createDb(root: string, url: string, label: string, extraConfig: R
   fs.writeFileSync(configFile, `${JSON.stringify(fileConfig, null, 2)}\n`);
   const env = { AFTER_COUCHDB_URL: url, AFTER_DB: name, AFTER_HOME: path.join(place, 'home'), AFTER_CONFIG: configFile };
   const config = loadConfig(env, place);
-  await initDatabase(config, { log: silentLogger() });
+  await initDatabase({ ...config, couchdb: { ...config.couchdb, username: admin.name, password: admin.password } }, { log: silentLogger() });
   const dbUrl = `${url}/${name}`;
 
   const request = async <T>(method: string, docPath: string, body?: unknown): Promise<T> => {

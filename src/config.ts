@@ -34,6 +34,19 @@ export interface EmbeddedConfig {
   port: number;
   /** Where the embedded server keeps its LevelDB files. @default "./data" */
   dir: string;
+  /**
+   * Host names (beside 127.0.0.1, localhost, [::1] and `host`) the server answers to, as
+   * `name` or `name:port`; any other Host header is refused (DNS rebinding). @default []
+   */
+  allowed_hosts: readonly string[];
+  /** Web origins (`https://app.example.com`) whose pages may call the server (CORS). @default [] */
+  cors_origins: readonly string[];
+  /** Largest document a request may write, bytes (CouchDB's default). @default 8000000 */
+  max_document_size: number;
+  /** Largest `_bulk_docs` body, bytes; each of its documents still obeys max_document_size. @default 67108864 */
+  max_request_size: number;
+  /** Time between compactions of every database; 0 turns compaction off. @default 300000 */
+  compact_interval_ms: number;
 }
 
 export interface WorkerConfig {
@@ -123,7 +136,16 @@ export const DEFAULTS = {
   couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false },
   jobs: './jobs',
   builtins: { exec: false, webhook: true },
-  embedded: { host: '127.0.0.1', port: 5984, dir: './data' },
+  embedded: {
+    host: '127.0.0.1',
+    port: 5984,
+    dir: './data',
+    allowed_hosts: [] as readonly string[],
+    cors_origins: [] as readonly string[],
+    max_document_size: 8_000_000,
+    max_request_size: 64 * 1024 * 1024,
+    compact_interval_ms: 300_000,
+  },
   worker: {
     concurrency: 10,
     lease_ms: 30_000,
@@ -212,7 +234,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const couch = v.object(root.couchdb ?? {}, 'couchdb');
   v.onlyKeys(couch, 'couchdb', ['url', 'db', 'username', 'password', 'validate_doc_update']);
   const embedded = v.object(root.embedded ?? {}, 'embedded');
-  v.onlyKeys(embedded, 'embedded', ['host', 'port', 'dir']);
+  v.onlyKeys(embedded, 'embedded', Object.keys(DEFAULTS.embedded));
   const worker = v.object(root.worker ?? {}, 'worker');
   v.onlyKeys(worker, 'worker', Object.keys(DEFAULTS.worker));
   const log = v.object(root.log ?? {}, 'log');
@@ -248,6 +270,11 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       host: v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host),
       port: v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535),
       dir: resolve(v.string(embedded.dir, 'embedded.dir', DEFAULTS.embedded.dir)),
+      allowed_hosts: v.stringList(embedded.allowed_hosts, 'embedded.allowed_hosts', (item) => /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(item), 'a host name or address, optionally with :port'),
+      cors_origins: v.stringList(embedded.cors_origins, 'embedded.cors_origins', isOrigin, 'an origin such as "https://app.example.com" (scheme, host and port only)'),
+      max_document_size: v.integer(embedded.max_document_size, 'embedded.max_document_size', DEFAULTS.embedded.max_document_size, 1024, 4 * 1024 * 1024 * 1024),
+      max_request_size: v.integer(embedded.max_request_size, 'embedded.max_request_size', DEFAULTS.embedded.max_request_size, 1024, 4 * 1024 * 1024 * 1024),
+      compact_interval_ms: compactInterval(v, embedded.compact_interval_ms),
     },
     worker: {
       concurrency: v.integer(worker.concurrency, 'worker.concurrency', DEFAULTS.worker.concurrency, 1, 10_000),
@@ -353,6 +380,16 @@ class Validator {
     if (value === undefined) return fallback;
     if (typeof value !== 'string') this.fail(field, `must be a string, got ${describeType(value)}`);
     return value;
+  }
+
+  /** An array of strings, each accepted by `valid`; `what` says what one must look like. */
+  stringList(value: unknown, field: string, valid: (item: string) => boolean, what: string): readonly string[] {
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) this.fail(field, `must be an array of strings, got ${JSON.stringify(value)}`);
+    return value.map((item: unknown, i) => {
+      if (typeof item !== 'string' || !valid(item)) this.fail(`${field}[${i}]`, `must be ${what}, got ${JSON.stringify(item)}`);
+      return item;
+    });
   }
 
   boolean(value: unknown, field: string, fallback: boolean): boolean {
@@ -470,6 +507,23 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
   const lineStart = before.lastIndexOf('\n') + 1;
   const line = before.split('\n').length;
   return { line, column: Array.from(before.slice(lineStart)).length + 1 };
+}
+
+/** `scheme://host[:port]`, nothing else: what a browser sends as Origin. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value.replace(/\/$/, '').toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/** 0 (off) or at least one second between compactions. */
+function compactInterval(v: Validator, value: unknown): number {
+  const ms = v.integer(value, 'embedded.compact_interval_ms', DEFAULTS.embedded.compact_interval_ms, 0, 86_400_000);
+  if (ms !== 0 && ms < 1000) v.fail('embedded.compact_interval_ms', `must be 0 (off) or at least 1000, got ${ms}`);
+  return ms;
 }
 
 function deepFreeze<T>(value: T): T {

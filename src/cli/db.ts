@@ -1,11 +1,12 @@
 /**
- * `after db start|stop|status`: the embedded CouchDB-compatible server (pouchdb-server).
- * Its pid and state files live in AFTER_HOME, so every command run with the same home
- * finds the same server.
+ * `after db start|stop|status|credentials`: the embedded CouchDB-compatible server
+ * (express-pouchdb). Its pid, state and admin files live in AFTER_HOME, so every command run
+ * with the same home finds the same server.
  */
 import type { Command } from 'commander';
 import { AfterError } from '../errors';
-import { embeddedStatus, startEmbedded, stopEmbedded } from '../embedded/server';
+import { adminFile, readAdminCredentials } from '../embedded/admin-credentials';
+import { embeddedStatus, serverUrl, startEmbedded, stopEmbedded } from '../embedded/server';
 import type { CliContext } from './context';
 import { absolutePath, parsePort } from './options';
 import { onStopSignal } from './signals';
@@ -31,6 +32,11 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
         dir: opts.dir ?? config.embedded.dir,
         home: config.home,
         background: opts.background === true,
+        allowedHosts: config.embedded.allowed_hosts,
+        corsOrigins: config.embedded.cors_origins,
+        maxDocumentSize: config.embedded.max_document_size,
+        maxRequestSize: config.embedded.max_request_size,
+        compactIntervalMs: config.embedded.compact_interval_ms,
       };
       if (options.background) {
         const server = await startEmbedded(options);
@@ -72,5 +78,21 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
       const where = status.url ? ` at ${status.url}` : '';
       const dir = status.dir ? `, data in ${status.dir}` : '';
       ctx.out.line(`embedded server running${where} (pid ${status.pid}${dir})`);
+    });
+
+  db.command('credentials')
+    .description("print the embedded server's admin URL, with its password (for curl or a CouchDB client)")
+    .action(async () => {
+      const config = ctx.config();
+      const admin = readAdminCredentials(config.home);
+      if (!admin) {
+        throw new AfterError('E_DB_ADMIN', `no admin in ${adminFile(config.home)} yet; 'after db start' creates it`);
+      }
+      const status = await embeddedStatus(config.home);
+      const url = new URL(status.url ?? serverUrl(config.embedded.host, config.embedded.port));
+      url.username = encodeURIComponent(admin.name);
+      url.password = encodeURIComponent(admin.password);
+      // The one place After prints a password, on purpose: ctx.out scrubs credentials from URLs.
+      process.stdout.write(`${url.toString().replace(/\/$/, '')}\n`);
     });
 }

@@ -1,5 +1,6 @@
 /** `after purge --older-than 30d`: the retention command operators run (SPEC §7, growth). */
 import type { Command } from 'commander';
+import { withEmbeddedAdmin } from '../embedded/admin-config';
 import { UsageError } from '../errors';
 import { detectServer, openConnection } from '../store/connection';
 import { purgeFinished } from '../store/purge';
@@ -18,7 +19,8 @@ export function registerPurgeCommand(program: Command, ctx: CliContext): void {
       const age = parseCompactDuration(opts.olderThan, '--older-than');
       if (!age.ok) throw new UsageError(age.message);
       const before = new Date(Date.now() - approximateMs(age.duration)).toISOString();
-      const conn = openConnection(ctx.config());
+      // Compaction needs an admin: the embedded server's own, when it is the configured database.
+      const conn = openConnection(withEmbeddedAdmin(ctx.config()));
       const server = await detectServer(conn);
       const report = await purgeFinished(conn, server, {
         before,

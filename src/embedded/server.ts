@@ -1,10 +1,12 @@
 /**
- * The embedded CouchDB-compatible server: pouchdb-server 4.2 keeping LevelDB files in
- * `embedded.dir`, started as a child process so that After talks to it over HTTP exactly as
- * it talks to CouchDB.
+ * The embedded CouchDB-compatible server: express-pouchdb 4.2 (pouchdb-server's engine) keeping
+ * LevelDB files in `embedded.dir`, started as a child process (launcher.ts) so that After talks
+ * to it over HTTP exactly as it talks to CouchDB. It is locked by default: an admin generated on
+ * the first start (admin-credentials.ts) and a guard in front of every request (guard.ts).
  *
- * Files in AFTER_HOME: `db.pid` (the server's pid), `db.json` (its host, port, dir, url) and
- * `db.log` (its stdout/stderr and its own log).
+ * Files in AFTER_HOME (mode 0700): `db.pid` (the server's pid), `db.json` (its host, port, dir,
+ * url), `db.log` (its stdout/stderr and its own log) and `db-admin.json` (the admin, 0600).
+ * In the data folder: `pouchdb-server.json`, the server's config (admins hashed there).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,6 +15,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AfterError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { ensureAdminCredentials } from './admin-credentials';
+import { launcherSettings } from './server-settings';
 
 export interface EmbeddedOptions {
   /** Address to bind. @default config.embedded.host ("127.0.0.1") */
@@ -24,6 +28,16 @@ export interface EmbeddedOptions {
   home: string;
   /** Detach and return once the server answers; otherwise stay attached (see `exited`). */
   background: boolean;
+  /** More Host names the server answers to. @default config.embedded.allowed_hosts ([]) */
+  allowedHosts?: readonly string[];
+  /** Web origins allowed to call it from a browser (CORS). @default [] */
+  corsOrigins?: readonly string[];
+  /** Largest document, bytes. @default 8000000 (CouchDB's max_document_size) */
+  maxDocumentSize?: number;
+  /** Largest `_bulk_docs` body, bytes. @default 67108864 */
+  maxRequestSize?: number;
+  /** Time between compaction passes; 0 = never. @default 300000 */
+  compactIntervalMs?: number;
   log?: Logger;
 }
 
@@ -75,15 +89,16 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   await refuseTakenPort(options.host, options.port, home);
 
   fs.mkdirSync(dir, { recursive: true });
-  fs.mkdirSync(home, { recursive: true });
-  const configFile = writeServerConfig(dir, files.log);
-  const args = [pouchdbServerBin(), '--host', options.host, '--port', String(options.port), '--dir', dir, '--config', configFile];
+  // Before anything is written there: AFTER_HOME is made 0700 and the admin file 0600.
+  const admin = ensureAdminCredentials(home);
+  const settings = launcherSettings({ ...options, dir }, files.log, admin);
+  const args = [LAUNCHER, JSON.stringify(settings)];
 
   let child: ChildProcess;
   if (options.background) {
     const out = fs.openSync(files.log, 'a');
     try {
-      // cwd = dir: pouchdb-server creates files relative to its cwd (its default config.json, log.txt).
+      // cwd = dir: express-pouchdb creates files relative to its cwd when not told otherwise.
       child = spawn(process.execPath, args, { cwd: dir, detached: true, stdio: ['ignore', out, out] });
     } finally {
       fs.closeSync(out);
@@ -157,40 +172,29 @@ export async function embeddedStatus(home: string): Promise<EmbeddedStatus> {
   return { running: true, pid, url: state.url, dir: state.dir };
 }
 
-function serverUrl(host: string, port: number): string {
+/**
+ * The server started from `home` when it runs: where it listens, and whether it is locked
+ * (false for a pouchdb-server an older After started, which has no admin until restarted).
+ */
+export function runningEmbeddedServer(home: string): { url: string; host: string; port: number; locked: boolean } | null {
+  const files = embeddedFiles(path.resolve(home));
+  const pid = readPid(files.pid);
+  if (pid === undefined || !isOurServer(pid)) return null;
+  const state = readState(files.state);
+  if (!state || state.pid !== pid) return null;
+  return { url: state.url, host: state.host, port: state.port, locked: !isOldPouchdbServer(pid) };
+}
+
+export function serverUrl(host: string, port: number): string {
   // A wildcard bind is reached through loopback.
   const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
-function pouchdbServerBin(): string {
-  const pkgFile = require.resolve('pouchdb-server/package.json');
-  const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { bin: Record<string, string> };
-  return path.join(path.dirname(pkgFile), pkg.bin['pouchdb-server']!);
-}
-
-/**
- * pouchdb-server keeps its settings (and the server uuid) in the file named by --config.
- * Its `--no-stdout-logs` flag is read by its option parser as "--no" + "stdout-logs" and
- * has no effect, so the setting goes into the config file instead. Level "warning": at
- * "info" it logs one line per HTTP request, which grows without bound under a worker.
- */
-function writeServerConfig(dir: string, logFile: string): string {
-  const file = path.join(dir, 'pouchdb-server.json');
-  let current: Record<string, Record<string, unknown>> = {};
-  try {
-    current = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof current;
-  } catch {
-    // first start (or an unreadable file pouchdb-server would rewrite anyway)
-  }
-  const next = {
-    ...current,
-    log: { ...current.log, file: logFile, level: 'warning' },
-    pouchdb_server: { ...current.pouchdb_server, 'no-stdout-logs': true },
-  };
-  fs.writeFileSync(file, `${JSON.stringify(next, null, 2)}\n`);
-  return file;
-}
+/** The server's entry point: dist/src/embedded/launcher.js, beside this file. */
+const LAUNCHER = path.join(__dirname, 'launcher.js');
+/** What names our server in /proc/<pid>/cmdline; `pouchdb-server` for one an older After started. */
+const SERVER_COMMAND_MARKS = [path.join('embedded', 'launcher.js'), 'pouchdb-server'];
 
 /** One-line refusal naming who holds the port: our server (per db.json) or something else. */
 async function refuseTakenPort(host: string, port: number, home: string): Promise<void> {
@@ -299,17 +303,26 @@ function removeFiles(files: { pid: string; state: string }, pid: number): void {
 }
 
 /**
- * The pid is alive and is a pouchdb-server: after a reboot a stale pid file may name an
- * unrelated process that got the same pid. Where /proc is missing, liveness alone decides.
+ * The pid is alive and is our server: after a reboot a stale pid file may name an unrelated
+ * process that got the same pid. Where /proc is missing, liveness alone decides.
  */
 function isOurServer(pid: number): boolean {
   if (!isAlive(pid)) return false;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (/^\d+ \(.*\) Z/.test(stat)) return false; // a zombie has exited already
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('pouchdb-server');
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return SERVER_COMMAND_MARKS.some((mark) => cmdline.includes(mark));
   } catch {
     return true;
+  }
+}
+
+function isOldPouchdbServer(pid: number): boolean {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SERVER_COMMAND_MARKS[0]!);
+  } catch {
+    return false;
   }
 }
 

@@ -45,7 +45,7 @@ export function requestError(failed: FailedRequest): CouchRequestError {
   if (status === 401 || (status === 403 && failed.error !== 'forbidden')) {
     return new CouchRequestError(
       'E_DB_AUTH',
-      `CouchDB at ${displayUrl} refused the credentials (${statusText}); set couchdb.username/password or put them in AFTER_COUCHDB_URL`,
+      `CouchDB at ${displayUrl} refused ${request} (${statusText}${reason ? `: ${reason}` : ''}); it needs other credentials: set couchdb.username/password or put them in AFTER_COUCHDB_URL`,
       status,
       reason,
     );

@@ -70,7 +70,7 @@ const liveChildren = new Set<ChildHandle>();
 /** Start `after <args>` and leave it running (a worker, a foreground server). */
 export function spawnCli(args: string[], options: CliOptions = {}): ChildHandle {
   // Its own process group, so a leftover is killed with everything it started (a foreground
-  // `after db start` runs pouchdb-server as its child).
+  // `after db start` runs the embedded server as its child).
   const child = spawn(process.execPath, [AFTER_BIN, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: childEnv(options.env),

@@ -1,7 +1,12 @@
 /**
  * A database for one integration test file: a fresh `after_test_<random>` database on the
- * CouchDB named by COUCHDB_URL, or else an embedded pouchdb-server of its own on a free port
- * in a temp folder. Both kinds pass the same tests.
+ * CouchDB named by COUCHDB_URL, or else an embedded server of its own on a free port in a temp
+ * folder. Both kinds pass the same tests.
+ *
+ * The embedded server is started from the test's AFTER_HOME, as `after db start` would be: its
+ * CLI commands that need admin (`after init`, `after purge`) find the generated admin there,
+ * like a user's, and everything else (workers, `after task`, the dashboard, `request`) is
+ * anonymous on loopback. On CouchDB, COUCHDB_URL's credentials are used for everything.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -9,6 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig, scrubUrl, type AfterConfig } from '../../src/config';
 import { AfterError } from '../../src/errors';
+import { withEmbeddedAdmin } from '../../src/embedded/admin-config';
+import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { startEmbedded, stopEmbedded } from '../../src/embedded/server';
 import { openConnection, type Connection } from '../../src/store/connection';
 import { initDatabase, type InitReport } from '../../src/store/design';
@@ -19,6 +26,8 @@ export interface TestDb {
   kind: 'embedded' | 'couchdb';
   /** Server URL without the database; for COUCHDB_URL it carries the credentials. */
   url: string;
+  /** Server URL with admin credentials: the embedded server's generated admin, or COUCHDB_URL. */
+  adminUrl: string;
   /** The server URL fit to print. */
   displayUrl: string;
   dbName: string;
@@ -32,7 +41,9 @@ export interface TestDb {
   config(): AfterConfig;
   /** A plain HTTP request against the database, like curl: `request('POST', '', task)`, `request('GET', id)`. */
   request<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
-  /** `after init` in process (`validate`: as `after init --validate`). */
+  /** The same as the server admin (design documents, databases, `_security`). */
+  adminRequest<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** `after init` in process, with the admin credentials the CLI would use (`validate`: as `after init --validate`). */
   init(options?: { validate?: boolean }): Promise<InitReport>;
   /** A store connection (src/store/connection) for in-process admin calls. */
   connect(): Connection;
@@ -66,7 +77,7 @@ export async function startDb(options: StartDbOptions = {}): Promise<TestDb> {
     if (options.init !== false) await db.init();
     return db;
   } catch (err) {
-    if (!external) await stopEmbedded(path.join(root, 'db-home')).catch(() => undefined);
+    if (!external) await stopEmbedded(path.join(root, 'home')).catch(() => undefined);
     fs.rmSync(root, { recursive: true, force: true });
     throw err;
   }
@@ -86,9 +97,9 @@ interface EmbeddedPlace {
 }
 
 async function startTestServer(root: string): Promise<{ url: string; embedded: EmbeddedPlace }> {
-  // The server's own home is not AFTER_HOME: `after db start/stop` run by a test must not
-  // see (or stop) the server the test runs against.
-  const embedded = { home: path.join(root, 'db-home'), dir: path.join(root, 'data'), port: 0 };
+  // The server's home is the tests' AFTER_HOME (where its admin file is); tests of
+  // `after db start|stop` give their commands a home of their own.
+  const embedded = { home: path.join(root, 'home'), dir: path.join(root, 'data'), port: 0 };
   for (let attempt = 1; ; attempt++) {
     embedded.port = await freePort();
     try {
@@ -121,13 +132,15 @@ async function makeTestDb(
   );
   fs.writeFileSync(configFile, `${JSON.stringify(fileConfig, null, 2)}\n`);
   const env = { AFTER_COUCHDB_URL: url, AFTER_DB: dbName, AFTER_HOME: home, AFTER_CONFIG: configFile };
-  const { origin, authorization } = splitCredentials(url);
-  const dbUrl = `${origin}/${encodeURIComponent(dbName)}`;
+  const adminUrl = embedded ? withCredentials(url, readAdminCredentials(embedded.home)) : url;
+  const { authorization } = splitCredentials(adminUrl);
+  const serverOrigin = splitCredentials(url).origin;
   let destroyed = false;
 
   const db: TestDb = {
     kind: embedded ? 'embedded' : 'couchdb',
     url,
+    adminUrl,
     displayUrl: scrubUrl(url),
     dbName,
     root,
@@ -135,7 +148,8 @@ async function makeTestDb(
     env,
     config: () => loadConfig(env, root),
     request: databaseRequest(url, dbName),
-    init: (options = {}) => initDatabase(db.config(), { log: silentLogger(), ...options }),
+    adminRequest: databaseRequest(adminUrl, dbName),
+    init: (options = {}) => initDatabase(withEmbeddedAdmin(db.config()), { log: silentLogger(), ...options }),
     connect: () => openConnection(db.config(), { log: silentLogger() }),
     async stop() {
       if (!embedded) throw new Error('stop() needs the embedded server; this test runs against COUCHDB_URL');
@@ -154,10 +168,13 @@ async function makeTestDb(
       if (embedded) {
         await stopEmbedded(embedded.home);
       } else {
-        const res = await fetch(dbUrl, { method: 'DELETE', headers: { ...authorization } });
-        await res.arrayBuffer();
-        if (res.status !== 200 && res.status !== 202 && res.status !== 404) {
-          throw new Error(`cannot delete test database ${dbName}: HTTP ${res.status}`);
+        // `after init` also made the control database `<db>_control`.
+        for (const name of [dbName, `${dbName}_control`]) {
+          const res = await fetch(`${serverOrigin}/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { ...authorization } });
+          await res.arrayBuffer();
+          if (res.status !== 200 && res.status !== 202 && res.status !== 404) {
+            throw new Error(`cannot delete test database ${name}: HTTP ${res.status}`);
+          }
         }
       }
       fs.rmSync(root, { recursive: true, force: true });
@@ -197,6 +214,15 @@ export function databaseRequest(serverUrl: string, dbName: string): TestDb['requ
     }
     return { status: res.status, body: parsed as T };
   };
+}
+
+/** `url` with `credentials` as its user and password (none: `url` as it is). */
+function withCredentials(url: string, credentials: { name: string; password: string } | null): string {
+  if (!credentials) return url;
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(credentials.name);
+  parsed.password = encodeURIComponent(credentials.password);
+  return parsed.toString().replace(/\/+$/, '');
 }
 
 /** fetch() refuses URLs with credentials: move them into a Basic Authorization header. */

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AfterError } from '../../src/errors';
+import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles, embeddedStatus, startEmbedded, stopEmbedded } from '../../src/embedded/server';
 import { freePort, startDb, waitFor, waitForStatus } from '../helpers';
 
@@ -40,14 +41,15 @@ describe('embedded server', function () {
     expect(welcome.status).to.equal(200);
     expect(await embeddedStatus(home)).to.deep.equal({ running: true, pid: server.pid, url: server.url, dir });
     expect(fs.readFileSync(embeddedFiles(home).pid, 'utf8').trim()).to.equal(String(server.pid));
-    // pouchdb-server writes its config and log where told, not into the caller's cwd.
+    // The server writes its config and log where told, not into the caller's cwd.
     expect(fs.existsSync(path.join(dir, 'pouchdb-server.json'))).to.equal(true);
     expect(fs.existsSync(path.join(process.cwd(), 'log.txt'))).to.equal(false);
   });
 
   it('keeps the data on disk across stop and start', async function () {
     const first = await start();
-    expect((await send('PUT', `${first.url}/keep`)).status).to.equal(201);
+    // Creating a database needs the admin `after db start` generated in the home.
+    expect((await send('PUT', `${first.url}/keep`, undefined, adminHeaders(home))).status).to.equal(201);
     expect((await send('PUT', `${first.url}/keep/task-1`, { worker: 'w', date: '2030-01-01' })).status).to.equal(201);
 
     expect(await stopEmbedded(home)).to.deep.equal({ stopped: true, pid: first.pid });
@@ -157,14 +159,20 @@ async function getJson(url: string): Promise<{ status: number; body: Record<stri
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-async function send(method: string, url: string, body?: unknown): Promise<{ status: number }> {
+async function send(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number }> {
   const res = await fetch(url, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   await res.arrayBuffer();
   return { status: res.status };
+}
+
+/** Basic credentials of the admin the server started from `home` generated. */
+function adminHeaders(home: string): Record<string, string> {
+  const admin = readAdminCredentials(home)!;
+  return { authorization: `Basic ${Buffer.from(`${admin.name}:${admin.password}`).toString('base64')}` };
 }
 
 function waitForExit(pid: number): Promise<true> {

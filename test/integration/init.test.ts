@@ -23,6 +23,7 @@ describe('after init', function () {
 
   it('creates the databases, the indexes and the design documents, with no JavaScript on the write path', async function () {
     expect((await db.request('GET', '')).status, 'database before init').to.equal(404);
+    expect((await db.request('GET', `../${db.dbName}_control`)).status, 'control database before init').to.equal(404);
 
     const report = await db.init();
 
@@ -53,7 +54,7 @@ describe('after init', function () {
     // an older After's design document, with its validator
     const old = await db.request<Record<string, any>>('GET', DESIGN_DOC_ID);
     const validator = 'function (newDoc) { if (newDoc.refuse) { throw({forbidden: "refused"}); } }';
-    const written = await db.request('PUT', DESIGN_DOC_ID, { ...(old.status === 200 ? old.body : {}), validate_doc_update: validator });
+    const written = await db.adminRequest('PUT', DESIGN_DOC_ID, { ...(old.status === 200 ? old.body : {}), validate_doc_update: validator });
     expect(written.status).to.equal(201);
     expect((await db.request('POST', '', { refuse: true })).status).to.equal(403);
 
@@ -117,7 +118,7 @@ describe('after init', function () {
   it('rewrites a design document someone changed, once', async function () {
     await db.init();
     const stored = (await db.request<Record<string, any>>('GET', STATS_DOC_ID)).body;
-    const tampered = await db.request('PUT', STATS_DOC_ID, { ...stored, views: { by_worker_status: { map: 'function () {}' } } });
+    const tampered = await db.adminRequest('PUT', STATS_DOC_ID, { ...stored, views: { by_worker_status: { map: 'function () {}' } } });
     expect(tampered.status, JSON.stringify(tampered.body)).to.equal(201);
 
     const fixed = await db.init();

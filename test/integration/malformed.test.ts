@@ -230,7 +230,7 @@ describe('malformed task documents', function () {
   it(`written before init: all ${DOCUMENTS} malformed documents end in error, and the worker keeps running`, async () => {
     db = await startDb({ init: false, config: { builtins: { exec: false, webhook: false } } });
     const name = 'malformed-early';
-    expect((await db.request('PUT', '')).status).to.equal(201);
+    expect((await db.adminRequest('PUT', '')).status).to.equal(201);
     const docs = malformedDocs(name, DOCUMENTS, SEED + 1);
     const written = await writeAll(docs, 'early');
     const other = written.filter((w) => w.status !== 201 && !RESERVED_KEY(w));

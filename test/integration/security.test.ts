@@ -51,7 +51,7 @@ describe('security', function () {
 
     const stored = await db.request('GET', 'ok-1');
     expect((await db.request('DELETE', `ok-1?rev=${stored.body._rev}`)).status).to.equal(200);
-    expect((await db.request('PUT', '_design/mine', { views: { all: { map: 'function (doc) { emit(doc._id, null); }' } } })).status).to.equal(201);
+    expect((await db.adminRequest('PUT', '_design/mine', { views: { all: { map: 'function (doc) { emit(doc._id, null); }' } } })).status).to.equal(201);
     // A second init finds everything as it left it.
     expect((await db.init()).changed).to.equal(false);
   });
@@ -114,10 +114,13 @@ describe('security', function () {
       username = decodeURIComponent(server.username);
       password = decodeURIComponent(server.password);
     } else {
-      // pouchdb-server: an admin, and the tasks database open to that user only.
+      // The embedded server: its generated admin adds another admin, and the tasks database is
+      // opened to that user only.
       username = 'boss';
       password = PASSWORD;
-      expect((await fetch(`${plainUrl}/_config/admins/${username}`, { method: 'PUT', body: JSON.stringify(password) })).status).to.equal(200);
+      const admin = new URL(db.adminUrl);
+      const asAdmin = { authorization: `Basic ${Buffer.from(`${decodeURIComponent(admin.username)}:${decodeURIComponent(admin.password)}`).toString('base64')}` };
+      expect((await fetch(`${plainUrl}/_config/admins/${username}`, { method: 'PUT', headers: asAdmin, body: JSON.stringify(password) })).status).to.equal(200);
     }
     const auth = { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`, 'content-type': 'application/json' };
     const security = await fetch(`${plainUrl}/${db.dbName}/_security`, {

@@ -1,7 +1,9 @@
 /**
- * The TaskStore against a real server: a pouchdb-server child of this test (killed, restarted
- * and frozen with SIGSTOP at will), and, when COUCHDB_URL is set, Apache CouchDB too (reached
- * through a proxy of this test, which plays the outages a shared server cannot).
+ * The TaskStore against a real server: an embedded server (express-pouchdb, launcher.js) child
+ * of this test (killed, restarted and frozen with SIGSTOP at will), and, when COUCHDB_URL is set,
+ * Apache CouchDB too (reached through a proxy of this test, which plays the outages a shared
+ * server cannot). The store connects without credentials, as a worker does; the test installs
+ * the indexes as the server admin.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,9 +15,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { parseConfig, type AfterConfig } from '../../src/config';
+import { DEFAULTS, parseConfig, type AfterConfig } from '../../src/config';
+import { hashAdminPassword } from '../../src/embedded/admin-credentials';
+import type { LauncherSettings } from '../../src/embedded/server-settings';
+import { initDatabase, REVS_LIMIT } from '../../src/store/design';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
-import { initDatabase } from '../../src/store/design';
 import { createStore } from '../../src/store/couch-store';
 import type { ChangeBatch, Feed, TaskStore } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
@@ -24,7 +28,8 @@ import { taskStoreContract } from '../helpers/store-contract';
 import { waitFor } from '../helpers/wait';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-const POUCHDB_SERVER_BIN = path.join(REPO_ROOT, 'node_modules', 'pouchdb-server', 'bin', 'pouchdb-server');
+const LAUNCHER = path.join(REPO_ROOT, 'dist', 'src', 'embedded', 'launcher.js');
+const ADMIN = { name: 'store-test', password: randomBytes(16).toString('hex') };
 const HEARTBEAT_MS = 300;
 
 /** A server the suite runs against, and the outages it can stage. */
@@ -32,6 +37,8 @@ interface Target {
   kind: 'pouchdb-server' | 'couchdb';
   /** What the store connects to (may carry credentials). */
   storeUrl: string;
+  /** The server as its admin: what `after init` needs. */
+  adminUrl: string;
   /** The same database through `proxy`, which counts requests. */
   countedUrl: string;
   dbName: string;
@@ -63,7 +70,7 @@ function storeSuite(startTarget: () => Promise<Target>): void {
 
   before(async () => {
     target = await startTarget();
-    await initDatabase(configFor(target.storeUrl, target.dbName), { log: silentLogger() });
+    await initDatabase(configFor(target.adminUrl, target.dbName), { log: silentLogger() });
   });
   after(async () => {
     await target?.destroy();
@@ -254,7 +261,7 @@ async function startPouchTarget(): Promise<Target> {
   const dbName = `after_test_${randomBytes(6).toString('hex')}`;
   let child: ChildProcess | undefined = await startPouchdbServer(dir, port);
   const proxy = await TestProxy.start(url);
-  const raw = rawClient(url, dbName);
+  const raw = rawClient(`http://${ADMIN.name}:${ADMIN.password}@127.0.0.1:${port}`, dbName);
   const stopChild = async (): Promise<void> => {
     const running = child;
     child = undefined;
@@ -267,6 +274,7 @@ async function startPouchTarget(): Promise<Target> {
   return {
     kind: 'pouchdb-server',
     storeUrl: url,
+    adminUrl: `http://${ADMIN.name}:${ADMIN.password}@127.0.0.1:${port}`,
     countedUrl: proxy.url,
     dbName,
     proxy,
@@ -287,19 +295,31 @@ async function startPouchTarget(): Promise<Target> {
 
 async function startPouchdbServer(dir: string, port: number): Promise<ChildProcess> {
   const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile)) fs.writeFileSync(configFile, '{}\n');
-  const child = spawn(
-    process.execPath,
-    [POUCHDB_SERVER_BIN, '--host', '127.0.0.1', '--port', String(port), '--dir', dir, '--config', configFile, '--no-stdout-logs'],
-    { cwd: dir, stdio: 'ignore' },
-  );
+  if (!fs.existsSync(configFile)) {
+    const config = { admins: { [ADMIN.name]: hashAdminPassword(ADMIN.password) }, log: { file: path.join(dir, 'log.txt'), level: 'warning' } };
+    fs.writeFileSync(configFile, `${JSON.stringify(config)}\n`);
+  }
+  const settings: LauncherSettings = {
+    host: '127.0.0.1',
+    port,
+    dir,
+    configFile,
+    logFile: path.join(dir, 'log.txt'),
+    allowedHosts: [],
+    corsOrigins: [],
+    maxDocumentBytes: DEFAULTS.embedded.max_document_size,
+    maxRequestBytes: DEFAULTS.embedded.max_request_size,
+    compactIntervalMs: 0,
+    revsLimit: REVS_LIMIT,
+  };
+  const child = spawn(process.execPath, [LAUNCHER, JSON.stringify(settings)], { cwd: dir, stdio: 'ignore' });
   try {
     await waitFor(
       async () => {
-        if (child.exitCode !== null) throw new Error(`pouchdb-server exited with ${child.exitCode}`);
+        if (child.exitCode !== null) throw new Error(`the embedded server exited with ${child.exitCode}`);
         return (await fetch(`http://127.0.0.1:${port}/`)).ok;
       },
-      { timeoutMs: 20_000, what: `pouchdb-server on port ${port}` },
+      { timeoutMs: 20_000, what: `the embedded server on port ${port}` },
     );
   } catch (err) {
     child.kill('SIGKILL');
@@ -319,6 +339,7 @@ async function startCouchTarget(couchUrl: string): Promise<Target> {
   return {
     kind: 'couchdb',
     storeUrl: storeUrl.toString().replace(/\/$/, ''),
+    adminUrl: couchUrl.replace(/\/$/, ''),
     countedUrl: storeUrl.toString().replace(/\/$/, ''),
     dbName,
     proxy,
@@ -330,6 +351,7 @@ async function startCouchTarget(couchUrl: string): Promise<Target> {
     async destroy() {
       await proxy.close();
       await raw('DELETE', '');
+      await raw('DELETE', `../${dbName}_control`);
     },
   };
 }

@@ -140,7 +140,7 @@ describe('worker', function () {
     // Documents no validator checked (the default: the validator is opt-in).
     const raw = await startDb({ init: false });
     try {
-      expect((await raw.request('PUT', '')).status).to.equal(201);
+      expect((await raw.adminRequest('PUT', '')).status).to.equal(201);
       const write = async (task: Record<string, unknown>): Promise<string> => (await raw.request<{ id: string }>('POST', '', task)).body.id;
       const badDate = await write({ worker: 'picky', date: '2013-13-45', job: 'succeeds' });
       const noJob = await write({ worker: 'picky', date: '2013-01-12' });

@@ -12,7 +12,16 @@ describe('config', () => {
     const config = parseConfig({}, where);
     expect(config.couchdb).to.deep.equal({ url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false });
     expect(config.jobs).to.equal('/etc/after/jobs');
-    expect(config.embedded).to.deep.equal({ host: '127.0.0.1', port: 5984, dir: '/etc/after/data' });
+    expect(config.embedded).to.deep.equal({
+      host: '127.0.0.1',
+      port: 5984,
+      dir: '/etc/after/data',
+      allowed_hosts: [],
+      cors_origins: [],
+      max_document_size: 8_000_000,
+      max_request_size: 64 * 1024 * 1024,
+      compact_interval_ms: 300_000,
+    });
     expect(config.worker).to.include({ concurrency: 10, lease_ms: 30_000 });
     expect(config.log).to.deep.equal({ level: 'info', dir: '/etc/after/logs' });
     expect(Object.isFrozen(config.worker)).to.equal(true);
@@ -46,6 +55,12 @@ describe('config', () => {
     { name: 'a bad AFTER_COUCHDB_URL', raw: {}, field: 'AFTER_COUCHDB_URL', env: { AFTER_COUCHDB_URL: 'localhost:5984' } },
     { name: 'a database name CouchDB refuses', raw: { couchdb: { db: 'Tasks' } }, field: 'couchdb.db' },
     { name: 'a port out of range', raw: { embedded: { port: 70000 } }, field: 'embedded.port' },
+    { name: 'an allowed host with a path', raw: { embedded: { allowed_hosts: ['after.lan/x'] } }, field: 'embedded.allowed_hosts[0]' },
+    { name: 'allowed hosts that are not a list', raw: { embedded: { allowed_hosts: 'after.lan' } }, field: 'embedded.allowed_hosts' },
+    { name: 'a CORS origin with a path', raw: { embedded: { cors_origins: ['https://app.example.com/page'] } }, field: 'embedded.cors_origins[0]' },
+    { name: 'a CORS origin "*"', raw: { embedded: { cors_origins: ['*'] } }, field: 'embedded.cors_origins[0]' },
+    { name: 'a compaction every 10 ms', raw: { embedded: { compact_interval_ms: 10 } }, field: 'embedded.compact_interval_ms' },
+    { name: 'a document size limit of 0', raw: { embedded: { max_document_size: 0 } }, field: 'embedded.max_document_size' },
     { name: 'a concurrency of zero', raw: { worker: { concurrency: 0 } }, field: 'worker.concurrency' },
     { name: 'a fractional lease', raw: { worker: { lease_ms: 1500.5 } }, field: 'worker.lease_ms' },
     { name: 'a lease given as a string', raw: { worker: { lease_ms: '30s' } }, field: 'worker.lease_ms' },

@@ -1,0 +1,190 @@
+/**
+ * The embedded server's process (`node launcher.js <settings JSON>`, started by server.ts):
+ * express-pouchdb over PouchDB's leveldb adapter, assembled as pouchdb-server 4.2's
+ * lib/index.js does (same plugins, same `<dir>/<database>` LevelDB folders and config file),
+ * so data written by pouchdb-server keeps working. What differs:
+ *
+ * - no CORS middleware (pouchdb-server's allows any origin, with credentials); the guard
+ *   (guard.ts) sits in front and answers CORS for `embedded.cors_origins` only;
+ * - express-pouchdb parts a scheduler does not need and that widen what a request can reach are
+ *   left out: Fauxton (`/_utils`), design-document rewrites, virtual hosts, the `/_node/...`
+ *   rewrite and CouchDB's test authentication handler;
+ * - revision trees keep `revs_limit` revisions (20, what `after init` sets on CouchDB; PouchDB's
+ *   default is 1000): with 1000, each write of a task rewritten every second re-serialises a
+ *   tree that has grown to 1000 entries, 15 times slower here than with 20;
+ * - every database is compacted periodically (compactor.ts);
+ * - files are created private to the user (umask 077).
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { startCompactor, type CompactableDb } from './compactor';
+import { createGuard } from './guard';
+import type { LauncherSettings } from './server-settings';
+
+const EXCLUDED_PARTS = ['routes/fauxton', 'routes/rewrite', 'routes/cluster-rewrite', 'routes/vhosts', 'routes/special-test-auth'];
+/** How long a stop may wait for the databases to close before exiting anyway. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+interface LevelDown {
+  compactRange(start: Buffer, end: Buffer, callback: (err?: Error) => void): void;
+}
+type LevelDownFactory = ((location: string) => LevelDown) & { destroy(location: string, callback: (err?: Error) => void): void };
+
+interface PouchConstructor {
+  plugin(plugin: unknown): PouchConstructor;
+  defaults(options: Record<string, unknown>): PouchConstructor;
+  allDbs(): Promise<string[]>;
+}
+
+interface ExpressPouchApp {
+  (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void): void;
+  setPouchDB(pouch: PouchConstructor): Promise<void>;
+  couchConfig: { getSection(section: string): Record<string, string> };
+}
+
+interface ExpressApp {
+  (req: http.IncomingMessage, res: http.ServerResponse): void;
+  use(handler: unknown): void;
+  disable(setting: string): void;
+}
+
+type Level = 'debug' | 'info' | 'warning' | 'error';
+
+/** Lines appended to the server's log (db.log), in express-pouchdb's own line format. */
+function fileLogger(file: string): (level: Level, message: string) => void {
+  return (level, message) => {
+    if (level === 'debug') return;
+    try {
+      fs.appendFileSync(file, `[${new Date().toUTCString()}] [${level}] [after] ${message}\n`);
+    } catch {
+      process.stderr.write(`[${level}] ${message}\n`);
+    }
+  };
+}
+
+function main(settings: LauncherSettings): void {
+  process.umask(0o077);
+  const log = fileLogger(settings.logFile);
+  const dir = path.resolve(settings.dir);
+  fs.mkdirSync(dir, { recursive: true });
+
+  const express = require('express') as () => ExpressApp;
+  const leveldown = require('leveldown') as LevelDownFactory;
+  const PouchDB = (require('pouchdb-core') as PouchConstructor)
+    .plugin(require('pouchdb-adapter-http'))
+    .plugin(require('pouchdb-replication'))
+    .plugin(require('pouchdb-mapreduce'))
+    .plugin(require('pouchdb-adapter-leveldb'));
+  const expressPouchDB = require('express-pouchdb') as (options: Record<string, unknown>) => ExpressPouchApp;
+  const { getOrCreateDB } = require('express-pouchdb/lib/create-or-delete-dbs') as {
+    getOrCreateDB(pouch: PouchConstructor, name: string): Promise<CompactableDb>;
+  };
+
+  const pouchApp = expressPouchDB({ configPath: settings.configFile, overrideMode: { exclude: EXCLUDED_PARTS } });
+  // The leveldb adapter takes its LevelDOWN from the `db` option: this one also remembers each
+  // store by location, so the compactor can reach LevelDB's own compaction.
+  const stores = new Map<string, LevelDown>();
+  const trackedLeveldown: LevelDownFactory = Object.assign(
+    (location: string) => {
+      const store = leveldown(location);
+      stores.set(location, store);
+      return store;
+    },
+    {
+      destroy(location: string, callback: (err?: Error) => void) {
+        stores.delete(location);
+        leveldown.destroy(location, callback);
+      },
+    },
+  );
+  const prefix = dir + path.sep;
+  const pouch = PouchDB.defaults({ prefix, db: trackedLeveldown, revs_limit: settings.revsLimit });
+  void pouchApp.setPouchDB(pouch);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    createGuard({
+      port: settings.port,
+      bindHost: settings.host,
+      allowedHosts: settings.allowedHosts,
+      corsOrigins: settings.corsOrigins,
+      maxDocumentBytes: settings.maxDocumentBytes,
+      maxRequestBytes: settings.maxRequestBytes,
+      admins: () => pouchApp.couchConfig.getSection('admins'),
+    }),
+  );
+  app.use(pouchApp);
+
+  const server = http.createServer(app);
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    log('error', `cannot listen on ${settings.host}:${settings.port}: ${err.code ?? err.message}`);
+    process.exit(1);
+  });
+  server.listen(settings.port, settings.host, () => {
+    log('info', `embedded server listening on ${settings.host}:${settings.port} (pid ${process.pid}, data in ${dir})`);
+  });
+
+  const compactor = startCompactor({
+    intervalMs: settings.compactIntervalMs,
+    listDatabases: () => pouch.allDbs(),
+    openDatabase: (name) => getOrCreateDB(pouch, name),
+    compactFiles: (name) =>
+      new Promise<void>((resolve, reject) => {
+        const store = stores.get(prefix + name);
+        if (!store) return resolve();
+        // Every key: PouchDB's sublevels start with "\xff" (UTF-8 c3 bf).
+        store.compactRange(Buffer.from([0x00]), Buffer.alloc(32, 0xff), (err) => (err ? reject(err) : resolve()));
+      }),
+    diskSize: (name) => directorySize(prefix + name),
+    log,
+  });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log('info', `stopping on ${signal}`);
+    server.close();
+    server.closeAllConnections();
+    const closed = compactor.stop();
+    const timeout = new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref());
+    void Promise.race([closed, timeout]).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function directorySize(dir: string): number {
+  let total = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += directorySize(full);
+    else {
+      try {
+        total += fs.statSync(full).size;
+      } catch {
+        // removed meanwhile (LevelDB replaces its files as it compacts)
+      }
+    }
+  }
+  return total;
+}
+
+if (require.main === module) {
+  let settings: LauncherSettings;
+  try {
+    settings = JSON.parse(process.argv[2] ?? '') as LauncherSettings;
+  } catch {
+    process.stderr.write('usage: launcher.js <settings JSON> (started by `after db start`)\n');
+    process.exit(2);
+  }
+  main(settings);
+}
