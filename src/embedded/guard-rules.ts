@@ -12,6 +12,7 @@
  * Paths are judged on their decoded segments, the way express routes them: `%5Fdesign` is
  * `_design`, and `/tasks/_design%2Fx` is the document `_design/x`.
  */
+import { fieldDeeperThan } from '../task/validate';
 
 /** Who may make a request. */
 export type Access =
@@ -214,6 +215,28 @@ export function oversizedDocument(body: unknown, maxBytes: number): string | nul
     if (size > maxBytes) {
       const id = (docs[i] as { _id?: unknown } | null)?._id;
       return typeof id === 'string' ? id : `docs[${i}]`;
+    }
+  }
+  return null;
+}
+
+/**
+ * The first document of a write nested deeper than `maxDepth` levels (`_id`, or its place in a
+ * `_bulk_docs`), or null. pouchdb-server's map functions and filters copy a document
+ * recursively and fail on one a few thousand levels deep: such a document would be in no index
+ * and no feed, a task no worker ever sees. It is refused at the door instead, with the same
+ * limit the worker puts on a task (task/validate.ts MAX_DOCUMENT_DEPTH).
+ */
+export function overlyNestedDocument(body: unknown, maxDepth: number): string | null {
+  const bulk = (body as { docs?: unknown } | undefined)?.docs;
+  const docs = Array.isArray(bulk) ? bulk : [body];
+  for (let i = 0; i < docs.length; i++) {
+    const doc = docs[i];
+    if (typeof doc !== 'object' || doc === null) continue;
+    const field = fieldDeeperThan(doc, maxDepth);
+    if (field !== undefined) {
+      const id = (doc as { _id?: unknown })._id;
+      return `${typeof id === 'string' ? id : Array.isArray(bulk) ? `docs[${i}]` : 'the document'}: ${field} is nested more than ${maxDepth} levels deep`;
     }
   }
   return null;

@@ -15,6 +15,7 @@
  * Refusals are CouchDB-style JSON: `{"error": "unauthorized" | "forbidden" | ..., "reason": ...}`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_DOCUMENT_DEPTH } from '../task/validate';
 import { verifyAdminPassword } from './admin-credentials';
 import {
   allowedHostValues,
@@ -22,6 +23,7 @@ import {
   hostAllowed,
   isLoopback,
   jsonStringOrSelf,
+  overlyNestedDocument,
   oversizedDocument,
   routeRule,
   type RouteRule,
@@ -146,6 +148,10 @@ export function createGuard(settings: GuardSettings): Middleware {
       if (rule.body === 'bulk' && bodyBytes > settings.maxDocumentBytes) {
         const oversized = oversizedDocument(req.body, settings.maxDocumentBytes);
         if (oversized !== null) return refuse(res, 413, 'document_too_large', oversized);
+      }
+      if (rule.writes) {
+        const nested = overlyNestedDocument(req.body, MAX_DOCUMENT_DEPTH);
+        if (nested !== null) return refuse(res, 400, 'bad_request', nested);
       }
       if (writeRefusal()) return;
       next();

@@ -5,6 +5,7 @@ import {
   documentWriteProblem,
   hostAllowed,
   isLoopback,
+  overlyNestedDocument,
   oversizedDocument,
   routeRule,
   type Access,
@@ -128,6 +129,18 @@ describe('embedded server guard: the documents a non-admin writes', () => {
     expect(oversizedDocument({ docs: [{ _id: 'small' }, { _id: 'big', data: 'x'.repeat(200) }] }, 100)).to.equal('big');
     expect(oversizedDocument({ docs: [{ data: 'x'.repeat(200) }] }, 100)).to.equal('docs[0]');
     expect(oversizedDocument({ docs: [{ _id: 'small' }] }, 100)).to.equal(null);
+  });
+
+  it('finds a document nested past the depth limit, alone or in a bulk, naming its field', () => {
+    const nested = (depth: number): unknown => {
+      let value: unknown = 1;
+      for (let i = 0; i < depth; i++) value = { a: value };
+      return value;
+    };
+    expect(overlyNestedDocument({ _id: 'deep', data: nested(101) }, 100)).to.equal('deep: data is nested more than 100 levels deep');
+    expect(overlyNestedDocument({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
+    expect(overlyNestedDocument({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
+    expect(overlyNestedDocument({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
   });
 });
 
