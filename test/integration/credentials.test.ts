@@ -5,7 +5,6 @@
  * and whose JS job looks at everything it is given. None of them finds the password.
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
@@ -14,18 +13,13 @@ import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type Chil
 const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 
 /**
- * The test database's URL with a password in it, and that password: COUCHDB_URL's own, or an
- * admin created for this test on an embedded server that has none.
+ * The test database's URL with a password in it, and that password: COUCHDB_URL's own, or the
+ * admin the embedded server generated at its first start.
  */
 async function urlWithPassword(db: TestDb): Promise<{ url: string; password: string }> {
-  const parsed = new URL(db.url);
-  if (parsed.password) return { url: db.url, password: decodeURIComponent(parsed.password) };
-  const password = `never-seen-${randomBytes(6).toString('hex')}`;
-  const created = await fetch(`${db.url}/_config/admins/after-test`, { method: 'PUT', body: JSON.stringify(password) });
-  expect(created.status, 'an admin on the embedded server').to.equal(200);
-  parsed.username = 'after-test';
-  parsed.password = password;
-  return { url: parsed.toString().replace(/\/$/, ''), password };
+  const parsed = new URL(db.adminUrl);
+  expect(parsed.password, 'a password in the admin URL').to.not.equal('');
+  return { url: db.adminUrl, password: decodeURIComponent(parsed.password) };
 }
 
 describe('credentials out of a job\'s reach', function () {
