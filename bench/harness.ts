@@ -63,18 +63,22 @@ const DONE_LINE = /\btask (\S+) done\b/;
  * A claim lost to another writer. Today the worker logs it at debug level from its
  * `task:conflict` event (src/worker/worker-events.ts): "task <id>: changed by another writer
  * during claim; deciding again", also when a cluster claim got 202 and stood down. Matched on
- * its markers, not its wording: "during claim" (or "during schedule", the hold that is a claim
- * too), or "conflict" in a line that names no other write ("during hand-back" is not a claim).
+ * its markers, not its wording: "during claim" (or "during schedule": the hold is a claim
+ * too), or "conflict" together with "claim". Not counted: a line naming another write ("during
+ * hand-back"), or a conflict that is not about a claim ("could not delete the stale revision
+ * ...: document update conflict", the clean-up of a branch that stood down).
  */
-const LOST_CLAIM_MARKERS = /\bduring (claim|schedule)\b|\bconflict/i;
-const OTHER_WRITE = /\bduring (?!claim\b|schedule\b)\S+/i;
+const DURING_CLAIM = /\bduring (claim|schedule)\b/i;
+const CONFLICT_ABOUT_CLAIM = /\bconflict.*\bclaim|\bclaim.*\bconflict/i;
+const DURING_OTHER_WRITE = /\bduring (?!claim\b|schedule\b)\S+/i;
 const TASK_ID = /\btask (\S+?):?(?:\s|$)/;
 /** Two lines about the same task this close together report one lost claim. */
 const SAME_CLAIM_MS = 1000;
 
 /** Whether a worker's log line reports a lost claim. */
 export function isLostClaim(line: string): boolean {
-  return LOST_CLAIM_MARKERS.test(line) && !OTHER_WRITE.test(line);
+  if (DURING_CLAIM.test(line)) return true;
+  return CONFLICT_ABOUT_CLAIM.test(line) && !DURING_OTHER_WRITE.test(line);
 }
 
 /** `node bin/after start bench --jobs bench/jobs [--concurrency N]`, as an operator runs it. */

@@ -11,7 +11,8 @@
  *
  * Environment (so `make bench W3_TASKS=200000` works): W3_TASKS, BENCH_W3 (same: the full
  * figure is BENCH_W3=1000000), BENCH_W5 (tasks, 3000), BENCH_W5_INSTANCES (1,2,3), BENCH_ONLY,
- * BENCH_PROFILE, BENCH_PEERS=0 (no peers), BENCH_INIT_ARGS (added to every `after init`).
+ * BENCH_PROFILE, BENCH_PEERS=0 (no peers), BENCH_INIT_ARGS (added to every `after init`),
+ * BENCH_KEEP_LOGS=DIR (the workers' log files are copied there before their database goes).
  *
  * W1 and W2 also run on the peers (BullMQ/Redis, pg-boss/PostgreSQL, bench/peers/) when they
  * are installed (`make bench-peers-setup`), in the same table, on the embedded server's runs

@@ -276,6 +276,9 @@ async function createDb(root: string, nodeUrls: readonly string[], label: string
       } catch {
         // The server stopped: nothing left to delete.
       }
+      const keep = process.env.BENCH_KEEP_LOGS;
+      const logs = path.join(place, 'logs');
+      if (keep && fs.existsSync(logs)) fs.cpSync(logs, path.join(keep, name), { recursive: true });
       fs.rmSync(place, { recursive: true, force: true });
     },
   };

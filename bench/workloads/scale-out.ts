@@ -39,7 +39,7 @@ interface ScaleOutRun {
 }
 
 export function scaleOutDrainTimeoutMs(tasks: number): number {
-  return Math.max(120_000, tasks * 150);
+  return Math.max(120_000, tasks * 300);
 }
 
 export async function runScaleOut(
