@@ -183,6 +183,37 @@ export function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
+/**
+ * cpuTicks of a process and all its descendants alive now: CouchDB runs its JavaScript (the
+ * validate_doc_update, JavaScript views and filters) in `couchjs` child processes, whose CPU
+ * is the database's too.
+ */
+export function treeCpuTicks(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let total = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    try {
+      total += cpuTicks(next);
+    } catch {
+      // exited meanwhile
+    }
+    pending.push(...(children.get(next) ?? []));
+  }
+  return total;
+}
+
 /** Linux's USER_HZ: /proc reports CPU time in hundredths of a second. */
 export const TICKS_PER_SECOND = 100;
 
