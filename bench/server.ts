@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmbedded, stopEmbedded } from '../src/embedded/server';
+import { embeddedFiles, startEmbedded, stopEmbedded } from '../src/embedded/server';
 import type { TaskDoc } from '../src/types';
 // The same probe the tests use: the bench is dev tooling beside them.
 import { freePort } from '../test/helpers/ports';
@@ -68,6 +68,11 @@ export interface NewDbOptions {
   config?: Record<string, unknown>;
 }
 
+interface CreateDbOptions extends NewDbOptions {
+  /** A pause before the database is deleted (see EMBEDDED_SETTLE_MS). */
+  settleBeforeDeleteMs?: number;
+}
+
 export interface BenchServer {
   kind: ServerKind;
   /** "pouchdb-server 4.2.0 (embedded)", "Apache CouchDB 3.4.3", "Apache CouchDB 3.4.3, 3 nodes". */
@@ -110,6 +115,15 @@ export function cleanUpOnInterrupt(server: () => BenchServer | undefined): void 
   process.once('SIGTERM', onSignal);
 }
 
+/**
+ * pouchdb-server 4.2 crashes when a database is deleted while it still answers a longpoll
+ * `_changes` request on it (express-pouchdb lib/routes/changes.js:62 reads `results` of a
+ * feed the deletion ended: "Cannot read properties of undefined (reading 'length')"). A worker
+ * that has just exited may have left one in flight, so the bench waits this long before it
+ * deletes a database there.
+ */
+const EMBEDDED_SETTLE_MS = 2000;
+
 /** A fresh pouchdb-server on a free port in a temp folder. */
 export async function startEmbeddedServer(): Promise<BenchServer> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'after-bench-'));
@@ -117,13 +131,26 @@ export async function startEmbeddedServer(): Promise<BenchServer> {
   const port = await freePort();
   const started = await startEmbedded({ host: '127.0.0.1', port, dir: path.join(root, 'data'), home, background: true });
   const version = await serverVersion(httpEndpoint(started.url));
+  /** The server's own log, kept when it exited during the run (it is in the temp folder). */
+  const logOfDeadServer = (): string | undefined => {
+    if (processAlive(started.pid)) return undefined;
+    const kept = path.join(os.tmpdir(), `after-bench-db-${started.pid}.log`);
+    fs.copyFileSync(embeddedFiles(home).log, kept);
+    return kept;
+  };
   return {
     kind: 'embedded',
     description: `pouchdb-server ${version} (embedded)`,
     displayUrls: [started.url],
     pid: started.pid,
-    newDb: (label, options) => createDb(root, [started.url], label, options),
+    async newDb(label, options) {
+      const log = logOfDeadServer();
+      if (log) throw new Error(`the embedded server (pid ${started.pid}) has exited; its log: ${log}`);
+      return createDb(root, [started.url], label, { ...options, settleBeforeDeleteMs: EMBEDDED_SETTLE_MS });
+    },
     async stop() {
+      const log = logOfDeadServer();
+      if (log) process.stderr.write(`bench: the embedded server (pid ${started.pid}) exited during the run; its log is kept in ${log}\n`);
       await stopEmbedded(home);
       fs.rmSync(root, { recursive: true, force: true });
     },
@@ -147,6 +174,15 @@ export async function couchdbServer(urls: readonly string[]): Promise<BenchServe
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface Endpoint {
@@ -194,21 +230,38 @@ function listeningPid(base: string): number | undefined {
   }
 }
 
+/** Reads tried again after a failure that is not an answer (a reset connection on a loaded machine). */
+const READ_TRIES = 3;
+
 function nodeRequest(endpoint: Endpoint, name: string) {
   const dbUrl = `${endpoint.base}/${name}`;
   return async <T>(method: string, docPath: string, body?: unknown): Promise<T> => {
-    const res = await fetch(docPath ? `${dbUrl}/${docPath}` : dbUrl, {
-      method,
-      headers: { ...endpoint.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${name}/${docPath.split('?')[0]}: HTTP ${res.status} ${text.slice(0, 200)}`);
+    const what = `${method} ${name}/${docPath.split('?')[0]}`;
+    let res: globalThis.Response | undefined;
+    let text = '';
+    for (let attempt = 1; !res; attempt++) {
+      try {
+        res = await fetch(docPath ? `${dbUrl}/${docPath}` : dbUrl, {
+          method,
+          headers: { ...endpoint.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        text = await res.text();
+      } catch (err) {
+        // undici says "fetch failed"; what failed is in its cause (ECONNRESET, ECONNREFUSED...).
+        const cause = (err as Error & { cause?: Error & { code?: string } }).cause;
+        const why = cause?.code ?? cause?.message ?? (err as Error).message;
+        if (method !== 'GET' || attempt >= READ_TRIES) throw new Error(`${what}: ${why}`);
+        res = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+    if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text.slice(0, 200)}`);
     return JSON.parse(text) as T;
   };
 }
 
-async function createDb(root: string, nodeUrls: readonly string[], label: string, options: NewDbOptions = {}): Promise<BenchDb> {
+async function createDb(root: string, nodeUrls: readonly string[], label: string, options: CreateDbOptions = {}): Promise<BenchDb> {
   const name = `bench_${label}_${randomBytes(4).toString('hex')}`;
   const place = path.join(root, name);
   fs.mkdirSync(place, { recursive: true });
@@ -265,6 +318,7 @@ async function createDb(root: string, nodeUrls: readonly string[], label: string
     },
     async destroy() {
       live.dbs.delete(db);
+      if (options.settleBeforeDeleteMs) await new Promise((resolve) => setTimeout(resolve, options.settleBeforeDeleteMs));
       // After keeps side databases named after the tasks database (`<db>_instances` for the
       // instances' heartbeats): they go too.
       const endpoint = httpEndpoint(nodeUrls[0]!);
