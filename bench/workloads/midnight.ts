@@ -84,7 +84,6 @@ export async function runMidnight(server: BenchServer, options: WorkloadOptions 
 async function midnightRun(server: BenchServer, tasks: number, concurrency: number | undefined, label: string, profileDir?: string): Promise<MidnightRun> {
   const db = await server.newDb('w1b');
   const worker = startWorker(db, { concurrency, profileDir });
-  let lag: EventLoopLag | undefined;
   try {
     await worker.ready;
     // The next whole second at least 5 s (plus a moment to build the documents) away.
@@ -95,10 +94,11 @@ async function midnightRun(server: BenchServer, tasks: number, concurrency: numb
     await db.bulkDocs(docs);
     const insertMs = Date.now() - insertStart;
     const drain = await waitForDrain(worker, tasks, drainTimeoutMs(tasks) + Math.max(0, dueAtMs - Date.now()));
-    lag = await worker.stop();
+    // Stopped before the results are read: a run still going writes its result first.
+    const lag = await worker.stop();
     return { label, dueAtMs, insertMs, drain, late: await latenessOf(db, 'w1b-'), lag };
   } finally {
-    if (!lag) await worker.stop();
+    await worker.stop(); // a second stop of an exited worker only reads its lag file again
     await db.destroy();
   }
 }
