@@ -53,8 +53,13 @@ test-cluster: build
 	@test -n "$$COUCHDB_CLUSTER_URLS" || { echo "make test-cluster: set COUCHDB_CLUSTER_URLS to the cluster's node URLs, space-separated (couchdb.sh cluster start prints them)" >&2; exit 2; }
 	npx mocha dist/test/integration/cluster.test.js
 
-# W1–W4 in one table (docs/performance.md). W1 and W2 also run on BullMQ/Redis and
-# pg-boss/PostgreSQL when `make bench-peers-setup` has installed them (BENCH_PEERS=0: not at all).
+# The workloads in one table (docs/performance.md), on a fresh embedded database by default:
+#   make bench                                                      W1, W1b, W2, W3, W4 on pouchdb-server
+#   COUCHDB_URL=http://admin:pw@127.0.0.1:5985 make bench           the same on that CouchDB
+#   COUCHDB_CLUSTER_URLS="$$(../shared/couchdb/couchdb.sh cluster url)" make bench   W5 scale-out on a cluster
+# Each workload makes its own databases there and deletes them afterwards. W1 and W2 also run on
+# BullMQ/Redis and pg-boss/PostgreSQL when `make bench-peers-setup` has installed them (embedded
+# runs only; BENCH_PEERS=0: not at all).
 bench: build
 	node dist/bench/run.js
 

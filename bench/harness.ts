@@ -1,158 +1,35 @@
 /**
- * What every workload needs: a fresh embedded server (pouchdb-server on a free port in a temp
- * folder), one fresh database per workload initialised as `after init` does, the worker as a
- * real child process (`node bin/after start bench ...`), and /proc readings of a process.
- *
- * The bench talks to the database with plain `fetch`, not through After's store, so the
- * "raw" figures are the database's own cost with the leanest client.
+ * What every workload needs besides its server (server.ts): the worker as a real child process
+ * (`node bin/after start bench ...`, one per instance), what it logs, /proc readings of a
+ * process, and the bench's task document.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadConfig, type AfterConfig } from '../src/config';
-import { readAdminCredentials, type AdminCredentials } from '../src/embedded/admin-credentials';
-import { startEmbedded, stopEmbedded } from '../src/embedded/server';
-import { silentLogger } from '../src/log';
-import { initDatabase } from '../src/store/design';
 import type { TaskDoc } from '../src/types';
-// The same probe the tests use: the bench is dev tooling beside them.
-import { freePort } from '../test/helpers/ports';
 import { DoneTracker } from './done-tracker';
+import { AFTER_BIN, REPO_ROOT, trackPid, withoutAfterVariables, type BenchDb } from './server';
 
-/** This file runs from dist/bench. */
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-export const AFTER_BIN = path.join(REPO_ROOT, 'bin', 'after');
+export { REPO_ROOT } from './server';
+export type { BenchDb, BenchServer } from './server';
+
 export const BENCH_JOBS_DIR = path.join(REPO_ROOT, 'bench', 'jobs');
 const LAG_PROBE = path.join(__dirname, 'lag-probe.js');
 export const WORKER_NAME = 'bench';
 /** The job in bench/jobs that stamps its own start time into the task's result. */
 export const STAMP_JOB = 'stamp';
 
-export interface BulkRow {
-  id?: string;
-  rev?: string;
-  error?: string;
-  reason?: string;
-}
-
-export interface BenchServer {
-  url: string;
-  pid: number;
-  root: string;
-  /** A fresh database, initialised like `after init`. `config` is merged into config.json. */
-  newDb(label: string, config?: Record<string, unknown>): Promise<BenchDb>;
-  stop(): Promise<void>;
-}
-
-export interface BenchDb {
-  name: string;
-  /** The environment a worker of this database is started with. */
-  env: Record<string, string>;
-  config: AfterConfig;
-  request<T>(method: string, docPath: string, body?: unknown): Promise<T>;
-  /** One `_bulk_docs`; throws unless every document was written. */
-  bulkDocs(docs: readonly object[]): Promise<BulkRow[]>;
-  /** Every task document (design documents left out), read in pages. */
-  allTasks(): Promise<TaskDoc[]>;
-  /** Task count by status, from `_design/after/_view/by_worker_status`. */
-  countsByStatus(): Promise<Record<string, number>>;
-  destroy(): Promise<void>;
-}
-
-export async function startBenchServer(): Promise<BenchServer> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'after-bench-'));
-  const home = path.join(root, 'db-home');
-  const dir = path.join(root, 'data');
-  const port = await freePort();
-  const started = await startEmbedded({ host: '127.0.0.1', port, dir, home, background: true });
-  return {
-    url: started.url,
-    pid: started.pid,
-    root,
-    // Creating each database and its design documents needs the admin `startEmbedded` generated.
-    newDb: (label, config = {}) => createDb(root, started.url, readAdminCredentials(home)!, label, config),
-    async stop() {
-      await stopEmbedded(home);
-      fs.rmSync(root, { recursive: true, force: true });
-    },
-  };
-}
-
-async function createDb(root: string, url: string, admin: AdminCredentials, label: string, extraConfig: Record<string, unknown>): Promise<BenchDb> {
-  const name = `bench_${label}_${randomBytes(4).toString('hex')}`;
-  const place = path.join(root, name);
-  fs.mkdirSync(place, { recursive: true });
-  const configFile = path.join(place, 'config.json');
-  // The embedded section only keeps a stray `after db start` off the default port 5984.
-  const fileConfig = {
-    log: { level: 'info', dir: path.join(place, 'logs') },
-    embedded: { host: '127.0.0.1', port: await freePort(), dir: path.join(place, 'cli-data') },
-    ...extraConfig,
-  };
-  fs.writeFileSync(configFile, `${JSON.stringify(fileConfig, null, 2)}\n`);
-  const env = { AFTER_COUCHDB_URL: url, AFTER_DB: name, AFTER_HOME: path.join(place, 'home'), AFTER_CONFIG: configFile };
-  const config = loadConfig(env, place);
-  await initDatabase({ ...config, couchdb: { ...config.couchdb, username: admin.name, password: admin.password } }, { log: silentLogger() });
-  const dbUrl = `${url}/${name}`;
-
-  const request = async <T>(method: string, docPath: string, body?: unknown): Promise<T> => {
-    const res = await fetch(docPath ? `${dbUrl}/${docPath}` : dbUrl, {
-      method,
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${name}/${docPath}: HTTP ${res.status} ${text.slice(0, 200)}`);
-    return JSON.parse(text) as T;
-  };
-
-  return {
-    name,
-    env,
-    config,
-    request,
-    async bulkDocs(docs) {
-      const rows = await request<BulkRow[]>('POST', '_bulk_docs', { docs });
-      const failed = rows.filter((row) => row.error !== undefined);
-      if (failed.length > 0) throw new Error(`_bulk_docs: ${failed.length} of ${docs.length} not written (first: ${failed[0]!.id} ${failed[0]!.error})`);
-      return rows;
-    },
-    async allTasks() {
-      const tasks: TaskDoc[] = [];
-      const pageSize = 5000;
-      let startKey: string | undefined;
-      for (;;) {
-        const qs = new URLSearchParams({ include_docs: 'true', limit: String(pageSize + 1) });
-        if (startKey !== undefined) qs.set('startkey', JSON.stringify(startKey));
-        const page = await request<{ rows: Array<{ id: string; doc: TaskDoc }> }>('GET', `_all_docs?${qs}`);
-        const rows = page.rows.slice(0, pageSize);
-        for (const row of rows) if (!row.id.startsWith('_design/')) tasks.push(row.doc);
-        if (page.rows.length <= pageSize) return tasks;
-        startKey = page.rows[pageSize]!.id;
-      }
-    },
-    async countsByStatus() {
-      const res = await request<{ rows: Array<{ key: [string, string | null]; value: number }> }>(
-        'GET',
-        '_design/after/_view/by_worker_status?group=true',
-      );
-      const counts: Record<string, number> = {};
-      for (const row of res.rows) counts[String(row.key[1])] = (counts[String(row.key[1])] ?? 0) + row.value;
-      return counts;
-    },
-    async destroy() {
-      const res = await fetch(dbUrl, { method: 'DELETE' });
-      await res.arrayBuffer();
-    },
-  };
-}
-
 export interface WorkerOptions {
-  concurrency: number;
+  /** `--concurrency N`; undefined starts the worker with its default, as `after start bench` does. */
+  concurrency?: number;
   /** A folder to write the worker's `--cpu-prof` profile into. */
   profileDir?: string;
+  /** The node of a cluster this instance connects to (index into `db.nodes`). @default 0 */
+  node?: number;
+  /** More environment for the worker (BENCH_STARTS_DIR: the stamp job records every start). */
+  env?: Record<string, string>;
+  /** A tracker shared by several instances (W5: a task is done when any instance reports it). */
+  done?: DoneTracker;
 }
 
 export interface WorkerProcess {
@@ -163,8 +40,11 @@ export interface WorkerProcess {
   readonly ready: Promise<number>;
   /** Date.now() at which each task's "done" line was seen, by task id. */
   readonly doneAtMs: ReadonlyMap<string, number>;
+  /** Claims this instance lost to another writer, from its debug lines (see LOST_CLAIM). */
+  readonly claimsLost: number;
   /** Resolves with the time of the `count`-th "done" line; rejects after `timeoutMs`. */
   waitForDone(count: number, timeoutMs: number): Promise<number>;
+  exited(): boolean;
   /** What the worker printed last (for error messages). */
   tail(): string;
   /** SIGTERM, wait for the exit; returns the event-loop delay the probe recorded. */
@@ -178,24 +58,51 @@ export interface EventLoopLag {
 }
 
 const READY_LINE = new RegExp(`worker ${WORKER_NAME} ready`);
-const DONE_LINE = /task (\S+) done after/;
+const DONE_LINE = /\btask (\S+) done\b/;
+/**
+ * A claim lost to another writer. Today the worker logs it at debug level from its
+ * `task:conflict` event (src/worker/worker-events.ts): "task <id>: changed by another writer
+ * during claim; deciding again", also when a cluster claim got 202 and stood down. Matched on
+ * its markers, not its wording: "during claim" (or "during schedule": the hold is a claim
+ * too), or "conflict" together with "claim". Not counted: a line naming another write ("during
+ * hand-back"), or a conflict that is not about a claim ("could not delete the stale revision
+ * ...: document update conflict", the clean-up of a branch that stood down).
+ */
+const DURING_CLAIM = /\bduring (claim|schedule)\b/i;
+const CONFLICT_ABOUT_CLAIM = /\bconflict.*\bclaim|\bclaim.*\bconflict/i;
+const DURING_OTHER_WRITE = /\bduring (?!claim\b|schedule\b)\S+/i;
+const TASK_ID = /\btask (\S+?):?(?:\s|$)/;
+/** Two lines about the same task this close together report one lost claim. */
+const SAME_CLAIM_MS = 1000;
 
-/** `node bin/after start bench --jobs bench/jobs --concurrency N`, as an operator runs it. */
-export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess {
-  const lagFile = path.join(path.dirname(db.env.AFTER_CONFIG!), `lag-${Date.now()}.json`);
+/** Whether a worker's log line reports a lost claim. */
+export function isLostClaim(line: string): boolean {
+  if (DURING_CLAIM.test(line)) return true;
+  return CONFLICT_ABOUT_CLAIM.test(line) && !DURING_OTHER_WRITE.test(line);
+}
+
+/** `node bin/after start bench --jobs bench/jobs [--concurrency N]`, as an operator runs it. */
+export function startWorker(db: BenchDb, options: WorkerOptions = {}): WorkerProcess {
+  const node = db.nodes[options.node ?? 0];
+  if (!node) throw new Error(`the database has no node ${options.node}`);
+  const lagFile = path.join(db.place, `lag-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.json`);
   const nodeArgs = ['-r', LAG_PROBE];
   if (options.profileDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${options.profileDir}`);
-  const args = [...nodeArgs, AFTER_BIN, 'start', WORKER_NAME, '--jobs', BENCH_JOBS_DIR, '--concurrency', String(options.concurrency)];
+  const args = [...nodeArgs, AFTER_BIN, 'start', WORKER_NAME, '--jobs', BENCH_JOBS_DIR];
+  if (options.concurrency !== undefined) args.push('--concurrency', String(options.concurrency));
   const spawnedAtMs = Date.now();
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...withoutAfterVariables(process.env), ...db.env, BENCH_LAG_FILE: lagFile },
+    env: { ...withoutAfterVariables(process.env), ...node.env, ...options.env, BENCH_LAG_FILE: lagFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (child.pid === undefined) throw new Error('cannot start the worker');
   const pid = child.pid;
+  const untrack = trackPid(pid);
   let lastLines: string[] = [];
-  const done = new DoneTracker({ exited: () => child.exitCode !== null, tail: () => lastLines.join('\n') });
+  const done = options.done ?? new DoneTracker({ exited: () => child.exitCode !== null, tail: () => lastLines.join('\n') });
+  let claimsLost = 0;
+  const lastLostClaimAt = new Map<string, number>();
   let resolveReady!: (at: number) => void;
   let rejectReady!: (err: Error) => void;
   const ready = new Promise<number>((resolve, reject) => {
@@ -205,6 +112,7 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
   ready.catch(() => undefined);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then((code) => {
+    untrack();
     rejectReady(new Error(`the worker exited (code ${code}) before it was ready: ${lastLines.join('\n')}`));
     done.wake();
   });
@@ -216,6 +124,11 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
     const doneLine = DONE_LINE.exec(line);
     if (doneLine) {
       done.markDone(doneLine[1]!, now);
+    } else if (isLostClaim(line)) {
+      const id = TASK_ID.exec(line)?.[1];
+      const before = id === undefined ? undefined : lastLostClaimAt.get(id);
+      if (before === undefined || now - before > SAME_CLAIM_MS) claimsLost++;
+      if (id !== undefined) lastLostClaimAt.set(id, now);
     } else if (READY_LINE.test(line)) {
       resolveReady(now);
     }
@@ -227,10 +140,14 @@ export function startWorker(db: BenchDb, options: WorkerOptions): WorkerProcess 
     spawnedAtMs,
     ready,
     doneAtMs: done.doneAtMs,
+    get claimsLost() {
+      return claimsLost;
+    },
     waitForDone: (count, timeoutMs) => done.waitForDone(count, timeoutMs),
+    exited: () => child.exitCode !== null || child.signalCode !== null,
     tail: () => lastLines.join('\n'),
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const late = setTimeout(() => child.kill('SIGKILL'), 30_000);
         await exited;
@@ -258,17 +175,43 @@ function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => voi
   });
 }
 
-/** The bench's own AFTER_* variables must not leak into the worker it starts. */
-function withoutAfterVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith('AFTER_') && key !== 'NODE_OPTIONS'));
-}
-
 /** utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
 export function cpuTicks(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * cpuTicks of a process and all its descendants alive now: CouchDB runs its JavaScript (the
+ * validate_doc_update, JavaScript views and filters) in `couchjs` child processes, whose CPU
+ * is the database's too.
+ */
+export function treeCpuTicks(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let total = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    try {
+      total += cpuTicks(next);
+    } catch {
+      // exited meanwhile
+    }
+    pending.push(...(children.get(next) ?? []));
+  }
+  return total;
 }
 
 /** Linux's USER_HZ: /proc reports CPU time in hundredths of a second. */
@@ -293,4 +236,26 @@ export function benchTask(id: string, dateMs: number): TaskDoc {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface Drain {
+  /** Every task was reported done within the time allowed. */
+  complete: boolean;
+  /** Tasks reported done. */
+  done: number;
+  /** Date.now() of the last "done" line seen (NaN when none). */
+  lastDoneAtMs: number;
+}
+
+/**
+ * Waits until `count` tasks are reported done, or `timeoutMs`, or the worker exits: a slow
+ * database gives figures for what did run (and a row saying what did not) instead of none.
+ */
+export async function waitForDrain(worker: Pick<WorkerProcess, 'waitForDone' | 'doneAtMs'>, count: number, timeoutMs: number): Promise<Drain> {
+  try {
+    return { complete: true, done: count, lastDoneAtMs: await worker.waitForDone(count, timeoutMs) };
+  } catch {
+    const times = [...worker.doneAtMs.values()];
+    return { complete: false, done: times.length, lastDoneAtMs: times.length > 0 ? Math.max(...times) : Number.NaN };
+  }
 }

@@ -1,35 +1,55 @@
 /**
- * `make bench` (node dist/bench/run.js): W1–W4 against a fresh embedded database, one table.
+ * `make bench` (node dist/bench/run.js): the workloads against one database server, one table.
  *
- *   node dist/bench/run.js [--only w1,w2,w3,w4] [--w3-tasks N] [--w4-seconds S]
+ *   node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5] [--w3-tasks N] [--w4-seconds S]
  *                          [--concurrency N] [--profile DIR] [--peers | --no-peers]
  *
+ * The server: a fresh embedded pouchdb-server by default; COUCHDB_URL (a CouchDB server URL
+ * with credentials) measures that CouchDB instead; COUCHDB_CLUSTER_URLS (the nodes' URLs,
+ * space-separated, as `couchdb.sh cluster url` prints them) a cluster, where W5 runs.
+ * Every workload makes fresh databases on it and deletes them afterwards (also on Ctrl-C).
+ *
  * Environment (so `make bench W3_TASKS=200000` works): W3_TASKS, BENCH_W3 (same: the full
- * figure is BENCH_W3=1000000), BENCH_ONLY, BENCH_PROFILE, BENCH_PEERS=0 (no peers).
+ * figure is BENCH_W3=1000000), BENCH_W5 (tasks, 3000), BENCH_W5_INSTANCES (1,2,3), BENCH_ONLY,
+ * BENCH_PROFILE, BENCH_PEERS=0 (no peers), BENCH_INIT_ARGS (added to every `after init`),
+ * BENCH_KEEP_LOGS=DIR (the workers' log files are copied there before their database goes).
  *
  * W1 and W2 also run on the peers (BullMQ/Redis, pg-boss/PostgreSQL, bench/peers/) when they
- * are installed (`make bench-peers-setup`), in the same table; a peer that is not installed
- * gets a row saying what to install.
+ * are installed (`make bench-peers-setup`), in the same table, on the embedded server's runs
+ * (`--peers` adds them to a CouchDB run); a peer that is not installed gets a row saying what
+ * to install.
  */
-import { startBenchServer } from './harness';
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import { peerBench, runPeerBurst, runPeerPrecision, type PeerBench } from './peers';
 import { formatTable, type Row } from './report';
+import { cleanUpOnInterrupt, couchdbServer, REPO_ROOT, startEmbeddedServer, type BenchServer } from './server';
 import { runBurst } from './workloads/burst';
+import { runMidnight } from './workloads/midnight';
 import { runPrecision } from './workloads/precision';
 import { runScale } from './workloads/scale';
+import { runScaleOut } from './workloads/scale-out';
 import { runSteady } from './workloads/steady';
 
-const WORKLOADS = ['w1', 'w2', 'w3', 'w4'] as const;
+const WORKLOADS = ['w1', 'w1b', 'w2', 'w3', 'w4', 'w5'] as const;
 type Workload = (typeof WORKLOADS)[number];
+/** What runs when BENCH_ONLY / --only does not say: W5 needs a cluster and is all a cluster run does. */
+const DEFAULT_WORKLOADS: Workload[] = ['w1', 'w1b', 'w2', 'w3', 'w4'];
+const DEFAULT_CLUSTER_WORKLOADS: Workload[] = ['w5'];
 
 interface BenchArgs {
-  only: Workload[];
+  /** undefined: the server's default set. */
+  only: Workload[] | undefined;
   w3Tasks: number;
   w4Seconds: number;
+  w5Tasks: number;
+  w5Instances: number[];
   concurrency: number;
   profileDir: string | undefined;
-  /** Run W1 and W2 on the peers too (those installed). */
-  peers: boolean;
+  /** Run W1 and W2 on the peers too (those installed); undefined: on the embedded server only. */
+  peers: boolean | undefined;
+  /** COUCHDB_CLUSTER_URLS, else COUCHDB_URL, else none (embedded). */
+  serverUrls: string[];
 }
 
 /**
@@ -39,20 +59,26 @@ interface BenchArgs {
  */
 const DEFAULT_W3_TASKS = 100_000;
 const USAGE =
-  'usage: node dist/bench/run.js [--only w1,w2,w3,w4] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
+  'usage: [COUCHDB_URL=... | COUCHDB_CLUSTER_URLS="..."] node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
 /** The same counts for After and for the peers. */
 const W1_TASKS = 3000;
 const W2_TASKS = 600;
 const W2_SPREAD_MS = 20_000;
+const DEFAULT_W5_TASKS = 3000;
 
 function parseArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
+  const peersEnv = (env.BENCH_PEERS ?? '').trim().toLowerCase();
+  const clusterUrls = (env.COUCHDB_CLUSTER_URLS ?? '').split(/\s+/).filter(Boolean);
   const args: BenchArgs = {
-    only: parseOnly(env.BENCH_ONLY ?? WORKLOADS.join(',')),
+    only: env.BENCH_ONLY ? parseOnly(env.BENCH_ONLY) : undefined,
     w3Tasks: positiveInteger(env.W3_TASKS ?? env.BENCH_W3 ?? String(DEFAULT_W3_TASKS), 'W3_TASKS'),
     w4Seconds: 60,
+    w5Tasks: positiveInteger(env.BENCH_W5 ?? String(DEFAULT_W5_TASKS), 'BENCH_W5'),
+    w5Instances: (env.BENCH_W5_INSTANCES ?? '1,2,3').split(',').map((count) => positiveInteger(count.trim(), 'BENCH_W5_INSTANCES')),
     concurrency: 200,
     profileDir: env.BENCH_PROFILE || undefined,
-    peers: !['0', 'false', 'no', 'off'].includes((env.BENCH_PEERS ?? '').trim().toLowerCase()),
+    peers: peersEnv === '' ? undefined : !['0', 'false', 'no', 'off'].includes(peersEnv),
+    serverUrls: clusterUrls.length > 0 ? clusterUrls : env.COUCHDB_URL ? [env.COUCHDB_URL] : [],
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -94,18 +120,43 @@ function progress(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
 }
 
+/** One line naming what was measured and when, printed above the table. */
+function runHeading(server: BenchServer): string {
+  let head = 'unknown';
+  try {
+    head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a git checkout
+  }
+  const load = os.loadavg().map((value) => value.toFixed(1)).join(' ');
+  return `After bench on ${server.description}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, HEAD ${head}, ${os.cpus().length} cores, load average at the start ${load}`;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), process.env);
-  const server = await startBenchServer();
-  progress(`embedded server at ${server.url} (pid ${server.pid}); worker concurrency ${args.concurrency}`);
+  let server: BenchServer | undefined;
+  cleanUpOnInterrupt(() => server);
+  server = args.serverUrls.length > 0 ? await couchdbServer(args.serverUrls) : await startEmbeddedServer();
+  const only = args.only ?? (server.kind === 'cluster' ? DEFAULT_CLUSTER_WORKLOADS : DEFAULT_WORKLOADS);
+  if (only.includes('w5') && server.kind !== 'cluster') {
+    await server.stop();
+    throw new Error('W5 runs on a CouchDB cluster: set COUCHDB_CLUSTER_URLS to its node URLs (../shared/couchdb/couchdb.sh cluster url)');
+  }
+  const heading = runHeading(server);
+  progress(`${server.description} at ${server.displayUrls.join(' ')}${server.pid ? ` (pid ${server.pid})` : ''}; worker concurrency ${args.concurrency}; ${only.join(', ')}`);
+  const started = Date.now();
   const rows: Row[] = [];
   const common = { concurrency: args.concurrency, profileDir: args.profileDir };
-  const peers: PeerBench | undefined = args.peers && args.only.some((name) => name === 'w1' || name === 'w2') ? peerBench(progress) : undefined;
+  const bench = server;
+  const withPeers = args.peers ?? server.kind === 'embedded';
+  const peers: PeerBench | undefined = withPeers && only.some((name) => name === 'w1' || name === 'w2') ? peerBench(progress) : undefined;
   const runs: Record<Workload, () => Promise<Row[]>> = {
-    w1: () => runBurst(server, { ...common, tasks: W1_TASKS }),
-    w2: () => runPrecision(server, { ...common, tasks: W2_TASKS, spreadMs: W2_SPREAD_MS }),
-    w3: () => runScale(server, { ...common, tasks: args.w3Tasks, rssAfterMs: 60_000, onProgress: progress }),
-    w4: () => runSteady(server, { ...common, ratePerSecond: 200, durationMs: args.w4Seconds * 1000 }),
+    w1: () => runBurst(bench, { ...common, tasks: W1_TASKS }),
+    w1b: () => runMidnight(bench, { ...common, tasks: W1_TASKS }),
+    w2: () => runPrecision(bench, { ...common, tasks: W2_TASKS, spreadMs: W2_SPREAD_MS }),
+    w3: () => runScale(bench, { ...common, tasks: args.w3Tasks, rssAfterMs: 60_000, onProgress: progress }),
+    w4: () => runSteady(bench, { ...common, ratePerSecond: 200, durationMs: args.w4Seconds * 1000 }),
+    w5: () => runScaleOut(bench, { ...common, tasks: args.w5Tasks, instances: args.w5Instances, onProgress: progress }),
   };
   // Each peer runs right after After's own run of the same workload, never at the same time.
   const peerRuns: Partial<Record<Workload, (bench: PeerBench) => Promise<Row[]>>> = {
@@ -115,16 +166,16 @@ async function main(): Promise<void> {
   };
   let failed = false;
   try {
-    for (const workload of WORKLOADS.filter((name) => args.only.includes(name))) {
+    for (const workload of WORKLOADS.filter((name) => only.includes(name))) {
       progress(`running ${workload.toUpperCase()}`);
-      const started = Date.now();
+      const workloadStarted = Date.now();
       try {
         rows.push(...(await runs[workload]()));
       } catch (err) {
         failed = true;
         rows.push({ workload: workload.toUpperCase(), figure: 'failed', value: (err as Error).message.split('\n')[0]!, met: false });
       }
-      progress(`${workload.toUpperCase()} took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      progress(`${workload.toUpperCase()} took ${((Date.now() - workloadStarted) / 1000).toFixed(0)} s`);
       if (peers) rows.push(...((await peerRuns[workload]?.(peers)) ?? []));
     }
   } finally {
@@ -134,7 +185,8 @@ async function main(): Promise<void> {
       await peers?.stop();
     }
   }
-  process.stdout.write(`\n${formatTable(rows).join('\n')}\n`);
+  progress(`the whole run took ${Math.round((Date.now() - started) / 60_000)} min`);
+  process.stdout.write(`\n${heading}\n\n${formatTable(rows).join('\n')}\n`);
   const peerNotes = peers?.setupNotes() ?? [];
   if (peerNotes.length > 0) process.stdout.write(`\n${peerNotes.map((note) => `- ${note}`).join('\n')}\n`);
   if (failed) process.exitCode = 1;
