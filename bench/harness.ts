@@ -60,15 +60,16 @@ export interface EventLoopLag {
 const READY_LINE = new RegExp(`worker ${WORKER_NAME} ready`);
 const DONE_LINE = /\btask (\S+) done\b/;
 /**
- * A claim lost to another writer. Today the worker logs it at debug level from its
- * `task:conflict` event (src/worker/worker-events.ts): "task <id>: changed by another writer
- * during claim; deciding again", also when a cluster claim got 202 and stood down. Matched on
- * its markers, not its wording: "during claim" (or "during schedule": the hold is a claim
- * too), or "conflict" together with "claim". Not counted: a line naming another write ("during
- * hand-back"), or a conflict that is not about a claim ("could not delete the stale revision
- * ...: document update conflict", the clean-up of a branch that stood down).
+ * A claim lost to another writer. The worker logs it at debug level (src/worker/worker-events.ts)
+ * from its `task:conflict` event, "task <id>: changed by another writer during claim; deciding
+ * again", and from its `task:contested` event when a cluster claim got 202 and stood down,
+ * "task <id>: the claim reached fewer copies than a quorum (202); standing down". Matched on
+ * their markers, not their wording: "during claim" (or "during schedule": the hold is a claim
+ * too), "standing down", or "conflict" together with "claim". Not counted: a line naming another
+ * write ("during hand-back"), or a conflict that is not about a claim ("could not delete the
+ * stale revision ...: document update conflict", the clean-up of a branch that stood down).
  */
-const DURING_CLAIM = /\bduring (claim|schedule)\b/i;
+const DURING_CLAIM = /\bduring (claim|schedule)\b|\bstanding down\b/i;
 const CONFLICT_ABOUT_CLAIM = /\bconflict.*\bclaim|\bclaim.*\bconflict/i;
 const DURING_OTHER_WRITE = /\bduring (?!claim\b|schedule\b)\S+/i;
 const TASK_ID = /\btask (\S+?):?(?:\s|$)/;

@@ -324,12 +324,12 @@ describe('after ui (the command)', function () {
     expect(ui!.stderr, 'a warning names the hosts it answers under').to.contain('dash.example');
   });
 
-  it('refuses ids starting with _ for reads and actions: _design/after stays as it was', async () => {
+  it('refuses ids starting with _ for reads and actions: _design/after-stats stays as it was', async () => {
     const { url, origin, token } = await startUi();
-    const before = await db.request<{ _rev: string; status?: string }>('GET', '_design/after');
+    const before = await db.request<{ _rev: string; status?: string }>('GET', '_design/after-stats');
     expect(before.status, 'after init made the design document').to.equal(200);
     const headers = { 'content-type': 'application/json', origin, 'x-after-token': token };
-    for (const encoded of ['_design%2Fafter', '%5Fdesign%2Fafter']) {
+    for (const encoded of ['_design%2Fafter-stats', '%5Fdesign%2Fafter-stats']) {
       const read = await send(url, { path: `/api/tasks/${encoded}` });
       expect(read.status, `GET ${encoded}`).to.equal(400);
       expect(read.body.error).to.equal('E_RESERVED_ID');
@@ -338,7 +338,7 @@ describe('after ui (the command)', function () {
       expect(act.status, `POST ${encoded}/actions`).to.equal(400);
       expect(act.body.error).to.equal('E_RESERVED_ID');
     }
-    const after = await db.request<{ _rev: string; status?: string }>('GET', '_design/after');
+    const after = await db.request<{ _rev: string; status?: string }>('GET', '_design/after-stats');
     expect(after.body._rev, 'the design document was not written').to.equal(before.body._rev);
     expect(after.body.status).to.equal(undefined);
   });
