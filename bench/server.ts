@@ -277,13 +277,18 @@ async function createDb(root: string, nodeUrls: readonly string[], label: string
   const configFile = path.join(place, 'config.json');
   // The embedded section only keeps a stray `after db start` off the default port 5984.
   const { log, ...otherConfig } = (options.config ?? {}) as { log?: Record<string, unknown> };
+  // The credentials go in config.json, as an operator may put them: a worker whose environment
+  // carried them would run as the child of a launcher (src/cli/credential-handover.ts), and the
+  // bench measures the process it starts.
+  const credentials = new URL(nodeUrls[0]!);
   const fileConfig = {
+    ...(credentials.username ? { couchdb: { username: decodeURIComponent(credentials.username), password: decodeURIComponent(credentials.password) } } : {}),
     log: { level: 'info', dir: path.join(place, 'logs'), ...log },
     embedded: { host: '127.0.0.1', port: await freePort(), dir: path.join(place, 'cli-data') },
     ...otherConfig,
   };
-  fs.writeFileSync(configFile, `${JSON.stringify(fileConfig, null, 2)}\n`);
-  const envOf = (url: string): Record<string, string> => ({ AFTER_COUCHDB_URL: url, AFTER_DB: name, AFTER_HOME: path.join(place, 'home'), AFTER_CONFIG: configFile });
+  fs.writeFileSync(configFile, `${JSON.stringify(fileConfig, null, 2)}\n`, { mode: 0o600 });
+  const envOf = (url: string): Record<string, string> => ({ AFTER_COUCHDB_URL: withoutCredentials(url), AFTER_DB: name, AFTER_HOME: path.join(place, 'home'), AFTER_CONFIG: configFile });
   const nodes: DbNode[] = nodeUrls.map((url) => {
     const endpoint = httpEndpoint(url);
     return { displayUrl: endpoint.base, env: envOf(url), request: nodeRequest(endpoint, name) };
@@ -377,5 +382,13 @@ function withCredentials(url: string, admin: AdminCredentials): string {
   const parsed = new URL(url);
   parsed.username = encodeURIComponent(admin.name);
   parsed.password = encodeURIComponent(admin.password);
+  return parsed.toString().replace(/\/$/, '');
+}
+
+/** `url` with no name or password in it. */
+function withoutCredentials(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
   return parsed.toString().replace(/\/$/, '');
 }
