@@ -5,6 +5,7 @@
 import type { AfterConfig } from '../config';
 import { AfterError, CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';
 import { followChanges } from './changes';
 import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
@@ -135,9 +136,10 @@ class CouchStore implements TaskStore {
     const kind = options.claim ? 'claim' : 'plain';
     // In a cluster CouchDB accepts a write on any leaf, a stale branch too: a claim goes only on
     // the revision that wins over every copy (what a lagging copy's _find or feed showed may not).
-    // A claim on a revision this store itself wrote to a quorum needs no such read: a later
-    // write that reached a quorum makes ours lose anyway (its rev is no leaf there any more).
-    if (kind === 'claim' && this.server.clustered && this.quorumRevs.get(doc._id) !== doc._rev) {
+    // Not needed where no stale branch can be: on a revision this store itself wrote to a
+    // quorum (a later write that reached a quorum makes ours lose anyway: our base is no leaf
+    // there any more), or on the first revision (a document with one revision has one branch).
+    if (kind === 'claim' && this.server.clustered && this.quorumRevs.get(doc._id) !== doc._rev && revGeneration(doc._rev) > 1) {
       const winner = await this.get(doc._id);
       if (!winner || winner._rev !== doc._rev) {
         remember(this.contended, doc._id, true);

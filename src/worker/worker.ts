@@ -62,6 +62,8 @@ const DUE_SOON_MS = 1000;
  * date itself: lateness becomes the timer's, not the database's.
  */
 const CLAIM_AHEAD_MS = 250;
+/** The most backups (another instance's tasks past their grace) claimed at once. */
+const MAX_BACKUP_WINDOW = 8;
 /** The most a stop may add to the grace period of the runs (hand-backs, the last writes). */
 const STOP_MARGIN_MS = 5000;
 
@@ -91,10 +93,11 @@ export class Worker {
   /** What this instance last wrote of tasks it let go of: older copies arriving late are dropped. */
   private readonly recent = new RecentWrites();
   /**
-   * Backups (other instances' tasks past their grace) are claimed a few at a time, the window
-   * doubling with each one won: a busy owner catches up at the end of its backlog, where a
-   * thief that took many at once would lose most of them to it. A backup lost to its owner
-   * closes the window and pauses backups for a grace period.
+   * Backups (other instances' tasks past their grace) are claimed a few at a time, one more at
+   * once with each one won, up to MAX_BACKUP_WINDOW: a busy owner catches up at the end of its
+   * backlog, where a thief that took many at once would lose most of them to it. A backup lost
+   * to its owner closes the window to one and pauses backups for a grace period. (An owner that
+   * is gone is no owner: its share is split among the live instances, claimed at full speed.)
    */
   private backupsPausedUntil = 0;
   private backupWindow = 1;
@@ -577,7 +580,7 @@ export class Worker {
       }
       if (backup) {
         if (claimed) {
-          this.backupWindow = Math.min(this.concurrency, this.backupWindow * 2);
+          this.backupWindow = Math.min(this.concurrency, MAX_BACKUP_WINDOW, this.backupWindow + 1);
         } else {
           // Another instance was first to a task of its own share: its owner is at work there.
           this.backupWindow = 1;
