@@ -134,7 +134,7 @@ export class Worker {
       report: () => ({ running: this.active, held: this.entries.size }),
       onMembershipChange: () => this.redecideHeld(),
       onPauseChange: (paused) => {
-        if (!paused) this.pump();
+        if (!paused) this.resumed();
       },
       onRequest: (request) => this.onRequest(request),
     });
@@ -414,6 +414,19 @@ export class Worker {
     this.timer.remove(id);
     this.ready.remove(id);
     this.entries.delete(id);
+  }
+
+  /**
+   * The worker name was resumed. During the pause no owner could claim its share, so every
+   * backup's grace has run out: backups wait one grace period again, from now, and the owners
+   * take their own tasks first rather than every instance racing for all of them.
+   */
+  private resumed(): void {
+    for (const entry of this.entries.values()) {
+      if (!entry.backup || !entry.task || entry.busy || entry.run) continue;
+      if (entry.state === 'held' || entry.state === 'ready') this.hold(entry.doc, entry.task, true, this.clock.now());
+    }
+    this.pump();
   }
 
   /** The live instances changed: tasks held but not claimed may now be another's share, or ours. */
