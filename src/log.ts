@@ -75,6 +75,11 @@ export function reopenLogFiles(logger: Logger): string[] {
   return reopened;
 }
 
+/** Stop writing to the console (its terminal was closed: writing there can crash Node); files go on. */
+export function detachConsole(logger: Logger): void {
+  for (const transport of logger.transports.filter((t) => t instanceof winston.transports.Console)) logger.remove(transport);
+}
+
 /** The log file of a worker name. */
 export function workerLogFile(logDir: string, worker: string): string {
   return path.join(logDir, `${worker}.log`);

@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { readSecretsFile, SECRET_ENV_KEYS } from '../config';
 import { AfterError } from '../errors';
-import { exitCodeOf, setSteerSignalSource, setStopSignalSource, STEER_SIGNALS, STOP_SIGNALS, type StopSignalSource } from './signals';
+import { exitCodeOf, setSteerSignalSource, setStopSignalSource, STEER_SIGNALS, STOP_SIGNALS, terminalHungUp, type StopSignalSource } from './signals';
 
 /** What the launcher relays to its worker: the stop signals, and SIGHUP (reload) and SIGUSR2 (reopen logs). */
 const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [...STOP_SIGNALS, ...STEER_SIGNALS];
@@ -80,7 +80,9 @@ export function runWorkerInChild(env: NodeJS.ProcessEnv, binPath: string, argv: 
     pipe.on('error', () => undefined);
     pipe.write(`${JSON.stringify(values)}\n`);
 
-    const relay = (signal: NodeJS.Signals): void => {
+    const relay = (received: NodeJS.Signals): void => {
+      // The terminal was closed: the user meant the worker to stop, not to reload.
+      const signal = received === 'SIGHUP' && terminalHungUp() ? 'SIGTERM' : received;
       if (!pipe.destroyed) pipe.write(`${signal}\n`);
     };
     for (const signal of RELAYED_SIGNALS) process.on(signal, relay);

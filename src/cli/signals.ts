@@ -4,6 +4,7 @@
  * process at once with the shell's conventional code (130 for SIGINT, 143 for SIGTERM), so
  * an impatient user or a supervisor's second signal is never ignored.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
@@ -88,4 +89,24 @@ export function onStopSignal(): StopRequest {
     },
     dispose: () => source.off(handler),
   };
+}
+
+/**
+ * The terminal this process was started on has hung up (it was closed). The kernel then sends
+ * SIGHUP, which for a worker means "reload"; but with its terminal gone the user meant "stop".
+ * After a hang-up every write to the terminal fails with EIO (Linux swaps its file operations
+ * before it signals), so a write of nothing tells the two apart; a `kill -HUP` leaves the
+ * terminal writable.
+ */
+export function terminalHungUp(): boolean {
+  for (const [fd, stream] of [[1, process.stdout], [2, process.stderr]] as const) {
+    if (!stream.isTTY) continue;
+    try {
+      fs.writeSync(fd, '');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EIO' || code === 'ENXIO' || code === 'EBADF') return true;
+    }
+  }
+  return false;
 }

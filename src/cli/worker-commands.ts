@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig, type AfterConfig } from '../config';
 import { AfterError } from '../errors';
 import { assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
-import { createLogger, workerLogFile } from '../log';
+import { createLogger, detachConsole, workerLogFile } from '../log';
 import { openWorkerSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
 import type { CliContext } from './context';
@@ -17,7 +17,7 @@ import { absolutePath, integerIn } from './options';
 import { formatDuration, formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground, type WorkerProcess } from './pm2';
 import { secretsFile, secretsToHand, takeSecretsIntoCustody, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
-import { onSteerSignal, onStopSignal } from './signals';
+import { onSteerSignal, onStopSignal, terminalHungUp } from './signals';
 import { steerBySignals } from './worker-reload';
 import { checkWorkerName } from './worker-name';
 
@@ -209,11 +209,21 @@ async function runWorker(
   started = true;
   sidecars.attach(worker);
   // SIGHUP: reload the configuration and jobs; SIGUSR2: open the log files again (worker-reload.ts).
-  const steered = { worker, log, config, readConfig, ...(opts.jobs !== undefined ? { jobsDir: opts.jobs } : {}) };
+  const steered = {
+    worker,
+    log,
+    config,
+    readConfig,
+    ...(opts.jobs !== undefined ? { jobsDir: opts.jobs } : {}),
+    // The stop a SIGTERM makes: finish or hand back what it holds (in a launched worker too).
+    onTerminalHangUp: () => process.kill(process.pid, 'SIGTERM'),
+  };
   const steering = steerBySignals(steered);
   try {
     const outcome = await Promise.race([worker.done.then(() => 'done' as const), stop.requested]);
     if (outcome !== 'done') {
+      // Its terminal closed (the launcher relays that as a stop): writing there can crash Node.
+      if (terminalHungUp()) detachConsole(log);
       const graceMs = steered.config.worker.grace_ms;
       log.info(`${outcome}: stopping worker ${name} (runs may take up to ${graceMs} ms to finish)`);
       await worker.stop({ graceMs });

@@ -10,14 +10,15 @@
  *   (a `postrotate` script: `kill -USR2 <pid>`, or `after reload <name> --logs`).
  *
  * `after reload <name>` sends SIGHUP to a background worker; a foreground worker run through the
- * credential launcher gets both signals relayed by it (credential-handover.ts).
+ * credential launcher gets both signals relayed by it (credential-handover.ts). The SIGHUP a
+ * closing terminal sends still stops a foreground worker, as it always did.
  */
 import type { AfterConfig } from '../config';
 import { toError } from '../errors';
 import { JobsInvalidError, assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
-import { reopenLogFiles, type Logger } from '../log';
+import { detachConsole, reopenLogFiles, type Logger } from '../log';
 import type { Worker } from '../worker/worker';
-import { onSteerSignal } from './signals';
+import { onSteerSignal, terminalHungUp } from './signals';
 
 export interface SteeredWorker {
   worker: Worker;
@@ -28,6 +29,8 @@ export interface SteeredWorker {
   readConfig(): AfterConfig;
   /** `--jobs` given at start: it wins over the config's `jobs` at every reload too. */
   jobsDir?: string;
+  /** The SIGHUP came from the terminal closing: stop rather than reload. */
+  onTerminalHangUp(): void;
 }
 
 /**
@@ -121,7 +124,11 @@ export function steerBySignals(steered: SteeredWorker): { dispose(): void } {
       });
   };
   return onSteerSignal((signal) => {
-    if (signal === 'SIGHUP') reload(signal);
+    if (signal === 'SIGHUP' && terminalHungUp()) {
+      detachConsole(steered.log);
+      steered.log.info('SIGHUP: the terminal of this worker was closed; stopping (logging to its file only)');
+      steered.onTerminalHangUp();
+    } else if (signal === 'SIGHUP') reload(signal);
     else if (signal === 'SIGUSR2') {
       const files = reopenLogFiles(steered.log);
       steered.log.info(`${signal}: log files opened again (${files.length === 0 ? 'none: this worker logs to the console only' : files.join(', ')})`);
