@@ -85,6 +85,20 @@ describe('worker (in memory): run now', () => {
     expect(await sim.get('hourly')).to.deep.include({ date: iso(START_MS + 7_200_000), repetitions: 2, executions: 3 });
   });
 
+  it('a repeating task this instance holds (scheduled) runs now, and again at its own date', async () => {
+    const sim = new Simulation();
+    await sim.start();
+    await sim.post({ _id: 'held', date: iso(START_MS + 60_000), repeat: { minutes: 1 } });
+    await sim.until(async () => (await sim.get('held')).status === 'scheduled');
+    await sim.advanceTo(START_MS + 10_000);
+    const finished = sim.finished('held');
+    await sim.edit('held', (doc) => ({ ...doc, run_now: iso(sim.now) }));
+    expect((await sim.until(finished)).payload).to.deep.include({ status: 'waiting', date: iso(START_MS + 60_000) });
+    await sim.until(sim.finished('held'));
+    expect(sim.runsOf('held').map((run) => run.atMs - START_MS)).to.deep.equal([10_000, 60_000]);
+    expect(await sim.get('held')).to.deep.include({ executions: 2, repetitions: 1, date: iso(START_MS + 120_000) });
+  });
+
   it('a one-shot task dated next year runs now, once', async () => {
     const sim = new Simulation();
     await sim.start();
