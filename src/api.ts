@@ -17,6 +17,8 @@ import { silentLogger, type Logger } from './log';
 import { openWorkerSidecars } from './metrics/worker-sidecars';
 import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskFilter } from './store/admin';
 import { openConnection, type Connection } from './store/connection';
+import { pauseTask, resumeTask, runTaskNow } from './store/task-actions';
+import { pauseWorker, resumeWorker, type PauseReport } from './store/worker-pause';
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
 import type { JobSpec, TaskDoc } from './types';
@@ -64,6 +66,24 @@ export interface Client {
   delete(id: string): Promise<void>;
   /** Task counts by worker and status. */
   counts(): Promise<StatusCount[]>;
+  /**
+   * Pause a worker name: no new run starts on any of its instances (runs in progress finish,
+   * held tasks keep their dates) until `resume(worker)`. Allowed for a name no task has yet
+   * (`hasTasks: false` says so).
+   */
+  pause(worker: string): Promise<PauseReport>;
+  /** Resume a paused worker name: what came due meanwhile runs now (a repeat that missed several dates, once). */
+  resume(worker: string): Promise<PauseReport>;
+  /** Pause one task (`status: "paused"`): its worker drops it; a run in progress finishes. */
+  pauseTask(id: string): Promise<TaskDoc>;
+  /** Resume a paused task (`status: "waiting"`). */
+  resumeTask(id: string): Promise<TaskDoc>;
+  /**
+   * Run a task once now (`run_now`): a one-shot task runs now instead of at its date, a repeating
+   * one runs one extra time and keeps its next date. A running, paused or canceled task is
+   * refused (AfterError E_ACTION).
+   */
+  runNow(id: string): Promise<TaskDoc>;
   /** Abort requests in flight and release sockets. */
   close(): void;
 }
@@ -93,6 +113,11 @@ export function connect(options: ConnectOptions = {}): Client {
       await deleteTask(conn, id);
     },
     counts: () => statusCounts(conn),
+    pause: (worker) => pauseWorker(conn, worker, { by: 'library API' }),
+    resume: (worker) => resumeWorker(conn, worker),
+    pauseTask: (id) => pauseTask(conn, id),
+    resumeTask: (id) => resumeTask(conn, id),
+    runNow: (id) => runTaskNow(conn, id),
     close: () => conn.close(),
   };
 }

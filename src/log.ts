@@ -54,6 +54,32 @@ export function createLogger(options: LoggerOptions): Logger {
   });
 }
 
+/**
+ * Open every log file of `logger` again by its name (SIGUSR2), so that after `logrotate` moved
+ * the file away the next line starts a new one where the old one was. The new file is attached
+ * before the old one is let go, so no line is lost; lines still on their way to the old file
+ * end in it. Child loggers write through their parent's transports and follow. Returns the
+ * files reopened.
+ */
+export function reopenLogFiles(logger: Logger): string[] {
+  const files = logger.transports.filter((transport): transport is winston.transports.FileTransportInstance => transport instanceof winston.transports.File);
+  const reopened: string[] = [];
+  for (const old of files) {
+    const filename = path.join(old.dirname, old.filename);
+    fs.mkdirSync(old.dirname, { recursive: true });
+    logger.add(new winston.transports.File({ filename, level: old.level }));
+    logger.remove(old);
+    old.close?.();
+    reopened.push(filename);
+  }
+  return reopened;
+}
+
+/** Stop writing to the console (its terminal was closed: writing there can crash Node); files go on. */
+export function detachConsole(logger: Logger): void {
+  for (const transport of logger.transports.filter((t) => t instanceof winston.transports.Console)) logger.remove(transport);
+}
+
 /** The log file of a worker name. */
 export function workerLogFile(logDir: string, worker: string): string {
   return path.join(logDir, `${worker}.log`);

@@ -102,6 +102,11 @@ export interface TaskDoc {
   result?: unknown;
   error?: TaskError;
   history?: HistoryEntry[];
+  /**
+   * A user's "run now": when asked (ISO 8601). The task is due at the earlier of this and
+   * `date`; the run it makes removes the field, and a repeat's `date` stays as it was.
+   */
+  run_now?: unknown;
   [field: string]: unknown;
 }
 
@@ -112,6 +117,13 @@ export interface ValidTask {
   worker: string;
   /** epoch milliseconds of `date` */
   dateMs: number;
+  /**
+   * When the task is due, epoch ms: `date`, or `run_now` when a user asked for a run before it.
+   * Every timer, hold and claim of the worker goes by this; the series goes by `dateMs`.
+   */
+  dueMs: number;
+  /** epoch ms of `run_now`, when the document asks for a run now. */
+  runNowMs?: number;
   status: Status;
   job: JobSpec;
   repeat?: RepeatSpec;
@@ -119,8 +131,20 @@ export interface ValidTask {
   timeoutMs?: number;
 }
 
-/** What a job run ended with. */
+/** When a job asked to run again: `delayMs` after the run ended, or at `atMs` (epoch ms). */
+export type RunAgain = { delayMs: number } | { atMs: number };
+
+/**
+ * What a job run ended with. Besides success, failure and a cancel, a job may decide its next
+ * run itself (jobs/run-again.ts):
+ * - `later`: a success, and run again at `when`, whatever the repeat says;
+ * - `retry`: a failure, retried at `when` even with no `retry` policy (counted in `retries`);
+ * - `release`: handed back, run again at `when`; neither a run nor a failure is counted.
+ */
 export type RunOutcome =
   | { kind: 'success'; result: unknown }
   | { kind: 'failure'; error: TaskError }
-  | { kind: 'canceled' };
+  | { kind: 'canceled' }
+  | { kind: 'later'; result: unknown; when: RunAgain }
+  | { kind: 'retry'; error: TaskError; when: RunAgain }
+  | { kind: 'release'; when: RunAgain };

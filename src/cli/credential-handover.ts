@@ -7,8 +7,9 @@
  * `/proc/<pid>/environ`, and deleting a variable from `process.env` does not change what the
  * kernel shows there. A process cannot rewrite that block, so the worker must start without it.
  * The launcher (the process the user started, whose pid `after status` shows) stays in the
- * foreground: it relays Ctrl-C and SIGTERM to the worker as messages on the pipe and exits with
- * the worker's exit code, so the terminal, a supervisor and scripts see what they saw before.
+ * foreground: it relays Ctrl-C and SIGTERM, and SIGHUP (reload) and SIGUSR2 (reopen the logs),
+ * to the worker as messages on the pipe and exits with the worker's exit code, so the terminal,
+ * a supervisor, logrotate and scripts see what they saw before.
  *
  * The worker runs in a session of its own, so a Ctrl-C on the terminal reaches the launcher
  * only and is relayed once. A supervisor that signals every process of the service (systemd's
@@ -21,7 +22,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { readSecretsFile, SECRET_ENV_KEYS } from '../config';
 import { AfterError } from '../errors';
-import { exitCodeOf, setStopSignalSource, STOP_SIGNALS, type StopSignalSource } from './signals';
+import { exitCodeOf, setSteerSignalSource, setStopSignalSource, STEER_SIGNALS, STOP_SIGNALS, terminalHungUp, type StopSignalSource } from './signals';
+
+/** What the launcher relays to its worker: the stop signals, and SIGHUP (reload) and SIGUSR2 (reopen logs). */
+const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [...STOP_SIGNALS, ...STEER_SIGNALS];
 
 /** Names the launched worker's end of the pipe: credentials first, then relayed stop requests. */
 export const LAUNCH_FD_ENV = 'AFTER_LAUNCH_FD';
@@ -76,16 +80,18 @@ export function runWorkerInChild(env: NodeJS.ProcessEnv, binPath: string, argv: 
     pipe.on('error', () => undefined);
     pipe.write(`${JSON.stringify(values)}\n`);
 
-    const relay = (signal: NodeJS.Signals): void => {
+    const relay = (received: NodeJS.Signals): void => {
+      // The terminal was closed: the user meant the worker to stop, not to reload.
+      const signal = received === 'SIGHUP' && terminalHungUp() ? 'SIGTERM' : received;
       if (!pipe.destroyed) pipe.write(`${signal}\n`);
     };
-    for (const signal of STOP_SIGNALS) process.on(signal, relay);
+    for (const signal of RELAYED_SIGNALS) process.on(signal, relay);
     child.on('error', (err) => {
-      for (const signal of STOP_SIGNALS) process.off(signal, relay);
+      for (const signal of RELAYED_SIGNALS) process.off(signal, relay);
       reject(new AfterError('E_WORKER_START', `cannot start the worker process: ${err.message}`));
     });
     child.on('exit', (code, signal) => {
-      for (const signal of STOP_SIGNALS) process.off(signal, relay);
+      for (const signal of RELAYED_SIGNALS) process.off(signal, relay);
       pipe.destroy();
       if (signal !== null) {
         // Die the same way, so a shell or supervisor sees what it would have seen.
@@ -159,11 +165,13 @@ function readLineSync(fd: number): { line: string; rest: string } {
 }
 
 /**
- * Stop requests from the launcher (one signal name a line) and this process's own SIGINT and
- * SIGTERM, as one source with duplicates merged; the end of the pipe ends the process.
+ * Requests from the launcher (one signal name a line) and this process's own signals, as one
+ * source with duplicates merged: the stop requests (SIGINT, SIGTERM) and the steering ones
+ * (SIGHUP, SIGUSR2). The end of the pipe ends the process.
  */
 function listenToLauncher(fd: number, pending: string): void {
   const listeners = new Set<(signal: NodeJS.Signals) => void>();
+  const steerListeners = new Set<(signal: NodeJS.Signals) => void>();
   let last: { from: 'launcher' | 'signal'; signal: NodeJS.Signals; at: number } | undefined;
   const deliver = (from: 'launcher' | 'signal', signal: NodeJS.Signals): void => {
     const now = Date.now();
@@ -172,18 +180,27 @@ function listenToLauncher(fd: number, pending: string): void {
       return;
     }
     last = { from, signal, at: now };
+    if (STEER_SIGNALS.includes(signal)) {
+      // Nobody listening (the worker is still starting): nothing to reload or reopen yet.
+      for (const listener of [...steerListeners]) listener(signal);
+      return;
+    }
     // Nobody listening yet (or any more): what the signal's default action would have done.
     if (listeners.size === 0) process.exit(exitCodeOf(signal));
     for (const listener of [...listeners]) listener(signal);
   };
-  // Always listening, so neither signal ever ends the process by default.
-  for (const signal of STOP_SIGNALS) process.on(signal, (received: NodeJS.Signals) => deliver('signal', received));
+  // Always listening, so no signal ever ends the process by default.
+  for (const signal of RELAYED_SIGNALS) process.on(signal, (received: NodeJS.Signals) => deliver('signal', received));
 
   const source: StopSignalSource = {
     on: (listener) => void listeners.add(listener),
     off: (listener) => void listeners.delete(listener),
   };
   setStopSignalSource(source);
+  setSteerSignalSource({
+    on: (listener) => void steerListeners.add(listener),
+    off: (listener) => void steerListeners.delete(listener),
+  });
 
   let buffered = pending;
   const take = (): void => {
@@ -191,7 +208,7 @@ function listenToLauncher(fd: number, pending: string): void {
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const name = buffered.slice(0, newline).trim();
       buffered = buffered.slice(newline + 1);
-      if ((STOP_SIGNALS as readonly string[]).includes(name)) deliver('launcher', name as NodeJS.Signals);
+      if ((RELAYED_SIGNALS as readonly string[]).includes(name)) deliver('launcher', name as NodeJS.Signals);
     }
   };
   const pipe = new net.Socket({ fd, readable: true, writable: false });

@@ -231,6 +231,26 @@ export async function flushLogs(home: string, worker: string): Promise<boolean> 
   });
 }
 
+/**
+ * Send `signal` to a background worker: SIGHUP reloads its configuration and jobs, SIGUSR2 opens
+ * its log files again (and pm2 then reopens its own out and error files of it). Fails when no
+ * process of that worker runs.
+ */
+export async function signalBackground(home: string, worker: string, signal: 'SIGHUP' | 'SIGUSR2'): Promise<WorkerProcess> {
+  if (daemonPid(home) === null) throw notRunning(worker, []);
+  return withDaemon(home, async (pm2) => {
+    const { workers } = await ourProcesses(pm2);
+    const found = workers.find((w) => w.worker === worker);
+    if (!found) throw notRunning(worker, workers.map((w) => w.worker));
+    if (found.state !== 'online') {
+      throw new AfterError('E_WORKER_NOT_RUNNING', `background worker ${worker} is ${found.state}, not running (see 'after log ${worker}')`);
+    }
+    await call<unknown>((cb) => pm2.sendSignalToProcessName(signal, pm2ProcessName(worker), cb));
+    if (signal === 'SIGUSR2') await call<unknown>((cb) => pm2.reloadLogs(cb));
+    return found;
+  });
+}
+
 function notRunning(worker: string, running: string[]): AfterError {
   const which = running.length ? `running: ${running.join(', ')}` : 'no workers run in the background';
   return new AfterError('E_WORKER_NOT_RUNNING', `no background worker named ${worker} (${which})`);

@@ -14,6 +14,7 @@ import { registerJobsCommand } from './jobs-command';
 import { registerNextCommand } from './next-command';
 import { registerPurgeCommand } from './purge-command';
 import { registerStatusCommand } from './status';
+import { registerSteerCommands } from './steer-commands';
 import { registerTaskCommands } from './task-commands';
 import { registerUiCommand } from './ui-command';
 import { registerWorkerCommands } from './worker-commands';
@@ -40,6 +41,7 @@ export function buildProgram(ctx: CliContext, version: string): Command {
   registerDbCommands(program, ctx);
   registerInitCommand(program, ctx);
   registerWorkerCommands(program, ctx);
+  registerSteerCommands(program, ctx);
   registerJobsCommand(program, ctx);
   registerTaskCommands(program, ctx);
   registerStatusCommand(program, ctx);

@@ -4,9 +4,15 @@
  * process at once with the shell's conventional code (130 for SIGINT, 143 for SIGTERM), so
  * an impatient user or a supervisor's second signal is never ignored.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+/**
+ * Signals that ask a running worker for something else than a stop: SIGHUP reloads its
+ * configuration and jobs, SIGUSR2 opens its log files again (after logrotate moved them).
+ */
+export const STEER_SIGNALS: readonly NodeJS.Signals[] = ['SIGHUP', 'SIGUSR2'];
 
 /**
  * Where stop requests come from: this process's own SIGINT/SIGTERM, or, for a worker run by a
@@ -27,6 +33,29 @@ let stopSignalSource: StopSignalSource = processSignals;
 /** Take stop requests from `source` from now on (a launched worker). */
 export function setStopSignalSource(source: StopSignalSource): void {
   stopSignalSource = source;
+}
+
+const processSteerSignals: StopSignalSource = {
+  on: (listener) => STEER_SIGNALS.forEach((signal) => process.on(signal, listener)),
+  off: (listener) => STEER_SIGNALS.forEach((signal) => process.off(signal, listener)),
+};
+
+let steerSignalSource: StopSignalSource = processSteerSignals;
+
+/** Take SIGHUP and SIGUSR2 from `source` from now on (a launched worker: its launcher relays them). */
+export function setSteerSignalSource(source: StopSignalSource): void {
+  steerSignalSource = source;
+}
+
+/**
+ * Call `handler` for every SIGHUP and SIGUSR2 (or, in a launched worker, for each one its
+ * launcher relays) until disposed. While listening, neither signal ends the process, as their
+ * default action would.
+ */
+export function onSteerSignal(handler: (signal: NodeJS.Signals) => void): { dispose(): void } {
+  const source = steerSignalSource;
+  source.on(handler);
+  return { dispose: () => source.off(handler) };
 }
 
 export interface StopRequest {
@@ -60,4 +89,24 @@ export function onStopSignal(): StopRequest {
     },
     dispose: () => source.off(handler),
   };
+}
+
+/**
+ * The terminal this process was started on has hung up (it was closed). The kernel then sends
+ * SIGHUP, which for a worker means "reload"; but with its terminal gone the user meant "stop".
+ * After a hang-up every write to the terminal fails with EIO (Linux swaps its file operations
+ * before it signals), so a write of nothing tells the two apart; a `kill -HUP` leaves the
+ * terminal writable.
+ */
+export function terminalHungUp(): boolean {
+  for (const [fd, stream] of [[1, process.stdout], [2, process.stderr]] as const) {
+    if (!stream.isTTY) continue;
+    try {
+      fs.writeSync(fd, '');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EIO' || code === 'ENXIO' || code === 'EBADF') return true;
+    }
+  }
+  return false;
 }

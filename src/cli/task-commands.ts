@@ -1,6 +1,6 @@
 /**
- * `after task add|get|list|cancel|reschedule|delete`: conveniences over the same HTTP
- * requests a user could make with curl. `add` checks the document with the worker's own
+ * `after task add|get|list|cancel|reschedule|delete|pause|resume|run`: conveniences over the
+ * same HTTP requests a user could make with curl (pause, resume and run now: store/task-actions.ts). `add` checks the document with the worker's own
  * validation first, so a typo is a one-line error here rather than a task in "error" later.
  */
 import * as fs from 'node:fs';
@@ -12,10 +12,15 @@ import { parseTaskDate } from '../task/dates';
 import { validateTask } from '../task/validate';
 import { printable, printableValue, terminalJson } from '../text';
 import { STATUSES, type TaskDoc } from '../types';
+import { readWorkers } from '../metrics/instance-heartbeat';
+import type { Connection } from '../store/connection';
+import { pauseTask, resumeTask, runTaskNow } from '../store/task-actions';
 import type { CliContext } from './context';
 import { integerIn } from './options';
-import { formatTable } from './output';
+import { tasksTable } from './task-table';
 import { hasTaskFlags, taskDocFromFlags, taskDocFromJson, type TaskFlags } from './task-input';
+
+export { tasksTable } from './task-table';
 
 interface AddOptions extends TaskFlags {
   json?: string;
@@ -23,7 +28,7 @@ interface AddOptions extends TaskFlags {
 }
 
 export function registerTaskCommands(program: Command, ctx: CliContext): void {
-  const task = program.command('task').description('add, inspect, cancel or reschedule tasks');
+  const task = program.command('task').description('add, inspect, pause, resume, run now, cancel or reschedule tasks');
   const connect = () => openConnection(ctx.config());
 
   task
@@ -103,6 +108,33 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     });
 
   task
+    .command('pause <id>')
+    .description('pause a task: its worker drops it (a run in progress finishes); `after task resume` resumes it')
+    .action(async (id: string) => {
+      const updated = await pauseTask(connect(), id);
+      ctx.out.line(`${printable(updated._id)} ${printableValue(updated.status)}`);
+    });
+
+  task
+    .command('resume <id>')
+    .description('resume a paused task (status waiting): a date that passed meanwhile runs at once')
+    .action(async (id: string) => {
+      const updated = await resumeTask(connect(), id);
+      ctx.out.line(`${printable(updated._id)} ${printableValue(updated.status)} ${printableValue(updated.date)}`);
+    });
+
+  task
+    .command('run <id>')
+    .description('run a task once now: a repeating task runs one extra time and keeps its next date')
+    .action(async (id: string) => {
+      const conn = connect();
+      const updated = await runTaskNow(conn, id);
+      const note = await workerNote(conn, updated.worker);
+      const series = updated.repeat !== undefined ? `; its series keeps its next date ${printableValue(updated.date)}` : '';
+      ctx.out.line(`${printable(updated._id)} runs now${series}${note}`);
+    });
+
+  task
     .command('delete <id>')
     .description('delete a task (a running worker drops it)')
     .action(async (id: string) => {
@@ -129,20 +161,11 @@ export function readTaskInput(opts: AddOptions, readStdin: () => string = () => 
   return taskDocFromFlags(opts);
 }
 
-export function tasksTable(tasks: readonly TaskDoc[]): string[] {
-  const rows = tasks.map((t) => [t._id, text(t.worker), text(t.status), text(t.date), jobName(t.job)]);
-  return formatTable(['ID', 'WORKER', 'STATUS', 'DATE', 'JOB'], rows);
-}
-
-function jobName(job: unknown): string {
-  if (typeof job === 'string') return job;
-  if (typeof job === 'object' && job !== null && typeof (job as { name?: unknown }).name === 'string') {
-    return (job as { name: string }).name;
-  }
-  return text(job);
-}
-
-function text(value: unknown): string {
-  if (value === undefined || value === null) return '-';
-  return typeof value === 'string' ? value : JSON.stringify(value);
+/** Why a task asked to run now may not: its worker is paused or has no live instance. */
+async function workerNote(conn: Connection, worker: unknown): Promise<string> {
+  if (typeof worker !== 'string') return '';
+  const { instances, paused } = await readWorkers(conn);
+  if (paused.includes(worker)) return `; worker ${printable(worker)} is paused: it runs once the worker is resumed`;
+  if (!instances.some((instance) => instance.live && instance.worker === worker)) return `; no live instance of worker ${printable(worker)} runs now: it runs when one starts`;
+  return '';
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig, type AfterConfig } from '../config';
 import { AfterError } from '../errors';
 import { assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
-import { createLogger, workerLogFile } from '../log';
+import { createLogger, detachConsole, workerLogFile } from '../log';
 import { openWorkerSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
 import type { CliContext } from './context';
@@ -17,7 +17,8 @@ import { absolutePath, integerIn } from './options';
 import { formatDuration, formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, startBackground, stopBackground, type WorkerProcess } from './pm2';
 import { secretsFile, secretsToHand, takeSecretsIntoCustody, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
-import { onStopSignal } from './signals';
+import { onSteerSignal, onStopSignal, terminalHungUp } from './signals';
+import { steerBySignals } from './worker-reload';
 import { checkWorkerName } from './worker-name';
 
 interface StartOptions {
@@ -128,6 +129,9 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
   // A background worker reads its secrets file itself (below), and its configuration with them.
   const envWithoutFile = omit(ctx.env, 'AFTER_SECRETS_FILE');
   let config = secretsPath ? loadConfig(envWithoutFile) : ctx.config();
+  let readConfig = (): AfterConfig => loadConfig(ctx.env);
+  // SIGHUP and SIGUSR2 would end the process by default: until the worker runs, they change nothing.
+  const untilStarted = onSteerSignal(() => undefined);
   const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
   const stop = onStopSignal();
   if (secretsPath) {
@@ -144,13 +148,20 @@ async function runInForeground(ctx: CliContext, name: string, opts: StartOptions
       await closeLogger(log);
       return;
     }
-    config = loadConfig({ ...envWithoutFile, ...secrets.values });
+    const withSecrets = { ...envWithoutFile, ...secrets.values };
+    readConfig = () => loadConfig(withSecrets);
+    config = readConfig();
   }
-  await runWorker(config, name, opts, log, stop, underPm2);
+  try {
+    await runWorker(config, readConfig, name, opts, log, stop, underPm2);
+  } finally {
+    untilStarted.dispose();
+  }
 }
 
 async function runWorker(
   config: AfterConfig,
+  readConfig: () => AfterConfig,
   name: string,
   opts: StartOptions,
   log: ReturnType<typeof createLogger>,
@@ -197,15 +208,30 @@ async function runWorker(
   }
   started = true;
   sidecars.attach(worker);
+  // SIGHUP: reload the configuration and jobs; SIGUSR2: open the log files again (worker-reload.ts).
+  const steered = {
+    worker,
+    log,
+    config,
+    readConfig,
+    ...(opts.jobs !== undefined ? { jobsDir: opts.jobs } : {}),
+    // The stop a SIGTERM makes: finish or hand back what it holds (in a launched worker too).
+    onTerminalHangUp: () => process.kill(process.pid, 'SIGTERM'),
+  };
+  const steering = steerBySignals(steered);
   try {
     const outcome = await Promise.race([worker.done.then(() => 'done' as const), stop.requested]);
     if (outcome !== 'done') {
-      log.info(`${outcome}: stopping worker ${name} (runs may take up to ${config.worker.grace_ms} ms to finish)`);
-      await worker.stop({ graceMs: config.worker.grace_ms });
+      // Its terminal closed (the launcher relays that as a stop): writing there can crash Node.
+      if (terminalHungUp()) detachConsole(log);
+      const graceMs = steered.config.worker.grace_ms;
+      log.info(`${outcome}: stopping worker ${name} (runs may take up to ${graceMs} ms to finish)`);
+      await worker.stop({ graceMs });
       await worker.done;
       log.info(`worker ${name} stopped`);
     }
   } finally {
+    steering.dispose();
     await sidecars.close();
     stop.dispose();
     await closeLogger(log);

@@ -1,5 +1,6 @@
 /**
- * Reads the jobs folder once, at worker start, into a registry of job functions by name.
+ * Reads the jobs folder at worker start (and again at a reload, SIGHUP) into a registry of job
+ * functions by name.
  *
  * Like bree, every module is loaded and checked up front and ALL problems are reported at
  * once, each naming its file, so a typo in one job is found when the worker starts rather
@@ -64,6 +65,13 @@ export interface LoadJobsOptions {
   programTimeoutMs?: number;
   /** The config file the commands come from, as problems name it. @default "config" */
   configFile?: string | null;
+  /**
+   * Load every module afresh, not from Node's module caches (a reload: SIGHUP). CommonJS
+   * modules under the jobs folder leave `require.cache`; ES modules, which Node cannot unload,
+   * are imported again under a new URL (`?reload=<n>`), so each reload keeps the old ones in
+   * memory. @default false
+   */
+  reload?: boolean;
 }
 
 /** The options a worker's configuration gives loadJobs. */
@@ -119,6 +127,7 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
   if (!isFolder) throw new AfterError('E_JOBS_DIR', `jobs folder ${dir} is not a folder`);
 
   const realDir = await fs.realpath(absoluteDir);
+  const fresh = options.reload ? forgetCachedModules(realDir) : undefined;
   const jobs = new Map<string, JobEntry>();
   const problems: JobProblem[] = [];
 
@@ -143,7 +152,7 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
       problem(`${definedBy(existing)}; rename this file`);
       continue;
     }
-    const loaded = await loadContained(path.join(absoluteDir, file), realDir);
+    const loaded = await loadContained(path.join(absoluteDir, file), realDir, fresh);
     if ('problem' in loaded) {
       problem(loaded.problem);
       continue;
@@ -161,7 +170,7 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
   for (const extra of extraIndexFiles) {
     problems.push(jobProblem(displayPath(path.join(absoluteDir, extra)), `only one index file is read (${indexFile}); merge the two`));
   }
-  if (indexFile) await loadIndex(path.join(absoluteDir, indexFile), realDir, jobs, problems);
+  if (indexFile) await loadIndex(path.join(absoluteDir, indexFile), realDir, jobs, problems, fresh);
   addCommands(jobs, problems, options);
 
   const sortedNames = [...jobs.keys()].sort();
@@ -180,10 +189,11 @@ async function loadIndex(
   realDir: string,
   jobs: Map<string, JobEntry>,
   problems: JobProblem[],
+  fresh: number | undefined,
 ): Promise<void> {
   const shown = displayPath(indexPath);
   const problem = (reason: string): void => void problems.push(jobProblem(shown, reason));
-  const loaded = await loadContained(indexPath, realDir);
+  const loaded = await loadContained(indexPath, realDir, fresh);
   if ('problem' in loaded) return problem(loaded.problem);
 
   let exported: Array<[string, JobFunction]>;
@@ -244,7 +254,7 @@ function programDefaults(options: LoadJobsOptions): { defaultTimeoutMs?: number 
  * Loads a module only if the file, symlinks resolved, sits directly inside the jobs folder:
  * a link pointing elsewhere is a problem and the file it points to is never loaded.
  */
-async function loadContained(filePath: string, realDir: string): Promise<{ exports: unknown } | { problem: string }> {
+async function loadContained(filePath: string, realDir: string, fresh: number | undefined): Promise<{ exports: unknown } | { problem: string }> {
   let realPath: string;
   try {
     realPath = await fs.realpath(filePath);
@@ -257,16 +267,19 @@ async function loadContained(filePath: string, realDir: string): Promise<{ expor
   }
   if (!(await fs.stat(realPath)).isFile()) return { problem: 'is not a file' };
   try {
-    return { exports: await loadModule(realPath) };
+    return { exports: await loadModule(realPath, fresh) };
   } catch (err) {
     return { problem: `cannot be loaded: ${firstLine(err)}` };
   }
 }
 
-async function loadModule(realPath: string): Promise<unknown> {
+async function loadModule(realPath: string, fresh: number | undefined): Promise<unknown> {
   if (path.extname(realPath) !== '.mjs') {
     try {
-      return require(realPath) as unknown;
+      const exported = require(realPath) as unknown;
+      // An ES module that require() loaded (Node >= 20.19) comes from the ES module cache,
+      // which deleting require.cache does not clear: a reload imports it again instead.
+      if (fresh === undefined || !isModuleNamespace(exported)) return exported;
     } catch (err) {
       // An ES module in a .js file: require() loads it on Node >= 20.19 unless it uses
       // top-level await; import() loads it in every case.
@@ -275,8 +288,29 @@ async function loadModule(realPath: string): Promise<unknown> {
     }
   }
   // module Node16 keeps this a real import() in the CommonJS output (a require() could not
-  // load an .mjs file with top-level await).
-  return (await import(pathToFileURL(realPath).href)) as unknown;
+  // load an .mjs file with top-level await). A reload asks for a URL the cache has not seen.
+  const url = pathToFileURL(realPath).href + (fresh === undefined ? '' : `?reload=${fresh}`);
+  return (await import(url)) as unknown;
+}
+
+/** How many reloads this process has made: each one's ES modules get URLs of their own. */
+let reloads = 0;
+
+/**
+ * Drop every CommonJS module under the jobs folder from require's cache (job files and the
+ * helpers they require), so the next require reads the files again; returns this reload's number.
+ */
+function forgetCachedModules(realDir: string): number {
+  for (const cached of Object.keys(require.cache)) {
+    if (cached.startsWith(realDir + path.sep)) delete require.cache[cached];
+  }
+  reloads += 1;
+  return reloads;
+}
+
+/** What require() returns for an ES module: its namespace object. */
+function isModuleNamespace(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object Module]';
 }
 
 /** The job function of a file module: `module.exports = fn`, `export default fn`, `exports.default = fn`. */

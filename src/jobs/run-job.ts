@@ -6,7 +6,9 @@
  *   fields, and the job calls `task.emit('done', result?)` or `task.emit('error', err?)`.
  *
  * Both receive the same first argument (an EventEmitter copy of the document), so a modern job
- * may also emit. Whatever comes first ends the run — the result, an error, the timeout or the
+ * may also emit. Either form may decide its next run instead (run-again.ts): `return
+ * ctx.later(delay)` / `ctx.retry(delay)` / `ctx.release(delay?)`, or `task.emit('later', delay)`
+ * and the like. Whatever comes first ends the run — the result, an error, the timeout or the
  * caller's cancel — and everything after it is ignored, so a job that settles twice (or emits
  * after rejecting) can neither change a written outcome nor crash the worker.
  */
@@ -14,9 +16,10 @@ import { EventEmitter } from 'node:events';
 import { AfterError, JobTimeoutError, toTaskError } from '../errors';
 import type { Logger } from '../log';
 import type { RunOutcome, TaskDoc } from '../types';
+import { isRunAgainRequest, runAgainBuilders, runAgainOutcome, RunAgainRequest, RUN_AGAIN_KINDS, type RunAgainBuilders } from './run-again';
 
 /** What a job receives as its second argument. */
-export interface JobContext {
+export interface JobContext extends RunAgainBuilders {
   /** Aborted when the run times out (reason: a JobTimeoutError) or the task is canceled. */
   signal: AbortSignal;
   /** A logger for this run; lines land in the worker's log. */
@@ -26,6 +29,8 @@ export interface JobContext {
    * leaves out fields whose names would hide its own methods, like `on` or `emit`).
    */
   doc: TaskDoc;
+  /** The number of this run: 1 for the task's first, then one more each run (`executions` + 1). */
+  runs: number;
 }
 
 /**
@@ -72,13 +77,17 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
       ctx.signal.removeEventListener('abort', onCallerAbort);
       resolve(outcome);
     };
+    const runAgain = (request: RunAgainRequest): void => finish(runAgainOutcome(request, Date.now(), storableResult));
     const succeed = (value: unknown): void => {
       if (settled) return;
-      finish(storableResult(value));
+      if (isRunAgainRequest(value)) runAgain(value);
+      else finish(storableResult(value));
     };
     const fail = (thrown: unknown): void => {
       if (settled) return;
-      finish({ kind: 'failure', error: toTaskError(thrown) });
+      // `throw ctx.retry('5m')` says the same as returning it.
+      if (isRunAgainRequest(thrown)) runAgain(thrown);
+      else finish({ kind: 'failure', error: toTaskError(thrown) });
     };
     function onCallerAbort(): void {
       if (settled) return;
@@ -105,10 +114,17 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
     // late `task.emit('error')` would throw inside the job and could crash the worker.
     emitter.on('done', (result?: unknown) => succeed(result));
     emitter.on('error', (err?: unknown) => fail(err === undefined ? new Error('job reported an error') : err));
+    for (const kind of RUN_AGAIN_KINDS) {
+      emitter.on(kind, (delay?: unknown, detail?: unknown) => {
+        if (settled) return;
+        const request = kind === 'release' && delay === undefined ? runAgainBuilders.release() : new RunAgainRequest(kind, delay, detail);
+        runAgain(request);
+      });
+    }
 
     let returned: unknown;
     try {
-      returned = fn(emitter, { signal: jobAbort.signal, log: ctx.log, doc });
+      returned = fn(emitter, { signal: jobAbort.signal, log: ctx.log, doc, runs: runNumber(task), ...runAgainBuilders });
     } catch (err) {
       fail(err);
       return;
@@ -122,6 +138,12 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
     }
     // undefined: the original contract; the run ends at an emitted event, timeout or cancel.
   });
+}
+
+/** The number of the run about to start: the runs recorded so far, plus this one. */
+function runNumber(doc: TaskDoc): number {
+  const executions = doc.executions;
+  return (typeof executions === 'number' && Number.isSafeInteger(executions) && executions >= 0 ? executions : 0) + 1;
 }
 
 /**

@@ -24,7 +24,7 @@ export interface MeteredWorker {
 const SEQ_PROBE_TIMEOUT_MS = 2000;
 
 /** How a finished run ended, as the `outcome` label says it. */
-export type RunOutcomeLabel = 'success' | 'failure' | 'canceled';
+export type RunOutcomeLabel = 'success' | 'failure' | 'canceled' | 'released';
 
 /** Run durations: jobs range from milliseconds (a webhook) to hours (a report). */
 const DURATION_BUCKETS_S = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
@@ -46,7 +46,7 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMet
 
   const runs = new Counter({
     name: 'after_runs_total',
-    help: 'Finished runs, by job and outcome (success, failure, canceled)',
+    help: 'Finished runs, by job and outcome (success, failure, canceled, released)',
     labelNames: ['job', 'outcome'] as const,
     registers,
   });
@@ -154,6 +154,7 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMet
 
 /** A run that ends `waiting` with an error is a failure that will be retried. */
 export function outcomeOf(finished: WorkerEvents['task:finished']): RunOutcomeLabel {
+  if (finished.outcome === 'release') return 'released';
   if (finished.status === 'canceled') return 'canceled';
   if (finished.error !== undefined || finished.status === 'error') return 'failure';
   return 'success';

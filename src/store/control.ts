@@ -17,8 +17,8 @@ export const REQUEST_PREFIX = 'request:';
 /** How often an instance rewrites its document. @default 10000 */
 export const DEFAULT_INSTANCE_HEARTBEAT_MS = 10_000;
 
-export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause';
-export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause'];
+export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause' | 'run-now';
+export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause', 'run-now'];
 
 /** A user's request about one task, as the worker acts on it. */
 export interface TaskRequest {
@@ -26,7 +26,7 @@ export interface TaskRequest {
   rev: string;
   task: string;
   action: RequestAction;
-  /** reschedule: the new date. */
+  /** reschedule: the new date; run-now: when the run was asked for (the task's `run_now`). */
   date?: string;
 }
 

@@ -40,8 +40,9 @@ export const STATUS_DATE: MangoIndex = { ddoc: 'after-status-date', name: 'statu
  * Tasks no other index reaches (findUnreachable, CouchDB only): Mango indexes skip a document
  * missing an indexed field and order an object or array after every string, so a task with no
  * `status` (which means "waiting"), an unknown one, an active one with no string `date`, or a
- * `running` one without a lease is found by no date or lease query. A partial index holds just
- * those; the worker gives each one a status or a verdict, so it stays small.
+ * `running` one without a lease is found by no date or lease query. Nor, in time, is a task a
+ * user asked to run now (`run_now`) whose `date` is later than the window. A partial index holds
+ * just those; the worker gives each one a status, a verdict or its run, so it stays small.
  */
 export const UNREACHABLE: MangoIndex & { partial: Record<string, unknown> } = {
   ddoc: 'after-unreachable',
@@ -68,6 +69,7 @@ function unreachableSelector(): Record<string, unknown> {
       { status: { $in: dated }, date: { $not: { $regex: '^\\d{4}-\\d{2}-\\d{2}' } } },
       { status: 'running', 'lease.expires_at': { $exists: false } },
       { status: 'running', 'lease.expires_at': { $not: { $type: 'string' } } },
+      { status: { $in: ['waiting', 'scheduled', 'reschedule'] }, run_now: { $type: 'string' } },
     ],
   };
 }
@@ -106,7 +108,8 @@ const DESIGN_DOC_BODY = {
         'var datedQuery = s === "waiting" || s === "scheduled" || s === "reschedule" || s === "cancel"; ' +
         'var dateReachable = typeof doc.date === "string" && /^\\d{4}-\\d{2}-\\d{2}/.test(doc.date); ' +
         'var leased = doc.lease !== null && typeof doc.lease === "object" && typeof doc.lease.expires_at === "string"; ' +
-        'if (s === undefined || known.indexOf(s) < 0 || (datedQuery && !dateReachable) || (s === "running" && !leased)) { emit(doc.worker, null); } }',
+        'var runNow = (s === "waiting" || s === "scheduled" || s === "reschedule") && typeof doc.run_now === "string"; ' +
+        'if (s === undefined || known.indexOf(s) < 0 || (datedQuery && !dateReachable) || (s === "running" && !leased) || runNow) { emit(doc.worker, null); } }',
     },
   },
 };

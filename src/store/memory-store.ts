@@ -258,6 +258,7 @@ function isUnreachable(doc: Record<string, unknown>): boolean {
   if (status === undefined || !(STATUSES as readonly unknown[]).includes(status)) return true;
   const dated = status === 'waiting' || status === 'scheduled' || status === 'reschedule' || status === 'cancel';
   if (dated && !(typeof doc.date === 'string' && /^\d{4}-\d{2}-\d{2}/.test(doc.date))) return true;
+  if ((status === 'waiting' || status === 'scheduled' || status === 'reschedule') && typeof doc.run_now === 'string') return true;
   const lease = doc.lease as { expires_at?: unknown } | undefined;
   return status === 'running' && !(typeof lease === 'object' && lease !== null && typeof lease.expires_at === 'string');
 }

@@ -122,6 +122,10 @@ export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
       if (othersLive) return { kind: 'drop', why: 'scheduled by another instance' };
       return place(task, ctx);
     case 'waiting':
+      // Only a user writes `waiting` over a lease: resuming a task paused during its run, or
+      // moving a held one. The holder carries on with it; the others keep off until it lets go.
+      if (othersLive) return { kind: 'drop', why: 'waiting, still held by another instance' };
+      return place(task, ctx);
     case 'reschedule':
       return place(task, ctx);
     default:
@@ -130,12 +134,13 @@ export function decide(doc: TaskDoc, ctx: DecideContext): Decision {
   }
 }
 
+/** By when it is due (`dueMs`: a user's `run_now` makes a task due before its `date`). */
 function place(task: ParsedTask, ctx: DecideContext): Decision {
-  if (task.dateMs > ctx.horizonEndMs) {
+  if (task.dueMs > ctx.horizonEndMs) {
     return task.doc.status === undefined ? { kind: 'mark-waiting' } : { kind: 'drop', why: 'beyond the horizon' };
   }
   if (!ctx.owns(task.id)) return { kind: 'hold', task, backup: true };
-  if (task.dateMs <= ctx.dueSoonEndMs) return { kind: 'hold', task, backup: false };
+  if (task.dueMs <= ctx.dueSoonEndMs) return { kind: 'hold', task, backup: false };
   return { kind: 'schedule', task };
 }
 

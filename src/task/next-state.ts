@@ -6,9 +6,22 @@
  *
  * The returned document is new; the input is never mutated, and `_id`, `_rev` and every
  * field the worker does not own are kept as they are.
+ *
+ * | outcome   | counts                      | status after                                      |
+ * |-----------|-----------------------------|---------------------------------------------------|
+ * | success   | executions (+ repetitions)  | done, or waiting at the repeat's next date        |
+ * | failure   | executions (+ retries)      | error, or waiting at the retry's date             |
+ * | canceled  | executions if it started    | canceled                                          |
+ * | later     | executions                  | waiting at the date the job chose (a success)     |
+ * | retry     | executions, retries         | waiting at the date the job chose (a failure)     |
+ * | release   | nothing                     | waiting at the date the job chose, as if not run  |
+ *
+ * A run made for a user's `run_now` before the task's date (an extra run) removes `run_now`;
+ * a repeating task then keeps its `date` (success or failure: the series neither moves nor
+ * ends, and no repetition is counted), a one-shot task ends as its run did.
  */
-import type { HistoryEntry, LastRun, RunOutcome, TaskDoc, TaskError } from '../types';
-import { formatDate, parseTaskDate } from './dates';
+import type { HistoryEntry, LastRun, RunAgain, RunOutcome, TaskDoc, TaskError } from '../types';
+import { formatDate, MAX_DATE_MS, parseTaskDate } from './dates';
 import { nextRepeat, retryDelayMs } from './repeat';
 import type { ParsedTask } from './validate';
 
@@ -34,6 +47,9 @@ export function nextState(
 ): TaskDoc {
   const next: TaskDoc = { ...doc };
   delete next.lease;
+  const extra = isExtraRun(task);
+  // The run answered the user's run now: the request is done (one written during the run stays).
+  if (task.runNowMs !== undefined && next.run_now === task.doc.run_now) delete next.run_now;
 
   if (outcome.kind === 'canceled') {
     if (Number.isFinite(run.startedAtMs)) {
@@ -44,16 +60,41 @@ export function nextState(
     return next;
   }
 
+  if (outcome.kind === 'release') {
+    // Handed back: no run and no failure counted, the same run again later. An extra run keeps
+    // the series' date and asks again through `run_now`.
+    const againMs = runAgainAtMs(outcome.when, run.finishedAtMs);
+    if (extra) next.run_now = formatDate(againMs);
+    else {
+      keepAnchor(next, doc, task);
+      next.date = formatDate(againMs);
+    }
+    next.status = 'waiting';
+    return next;
+  }
+
   next.executions = counter(doc.executions) + 1;
   next.last_run = lastRun(run);
 
-  if (outcome.kind === 'success') {
+  if (outcome.kind === 'success' || outcome.kind === 'later') {
     if (outcome.result === undefined) delete next.result;
     else next.result = outcome.result;
     delete next.error;
     next.retries = 0;
     recordHistory(next, doc, { ...next.last_run, status: 'done' }, options.historyLimit);
 
+    if (outcome.kind === 'later') {
+      // The job chose its next run, whatever the repeat says; an interval series keeps its anchor.
+      keepAnchor(next, doc, task);
+      next.status = 'waiting';
+      next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs));
+      return next;
+    }
+    if (task.repeatParsed && extra) {
+      // One run more than the series has: its next date stays, and it counts no repetition.
+      next.status = 'waiting';
+      return next;
+    }
     if (task.repeatParsed) {
       const repetitions = counter(doc.repetitions) + 1;
       next.repetitions = repetitions;
@@ -81,6 +122,20 @@ export function nextState(
   recordHistory(next, doc, { ...next.last_run, status: 'error', error }, options.historyLimit);
 
   const retriesSoFar = counter(doc.retries);
+  if (outcome.kind === 'retry') {
+    // The job asked for it: retried whatever the retry policy says, and counted.
+    keepAnchor(next, doc, task);
+    next.status = 'waiting';
+    next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs));
+    next.retries = retriesSoFar + 1;
+    return next;
+  }
+  if (task.repeatParsed && extra) {
+    // A failed extra run neither ends the series nor moves it: the failure is recorded, the
+    // next run is the series' own date.
+    next.status = 'waiting';
+    return next;
+  }
   if (task.retryParsed && retriesSoFar < task.retryParsed.limit) {
     // A retry moves `date`; the series must still count from its first date.
     keepAnchor(next, doc, task);
@@ -92,6 +147,21 @@ export function nextState(
   // A repeat runs again after each success only: a failure with no retry left ends here.
   next.status = 'error';
   return next;
+}
+
+/**
+ * The run was one a user asked for before the task's date (`run_now`): one run more than the
+ * task's own, which leaves a repeat's `date` where it was.
+ */
+export function isExtraRun(task: ParsedTask): boolean {
+  return task.runNowMs !== undefined && task.runNowMs < task.dateMs;
+}
+
+/** When a job asked to run again: its delay after the run's end, or its date. */
+export function runAgainAtMs(when: RunAgain, finishedAtMs: number): number {
+  const ms = 'atMs' in when ? when.atMs : finishedAtMs + when.delayMs;
+  // A date past 9999-12-31 cannot be written as a task date.
+  return Math.min(Math.max(ms, 0), MAX_DATE_MS);
 }
 
 /** A task that failed validation: `error.message` names the field and the value. */

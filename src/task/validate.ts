@@ -81,6 +81,7 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
     id: doc._id ?? '',
     worker: worker.value,
     dateMs: date.ms,
+    dueMs: date.ms,
     status: status.value,
     job: job.value,
   };
@@ -115,6 +116,12 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
       };
     }
     task.timeoutMs = timeout;
+  }
+  if (doc.run_now !== undefined) {
+    const runNow = parseTaskDate(doc.run_now);
+    if (!runNow.ok) return { ok: false, field: 'run_now', message: `run_now: ${runNow.message}` };
+    task.runNowMs = runNow.ms;
+    task.dueMs = Math.min(date.ms, runNow.ms);
   }
   return { ok: true, task };
 }

@@ -8,7 +8,7 @@
  * |----------------|------------------------------------------------|-------------------------|
  * | `claim`        | a due task is taken to run                     | running + lease         |
  * | `hold`         | a task due later is held in memory             | scheduled + lease       |
- * | `extendLease`  | every lease/3 while the job runs               | running, lease moved on |
+ * | `extendLease`  | every lease/3 while the job runs               | running (or paused), lease moved on |
  * | `handBack`     | shutdown: a held or unfinished task goes back  | waiting, no lease       |
  * | `markWaiting`  | a task without `status` beyond the horizon     | waiting                 |
  * | `invalid`      | the document is not a task the worker can run  | error                   |
@@ -43,9 +43,14 @@ export function hold(doc: TaskDoc, dateMs: number, ctx: WriteContext): TaskDoc {
   return { ...restartedSeries(doc), status: 'scheduled', lease: lease(ctx.instance, Math.max(dateMs, ctx.nowMs) + ctx.graceMs) };
 }
 
-/** The run's heartbeat: the same document with `lease.expires_at` moved on. */
+/**
+ * The run's heartbeat: the same document with `lease.expires_at` moved on. A task a user paused
+ * during the run stays `paused`; one a user resumed (`waiting`) before the run ended is
+ * `running` again, which it is.
+ */
 export function extendLease(doc: TaskDoc, ctx: WriteContext): TaskDoc {
-  return { ...doc, lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
+  const status = doc.status === 'paused' ? 'paused' : 'running';
+  return { ...doc, status, lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
 }
 
 /** Give a held task back so any instance may take it: `waiting`, no lease. */

@@ -11,6 +11,7 @@
  * | `POST /<db>/_find` | due tasks and failures |
  * | `GET /<db>/_design/after-stats/_view/by_worker_status` | counts |
  * | `GET /<db>_control/_all_docs` | live instances, paused workers |
+ * | `GET`, `PUT` and `DELETE /<db>_control/pause:<worker>` | the Pause and Resume buttons of a worker |
  * | `GET` and `PUT /<db>/<task id>` | a task's page and the actions (an id never starts with `_`) |
  * | `PUT` and `DELETE /<db>_control/request:<task id>:...` | an action a fast worker keeps winning against: asked of the worker |
  *
@@ -19,7 +20,7 @@
  */
 import { AfterError } from '../errors';
 import type { Connection, RequestOptions, Response } from '../store/connection';
-import { REQUEST_PREFIX, controlDbName } from '../store/control';
+import { PAUSE_PREFIX, REQUEST_PREFIX, controlDbName } from '../store/control';
 import { BY_WORKER_STATUS_VIEW } from '../store/design';
 
 /** Whether the dashboard may make this request on the tasks database `dbName`. */
@@ -29,8 +30,10 @@ export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions
   if (request.root) return false;
   if (request.db !== undefined && request.db !== dbName) {
     if (request.db !== controlDbName(dbName)) return false;
+    if (path.includes('/')) return false;
+    if (path.startsWith(encodeURIComponent(PAUSE_PREFIX))) return method === 'GET' || method === 'PUT' || method === 'DELETE';
     if (method === 'GET') return path === '_all_docs';
-    return (method === 'PUT' || method === 'DELETE') && path.startsWith(encodeURIComponent(REQUEST_PREFIX)) && !path.includes('/');
+    return (method === 'PUT' || method === 'DELETE') && path.startsWith(encodeURIComponent(REQUEST_PREFIX));
   }
   if (method === 'GET' && (path === '' || path === '_changes' || path === BY_WORKER_STATUS_VIEW)) return true;
   if (method === 'POST' && path === '_find') return true;

@@ -9,9 +9,11 @@
  * is "not found", so the dashboard never becomes a way to read or write anything else.
  */
 import { AfterError } from '../errors';
-import { listInstances, type InstanceView } from '../metrics/instance-heartbeat';
+import { readWorkers, type InstanceView } from '../metrics/instance-heartbeat';
 import { CANCEL_INTENT, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskIntent } from '../store/admin';
 import type { Connection } from '../store/connection';
+import { pauseTask, resumeTask, runTaskNow } from '../store/task-actions';
+import { checkWorkerNameForPause, pauseWorker, resumeWorker, type PauseReport } from '../store/worker-pause';
 import { STATUS_DATE, useIndex } from '../store/design';
 import { parseTaskDate } from '../task/dates';
 import type { TaskDoc } from '../types';
@@ -32,6 +34,8 @@ export interface Overview {
   /** Database name and server URL without credentials. */
   database: string;
   instances: InstanceView[];
+  /** Worker names paused with a `pause:<worker>` document. */
+  paused: string[];
   counts: StatusCount[];
   nextDue: TaskSummary[];
   failures: TaskSummary[];
@@ -42,8 +46,8 @@ const LIST_LIMIT = 20;
 const PENDING_STATUSES = ['waiting', 'scheduled', 'reschedule', 'running'] as const;
 
 export async function readOverview(conn: Connection): Promise<Overview> {
-  const [instances, counts, pending, failures] = await Promise.all([
-    listInstances(conn),
+  const [workers, counts, pending, failures] = await Promise.all([
+    readWorkers(conn),
     statusCounts(conn),
     Promise.all(PENDING_STATUSES.map((status) => listTasks(conn, { status, limit: LIST_LIMIT }))),
     recentFailures(conn, LIST_LIMIT),
@@ -54,7 +58,14 @@ export async function readOverview(conn: Connection): Promise<Overview> {
     .sort((a, b) => String(a.date).localeCompare(String(b.date)))
     .slice(0, LIST_LIMIT)
     .map(summarize);
-  return { database: `${conn.dbName} on ${conn.displayUrl}`, instances, counts, nextDue, failures: failures.filter(isTaskDoc).map(summarize) };
+  return {
+    database: `${conn.dbName} on ${conn.displayUrl}`,
+    instances: workers.instances,
+    paused: workers.paused,
+    counts,
+    nextDue,
+    failures: failures.filter(isTaskDoc).map(summarize),
+  };
 }
 
 /** Tasks in `error`, latest date first (the [status, date] index read backwards). */
@@ -123,8 +134,17 @@ function jobName(job: unknown): string | null {
   return null;
 }
 
-export type TaskAction = 'cancel' | 'run-now' | 'retry' | 'reschedule';
-export const TASK_ACTIONS: readonly TaskAction[] = ['cancel', 'run-now', 'retry', 'reschedule'];
+export type TaskAction = 'cancel' | 'run-now' | 'retry' | 'reschedule' | 'pause' | 'resume';
+export const TASK_ACTIONS: readonly TaskAction[] = ['cancel', 'run-now', 'retry', 'reschedule', 'pause', 'resume'];
+
+export type WorkerAction = 'pause' | 'resume';
+export const WORKER_ACTIONS: readonly WorkerAction[] = ['pause', 'resume'];
+
+/** Pause or resume a worker name (its `pause:<worker>` document in the control database). */
+export function applyWorkerAction(conn: Connection, worker: string, action: WorkerAction): Promise<PauseReport> {
+  checkWorkerNameForPause(worker);
+  return action === 'pause' ? pauseWorker(conn, worker, { by: 'dashboard' }) : resumeWorker(conn, worker);
+}
 
 const FINISHED = ['done', 'error', 'canceled'];
 
@@ -134,6 +154,12 @@ const FINISHED = ['done', 'error', 'canceled'];
  * with E_ACTION rather than overwritten.
  */
 export async function applyAction(conn: Connection, id: string, action: TaskAction, date?: string): Promise<TaskDoc> {
+  // Run now, pause and resume: the same writes as `after task run|pause|resume` (task-actions.ts),
+  // on a document checked to be a task first.
+  if (action === 'run-now' || action === 'pause' || action === 'resume') {
+    await readTask(conn, id);
+    return action === 'run-now' ? runTaskNow(conn, id) : action === 'pause' ? pauseTask(conn, id) : resumeTask(conn, id);
+  }
   const parsedDate = action === 'reschedule' ? parseTaskDate(date) : undefined;
   const intent: TaskIntent | undefined =
     action === 'cancel' ? CANCEL_INTENT : parsedDate?.ok ? rescheduleIntent(new Date(parsedDate.ms).toISOString()) : undefined;
@@ -144,9 +170,6 @@ export async function applyAction(conn: Connection, id: string, action: TaskActi
       case 'cancel':
         if (FINISHED.includes(status) || status === 'cancel') refuse(id, `cannot be canceled: it is ${status}`);
         return { ...doc, status: 'cancel' };
-      case 'run-now':
-        if (status === 'running' || status === 'cancel') refuse(id, `cannot run now: it is ${status}`);
-        return { ...doc, status: 'waiting', date: new Date().toISOString() };
       case 'retry':
         if (status !== 'error') refuse(id, `only a failed task can be retried; it is ${status}`);
         // A new series of attempts: the retries spent before the failure are given back.

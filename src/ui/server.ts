@@ -8,7 +8,8 @@
  * can act on tasks, it binds 127.0.0.1 by default, and (request-guard.ts):
  * - every request must name the dashboard in `Host` by a name it was told about, whatever
  *   address it binds (DNS rebinding), else 421;
- * - an action must come from the page's own `Origin` with the per-process token the page reads
+ * - an action (on a task, or pausing and resuming a worker name) must come from the page's own
+ *   `Origin` with the per-process token the page reads
  *   from index.html in the `x-after-token` header, else 403, and be JSON, else 400;
  * - an id starting with `_` is refused (400 E_RESERVED_ID), and a document that is not a task
  *   is not found (404).
@@ -22,7 +23,7 @@ import { AfterError, CouchRequestError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import type { Connection } from '../store/connection';
 import { dashboardConnection } from './dashboard-connection';
-import { applyAction, checkTaskId, isTaskDoc, readOverview, readTask, summarize, TASK_ACTIONS, type TaskAction } from './dashboard-data';
+import { applyAction, applyWorkerAction, checkTaskId, isTaskDoc, readOverview, readTask, summarize, TASK_ACTIONS, WORKER_ACTIONS, type TaskAction, type WorkerAction } from './dashboard-data';
 import { allowedHosts, hostAllowed, sameOrigin, tokenMatches } from './request-guard';
 import { followAllTasks, type TaskFeed } from './task-feed';
 
@@ -131,6 +132,17 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
         log.info(`dashboard: ${action} task ${id} -> ${String(updated.status)}`);
         return sendJson(res, 200, updated);
       }
+    }
+    const workerRoute = /^\/api\/workers\/([^/]+)\/actions$/.exec(url.pathname);
+    if (workerRoute && method === 'POST') {
+      checkActionRequest(req, token);
+      const worker = decodeId(workerRoute[1]!);
+      const body = await readJsonBody(req);
+      const action = body.action as WorkerAction;
+      if (!WORKER_ACTIONS.includes(action)) throw new AfterError('E_USAGE', `action must be one of ${WORKER_ACTIONS.join(', ')}`);
+      const report = await applyWorkerAction(conn, worker, action);
+      log.info(`dashboard: ${action} worker ${worker} -> ${report.paused ? 'paused' : 'running'}`);
+      return sendJson(res, 200, report);
     }
     sendJson(res, 404, { error: 'E_NOT_FOUND', message: `no such page: ${method} ${url.pathname}` });
   }

@@ -6,7 +6,9 @@
  */
 import type { Clock } from '../clock';
 import type { SafeEmitter } from '../events';
+import { UnknownJobError } from '../errors';
 import type { JobRegistry } from '../jobs/loader';
+import type { JobFunction } from '../jobs/run-job';
 import type { Logger } from '../log';
 import { leasedBy } from '../task/decide';
 import type { ParsedTask } from '../task/validate';
@@ -47,13 +49,19 @@ export type RunEnd =
 const FINISH_TRIES = 6;
 
 export class Runner {
-  constructor(private readonly options: RunnerOptions) {}
+  constructor(private options: RunnerOptions) {}
+
+  /** A reload: what every run from now on uses. */
+  reconfigure(update: Partial<Pick<RunnerOptions, 'jobs' | 'timeoutMs' | 'historyLimit'>>): void {
+    this.options = { ...this.options, ...update };
+  }
 
   /** Runs the claimed `entry` now; `jobEnded` is called as soon as the job itself has settled. */
   async run(entry: Entry, jobEnded: () => void): Promise<RunEnd> {
     const task = entry.task!;
     const { options } = this;
-    const job = options.jobs.resolve(task.job.name)!;
+    // A reload may have taken the job away since the task was claimed.
+    const job: JobFunction = options.jobs.resolve(task.job.name) ?? (() => Promise.reject(new UnknownJobError(task.job.name)));
     const run = startRun({
       job,
       doc: entry.doc,
@@ -64,7 +72,7 @@ export class Runner {
       heartbeatEveryMs: Math.max(100, Math.floor(options.leaseMs / 3)),
     });
     entry.run = run;
-    options.events.emit('task:started', { id: entry.id, job: task.job.name, lateMs: run.startedAtMs - task.dateMs });
+    options.events.emit('task:started', { id: entry.id, job: task.job.name, lateMs: run.startedAtMs - task.dueMs });
     const outcome = await run.outcome;
     jobEnded();
     try {
@@ -87,6 +95,12 @@ export class Runner {
     if (doc.status === 'cancel') run.abort('cancel');
     // A user's pause lets the run finish; its result keeps the task paused (writes.runResult).
     else if (doc.status === 'paused') return;
+    // A user resumed it (`waiting`, our lease kept) before the run ended: the run goes on, and
+    // its next heartbeat or its result says what the task is.
+    else if (doc.status === 'waiting' && leasedBy(doc, this.options.instance)) {
+      if (!entry.leaseWrite) void this.extendLease(entry).catch(() => undefined);
+      return;
+    }
     else if (doc.status !== 'running' || !leasedBy(doc, this.options.instance)) run.abort('taken-over');
   }
 
@@ -99,7 +113,7 @@ export class Runner {
   private extendLease(entry: Entry): Promise<void> {
     // A task paused while it runs keeps its lease (with `paused`) until the run's result is written.
     const status = entry.doc.status;
-    if (entry.leaseWrite || !entry.run || entry.run.abortReason || (status !== 'running' && status !== 'paused')) return Promise.resolve();
+    if (entry.leaseWrite || !entry.run || entry.run.abortReason || (status !== 'running' && status !== 'paused' && status !== 'waiting')) return Promise.resolve();
     const write = this.writeLease(entry).finally(() => {
       entry.leaseWrite = undefined;
     });
@@ -148,8 +162,9 @@ export class Runner {
           id,
           status: String(written.doc.status),
           durationMs: runRecord.finishedAtMs - runRecord.startedAtMs,
-          ...(written.doc.status === 'waiting' ? { date: String(written.doc.date) } : {}),
-          ...(result.kind === 'failure' ? { error: result.error.message } : {}),
+          outcome: result.kind,
+          ...(written.doc.status === 'waiting' ? { date: String(written.doc.run_now ?? written.doc.date) } : {}),
+          ...(result.kind === 'failure' || result.kind === 'retry' ? { error: result.error.message } : {}),
         });
         return { kind: 'recorded', doc: written.doc };
       }
@@ -171,8 +186,9 @@ export class Runner {
           result = { kind: 'canceled' };
           continue;
         }
-        // A user's pause during the run: recorded, and the task stays paused.
-        if (fresh.status === 'paused') {
+        // A user's pause during the run (and their resume, our lease kept): recorded, and the
+        // task stays as the user left it.
+        if (fresh.status === 'paused' || (fresh.status === 'waiting' && mine)) {
           entry.doc = fresh;
           continue;
         }

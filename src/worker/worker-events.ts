@@ -4,13 +4,15 @@
  */
 import type { Logger } from '../log';
 import type { SafeEmitter } from '../events';
+import type { RunOutcome } from '../types';
 
 export interface WorkerEvents extends Record<string, unknown> {
   'worker:ready': { instance: string; since: string };
   'worker:stopped': { instance: string };
   'task:scheduled': { id: string; date: string };
   'task:started': { id: string; job: string; lateMs: number };
-  'task:finished': { id: string; status: string; durationMs: number; error?: string; date?: string };
+  /** `outcome`: how the job ended (success, failure, canceled, or the job's own later, retry, release). */
+  'task:finished': { id: string; status: string; durationMs: number; outcome?: RunOutcome['kind']; error?: string; date?: string };
   'task:invalid': { id: string; message: string };
   'task:canceled': { id: string };
   'task:conflict': { id: string; during: string };
@@ -23,7 +25,8 @@ export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger):
   events.on('task:scheduled', (e) => log.info(`task ${e.id} scheduled for ${e.date}`));
   events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
   events.on('task:finished', (e) => {
-    const how = e.status === 'waiting' ? `waiting, next run at ${e.date}` : e.status;
+    const asked = e.outcome === 'later' || e.outcome === 'retry' || e.outcome === 'release' ? ` (the job asked: ${e.outcome})` : '';
+    const how = e.status === 'waiting' ? `waiting, next run at ${e.date}${asked}` : e.status;
     const why = e.error ? `: ${e.error}` : '';
     const line = `task ${e.id} ${how} after ${e.durationMs} ms${why}`;
     if (e.status === 'error') log.error(line);

@@ -81,7 +81,7 @@ export class Worker {
   private readonly writer: TaskWriter;
   private readonly control: ControlLink;
   private readonly clock: Clock;
-  private readonly concurrency: number;
+  private concurrency: number;
   private readonly leaseMs: number;
   private readonly graceMs: number;
   private active = 0;
@@ -111,9 +111,9 @@ export class Worker {
   private readonly writesInFlight = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly options: WorkerOptions,
+    private options: WorkerOptions,
     private readonly store: TaskStore,
-    private readonly jobs: JobRegistry,
+    private jobs: JobRegistry,
   ) {
     const { config, log } = options;
     this.instance = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -150,7 +150,7 @@ export class Worker {
       report: () => ({ running: this.active, held: this.entries.size }),
       onMembershipChange: () => this.redecideHeld(),
       onPauseChange: (paused) => {
-        if (!paused) this.pump();
+        if (!paused) this.resumed();
       },
       onRequest: (request) => this.onRequest(request),
     });
@@ -219,6 +219,28 @@ export class Worker {
     const [nowCount, seenCount] = [seqCount(now), seqCount(seen)];
     if (nowCount === undefined || seenCount === undefined) return undefined;
     return Math.max(0, nowCount - seenCount);
+  }
+
+  /**
+   * A reload (SIGHUP): the jobs for every run from now on (runs in progress finish with the code
+   * they started with), and the settings that may change while the instance runs: concurrency
+   * (unless the instance was started with its own), the run timeout, the history kept, the
+   * shortest repeat. Held tasks and runs are kept; held tasks whose job is gone get their verdict.
+   */
+  reload(update: { config?: AfterConfig; jobs?: JobRegistry }): void {
+    if (this.stopping) return;
+    if (update.config) {
+      const config = update.config;
+      this.options = { ...this.options, config };
+      this.concurrency = this.options.concurrency ?? config.worker.concurrency;
+      this.runner.reconfigure({ timeoutMs: config.worker.timeout_ms, historyLimit: config.worker.history_limit });
+    }
+    if (update.jobs) {
+      this.jobs = update.jobs;
+      this.runner.reconfigure({ jobs: update.jobs });
+    }
+    this.redecideHeld();
+    this.pump();
   }
 
   async start(): Promise<void> {
@@ -397,12 +419,12 @@ export class Worker {
    * Hold in memory until the claim is due: this instance's share a little before its date
    * (CLAIM_AHEAD_MS), a backup once its grace has passed (from `fromMs`, by default the date).
    */
-  private hold(doc: TaskDoc, task: ParsedTask, backup: boolean, fromMs = task.dateMs): void {
+  private hold(doc: TaskDoc, task: ParsedTask, backup: boolean, fromMs = task.dueMs): void {
     const entry = this.entry(doc, task);
     if (entry.state === 'ready') this.ready.remove(entry.id);
     entry.state = 'held';
     entry.backup = backup;
-    this.timer.add(entry.id, backup ? fromMs + this.graceMs : task.dateMs - CLAIM_AHEAD_MS);
+    this.timer.add(entry.id, backup ? fromMs + this.graceMs : task.dueMs - CLAIM_AHEAD_MS);
   }
 
   private forget(id: string): void {
@@ -411,6 +433,19 @@ export class Worker {
     this.timer.remove(id);
     this.ready.remove(id);
     this.entries.delete(id);
+  }
+
+  /**
+   * The worker name was resumed. During the pause no owner could claim its share, so every
+   * backup's grace has run out: backups wait one grace period again, from now, and the owners
+   * take their own tasks first rather than every instance racing for all of them.
+   */
+  private resumed(): void {
+    for (const entry of this.entries.values()) {
+      if (!entry.backup || !entry.task || entry.busy || entry.run) continue;
+      if (entry.state === 'held' || entry.state === 'ready') this.hold(entry.doc, entry.task, true, this.clock.now());
+    }
+    this.pump();
   }
 
   /** The live instances changed: tasks held but not claimed may now be another's share, or ours. */
@@ -425,10 +460,10 @@ export class Worker {
   private async schedule(doc: TaskDoc, task: ParsedTask): Promise<void> {
     const entry = this.entry(doc, task);
     this.timer.remove(entry.id);
-    const written = await this.writeFor(entry, writes.hold(doc, task.dateMs, this.writeContext()), 'schedule');
+    const written = await this.writeFor(entry, writes.hold(doc, task.dueMs, this.writeContext()), 'schedule');
     if (!written) return;
     this.hold(written, task, false);
-    this.events.emit('task:scheduled', { id: entry.id, date: iso(task.dateMs) });
+    this.events.emit('task:scheduled', { id: entry.id, date: iso(task.dueMs) });
     this.afterWrite(entry);
   }
 
@@ -464,7 +499,7 @@ export class Worker {
     entry.busy = true;
     let outcome: Awaited<ReturnType<TaskWriter['write']>>;
     try {
-      outcome = await this.writer.write(next, reason, entry.task?.dateMs ?? 0);
+      outcome = await this.writer.write(next, reason, entry.task?.dueMs ?? 0);
     } finally {
       entry.busy = false;
       if (this.requests.has(entry.id)) queueMicrotask(() => this.serveRequest(entry.id));
@@ -516,7 +551,7 @@ export class Worker {
   private makeReady(entry: Entry): void {
     entry.state = 'ready';
     const task = entry.task!;
-    this.ready.push(entry.id, { dueMs: task.dateMs, backup: entry.backup, priority: priorityOf(task) });
+    this.ready.push(entry.id, { dueMs: task.dueMs, backup: entry.backup, priority: priorityOf(task) });
   }
 
   private onDue(ids: string[]): void {
@@ -607,6 +642,22 @@ export class Worker {
         else this.afterWrite(entry);
         return;
       }
+      if (this.control.paused) {
+        // The worker name was paused between the claim (written ahead of the date) and the date:
+        // no run starts. The task goes back to `waiting`, held here until the resume (a stop
+        // meanwhile leaves it to this write: the entry stays `claiming` until it is done).
+        const handedBack = await this.writeFor(entry, writes.handBack(entry.doc), 'hand-back');
+        entry.state = 'held';
+        if (!handedBack) return;
+        this.events.emit('task:handed-back', { id: entry.id });
+        if (this.stopping) {
+          this.entries.delete(entry.id);
+          return;
+        }
+        this.apply(handedBack);
+        this.afterWrite(entry);
+        return;
+      }
       entry.state = 'running';
       const running = this.runner.run(entry, release);
       this.runEnds.set(entry.id, running);
@@ -623,7 +674,7 @@ export class Worker {
    * task seen meanwhile (a cancel, a reschedule) is decided instead of the run.
    */
   private async untilDate(entry: Entry): Promise<boolean> {
-    const dateMs = entry.task!.dateMs;
+    const dateMs = entry.task!.dueMs;
     entry.busy = true;
     try {
       for (let wait = dateMs - this.clock.now(); wait > 0 && !this.stopping; wait = dateMs - this.clock.now()) {
@@ -685,8 +736,8 @@ export class Worker {
     if (entry?.run) {
       // A run ends as the user asks: a cancel aborts it (recorded as canceled), a pause lets it
       // finish (the task stays paused), a delete aborts it and deletes the task once it is over,
-      // a reschedule lets it finish and then moves the task.
-      if (request.action === 'delete' || request.action === 'reschedule') {
+      // a reschedule or a run now lets it finish and then moves the task or runs it again.
+      if (request.action === 'delete' || request.action === 'reschedule' || request.action === 'run-now') {
         if (request.action === 'delete') entry.run.abort('deleted');
         void this.runEnds.get(id)?.finally(() => this.serveRequest(id));
         return;
@@ -745,6 +796,9 @@ function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
     case 'reschedule':
       if (request.date === undefined) return null;
       return { ...rest, status: ['done', 'error', 'canceled'].includes(status) ? 'waiting' : 'reschedule', date: request.date };
+    case 'run-now':
+      if (request.date === undefined || ['canceled', 'cancel', 'paused'].includes(status)) return null;
+      return { ...rest, status: status === 'reschedule' ? status : 'waiting', run_now: request.date };
   }
 }
 

@@ -96,7 +96,7 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     expect(expired.map((doc) => doc._id)).to.deep.equal([`${worker}-old`]);
   });
 
-  it('finds the tasks no date or lease query reaches: no status, an unknown one, no date, a run without a lease', async () => {
+  it('finds the tasks no date or lease query reaches: no status, an unknown one, no date, a run without a lease, a run now', async () => {
     const s = await open();
     const worker = `odd-${tag()}`;
     const docs: TaskDoc[] = [
@@ -110,10 +110,16 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
       { _id: `${worker}-run-fine`, worker, status: 'running', date: '2030-01-01', lease: { instance: 'i', expires_at: '2030-01-01' } },
       { _id: `${worker}-done-no-date`, worker, status: 'done' },
       { _id: `${worker}-x-other`, worker: `${worker}-other` },
+      // Asked to run now, dated far beyond any window: found by no date query in time.
+      { _id: `${worker}-run-now`, worker, status: 'waiting', date: '2099-01-01', run_now: '2030-01-01T00:00:00Z' },
+      { _id: `${worker}-run-now-held`, worker, status: 'scheduled', date: '2099-01-01', run_now: '2030-01-01T00:00:00Z', lease: { instance: 'i', expires_at: '2099-01-01' } },
+      { _id: `${worker}-run-now-done`, worker, status: 'done', date: '2099-01-01', run_now: '2030-01-01T00:00:00Z' },
     ];
     await Promise.all(docs.map((doc) => s.write(doc)));
     const found = (await s.findUnreachable(worker, 100)).map((doc) => doc._id).sort();
-    expect(found).to.deep.equal(['no-status', 'unknown', 'object-status', 'no-date', 'number-date', 'run-no-lease'].map((n) => `${worker}-${n}`).sort());
+    expect(found).to.deep.equal(
+      ['no-status', 'unknown', 'object-status', 'no-date', 'number-date', 'run-no-lease', 'run-now', 'run-now-held'].map((n) => `${worker}-${n}`).sort(),
+    );
   });
 
   it('feeds a worker the creation, update and deletion of its tasks and nothing of another worker', async () => {

@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { connect, registryFromFunctions } from '../../src/api';
+import { connect, registryFromFunctions, startWorker } from '../../src/api';
 import { AfterError, TaskInvalidError } from '../../src/errors';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, startDb, type TestDb } from '../helpers';
+import { REPO_ROOT, startDb, waitFor, type TestDb } from '../helpers';
 
 const EXAMPLE_DOC = path.join(REPO_ROOT, 'README.md');
 
@@ -92,6 +92,39 @@ describe('library API', function () {
       expect((again as AfterError).code).to.equal('E_TASK_EXISTS');
       expect((await client.list({ worker: 'w', from: '2039-12-31', to: '2040-01-02' })).map((t) => t._id)).to.deep.equal(['api-once']);
     } finally {
+      client.close();
+    }
+  });
+
+  it('steers: pause and resume a worker name (its worker honours it), pause, resume and run a task now', async () => {
+    const client = connect({ config: db.config() });
+    const worker = await startWorker({ name: 'api-steer', config: db.config(), jobs: { count: async (_task, ctx) => ({ run: ctx.runs }) } });
+    try {
+      const paused = await client.pause('api-steer');
+      expect(paused).to.include({ worker: 'api-steer', paused: true, changed: true, hasTasks: false });
+      await waitFor(async () => worker.paused, { timeoutMs: 5_000, what: 'the worker to see the pause' });
+      expect(await client.pause('api-steer')).to.include({ paused: true, changed: false });
+
+      const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+      const task = await client.create({ worker: 'api-steer', date: tomorrow, job: 'count', repeat: { days: 1 } });
+      const asked = await client.runNow(task._id);
+      expect(asked.run_now).to.be.a('string');
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect((await client.get(task._id)).executions, 'no run while the worker is paused').to.equal(undefined);
+      expect(await client.resume('api-steer')).to.include({ paused: false, changed: true, hasTasks: true });
+      const ran = await waitFor(async () => {
+        const doc = await client.get(task._id);
+        return doc.executions === 1 && doc.run_now === undefined ? doc : undefined;
+      }, { timeoutMs: 10_000, what: 'the run now' });
+      expect(ran).to.deep.include({ date: tomorrow, result: { run: 1 } });
+
+      expect((await client.pauseTask(task._id)).status).to.equal('paused');
+      const refused = await client.runNow(task._id).then(() => null, (e: unknown) => e);
+      expect((refused as AfterError).code).to.equal('E_ACTION');
+      expect((await client.resumeTask(task._id)).status).to.equal('waiting');
+      expect(((await client.resumeTask(task._id).then(() => null, (e: unknown) => e)) as AfterError).code).to.equal('E_ACTION');
+    } finally {
+      await worker.stop();
       client.close();
     }
   });

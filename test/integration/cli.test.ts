@@ -267,9 +267,9 @@ describe('cli', function () {
       const table = await cli(['task', 'list', '--worker', worker, '--limit', '2']);
       expectOk(table);
       const rows = table.stdout.trimEnd().split('\n');
-      expect(rows[0]).to.match(/^ID\s+WORKER\s+STATUS\s+DATE\s+JOB$/);
+      expect(rows[0]).to.match(/^ID\s+WORKER\s+JOB\s+SCHEDULE\s+NEXT\s+STATUS\s+LAST RUN$/);
       expect(rows).to.have.length(3);
-      expect(rows[2]).to.match(/^cli-flags\s+cli-tasks\s+waiting\s+2030-01-12T10:00:00Z\s+succeeds$/);
+      expect(rows[2]).to.match(/^cli-flags\s+cli-tasks\s+succeeds\s+every 1d \(UTC\)\s+2030-01-12T10:00:00Z\s+waiting\s+never$/);
 
       expectOk(await cli(['task', 'cancel', 'cli-flags']));
       expect((await db.request<TaskDoc>('GET', 'cli-flags')).body.status).to.equal('cancel');

@@ -92,7 +92,7 @@ describe('credentials out of a job\'s reach', function () {
 
     const context = await runTask('fg-secret', 'reports-context');
     expectNothingFound(context);
-    expect((context.result as { ctxFields: string[] }).ctxFields).to.deep.equal(['doc', 'log', 'signal']);
+    expect((context.result as { ctxFields: string[] }).ctxFields).to.deep.equal(['doc', 'later', 'log', 'release', 'retry', 'runs', 'signal']);
 
     // The process the user started still answers SIGTERM with a clean stop, exit 0.
     worker.kill('SIGTERM');

@@ -16,6 +16,7 @@ import type { Connection } from '../../src/store/connection';
 import type { TaskDoc } from '../../src/types';
 import { startDashboard, type Dashboard } from '../../src/ui/server';
 import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { databaseRequest } from '../helpers/db';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -86,6 +87,10 @@ describe('dashboard (after ui) in headless Chromium', function () {
     const res = await db.request<{ id: string }>('POST', '', task);
     expect(res.status, JSON.stringify(res.body)).to.equal(201);
     return res.body.id;
+  }
+
+  function controlRequest<T = unknown>(method: string, docPath: string): Promise<{ status: number; body: T }> {
+    return databaseRequest(db.url, `${db.dbName}_control`)<T>(method, docPath);
   }
 
   async function openOverview(): Promise<void> {
@@ -165,6 +170,54 @@ describe('dashboard (after ui) in headless Chromium', function () {
     expect(rerun.executions, 'a retry from the page gives the task its retries back').to.equal(4);
     expect(rerun.retries).to.equal(1);
     expect(rerun.history).to.have.length(4);
+  });
+
+  it('pauses and resumes a worker name from the overview: its pause document, and no run meanwhile', async () => {
+    worker = await startWorker('ui-pause');
+    await openOverview();
+    const row = '#workers tr[data-worker="ui-pause"]';
+    await page.waitForSelector(`${row}[data-paused="false"]`, { timeout: 10_000 });
+    await page.click(`${row} button[data-worker-action="pause"]`);
+    await page.waitForSelector(`${row}[data-paused="true"]`, { timeout: 10_000 });
+    expect(await page.textContent('#worker-result')).to.contain('worker ui-pause paused');
+    const pauseDoc = await controlRequest<{ worker?: string; paused_by?: string }>('GET', encodeURIComponent('pause:ui-pause'));
+    expect(pauseDoc.body).to.include({ worker: 'ui-pause', paused_by: 'dashboard' });
+    await worker.waitForOutput(/worker ui-pause paused/, 5_000);
+
+    const id = await post({ worker: 'ui-pause', date: new Date().toISOString(), job: 'succeeds', status: 'waiting' });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect((await db.request<TaskDoc>('GET', encodeURIComponent(id))).body.status, 'no run while paused').to.equal('waiting');
+
+    await page.click(`${row} button[data-worker-action="resume"]`);
+    await page.waitForSelector(`${row}[data-paused="false"]`, { timeout: 10_000 });
+    await waitForStatus(db, id, 'done', 10_000);
+    expect((await controlRequest('GET', encodeURIComponent('pause:ui-pause'))).status).to.equal(404);
+  });
+
+  it('Run now on a repeating task runs it once and keeps its next date; Pause and Resume on its page', async () => {
+    worker = await startWorker('ui-run');
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    const id = await post({ worker: 'ui-run', date: tomorrow, job: 'succeeds', repeat: { days: 1 }, status: 'waiting' });
+    await page.goto(`${dashboard.url}#/task/${encodeURIComponent(id)}`);
+    await page.waitForSelector('#task-status.waiting');
+    expect(await page.isDisabled('#action-resume'), 'resume is for paused tasks').to.equal(true);
+    await page.click('#action-run-now');
+    const ran = await waitFor(
+      async () => {
+        const doc = (await db.request<TaskDoc>('GET', encodeURIComponent(id))).body;
+        return doc.executions === 1 && doc.run_now === undefined ? doc : undefined;
+      },
+      { timeoutMs: 15_000, what: `task ${id} to run now` },
+    );
+    expect(ran.date, 'the series keeps its next date').to.equal(tomorrow);
+
+    await page.click('#action-pause');
+    await waitForStatus(db, id, 'paused');
+    await page.waitForSelector('#task-status.paused');
+    expect(await page.isDisabled('#action-run-now'), 'a paused task does not run now').to.equal(true);
+    await page.click('#action-resume');
+    const resumed = await waitForStatus(db, id, ['waiting', 'scheduled']);
+    expect(resumed.date).to.equal(tomorrow);
   });
 
   it('moves a task to another date from its page, and refuses what the task cannot do', async () => {
@@ -295,6 +348,29 @@ describe('after ui (the command)', function () {
     expect(await statusOf(id)).to.equal('cancel');
     const again = await action({ ...json, origin, 'x-after-token': token });
     expect(again.status, 'cancel of a task already canceling').to.equal(409);
+  });
+
+  it('pauses and resumes a worker name only for its own page, and shows it in the overview', async () => {
+    const { url, origin, token } = await startUi();
+    const act = (headers: Record<string, string>, action = 'pause', worker = 'payroll') =>
+      send(url, { method: 'POST', path: `/api/workers/${encodeURIComponent(worker)}/actions`, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ action }) });
+    expect((await act({ 'x-after-token': token })).body.error, 'no Origin').to.equal('E_ORIGIN');
+    expect((await act({ origin })).body.error, 'no token').to.equal('E_TOKEN');
+    const control = databaseRequest(db.url, `${db.dbName}_control`);
+    expect((await control('GET', encodeURIComponent('pause:payroll'))).status, 'nothing written').to.equal(404);
+
+    const paused = await act({ origin, 'x-after-token': token });
+    expect(paused.status).to.equal(200);
+    expect(paused.body).to.include({ worker: 'payroll', paused: true, changed: true, hasTasks: false });
+    expect((await control('GET', encodeURIComponent('pause:payroll'))).status).to.equal(200);
+    const overview = (await (await fetch(`${url}api/overview`)).json()) as { paused: string[] };
+    expect(overview.paused).to.deep.equal(['payroll']);
+
+    expect((await act({ origin, 'x-after-token': token }, 'explode')).status).to.equal(400);
+    expect((await act({ origin, 'x-after-token': token }, 'pause', 'bad\u0007name')).status).to.equal(400);
+    const resumed = await act({ origin, 'x-after-token': token }, 'resume');
+    expect(resumed.body).to.include({ paused: false, changed: true });
+    expect((await control('GET', encodeURIComponent('pause:payroll'))).status).to.equal(404);
   });
 
   it('bound to 127.0.0.2 (--host), refuses a rebinding Host for the page, reads and actions', async () => {

@@ -23,7 +23,7 @@ describe('example jobs shipped in jobs/', () => {
 
   it('load without a problem', () => {
     expect(jobs.problems).to.deep.equal([]);
-    expect(jobs.names()).to.include.members(['start_replication', 'send_report', 'always_fails']);
+    expect(jobs.names()).to.include.members(['start_replication', 'send_report', 'always_fails', 'count_to_ten']);
   });
 
   it("runs the README's first example, start_replication, without any other service", async () => {
@@ -56,5 +56,13 @@ describe('example jobs shipped in jobs/', () => {
     const outcome = await run({ worker: 'manobi', date: '2013-01-12', job: 'always_fails' });
     expect(outcome).to.have.property('kind', 'failure');
     expect((outcome as { error: { code?: string } }).error.code).to.equal('E_ALWAYS_FAILS');
+  });
+
+  it('count_to_ten asks to run again, `every` apart, until its tenth run, which ends it', async () => {
+    const doc = { worker: 'demo', date: '2030-01-01T09:00:00Z', job: { name: 'count_to_ten', arguments: ['30s'] } };
+    expect(await run(doc)).to.deep.equal({ kind: 'later', result: { counted: 1 }, when: { delayMs: 30_000 } });
+    expect(await run({ ...doc, executions: 8 })).to.deep.equal({ kind: 'later', result: { counted: 9 }, when: { delayMs: 30_000 } });
+    expect(await run({ ...doc, executions: 9 })).to.deep.equal({ kind: 'success', result: { counted: 10, finished: true } });
+    expect(await run({ ...doc, job: { name: 'count_to_ten', arguments: [] } })).to.deep.include({ kind: 'later', when: { delayMs: 60_000 } });
   });
 });

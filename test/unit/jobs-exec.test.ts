@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { delay } from '../../src/clock';
 import { createExecJob, EXEC_KILL_GRACE_MS, EXEC_OUTPUT_LIMIT, type ExecResult } from '../../src/jobs/builtins/exec';
 import { createTaskEmitter, runJob } from '../../src/jobs/run-job';
+import { runAgainBuilders } from '../../src/jobs/run-again';
 import { silentLogger } from '../../src/log';
 import type { RunOutcome, TaskDoc } from '../../src/types';
 
@@ -21,7 +22,7 @@ function runExec(args: unknown[], timeoutMs?: number): Promise<RunOutcome> {
 /** Calls the job directly, so a test can abort it and await its own end. */
 function startExec(args: unknown[], signal: AbortSignal): Promise<ExecResult> {
   const doc = execDoc(args);
-  return execJob(createTaskEmitter(doc, signal), { signal, log: silentLogger(), doc });
+  return execJob(createTaskEmitter(doc, signal), { signal, log: silentLogger(), doc, runs: 1, ...runAgainBuilders });
 }
 
 function success(outcome: RunOutcome): ExecResult {

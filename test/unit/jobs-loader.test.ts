@@ -312,3 +312,68 @@ describe('jobs loader', () => {
     expect(thrown).to.have.property('code', 'E_JOBS_DIR');
   });
 });
+
+describe('jobs loader: a reload (SIGHUP) reads the files again', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir('after-reload-jobs-');
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const write = (file: string, text: string): void => fs.writeFileSync(path.join(dir, file), text);
+  const resultOf = async (registry: JobRegistry, name: string): Promise<unknown> => ((await run(registry.resolve(name))) as { result: unknown }).result;
+
+  it('CommonJS jobs, the helpers they require, ES modules (.mjs and .js of type module) and index exports: all the new code', async () => {
+    fs.mkdirSync(path.join(dir, 'lib'));
+    write('lib/version.js', "module.exports = 'helper v1';");
+    write('cjs.js', "const helper = require('./lib/version'); module.exports = () => ['cjs v1', helper];");
+    write('esm.mjs', "export default () => 'mjs v1';");
+    write('index.js', "exports.fromIndex = () => 'index v1';");
+    // A .js ES module: a jobs folder whose package.json says "type": "module" (require() loads
+    // it from the ES module cache, which a reload must not use).
+    const moduleDir = tempDir('after-reload-module-');
+    try {
+      fs.writeFileSync(path.join(moduleDir, 'package.json'), '{"type": "module"}');
+      fs.writeFileSync(path.join(moduleDir, 'modern.js'), "export default () => 'js module v1';");
+      const first = await loadJobs(dir);
+      const firstModule = await loadJobs(moduleDir);
+      expect(first.problems).to.deep.equal([]);
+      expect(await resultOf(first, 'cjs')).to.deep.equal(['cjs v1', 'helper v1']);
+      expect(await resultOf(first, 'esm')).to.equal('mjs v1');
+      expect(await resultOf(first, 'fromIndex')).to.equal('index v1');
+      expect(await resultOf(firstModule, 'modern')).to.equal('js module v1');
+
+      write('lib/version.js', "module.exports = 'helper v2';");
+      write('cjs.js', "const helper = require('./lib/version'); module.exports = () => ['cjs v2', helper];");
+      write('esm.mjs', "export default () => 'mjs v2';");
+      write('index.js', "exports.fromIndex = () => 'index v2';");
+      fs.writeFileSync(path.join(moduleDir, 'modern.js'), "export default () => 'js module v2';");
+
+      const notReloaded = await loadJobs(dir);
+      expect(await resultOf(notReloaded, 'cjs'), 'without reload, Node\'s cache answers').to.deep.equal(['cjs v1', 'helper v1']);
+
+      const reloaded = await loadJobs(dir, { reload: true });
+      const reloadedModule = await loadJobs(moduleDir, { reload: true });
+      expect(reloaded.problems).to.deep.equal([]);
+      expect(await resultOf(reloaded, 'cjs')).to.deep.equal(['cjs v2', 'helper v2']);
+      expect(await resultOf(reloaded, 'esm')).to.equal('mjs v2');
+      expect(await resultOf(reloaded, 'fromIndex')).to.equal('index v2');
+      expect(await resultOf(reloadedModule, 'modern')).to.equal('js module v2');
+      expect(await resultOf(first, 'cjs'), 'the registry loaded before keeps its code').to.deep.equal(['cjs v1', 'helper v1']);
+    } finally {
+      fs.rmSync(moduleDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a broken job after the change is a problem naming its file, like at start', async () => {
+    write('good.js', "module.exports = () => 'good';");
+    write('breaks.js', "module.exports = () => 'fine for now';");
+    expect((await loadJobs(dir)).problems).to.deep.equal([]);
+    write('breaks.js', 'module.exports = () => {;');
+    const reloaded = await loadJobs(dir, { reload: true });
+    expect(reloaded.problems.map((problem) => problem.file)).to.deep.equal([path.join(dir, 'breaks.js')]);
+    expect(() => assertNoJobProblems(reloaded)).to.throw(JobsInvalidError);
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { SafeEmitter } from '../../src/events';
-import { createWorkerMetrics, type MeteredWorker } from '../../src/metrics/worker-metrics';
+import { createWorkerMetrics, outcomeOf, type MeteredWorker } from '../../src/metrics/worker-metrics';
 import type { StoreHealth } from '../../src/store/types';
 import type { WorkerEvents } from '../../src/worker/worker-events';
 
@@ -60,4 +60,18 @@ describe('worker metrics registry', () => {
     expect(down).to.match(/^after_feed_seq_behind\{worker="nightly"\} nan$/im);
     expect(down, 'the rest of the scrape still answers').to.contain('after_runs_running{worker="nightly"} 0');
   });
+});
+
+describe('the outcome label of a finished run', () => {
+  const cases: Array<[WorkerEvents['task:finished'], string]> = [
+    [{ id: 't', status: 'done', durationMs: 1, outcome: 'success' }, 'success'],
+    [{ id: 't', status: 'waiting', durationMs: 1, outcome: 'later', date: '2030-01-01T00:00:00.000Z' }, 'success'],
+    [{ id: 't', status: 'waiting', durationMs: 1, outcome: 'retry', error: 'not yet' }, 'failure'],
+    [{ id: 't', status: 'waiting', durationMs: 1, outcome: 'release', date: '2030-01-01T00:00:00.000Z' }, 'released'],
+    [{ id: 't', status: 'error', durationMs: 1, outcome: 'failure', error: 'boom' }, 'failure'],
+    [{ id: 't', status: 'canceled', durationMs: 1, outcome: 'canceled' }, 'canceled'],
+  ];
+  for (const [finished, label] of cases) {
+    it(`${finished.outcome} ending ${finished.status} → ${label}`, () => expect(outcomeOf(finished)).to.equal(label));
+  }
 });

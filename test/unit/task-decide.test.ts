@@ -84,6 +84,15 @@ const cases: Array<{ name: string; doc: TaskDoc; kind: string; backup?: boolean;
   { name: 'bad date', doc: base({ date: '2013-13-45' }), kind: 'invalid' },
   { name: 'no job', doc: base({ job: undefined }), kind: 'invalid' },
   { name: 'invalid task held by a live instance is its business', doc: base({ status: 'scheduled', date: 42, lease: liveLease('other') }), kind: 'drop' },
+  { name: 'run now of a task dated next year: due now, held', doc: base({ date: iso(now + 365 * 86_400_000), run_now: iso(now) }), kind: 'hold' },
+  { name: 'run now asked for in a minute, date next year: scheduled for then', doc: base({ date: iso(now + 365 * 86_400_000), run_now: iso(now + 60_000) }), kind: 'schedule' },
+  { name: 'run now of another\'s share: held as a backup', doc: base({ date: iso(now + 365 * 86_400_000), run_now: iso(now) }), kind: 'hold', backup: true, context: backupCtx },
+  { name: 'run now of a task I hold (scheduled): keep holding, now due earlier', doc: base({ status: 'scheduled', date: iso(now + 60_000), run_now: iso(now), lease: liveLease('me') }), kind: 'keep' },
+  { name: 'run now of a task another live instance holds: its holder runs it', doc: base({ status: 'scheduled', date: iso(now + 60_000), run_now: iso(now), lease: liveLease('other') }), kind: 'drop' },
+  { name: 'run_now that is no date: error naming run_now', doc: base({ run_now: 'asap' }), kind: 'invalid' },
+  { name: 'waiting with another live instance\'s lease (resumed while that run goes on): the holder decides', doc: base({ lease: liveLease('other') }), kind: 'drop' },
+  { name: 'waiting with another instance\'s expired lease: placed as any waiting task', doc: base({ lease: deadLease('other') }), kind: 'hold' },
+  { name: 'waiting with my own lease: placed', doc: base({ lease: liveLease('me') }), kind: 'hold' },
 ];
 
 describe('decide: what an instance does with a task it sees', () => {
@@ -104,6 +113,17 @@ describe('decide: what an instance does with a task it sees', () => {
   it('names the field of an invalid task', () => {
     const decision = decide(base({ date: '2013-13-45' }), ctx);
     expect(decision).to.include({ kind: 'invalid', field: 'date' });
+    expect(decide(base({ run_now: 'asap' }), ctx)).to.include({ kind: 'invalid', field: 'run_now' });
+  });
+
+  it('a run now makes the task due at the earlier of run_now and date', () => {
+    const later = iso(now + 365 * 86_400_000);
+    const decision = decide(base({ date: later, run_now: iso(now - 5) }), ctx);
+    expect(decision).to.deep.include({ kind: 'hold' });
+    const task = (decision as { task: { dueMs: number; dateMs: number } }).task;
+    expect([task.dueMs, task.dateMs]).to.deep.equal([now - 5, Date.parse(later)]);
+    const dueAnyway = decide(base({ date: iso(now - 1000), run_now: iso(now) }), ctx) as { task: { dueMs: number } };
+    expect(dueAnyway.task.dueMs).to.equal(now - 1000);
   });
 
   it('a lease is live until expires_at, by the database clock given', () => {

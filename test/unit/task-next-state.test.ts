@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { canceledState, invalidState, nextState, RunRecord } from '../../src/task/next-state';
 import { ParsedTask, validateTask } from '../../src/task/validate';
-import type { HistoryEntry, RunOutcome, TaskDoc } from '../../src/types';
+import type { HistoryEntry, RunAgain, RunOutcome, TaskDoc } from '../../src/types';
 
 const DATE = '2013-01-12T10:00:00Z';
 const STARTED = Date.parse('2013-01-12T10:00:00.250Z');
@@ -184,6 +184,136 @@ describe('nextState', () => {
         }
       });
     }
+  });
+
+  describe('the job decides its next run', () => {
+    const later = (when: RunAgain, result: unknown = { step: 1 }): RunOutcome => ({ kind: 'later', result, when });
+    const retry = (delayMs: number): RunOutcome => ({ kind: 'retry', error: { message: 'not yet', code: 'E_RETRY' }, when: { delayMs } });
+    const release = (delayMs: number): RunOutcome => ({ kind: 'release', when: { delayMs } });
+    const cases: Array<{ name: string; fields: Record<string, unknown>; outcome: RunOutcome; expected: Record<string, unknown>; absent?: string[] }> = [
+      {
+        name: 'later(5 s): a success, run again 5 s after the run ended',
+        fields: { executions: 2, error: { message: 'old' }, retries: 1 },
+        outcome: later({ delayMs: 5000 }),
+        expected: { status: 'waiting', date: '2013-01-12T10:00:07.000Z', executions: 3, result: { step: 1 }, retries: 0 },
+        absent: ['error', 'repetitions', 'lease'],
+      },
+      {
+        name: 'later(date): at that date',
+        fields: {},
+        outcome: later({ atMs: Date.parse('2013-02-01T00:00:00Z') }),
+        expected: { status: 'waiting', date: '2013-02-01T00:00:00.000Z', executions: 1 },
+      },
+      {
+        name: 'later on a repeating task: its date, not the repeat\'s; the anchor stays, no repetition counted',
+        fields: { repeat: { hours: 1 }, repetitions: 4 },
+        outcome: later({ delayMs: 60_000 }),
+        expected: { status: 'waiting', date: '2013-01-12T10:01:02.000Z', anchor_date: DATE, repetitions: 4 },
+      },
+      {
+        name: 'later whatever the repeat says: past its limit too',
+        fields: { repeat: { hours: 1, limit: 3 }, repetitions: 3 },
+        outcome: later({ delayMs: 1000 }),
+        expected: { status: 'waiting', date: '2013-01-12T10:00:03.000Z' },
+      },
+      {
+        name: 'retry(1 min) with no retry policy: a failure, retried, counted',
+        fields: { executions: 1 },
+        outcome: retry(60_000),
+        expected: { status: 'waiting', date: '2013-01-12T10:01:02.000Z', retries: 1, executions: 2, error: { message: 'not yet', code: 'E_RETRY' } },
+      },
+      {
+        name: 'retry past the retry policy\'s limit: the job asked, so it is retried and counted',
+        fields: { retry: { limit: 3 }, retries: 3 },
+        outcome: retry(1000),
+        expected: { status: 'waiting', retries: 4, date: '2013-01-12T10:00:03.000Z' },
+      },
+      {
+        name: 'release: handed back, nothing counted, nothing recorded',
+        fields: { executions: 5, retries: 1, result: 'kept', error: { message: 'kept' }, last_run: { kept: true } },
+        outcome: release(30_000),
+        expected: { status: 'waiting', date: '2013-01-12T10:00:32.000Z', executions: 5, retries: 1, result: 'kept', error: { message: 'kept' }, last_run: { kept: true } },
+        absent: ['history', 'lease'],
+      },
+      {
+        name: 'release of a repeating task keeps its anchor',
+        fields: { repeat: { hours: 1 } },
+        outcome: release(1000),
+        expected: { status: 'waiting', date: '2013-01-12T10:00:03.000Z', anchor_date: DATE },
+        absent: ['executions', 'repetitions'],
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const next = after(c.fields, c.outcome);
+        expect(next).to.deep.include(c.expected);
+        for (const field of c.absent ?? []) expect(next, field).to.not.have.property(field);
+      });
+    }
+
+    it('later and retry record the run in history; release does not', () => {
+      expect(after({}, later({ delayMs: 1 })).history?.[0]).to.include({ status: 'done' });
+      expect(after({}, retry(1)).history?.[0]).to.deep.include({ status: 'error', error: { message: 'not yet', code: 'E_RETRY' } });
+      expect(after({}, release(1))).to.not.have.property('history');
+    });
+  });
+
+  describe('run now (run_now before the date: one extra run)', () => {
+    const NEXT = '2013-01-12T12:00:00.000Z';
+    const ASKED = '2013-01-12T10:00:00.000Z';
+
+    it('a one-shot task: done after its run now, run_now removed', () => {
+      const next = after({ date: NEXT, run_now: ASKED }, success('now'));
+      expect(next).to.deep.include({ status: 'done', result: 'now', executions: 1, date: NEXT });
+      expect(next).to.not.have.property('run_now');
+    });
+
+    it('a repeating task: waiting at the date it had, no repetition counted, no anchor moved', () => {
+      const next = after({ date: NEXT, repeat: { hours: 2 }, repetitions: 3, run_now: ASKED }, success(null));
+      expect(next).to.deep.include({ status: 'waiting', date: NEXT, repetitions: 3, executions: 1 });
+      expect(next).to.not.have.property('run_now');
+      expect(next).to.not.have.property('anchor_date');
+    });
+
+    it('a repeating task whose extra run failed (no retry): the series neither ends nor moves', () => {
+      const next = after({ date: NEXT, repeat: { hours: 2 }, retries: 0, run_now: ASKED }, failure);
+      expect(next).to.deep.include({ status: 'waiting', date: NEXT, retries: 0, error: { message: 'boom', code: 'E_BOOM' } });
+      expect(next).to.not.have.property('run_now');
+    });
+
+    it('a one-shot task whose run now failed with no retry: error, as any run', () => {
+      const next = after({ date: NEXT, run_now: ASKED }, failure);
+      expect(next).to.deep.include({ status: 'error', date: NEXT });
+    });
+
+    it('a one-shot task whose run now failed with a retry left: retried', () => {
+      const next = after({ date: NEXT, run_now: ASKED, retry: { limit: 1, delay: 'PT10S' } }, failure);
+      expect(next).to.deep.include({ status: 'waiting', retries: 1, date: '2013-01-12T10:00:12.000Z' });
+    });
+
+    it('an extra run released: asked again through run_now, the date stays', () => {
+      const next = after({ date: NEXT, repeat: { hours: 2 }, run_now: ASKED }, { kind: 'release', when: { delayMs: 5000 } });
+      expect(next).to.deep.include({ status: 'waiting', date: NEXT, run_now: '2013-01-12T10:00:07.000Z' });
+    });
+
+    it('run_now after the date (the task was due anyway): an ordinary run, run_now removed', () => {
+      const next = after({ repeat: { hours: 1 }, run_now: '2013-01-12T10:00:00.100Z' }, success(null));
+      expect(next).to.deep.include({ status: 'waiting', date: '2013-01-12T11:00:00.000Z', repetitions: 1 });
+      expect(next).to.not.have.property('run_now');
+    });
+
+    it('a run now asked while the run went on (a new run_now): kept for the next run', () => {
+      const { doc, parsed } = task({ date: NEXT, repeat: { hours: 2 }, run_now: ASKED });
+      const askedAgain = '2013-01-12T10:00:01.000Z';
+      const next = nextState({ ...doc, run_now: askedAgain }, parsed, success(null), run, { historyLimit: 10 });
+      expect(next).to.deep.include({ status: 'waiting', date: NEXT, run_now: askedAgain });
+    });
+
+    it('a run now asked during a run of a task that had none: kept', () => {
+      const { doc, parsed } = task({ repeat: { hours: 1 } });
+      const next = nextState({ ...doc, run_now: '2013-01-12T10:00:01.000Z' }, parsed, success(null), run, { historyLimit: 10 });
+      expect(next).to.deep.include({ status: 'waiting', date: '2013-01-12T11:00:00.000Z', run_now: '2013-01-12T10:00:01.000Z' });
+    });
   });
 
   it('counters a user mangled restart from zero', () => {

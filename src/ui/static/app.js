@@ -5,7 +5,7 @@
 
 (function () {
   const $ = (selector) => document.querySelector(selector);
-  const STATUS_ORDER = ['waiting', 'scheduled', 'running', 'done', 'error', 'reschedule', 'cancel', 'canceled'];
+  const STATUS_ORDER = ['waiting', 'scheduled', 'running', 'done', 'error', 'reschedule', 'cancel', 'canceled', 'paused'];
   /** Rows kept in the activity table. */
   const ACTIVITY_LIMIT = 50;
   /** Instances' heartbeats are written every 10 s: re-read the overview as often. */
@@ -82,6 +82,7 @@
           el('td', { class: 'num', text: String(i.running) }), el('td', { class: 'num', text: String(i.held) }))),
       'no live worker instance (start one with `after start <name>`)', 7,
     );
+    renderWorkers(overview);
     renderCounts(overview.counts);
     fillBody(
       $('#next-due'),
@@ -97,6 +98,39 @@
         el('td', { text: text(t.job) }), el('td', { class: 'error wrap', text: text(t.error) }))),
       'no failed task', 5,
     );
+  }
+
+  // Every worker name the page knows of: tasks name it, an instance serves it, or it is paused.
+  function renderWorkers(overview) {
+    const names = new Set([...overview.counts.map((c) => c.worker), ...overview.instances.filter((i) => i.live).map((i) => i.worker), ...overview.paused]);
+    const rows = [...names].sort().map((worker) => {
+      const paused = overview.paused.includes(worker);
+      const live = overview.instances.filter((i) => i.live && i.worker === worker).length;
+      const button = el('button', { type: 'button', 'data-worker-action': paused ? 'resume' : 'pause', text: paused ? 'Resume' : 'Pause' });
+      button.addEventListener('click', () => actOnWorker(worker, paused ? 'resume' : 'pause'));
+      return el('tr', { 'data-worker': worker, 'data-paused': paused ? 'true' : 'false' },
+        el('td', { text: worker }), el('td', { class: 'num', text: String(live) }),
+        el('td', {}, el('span', { class: `status ${paused ? 'paused' : 'running'}`, text: paused ? 'paused' : 'running' })),
+        el('td', {}, button));
+    });
+    fillBody($('#workers'), rows, 'no workers yet', 4);
+  }
+
+  async function actOnWorker(worker, action) {
+    const result = $('#worker-result');
+    result.textContent = '…';
+    try {
+      const report = await api(`/api/workers/${encodeURIComponent(worker)}/actions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-after-token': actionToken },
+        body: JSON.stringify({ action }),
+      });
+      const what = report.paused ? 'paused: no new run starts' : 'resumed';
+      result.textContent = report.changed ? `worker ${worker} ${what}` : `worker ${worker} was already ${report.paused ? 'paused' : 'running'}`;
+    } catch (err) {
+      result.textContent = `${action} refused: ${err.message}`;
+    }
+    refreshOverview();
   }
 
   function renderCounts(counts) {
@@ -186,7 +220,9 @@
     const status = doc.status || 'waiting';
     const finished = ['done', 'error', 'canceled'].includes(status);
     $('#action-cancel').disabled = finished || status === 'cancel';
-    $('#action-run-now').disabled = status === 'running' || status === 'cancel';
+    $('#action-run-now').disabled = ['running', 'cancel', 'canceled', 'paused'].includes(status);
+    $('#action-pause').disabled = finished || status === 'cancel' || status === 'paused';
+    $('#action-resume').disabled = status !== 'paused';
     $('#action-retry').disabled = status !== 'error';
     $('#action-reschedule').disabled = status === 'running' || status === 'cancel';
     const lastRun = doc.last_run || {};
@@ -237,7 +273,7 @@
     }
   }
 
-  for (const action of ['cancel', 'run-now', 'retry', 'reschedule']) {
+  for (const action of ['cancel', 'run-now', 'retry', 'reschedule', 'pause', 'resume']) {
     $(`#action-${action}`).addEventListener('click', () => act(action));
   }
 
