@@ -63,6 +63,7 @@ export function nextState(
         startedAtMs: run.startedAtMs,
         repetitions,
         nowMs: run.finishedAtMs,
+        taskId: doc._id,
       });
       if (following) {
         keepAnchor(next, doc, task);

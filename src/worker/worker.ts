@@ -21,9 +21,10 @@ import * as writes from '../task/writes';
 import type { TaskDoc } from '../types';
 import { DEFAULT_INSTANCE_HEARTBEAT_MS, type TaskRequest } from '../store/control';
 import { ControlLink } from './control-link';
+import { DependencyWatch } from './dependency-watch';
 import { isNewer, newEntry, type Entry } from './entry';
+import { FlowQueue } from './flow-queue';
 import { Follower } from './follower';
-import { ReadyQueue } from './ready-queue';
 import { Runner, type RunEnd } from './runner';
 import { SecondTimer } from './second-timer';
 import { TaskWriter, type WriteReason } from './task-writer';
@@ -63,6 +64,11 @@ const DUE_SOON_MS = 1000;
 const CLAIM_AHEAD_MS = 250;
 /** The most a stop may add to the grace period of the runs (hand-backs, the last writes). */
 const STOP_MARGIN_MS = 5000;
+/**
+ * A claimed run that its rate limit makes wait longer than this (the live instances changed
+ * after the claim) is handed back rather than kept claimed: its lease is not for waiting.
+ */
+const MAX_START_WAIT_MS = 5000;
 
 export class Worker {
   readonly instance: string;
@@ -71,7 +77,10 @@ export class Worker {
   readonly done: Promise<void>;
 
   private readonly entries = new Map<string, Entry>();
-  private readonly ready = new ReadyQueue();
+  /** Due tasks waiting for a run slot, under config `limits` (flow-queue.ts). */
+  private readonly ready: FlowQueue;
+  /** The tasks this instance's waiting tasks wait for (`after`), read and followed. */
+  private readonly dependencies: DependencyWatch;
   private readonly timer: SecondTimer;
   private readonly follower: Follower;
   private readonly runner: Runner;
@@ -107,6 +116,22 @@ export class Worker {
     this.graceMs = config.worker.claim_grace_ms;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.timer = new SecondTimer(this.clock, (ids) => this.onDue(ids));
+    this.ready = new FlowQueue({
+      worker: options.name,
+      instance: this.instance,
+      limits: config.limits,
+      clock: this.clock,
+      claimAheadMs: CLAIM_AHEAD_MS,
+      onAvailable: () => queueMicrotask(() => this.pump()),
+      onThrottled: (id, limit, waitedMs) => this.events.emit('task:throttled', { id, limit, waitedMs }),
+    });
+    this.dependencies = new DependencyWatch({
+      store,
+      clock: this.clock,
+      log,
+      heartbeatMs: config.worker.heartbeat_ms,
+      onChange: (ids) => this.redecideWaiting(ids),
+    });
     this.writer = new TaskWriter(store, (work) => this.tracked(work));
     this.runner = new Runner({
       worker: options.name,
@@ -131,8 +156,11 @@ export class Worker {
       heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
       pid: options.pid ?? process.pid,
       feedHeartbeatMs: config.worker.heartbeat_ms,
-      report: () => ({ running: this.active, held: this.entries.size }),
-      onMembershipChange: () => this.redecideHeld(),
+      report: () => ({ running: this.active, held: this.entries.size, ...(this.ready.limited ? { throttled: this.ready.throttledCount } : {}) }),
+      onMembershipChange: () => {
+        this.ready.membershipChanged(this.control.membership.live, this.control.announced);
+        this.redecideHeld();
+      },
       onPauseChange: (paused) => {
         if (!paused) this.pump();
       },
@@ -168,6 +196,16 @@ export class Worker {
   /** The worker name is paused (a `pause:<worker>` document): no new run starts. */
   get paused(): boolean {
     return this.control.paused;
+  }
+
+  /** Due tasks waiting for a rate or concurrency limit (config `limits`), as of the last try. */
+  get throttledCount(): number {
+    return this.ready.throttledCount;
+  }
+
+  /** Tasks this instance holds until the tasks they wait for (`after`) are done. */
+  get waitingForDependenciesCount(): number {
+    return this.dependencies.waitingCount;
   }
 
   /** The live instances of this worker name, this one included. */
@@ -208,6 +246,7 @@ export class Worker {
   async start(): Promise<void> {
     // The live instances first: the first window is split among them.
     await this.control.start();
+    this.ready.membershipChanged(this.control.membership.live, this.control.announced);
     const { since } = await this.follower.start();
     this.events.emit('worker:ready', { instance: this.instance, since });
   }
@@ -225,6 +264,8 @@ export class Worker {
     const left = (): number => Math.max(0, deadline - Date.now());
     this.timer.stop();
     this.ready.clear();
+    this.ready.stop();
+    await within(this.dependencies.stop(), Math.min(2000, left()));
     await within(this.follower.stop(), Math.min(2000, left()));
     await within(Promise.allSettled([...this.writesInFlight]), Math.min(graceMs, left()));
     const handBacks: Promise<void>[] = [];
@@ -259,6 +300,7 @@ export class Worker {
       dueSoonEndMs: this.clock.now() + DUE_SOON_MS,
       owns: (id) => this.control.owns(id),
       validation: { minRepeatMs: this.options.config.worker.min_repeat_ms },
+      dependencies: this.dependencies.lookup,
     };
   }
 
@@ -286,6 +328,7 @@ export class Worker {
     if (this.isStoodDown(doc, context.nowMs)) return;
     const decision = decide(doc, context);
     const id = doc._id;
+    if (decision.kind !== 'wait-for') this.dependencies.unwatch(id);
     switch (decision.kind) {
       case 'drop':
         this.forget(id);
@@ -305,6 +348,10 @@ export class Worker {
       case 'cancel':
         this.forget(id);
         void this.writeVerdict(doc, writes.canceled(doc), 'canceled');
+        return;
+      case 'dependency-failed':
+        this.forget(id);
+        void this.writeVerdict(doc, writes.dependencyFailed(doc, decision.message), 'error');
         return;
       default:
         break;
@@ -326,6 +373,16 @@ export class Worker {
       case 'schedule':
         void this.schedule(doc, task);
         return;
+      case 'wait-for': {
+        // Out of the timer until its dependencies change (dependency-watch.ts).
+        const entry = this.entry(doc, task);
+        this.timer.remove(id);
+        this.ready.remove(id);
+        entry.state = 'held';
+        entry.backup = false;
+        this.dependencies.watch(id, [...decision.pending, ...decision.unread]);
+        return;
+      }
       case 'take-over-run': {
         if (decision.backup && isLease(doc.lease) && this.control.membership.live.includes(doc.lease.instance)) {
           // Its holder let the lease run out: it is gone, whatever its last heartbeat says. The
@@ -392,6 +449,15 @@ export class Worker {
     this.timer.remove(id);
     this.ready.remove(id);
     this.entries.delete(id);
+  }
+
+  /** The tasks these tasks wait for changed: decide them again. */
+  private redecideWaiting(ids: readonly string[]): void {
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (!entry || entry.run || entry.busy || entry.state !== 'held') continue;
+      this.apply(entry.doc);
+    }
   }
 
   /** The live instances changed: tasks held but not claimed may now be another's share, or ours. */
@@ -492,7 +558,7 @@ export class Worker {
   private makeReady(entry: Entry): void {
     entry.state = 'ready';
     const task = entry.task!;
-    this.ready.push(entry.id, { dueMs: task.dateMs, backup: entry.backup, priority: priorityOf(task) });
+    this.ready.push(entry.id, { dueMs: task.dateMs, backup: entry.backup, priority: task.priority }, task.job.name);
   }
 
   private onDue(ids: string[]): void {
@@ -528,6 +594,7 @@ export class Worker {
       if (released) return;
       released = true;
       this.active -= 1;
+      this.ready.release(entry.id);
       this.pump();
     };
     try {
@@ -551,6 +618,17 @@ export class Worker {
         entry.state = 'held';
         if (this.stopping) await this.handBack(entry);
         else this.afterWrite(entry);
+        return;
+      }
+      if (!(await this.untilLimitsAllow(entry))) {
+        entry.state = 'held';
+        if (this.requests.has(entry.id) && !this.stopping) this.serveRequest(entry.id);
+        else if (!this.stopping && entry.pending !== undefined && isNewer(entry.pending, entry.doc)) this.afterWrite(entry);
+        else {
+          // The live instances changed since the claim and its limit has no room for a while.
+          if (!this.stopping) this.options.log.info(`task ${entry.id}: its rate limit has no room now; handing it back`);
+          await this.handBack(entry);
+        }
         return;
       }
       entry.state = 'running';
@@ -579,6 +657,28 @@ export class Worker {
       entry.busy = false;
     }
     return !this.stopping && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
+  }
+
+  /**
+   * The rate limits of the claimed run let it start: its start is counted, and the job must be
+   * called in the same turn. Waits a little when they ask for it (a run claimed ahead of its
+   * date); false when stopping, a newer version of the task came meanwhile, or the wait would
+   * outlast what a claim is for.
+   */
+  private async untilLimitsAllow(entry: Entry): Promise<boolean> {
+    let waitMs = this.ready.startWaitMs(entry.id);
+    if (waitMs === 0) return true;
+    entry.busy = true;
+    try {
+      while (waitMs > 0 && waitMs <= MAX_START_WAIT_MS && !this.stopping && !this.requests.has(entry.id)) {
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
+        if (entry.pending !== undefined && isNewer(entry.pending, entry.doc)) return false;
+        waitMs = this.ready.startWaitMs(entry.id);
+      }
+    } finally {
+      entry.busy = false;
+    }
+    return waitMs === 0 && !this.stopping;
   }
 
   /** What the instance does with a task once its run has ended. */
@@ -691,11 +791,6 @@ function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
       if (request.date === undefined) return null;
       return { ...rest, status: ['done', 'error', 'canceled'].includes(status) ? 'waiting' : 'reschedule', date: request.date };
   }
-}
-
-function priorityOf(task: ParsedTask): number {
-  const priority = task.doc.priority;
-  return typeof priority === 'number' && Number.isFinite(priority) ? priority : 0;
 }
 
 function iso(ms: number): string {
