@@ -64,10 +64,11 @@ export type Decision =
    */
   | { kind: 'schedule'; task: ParsedTask }
   /**
-   * Its dependencies are not all done: keep it (no write, no timer) and follow `pending` and
-   * `unread` (not read yet); decide it again when one of them changes. Own share only.
+   * Its dependencies are not all done (`pending`): keep it (no write, no timer), read and follow
+   * `watch` (its dependencies and the chains walked for cycles), and decide it again when one of
+   * them changes. Own share only.
    */
-  | { kind: 'wait-for'; task: ParsedTask; pending: string[]; unread: string[] }
+  | { kind: 'wait-for'; task: ParsedTask; pending: string[]; watch: string[] }
   /** A dependency failed, does not exist, repeats, or waits for this task: write `error` naming it. */
   | { kind: 'dependency-failed'; message: string }
   /** Already scheduled by this instance: keep holding. */
@@ -164,7 +165,7 @@ function placeAfterDependencies(task: ParsedTask, ctx: DecideContext): Decision 
   const verdict = dependencyVerdict(task, ctx.dependencies ?? (() => undefined));
   switch (verdict.kind) {
     case 'waiting':
-      return { kind: 'wait-for', task, pending: verdict.pending, unread: verdict.unread };
+      return { kind: 'wait-for', task, pending: verdict.pending, watch: verdict.watched };
     case 'failed':
       return { kind: 'dependency-failed', message: verdict.message };
     case 'satisfied':

@@ -37,9 +37,11 @@ export type DependencyVerdict =
   | { kind: 'satisfied' }
   /**
    * Not yet: `pending` are dependencies still to finish, `unread` the tasks (dependencies, or
-   * tasks on their `after` chains) the worker has still to read for the verdict.
+   * tasks on their `after` chains) the worker has still to read for the verdict, `watched`
+   * every task the verdict looked at (the dependencies and the chains walked): the ones to
+   * follow, since a change to any of them may change it.
    */
-  | { kind: 'waiting'; pending: string[]; unread: string[] }
+  | { kind: 'waiting'; pending: string[]; unread: string[]; watched: string[] }
   /** The task goes to `error` with this message (`code` E_DEPENDENCY). */
   | { kind: 'failed'; message: string };
 
@@ -73,13 +75,14 @@ export function dependencyVerdict(task: ParsedTask, lookup: DependencyLookup): D
     else pending.push(id);
   }
 
-  const cycle = findCycle(task.id, pending, lookup, unread);
+  const walked = new Set<string>();
+  const cycle = findCycle(task.id, pending, lookup, unread, walked);
   if (cycle !== undefined) return failed(`after: waits for itself through ${cycle.map((id) => quoteValue(id)).join(' → ')}`);
 
   if (failedOne !== undefined && task.afterFailure !== 'run') {
     return failed(`after: task ${quoteValue(failedOne.id)} ended ${failedOne.status}`);
   }
-  if (pending.length > 0 || unread.length > 0) return { kind: 'waiting', pending, unread };
+  if (pending.length > 0 || unread.length > 0) return { kind: 'waiting', pending, unread, watched: [...new Set([...direct, ...walked])] };
   return { kind: 'satisfied' };
 }
 
@@ -87,12 +90,13 @@ export function dependencyVerdict(task: ParsedTask, lookup: DependencyLookup): D
  * The chain from the task back to itself (`[task, a, b, task]`), if the pending dependencies'
  * `after` lists lead back to it. Tasks on the way that are not read yet go to `unread`.
  */
-function findCycle(taskId: string, pending: readonly string[], lookup: DependencyLookup, unread: string[]): string[] | undefined {
+function findCycle(taskId: string, pending: readonly string[], lookup: DependencyLookup, unread: string[], walked: Set<string>): string[] | undefined {
   const cameFrom = new Map<string, string>(pending.map((id) => [id, taskId]));
   const queue = [...pending];
   let read = 0;
   while (queue.length > 0 && read < MAX_WALK) {
     const id = queue.shift()!;
+    walked.add(id);
     const view = lookup(id);
     if (view === undefined) {
       if (!unread.includes(id)) unread.push(id);

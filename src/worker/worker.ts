@@ -380,7 +380,7 @@ export class Worker {
         this.ready.remove(id);
         entry.state = 'held';
         entry.backup = false;
-        this.dependencies.watch(id, [...decision.pending, ...decision.unread]);
+        this.dependencies.watch(id, decision.watch);
         return;
       }
       case 'take-over-run': {
