@@ -79,15 +79,16 @@
         el('tr', { 'data-instance': i.instance },
           el('td', { text: i.worker }), el('td', {}, el('code', { text: i.instance })), el('td', { text: i.host }),
           el('td', { class: 'num', text: String(i.pid) }), el('td', { title: i.heartbeat_at, text: ago(i.age_ms) }),
-          el('td', { class: 'num', text: String(i.running) }), el('td', { class: 'num', text: String(i.held) }))),
-      'no live worker instance (start one with `after start <name>`)', 7,
+          el('td', { class: 'num', text: String(i.running) }), el('td', { class: 'num', text: String(i.held) }),
+          el('td', { class: 'num', text: typeof i.throttled === 'number' ? String(i.throttled) : '–' }))),
+      'no live worker instance (start one with `after start <name>`)', 8,
     );
     renderCounts(overview.counts);
     fillBody(
       $('#next-due'),
       overview.nextDue.map((t) => el('tr', { 'data-task-id': t.id },
         el('td', {}, taskLink(t.id)), el('td', { text: text(t.worker) }), el('td', {}, statusBadge(t.status)),
-        el('td', { text: text(t.date) }), el('td', { text: text(t.job) }))),
+        el('td', { text: text(t.date) }), el('td', { text: t.after ? `${text(t.job)} · after ${t.after.join(', ')}` : text(t.job) }))),
       'nothing due', 5,
     );
     fillBody(
@@ -189,6 +190,7 @@
     $('#action-run-now').disabled = status === 'running' || status === 'cancel';
     $('#action-retry').disabled = status !== 'error';
     $('#action-reschedule').disabled = status === 'running' || status === 'cancel';
+    loadDependencies(id, doc);
     const lastRun = doc.last_run || {};
     fillBody(
       $('#last-run'),
@@ -204,6 +206,29 @@
       'no runs yet', 6,
     );
     $('#task-doc').textContent = JSON.stringify(doc, null, 2);
+  }
+
+  /** The tasks this one waits for (`after`), each with its status now. */
+  async function loadDependencies(id, doc) {
+    const section = $('#after-section');
+    const named = Array.isArray(doc.after) && doc.after.length > 0;
+    section.hidden = !named;
+    if (!named) return;
+    let deps;
+    try {
+      deps = await api(`/api/tasks/${encodeURIComponent(id)}/after`);
+    } catch (err) {
+      fillBody($('#after'), [], `cannot read them: ${err.message}`, 2);
+      return;
+    }
+    if (id !== currentTaskId) return;
+    fillBody(
+      $('#after'),
+      deps.map((d) => el('tr', { 'data-task-id': d.id },
+        el('td', {}, d.status === null ? el('code', { text: d.id }) : taskLink(d.id)),
+        el('td', {}, d.status === null ? statusBadge('missing') : statusBadge(d.status), d.repeats ? ' (repeats)' : ''))),
+      'none', 2,
+    );
   }
 
   function setTaskStatus(status) {
