@@ -131,20 +131,20 @@ export function summarize(doc: TaskDoc): TaskSummary {
 
 /**
  * What task `id` waits for (`after`): each task it names with its status as the database holds
- * it now, in the order named; [] when it names none. One `_all_docs` request.
+ * it now, in the order named; [] when it names none. One `_find` on `_id` (CouchDB's built-in
+ * primary index: the dashboard makes no `_all_docs` request, see dashboard-connection.ts).
  */
 export async function readDependencies(conn: Connection, id: string): Promise<DependencyState[]> {
   const doc = await readTask(conn, id);
   const ids = Array.isArray(doc.after) ? [...new Set(doc.after.filter((dep): dep is string => typeof dep === 'string' && dep !== '' && !dep.startsWith('_')))].slice(0, 100) : [];
   if (ids.length === 0) return [];
-  const res = await conn.request<{ rows: Array<{ key?: string; doc?: TaskDoc | null }> }>({
+  const res = await conn.request<{ docs?: TaskDoc[] }>({
     method: 'POST',
-    path: '_all_docs',
-    qs: { include_docs: true },
-    body: { keys: ids },
+    path: '_find',
+    body: { selector: { _id: { $in: ids } }, fields: ['_id', 'status', 'repeat'], limit: ids.length },
   });
   const found = new Map<string, TaskDoc>();
-  for (const row of res.body.rows ?? []) if (typeof row.key === 'string' && row.doc && !row.doc._deleted) found.set(row.key, row.doc);
+  for (const dep of res.body.docs ?? []) if (typeof dep._id === 'string') found.set(dep._id, dep);
   return ids.map((dep) => {
     const depDoc = found.get(dep);
     if (!depDoc) return { id: dep, status: null, repeats: false };

@@ -12,6 +12,9 @@
   const OVERVIEW_EVERY_MS = 5000;
 
   let currentTaskId = null;
+  /** The tasks the open task waits for (`after`): a change to one of them refreshes its table. */
+  let currentDependencies = new Set();
+  let currentDoc = null;
   let overviewTimer = null;
   // The server writes a new token into index.html at every start; actions send it back in a
   // header, which only this page can read and only a same-origin request can carry.
@@ -159,6 +162,7 @@
       showActivity(task);
       scheduleOverview();
       if (task.id === currentTaskId) loadTask(currentTaskId);
+      else if (currentTaskId && currentDoc && currentDependencies.has(task.id)) loadDependencies(currentTaskId, currentDoc);
     });
     events.addEventListener('resync', () => scheduleOverview());
     events.onerror = () => {
@@ -212,6 +216,8 @@
   async function loadDependencies(id, doc) {
     const section = $('#after-section');
     const named = Array.isArray(doc.after) && doc.after.length > 0;
+    currentDoc = doc;
+    currentDependencies = new Set(named ? doc.after : []);
     section.hidden = !named;
     if (!named) return;
     let deps;
