@@ -1,7 +1,8 @@
 /**
- * `make bench` (node dist/bench/run.js): W1–W4 against a fresh embedded database, one table.
+ * `make bench` (node dist/bench/run.js): W1–W4 and RL (a rate limit shared by three instances)
+ * against a fresh embedded database, one table.
  *
- *   node dist/bench/run.js [--only w1,w2,w3,w4] [--w3-tasks N] [--w4-seconds S]
+ *   node dist/bench/run.js [--only w1,w2,w3,w4,rl] [--w3-tasks N] [--w4-seconds S]
  *                          [--concurrency N] [--profile DIR] [--peers | --no-peers]
  *
  * Environment (so `make bench W3_TASKS=200000` works): W3_TASKS, BENCH_W3 (same: the full
@@ -16,10 +17,11 @@ import { peerBench, runPeerBurst, runPeerPrecision, type PeerBench } from './pee
 import { formatTable, type Row } from './report';
 import { runBurst } from './workloads/burst';
 import { runPrecision } from './workloads/precision';
+import { runRateLimit } from './workloads/rate-limit';
 import { runScale } from './workloads/scale';
 import { runSteady } from './workloads/steady';
 
-const WORKLOADS = ['w1', 'w2', 'w3', 'w4'] as const;
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'rl'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface BenchArgs {
@@ -39,7 +41,7 @@ interface BenchArgs {
  */
 const DEFAULT_W3_TASKS = 100_000;
 const USAGE =
-  'usage: node dist/bench/run.js [--only w1,w2,w3,w4] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
+  'usage: node dist/bench/run.js [--only w1,w2,w3,w4,rl] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
 /** The same counts for After and for the peers. */
 const W1_TASKS = 3000;
 const W2_TASKS = 600;
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     w2: () => runPrecision(server, { ...common, tasks: W2_TASKS, spreadMs: W2_SPREAD_MS }),
     w3: () => runScale(server, { ...common, tasks: args.w3Tasks, rssAfterMs: 60_000, onProgress: progress }),
     w4: () => runSteady(server, { ...common, ratePerSecond: 200, durationMs: args.w4Seconds * 1000 }),
+    rl: () => runRateLimit(server, { ...common, perSecond: 30, durationMs: 60_000 }),
   };
   // Each peer runs right after After's own run of the same workload, never at the same time.
   const peerRuns: Partial<Record<Workload, (bench: PeerBench) => Promise<Row[]>>> = {
