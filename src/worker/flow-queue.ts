@@ -170,8 +170,9 @@ export class FlowQueue {
   }
 
   /**
-   * The claimed run of `id` would start now: 0 if its limits let it (its start is counted), else
-   * how many ms to wait first (the live instances changed since it was claimed, say).
+   * How long the claimed run of `id` must wait before its limits let it start: 0 when it may
+   * start now (the live instances may have changed since it was claimed). A run that may start
+   * must then start in the same turn, and `started` be called right after the job was called.
    */
   startWaitMs(id: string): number {
     const permit = this.permits.get(id);
@@ -179,10 +180,19 @@ export class FlowQueue {
     const nowMs = this.options.clock.now();
     let atMs = nowMs;
     for (const limiter of permit.limiters) atMs = Math.max(atMs, limiter.startAvailableAt(nowMs));
-    if (atMs > nowMs) return atMs - nowMs;
+    return atMs - nowMs;
+  }
+
+  /**
+   * The run of `id` has started: its start is counted now, after the job was called, so the
+   * time counted is never before the job's own reading of the clock.
+   */
+  started(id: string): void {
+    const permit = this.permits.get(id);
+    if (!permit || permit.started) return;
+    const nowMs = this.options.clock.now();
     for (const limiter of permit.limiters) limiter.started(nowMs);
     permit.started = true;
-    return 0;
   }
 
   /** The run of `id` ended, or was given up (a lost claim, a stop): its limits get the room back. */

@@ -11,8 +11,10 @@
  * The rate is enforced as a sliding window: a run starts only if fewer than `share` of this
  * instance's starts fall in the `period` (plus WINDOW_MARGIN_MS) before it, so ANY window of one
  * period holds at most `share` of its starts, and the instances' shares add up to the limit.
- * Between claiming a run and starting it a few milliseconds pass: a claim reserves its start,
- * and the start is counted when the job is called.
+ * A claim reserves its start (the claim is written before the run starts); the start is checked
+ * just before the job is called and counted just after, in the same turn, with the clock read
+ * after the call: a start counted is never earlier than the job's own reading of the clock, so
+ * the window holds for the times the jobs see, whatever a pause (a GC) between the two.
  *
  * Shares change with the live instances. A smaller share applies at once; a larger one only
  * once every share this instance had during the last period allowed it: the starts made under
@@ -21,10 +23,10 @@
  */
 
 /**
- * Added to every window: the clock reads, timers and the job call of one start take a few
- * milliseconds, and another process measuring the same starts must never count `share + 1`.
+ * Added to every window: clocks read whole milliseconds, and a window of exactly one period
+ * closed at both ends must never count `share + 1` starts.
  */
-export const WINDOW_MARGIN_MS = 10;
+export const WINDOW_MARGIN_MS = 2;
 
 export interface RateLimit {
   /** Starts per period (the limit for the whole worker name). */

@@ -620,7 +620,11 @@ export class Worker {
         else this.afterWrite(entry);
         return;
       }
-      if (!(await this.untilLimitsAllow(entry))) {
+      // The limits are checked, the job called and its start counted in one turn: no other start
+      // of this instance comes between (limiter.ts).
+      let limitWaitMs: number;
+      while ((limitWaitMs = this.ready.startWaitMs(entry.id)) > 0) {
+        if (await this.waitForLimits(entry, limitWaitMs)) continue;
         entry.state = 'held';
         if (this.requests.has(entry.id) && !this.stopping) this.serveRequest(entry.id);
         else if (!this.stopping && entry.pending !== undefined && isNewer(entry.pending, entry.doc)) this.afterWrite(entry);
@@ -633,6 +637,8 @@ export class Worker {
       }
       entry.state = 'running';
       const running = this.runner.run(entry, release);
+      // Counted once the job has been called, so the job's own clock read comes first.
+      this.ready.started(entry.id);
       this.runEnds.set(entry.id, running);
       const end = await running.finally(() => this.runEnds.delete(entry.id));
       release();
@@ -660,25 +666,20 @@ export class Worker {
   }
 
   /**
-   * The rate limits of the claimed run let it start: its start is counted, and the job must be
-   * called in the same turn. Waits a little when they ask for it (a run claimed ahead of its
-   * date); false when stopping, a newer version of the task came meanwhile, or the wait would
-   * outlast what a claim is for.
+   * The rate limits of a claimed run ask it to wait `waitMs` before it starts (a run claimed
+   * ahead of its date, or the live instances changed since the claim): wait, unless stopping, a
+   * newer version of the task or a user's request came, or the wait would outlast what a claim
+   * is for. True when it is worth checking again.
    */
-  private async untilLimitsAllow(entry: Entry): Promise<boolean> {
-    let waitMs = this.ready.startWaitMs(entry.id);
-    if (waitMs === 0) return true;
+  private async waitForLimits(entry: Entry, waitMs: number): Promise<boolean> {
+    if (waitMs > MAX_START_WAIT_MS || this.stopping || this.requests.has(entry.id)) return false;
     entry.busy = true;
     try {
-      while (waitMs > 0 && waitMs <= MAX_START_WAIT_MS && !this.stopping && !this.requests.has(entry.id)) {
-        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
-        if (entry.pending !== undefined && isNewer(entry.pending, entry.doc)) return false;
-        waitMs = this.ready.startWaitMs(entry.id);
-      }
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
     } finally {
       entry.busy = false;
     }
-    return waitMs === 0 && !this.stopping;
+    return !this.stopping && !this.requests.has(entry.id) && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
   }
 
   /** What the instance does with a task once its run has ended. */
