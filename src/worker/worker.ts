@@ -624,16 +624,7 @@ export class Worker {
       // of this instance comes between (limiter.ts).
       let limitWaitMs: number;
       while ((limitWaitMs = this.ready.startWaitMs(entry.id)) > 0) {
-        if (await this.waitForLimits(entry, limitWaitMs)) continue;
-        entry.state = 'held';
-        if (this.requests.has(entry.id) && !this.stopping) this.serveRequest(entry.id);
-        else if (!this.stopping && entry.pending !== undefined && isNewer(entry.pending, entry.doc)) this.afterWrite(entry);
-        else {
-          // The live instances changed since the claim and its limit has no room for a while.
-          if (!this.stopping) this.options.log.info(`task ${entry.id}: its rate limit has no room now; handing it back`);
-          await this.handBack(entry);
-        }
-        return;
+        if (!(await this.waitForLimits(entry, limitWaitMs))) return await this.startGivenUp(entry);
       }
       entry.state = 'running';
       const running = this.runner.run(entry, release);
@@ -680,6 +671,16 @@ export class Worker {
       entry.busy = false;
     }
     return !this.stopping && !this.requests.has(entry.id) && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
+  }
+
+  /** A claimed run that will not start now (see waitForLimits): what comes instead. */
+  private async startGivenUp(entry: Entry): Promise<void> {
+    entry.state = 'held';
+    if (this.requests.has(entry.id) && !this.stopping) return this.serveRequest(entry.id);
+    if (!this.stopping && entry.pending !== undefined && isNewer(entry.pending, entry.doc)) return this.afterWrite(entry);
+    // Stopping, or the live instances changed since the claim and its limit has no room for a while.
+    if (!this.stopping) this.options.log.info(`task ${entry.id}: its rate limit has no room now; handing it back`);
+    await this.handBack(entry);
   }
 
   /** What the instance does with a task once its run has ended. */
