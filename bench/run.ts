@@ -1,7 +1,7 @@
 /**
  * `make bench` (node dist/bench/run.js): the workloads against one database server, one table.
  *
- *   node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5] [--w3-tasks N] [--w4-seconds S]
+ *   node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl] [--w3-tasks N] [--w4-seconds S]
  *                          [--concurrency N] [--profile DIR] [--peers | --no-peers]
  *
  * The server: a fresh embedded pouchdb-server by default; COUCHDB_URL (a CouchDB server URL
@@ -27,14 +27,15 @@ import { cleanUpOnInterrupt, couchdbServer, REPO_ROOT, startEmbeddedServer, type
 import { runBurst } from './workloads/burst';
 import { runMidnight } from './workloads/midnight';
 import { runPrecision } from './workloads/precision';
+import { runRateLimit } from './workloads/rate-limit';
 import { runScale } from './workloads/scale';
 import { runScaleOut } from './workloads/scale-out';
 import { runSteady } from './workloads/steady';
 
-const WORKLOADS = ['w1', 'w1b', 'w2', 'w3', 'w4', 'w5'] as const;
+const WORKLOADS = ['w1', 'w1b', 'w2', 'w3', 'w4', 'w5', 'rl'] as const;
 type Workload = (typeof WORKLOADS)[number];
 /** What runs when BENCH_ONLY / --only does not say: W5 needs a cluster and is all a cluster run does. */
-const DEFAULT_WORKLOADS: Workload[] = ['w1', 'w1b', 'w2', 'w3', 'w4'];
+const DEFAULT_WORKLOADS: Workload[] = ['w1', 'w1b', 'w2', 'w3', 'w4', 'rl'];
 const DEFAULT_CLUSTER_WORKLOADS: Workload[] = ['w5'];
 
 interface BenchArgs {
@@ -59,7 +60,7 @@ interface BenchArgs {
  */
 const DEFAULT_W3_TASKS = 100_000;
 const USAGE =
-  'usage: [COUCHDB_URL=... | COUCHDB_CLUSTER_URLS="..."] node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
+  'usage: [COUCHDB_URL=... | COUCHDB_CLUSTER_URLS="..."] node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
 /** The same counts for After and for the peers. */
 const W1_TASKS = 3000;
 const W2_TASKS = 600;
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
     w3: () => runScale(bench, { ...common, tasks: args.w3Tasks, rssAfterMs: 60_000, onProgress: progress }),
     w4: () => runSteady(bench, { ...common, ratePerSecond: 200, durationMs: args.w4Seconds * 1000 }),
     w5: () => runScaleOut(bench, { ...common, tasks: args.w5Tasks, instances: args.w5Instances, onProgress: progress }),
+    rl: () => runRateLimit(bench, { ...common, perSecond: 30, durationMs: 60_000 }),
   };
   // Each peer runs right after After's own run of the same workload, never at the same time.
   const peerRuns: Partial<Record<Workload, (bench: PeerBench) => Promise<Row[]>>> = {

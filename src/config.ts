@@ -115,6 +115,17 @@ export interface CommandBinding {
   cwd: string | null;
 }
 
+/**
+ * A limit on a worker name (`"mailer"`) or on one job of it (`"mailer/send_email"`), held by all
+ * the name's live instances together (each takes a share by its rank among them).
+ */
+export interface LimitConfig {
+  /** At most `count` runs start in any window of `period_ms`; null = no rate limit. */
+  rate: { count: number; period_ms: number } | null;
+  /** At most this many runs at once; null = no concurrency limit. */
+  concurrency: number | null;
+}
+
 export interface AfterConfig {
   couchdb: CouchConfig;
   /** Absolute path of the jobs folder. @default "./jobs" */
@@ -123,6 +134,8 @@ export interface AfterConfig {
   builtins: BuiltinsConfig;
   /** Programs bound to job names, by name. @default {} */
   commands: Readonly<Record<string, CommandBinding>>;
+  /** Rate and concurrency limits by worker name or `<worker>/<job>`. @default {} */
+  limits: Readonly<Record<string, LimitConfig>>;
   embedded: EmbeddedConfig;
   worker: WorkerConfig;
   log: LogConfig;
@@ -227,7 +240,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const env = where.env ?? {};
   const v = new Validator(where.file);
   const root = v.object(raw, '');
-  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'limits', 'embedded', 'worker', 'log', '$schema', 'comment']);
   const builtins = v.object(root.builtins ?? {}, 'builtins');
   v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
@@ -266,6 +279,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
       webhook: v.boolean(builtins.webhook, 'builtins.webhook', DEFAULTS.builtins.webhook),
     },
     commands: parseCommands(v, root.commands ?? {}, resolve),
+    limits: parseLimits(v, root.limits ?? {}),
     embedded: {
       host: v.string(embedded.host, 'embedded.host', DEFAULTS.embedded.host),
       port: v.integer(embedded.port, 'embedded.port', DEFAULTS.embedded.port, 1, 65535),
@@ -347,6 +361,54 @@ function parseCommands(v: Validator, raw: unknown, resolve: (p: string) => strin
     };
   }
   return commands;
+}
+
+/** A limit's settings. */
+const LIMIT_KEYS = ['rate', 'concurrency', 'comment'];
+/** Units of a rate's period, by the names people write. */
+const RATE_UNIT_MS: ReadonlyMap<string, number> = new Map([
+  ['s', 1000], ['sec', 1000], ['second', 1000], ['seconds', 1000],
+  ['m', 60_000], ['min', 60_000], ['minute', 60_000], ['minutes', 60_000],
+  ['h', 3_600_000], ['hour', 3_600_000], ['hours', 3_600_000],
+  ['d', 86_400_000], ['day', 86_400_000], ['days', 86_400_000],
+]);
+const RATE = /^\s*(\d{1,9})\s*\/\s*(\d{1,6})?\s*([a-z]+)\s*$/;
+const MAX_RATE_PERIOD_MS = 7 * 86_400_000;
+
+/**
+ * The `limits` section: `{"mailer": {"rate": "100/min"}, "mailer/send_email": {"rate": "5/s",
+ * "concurrency": 2}}`. A key is a worker name, or `<worker>/<job>` for one job of it (job names
+ * never contain "/"). A rate is `<count>/<period>`: `5/s`, `100/min`, `1000/h`, `20/10s`.
+ */
+function parseLimits(v: Validator, raw: unknown): Record<string, LimitConfig> {
+  const section = v.object(raw, 'limits');
+  const limits: Record<string, LimitConfig> = {};
+  for (const key of Object.keys(section)) {
+    const field = `limits.${key}`;
+    if (key === '' || /[\u0000-\u001f\u007f]/.test(key) || key.startsWith('/') || key.endsWith('/')) {
+      v.fail(`limits.${JSON.stringify(key)}`, 'must be a worker name or <worker>/<job>');
+    }
+    const limit = v.object(section[key], field);
+    v.onlyKeys(limit, field, LIMIT_KEYS);
+    if (limit.rate === undefined && limit.concurrency === undefined) v.fail(field, 'must set "rate" (e.g. "100/min") or "concurrency" (or both)');
+    limits[key] = {
+      rate: limit.rate === undefined ? null : parseRate(v, limit.rate, `${field}.rate`),
+      concurrency: limit.concurrency === undefined ? null : v.integer(limit.concurrency, `${field}.concurrency`, 1, 1, 10_000),
+    };
+  }
+  return limits;
+}
+
+function parseRate(v: Validator, value: unknown, field: string): { count: number; period_ms: number } {
+  const expected = 'must be "<count>/<period>", e.g. "5/s", "100/min", "1000/h", "20/10s"';
+  const match = typeof value === 'string' ? RATE.exec(value) : null;
+  const unitMs = match ? RATE_UNIT_MS.get(match[3]!) : undefined;
+  if (!match || unitMs === undefined) v.fail(field, `${expected}, got ${JSON.stringify(value)}`);
+  const count = Number(match[1]);
+  const periodMs = Number(match[2] ?? 1) * unitMs;
+  if (count < 1) v.fail(field, `must allow at least 1 run per period, got ${JSON.stringify(value)}`);
+  if (periodMs < 1000 || periodMs > MAX_RATE_PERIOD_MS) v.fail(field, `must have a period from 1 s to 7 days, got ${JSON.stringify(value)}`);
+  return { count, period_ms: periodMs };
 }
 
 class Validator {

@@ -13,6 +13,16 @@
  * - seq:       an opaque `_changes` sequence, stored verbatim.
  * - horizon:   how far ahead the worker keeps tasks in memory; later tasks stay in the
  *              database and are loaded by date, window by window.
+ * - priority:  an integer in a task (`priority`, default 0): when more tasks are due than an
+ *              instance has free run slots, the higher priority starts first, then the earlier date.
+ * - dependency: a task named in another's `after`: that other task waits, whatever its date,
+ *              until every dependency is `done` (`after_failure` says what a failed one means).
+ * - series date: a date a repeat names (the anchor plus k intervals, a cron fire time plus the
+ *              repeat's `delay`); a task runs at its series date plus its jitter offset.
+ * - jitter:    `repeat.jitter`: each series date runs at a stable offset in [0, jitter), derived
+ *              from the task id and the date, so every instance computes the same date.
+ * - limit:     a rate (`"100/min"`) or concurrency cap in config `limits`, for a worker name or
+ *              one job of it, shared by all its live instances; a task held back by one is throttled.
  */
 
 /** Every status a task document may carry (SPEC §3). */
@@ -32,6 +42,11 @@ export type Status = (typeof STATUSES)[number];
 /** Statuses a worker acts on; the others are final (or, `paused`, kept aside) until a user changes them. */
 export const ACTIVE_STATUSES: readonly Status[] = ['waiting', 'scheduled', 'running', 'reschedule', 'cancel'];
 
+/** What a task does when a task it waits for (`after`) ends `error` or `canceled`. */
+export const AFTER_FAILURES = ['error', 'run'] as const;
+/** `error` (default): the task goes to `error` naming the dependency; `run`: it runs anyway. */
+export type AfterFailure = (typeof AFTER_FAILURES)[number];
+
 /** `job` as stored: the long form or the short string form (with `data` beside it). */
 export interface JobSpec {
   name: string;
@@ -42,11 +57,20 @@ export interface JobSpec {
 /** A duration as moment.js understands it, in any of its key forms. */
 export type DurationObject = Record<string, number>;
 
-/** `repeat` as stored: a duration object, an ISO 8601 duration, or a cron schedule. */
+/**
+ * A duration of fixed length as a repeat's `jitter` and `delay` take it: milliseconds, an ISO
+ * 8601 duration (`"PT5M"`), the compact form (`"5m"`, `"1h30m"`) or a duration object.
+ */
+export type FixedDuration = number | string | DurationObject;
+
+/**
+ * `repeat` as stored: a duration object, an ISO 8601 duration, or a cron schedule. `jitter`
+ * spreads each date over [date, date + jitter); `delay` (cron only) moves each fire time.
+ */
 export type RepeatSpec =
   | string
-  | (DurationObject & { limit?: number; until?: string; timezone?: string })
-  | { cron: string; timezone?: string; limit?: number; until?: string };
+  | (DurationObject & { limit?: number; until?: string; timezone?: string; jitter?: FixedDuration })
+  | { cron: string; timezone?: string; limit?: number; until?: string; jitter?: FixedDuration; delay?: FixedDuration };
 
 export interface RetrySpec {
   limit: number;
@@ -94,6 +118,12 @@ export interface TaskDoc {
   repeat?: unknown;
   retry?: unknown;
   timeout?: unknown;
+  /** Integer, default 0: higher starts first when more tasks are due than free run slots. */
+  priority?: unknown;
+  /** Ids of the tasks that must be `done` before this one runs. */
+  after?: unknown;
+  /** `"error"` (default) or `"run"`: what a dependency ending `error` or `canceled` means. */
+  after_failure?: unknown;
   executions?: number;
   repetitions?: number;
   retries?: number;
@@ -129,6 +159,12 @@ export interface ValidTask {
   repeat?: RepeatSpec;
   retry?: RetrySpec;
   timeoutMs?: number;
+  /** @default 0 */
+  priority: number;
+  /** The tasks it waits for, each once; absent when it waits for none. */
+  after?: string[];
+  /** @default 'error' */
+  afterFailure: AfterFailure;
 }
 
 /** When a job asked to run again: `delayMs` after the run ended, or at `atMs` (epoch ms). */

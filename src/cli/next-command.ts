@@ -22,6 +22,8 @@ interface NextOptions {
   cron?: string;
   every?: string;
   tz?: string;
+  jitter?: string;
+  delay?: string;
 }
 
 const EXAMPLES = `
@@ -30,7 +32,8 @@ Examples:
   after next --cron '0 9 * * 1-5' --tz America/New_York -n 5
   after next --every 1M --tz Australia/Sydney --from 2026-01-31T09:00:00+11:00
   after next P1D
-  after next my-task-id         a stored task: its pending date, then its repeat`;
+  after next --cron '0 * * * *' --delay 30s     every hour at :00:30
+  after next my-task-id         a stored task: its pending date, then its repeat (jitter included)`;
 
 export function registerNextCommand(program: Command, ctx: CliContext): void {
   program
@@ -41,6 +44,8 @@ export function registerNextCommand(program: Command, ctx: CliContext): void {
     .option('--cron <expr>', 'a cron schedule instead of <schedule>, e.g. "0 9 * * 1-5"')
     .option('--every <duration>', 'an interval instead of <schedule>, e.g. 1M7d, 1h30m, 90s')
     .option('--tz <zone>', 'IANA time zone for --cron or --every, e.g. Europe/Paris')
+    .option('--delay <duration>', 'with --cron: each date this long after the fire time, e.g. 30s')
+    .option('--jitter <duration>', 'the repeat\'s jitter (each task\'s own offsets show with a task id)')
     .addHelpText('after', EXAMPLES)
     .action(async (schedule: string | undefined, opts: NextOptions) => {
       const fromMs = opts.from === undefined ? nextWholeSecond(Date.now()) : parseFrom(opts.from);
@@ -57,10 +62,10 @@ export function registerNextCommand(program: Command, ctx: CliContext): void {
  */
 export async function resolveSource(
   schedule: string | undefined,
-  opts: Pick<NextOptions, 'cron' | 'every' | 'tz'>,
+  opts: Pick<NextOptions, 'cron' | 'every' | 'tz' | 'jitter' | 'delay'>,
   fetchTask: (id: string) => Promise<TaskDoc>,
 ): Promise<PreviewSource> {
-  const fromFlags = repeatSpecFromFlags({ cron: opts.cron, every: opts.every, timezone: opts.tz });
+  const fromFlags = repeatSpecFromFlags({ cron: opts.cron, every: opts.every, timezone: opts.tz, jitter: opts.jitter, delay: opts.delay });
   if (!fromFlags.ok) throw new UsageError(fromFlags.message);
   if (fromFlags.repeat !== undefined) {
     if (schedule !== undefined) throw new UsageError('give a <schedule> argument or --cron/--every, not both');

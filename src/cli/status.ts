@@ -28,8 +28,14 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
 export function instancesLines(instances: readonly InstanceView[]): string[] {
   const live = instances.filter((instance) => instance.live);
   if (live.length === 0) return ['no live worker instances'];
-  const rows = live.map((i) => [i.worker, i.instance, i.host, String(i.pid), `${formatDuration(i.age_ms)} ago`, String(i.running), String(i.held)]);
-  return [`live instances: ${live.length}`, ...formatTable(['WORKER', 'INSTANCE', 'HOST', 'PID', 'HEARTBEAT', 'RUNNING', 'HELD'], rows)];
+  // Instances of a worker name with `limits` report their throttled tasks: a column then.
+  const limited = live.some((i) => typeof i.throttled === 'number');
+  const rows = live.map((i) => [
+    i.worker, i.instance, i.host, String(i.pid), `${formatDuration(i.age_ms)} ago`, String(i.running), String(i.held),
+    ...(limited ? [typeof i.throttled === 'number' ? String(i.throttled) : '-'] : []),
+  ]);
+  const headers = ['WORKER', 'INSTANCE', 'HOST', 'PID', 'HEARTBEAT', 'RUNNING', 'HELD', ...(limited ? ['THROTTLED'] : [])];
+  return [`live instances: ${live.length}`, ...formatTable(headers, rows)];
 }
 
 /**

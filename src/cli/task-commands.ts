@@ -45,8 +45,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .option('--cron <expr>', 'repeat on a cron schedule (5 or 6 fields); without --date it starts at the first fire time')
     .option('--every <duration>', 'repeat every compact duration: 1M7d, 1h30m, 90s (M months, m minutes)')
     .option('--tz <zone>', 'time zone of --cron or --every calendar units (IANA name, e.g. Europe/Paris)')
+    .option('--jitter <duration>', 'spread each repeat date over [date, date + duration), at an offset stable per task and date: 5m, 30s, PT1M')
+    .option('--delay <duration>', 'with --cron: run this long after each fire time, e.g. 30s, 5m')
     .option('--retry <json>', 'retry policy, e.g. {"limit": 3, "delay": {"minutes": 1}, "backoff": 2}')
     .option('--timeout <ms>', 'milliseconds a run may take')
+    .option('--priority <n>', 'integer, default 0: higher starts first when more tasks are due than free run slots')
+    .option('--after <ids>', 'run only once these tasks are done (comma-separated ids; repeatable)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--after-failure <what>', 'when a task it waits for fails or is canceled: error (default) or run')
     .option('--id <id>', 'choose the task id (a second add with the same id fails)')
     .action(async (opts: AddOptions) => {
       const doc = readTaskInput(opts);

@@ -2,10 +2,10 @@
  * Pure parsing of `after task add` input into a task document: either one JSON document
  * (`--json`, `--file`) or flags. Problems are UsageErrors that name the flag.
  */
+import { randomUUID } from 'node:crypto';
 import { UsageError } from '../errors';
-import { cronFireAfter } from '../task/cron';
-import { repeatSpecFromFlags } from '../task/repeat';
-import type { TaskDoc } from '../types';
+import { firstRunDate, parseRepeat as parseRepeatSpec, repeatSpecFromFlags } from '../task/repeat';
+import { AFTER_FAILURES, type TaskDoc } from '../types';
 
 export interface TaskFlags {
   worker?: string;
@@ -17,8 +17,18 @@ export interface TaskFlags {
   cron?: string;
   every?: string;
   tz?: string;
+  /** `--jitter 5m`: spread each repeat date over [date, date + 5 min). */
+  jitter?: string;
+  /** `--delay 30s`: run 30 s after each cron time. */
+  delay?: string;
   retry?: string;
   timeout?: string;
+  /** `--priority 5`: higher starts first when more tasks are due than free slots. */
+  priority?: string;
+  /** `--after import,fx-rates` (or the flag given several times): run once these are done. */
+  after?: string | string[];
+  /** `--after-failure run`: run even if a task it waits for fails. */
+  afterFailure?: string;
   id?: string;
 }
 
@@ -33,8 +43,13 @@ export const TASK_FLAG_NAMES: readonly (keyof TaskFlags)[] = [
   'cron',
   'every',
   'tz',
+  'jitter',
+  'delay',
   'retry',
   'timeout',
+  'priority',
+  'after',
+  'afterFailure',
   'id',
 ];
 
@@ -63,14 +78,17 @@ export function taskDocFromJson(text: string, source: string): Partial<TaskDoc> 
 
 /** A task document built from `--worker --date --job ...` flags. */
 export function taskDocFromFlags(flags: TaskFlags, nowMs: number = Date.now()): Partial<TaskDoc> {
-  const schedule = repeatSpecFromFlags({ cron: flags.cron, every: flags.every, timezone: flags.tz });
+  const schedule = repeatSpecFromFlags({ cron: flags.cron, every: flags.every, timezone: flags.tz, jitter: flags.jitter, delay: flags.delay });
   if (!schedule.ok) throw new UsageError(schedule.message);
   if (schedule.repeat !== undefined && flags.repeat !== undefined) {
-    throw new UsageError('--repeat: give the schedule once (--repeat, or --cron/--every with --tz)');
+    throw new UsageError('--repeat: give the schedule once (--repeat, or --cron/--every with --tz, --jitter, --delay)');
   }
   if (flags.cron !== undefined && flags.date === undefined) {
-    // A cron task with no date starts on the pattern's first fire time from now.
-    const first = cronFireAfter(flags.cron, flags.tz ?? 'UTC', nowMs - 1);
+    // A cron task with no date starts on the pattern's first fire time from now (plus its delay),
+    // moved by its own jitter offset, which comes from its id: the id is chosen here.
+    if (flags.jitter !== undefined && flags.id === undefined) flags = { ...flags, id: randomUUID().replace(/-/g, '') };
+    const parsed = schedule.repeat === undefined ? undefined : parseRepeatSpec(schedule.repeat);
+    const first = parsed?.ok ? firstRunDate(parsed.repeat, flags.id, nowMs) : null;
     if (first !== null) flags = { ...flags, date: new Date(first).toISOString() };
   }
   for (const required of ['worker', 'date', 'job'] as const) {
@@ -92,7 +110,33 @@ export function taskDocFromFlags(flags: TaskFlags, nowMs: number = Date.now()): 
   if (schedule.repeat !== undefined) doc.repeat = schedule.repeat;
   if (flags.retry !== undefined) doc.retry = parseJsonFlag('retry', flags.retry);
   if (flags.timeout !== undefined) doc.timeout = parseTimeout(flags.timeout);
+  if (flags.priority !== undefined) doc.priority = parsePriority(flags.priority);
+  if (flags.after !== undefined) doc.after = parseAfter(flags.after);
+  if (flags.afterFailure !== undefined) {
+    if (!(AFTER_FAILURES as readonly string[]).includes(flags.afterFailure)) {
+      throw new UsageError(`--after-failure must be one of ${AFTER_FAILURES.join(', ')}, got ${JSON.stringify(flags.afterFailure)}`);
+    }
+    if (flags.after === undefined) throw new UsageError('--after-failure: needs --after');
+    doc.after_failure = flags.afterFailure;
+  }
   return withDefaults(doc);
+}
+
+function parsePriority(text: string): number {
+  const value = Number(text);
+  if (!/^\s*[+-]?\d+\s*$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new UsageError(`--priority must be an integer (higher runs first; the default is 0), got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** `--after a,b --after c`: the ids, in order, each once. */
+function parseAfter(value: string | string[]): string[] {
+  const ids = (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(',')).map((id) => id.trim());
+  if (ids.length === 0 || ids.some((id) => id === '')) {
+    throw new UsageError('--after must name task ids, separated by commas (e.g. --after import-2026-11,fx-rates)');
+  }
+  return [...new Set(ids)];
 }
 
 /** `--repeat` takes a JSON object (`{"days": 1}`, `{"cron": "..."}`) or an ISO 8601 duration. */

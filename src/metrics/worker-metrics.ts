@@ -15,6 +15,10 @@ export interface MeteredWorker {
   readonly name: string;
   readonly events: SafeEmitter<WorkerEvents>;
   readonly runningCount: number;
+  /** Due tasks waiting for a rate or concurrency limit now. @default 0 */
+  readonly throttledCount?: number;
+  /** Tasks held until the tasks they wait for (`after`) are done. @default 0 */
+  readonly waitingForDependenciesCount?: number;
   readonly databaseHealth: Readonly<StoreHealth>;
   heldByStatus(): Map<string, number>;
   feedSeqBehind(): Promise<number | undefined>;
@@ -68,6 +72,12 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMet
   const scheduled = new Counter({ name: 'after_tasks_scheduled_total', help: 'Tasks this instance took into its timer (scheduled writes)', registers });
   const invalid = new Counter({ name: 'after_tasks_invalid_total', help: 'Tasks set to error without a run (bad field, unknown job)', registers });
   const canceled = new Counter({ name: 'after_tasks_canceled_total', help: 'Cancels acknowledged (canceled writes)', registers });
+  const throttled = new Counter({
+    name: 'after_tasks_throttled_total',
+    help: 'Runs that started late because a rate or concurrency limit (config limits) held them back, by limit',
+    labelNames: ['limit'] as const,
+    registers,
+  });
   const conflicts = new Counter({
     name: 'after_database_conflicts_total',
     help: 'Writes that lost to another writer (409 or a lost cluster claim), by what the write was for',
@@ -115,6 +125,22 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMet
     },
   });
   new Gauge({
+    name: 'after_tasks_throttled',
+    help: 'Due tasks waiting now for a rate or concurrency limit (config limits) to have room',
+    registers,
+    collect() {
+      this.set(worker.throttledCount ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'after_tasks_waiting_for_dependencies',
+    help: 'Tasks this instance holds until the tasks they wait for (after) are done',
+    registers,
+    collect() {
+      this.set(worker.waitingForDependenciesCount ?? 0);
+    },
+  });
+  new Gauge({
     name: 'after_runs_running',
     help: 'Runs in progress on this instance now (claims being written included)',
     registers,
@@ -142,6 +168,7 @@ export function createWorkerMetrics(worker: MeteredWorker, options: { defaultMet
     worker.events.on('task:invalid', () => invalid.inc()),
     worker.events.on('task:canceled', () => canceled.inc()),
     worker.events.on('task:conflict', (e) => conflicts.inc({ during: e.during })),
+    worker.events.on('task:throttled', (e) => throttled.inc({ limit: e.limit })),
   ];
 
   return {

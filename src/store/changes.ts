@@ -14,7 +14,7 @@ import { toError } from '../errors';
 import type { Logger } from '../log';
 import { linkSignals, type Connection } from './connection';
 import { BY_WORKER_FILTER } from './design';
-import type { ChangeBatch, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
+import type { ChangeBatch, DocsFeedOptions, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
 import type { TaskDoc } from '../types';
 
 /**
@@ -108,6 +108,32 @@ export function followChanges(conn: Connection, serverKind: ServerKind, options:
       since: options.since,
       heartbeatMs: options.heartbeatMs,
       batchSize: options.batchSize,
+      onBatch: options.onBatch,
+      onReconnect: options.onReconnect,
+    },
+    log,
+    health,
+  );
+}
+
+/**
+ * A few documents by id, on both servers: `_doc_ids` is a built-in filter (no couchjs on
+ * CouchDB; pouchdb-server hands the ids to PouchDB's own `doc_ids` option), with the ids in the
+ * body so that a long list never makes a long URL.
+ */
+export function docIdsChangesFilter(ids: readonly string[]): ChangesRequest {
+  return { method: 'POST', qs: { filter: '_doc_ids' }, body: { doc_ids: [...ids] } };
+}
+
+/** The documents named in `options.ids`, as the worker follows the tasks its tasks wait for. */
+export function followDocIds(conn: Connection, options: DocsFeedOptions, label: string, log: Logger, health?: StoreHealth): Feed {
+  return new ChangesFeed(
+    conn,
+    {
+      label,
+      filter: docIdsChangesFilter(options.ids),
+      since: options.since,
+      heartbeatMs: options.heartbeatMs,
       onBatch: options.onBatch,
       onReconnect: options.onReconnect,
     },

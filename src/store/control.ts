@@ -45,6 +45,8 @@ export interface InstanceDoc {
   interval_ms: number;
   running: number;
   held: number;
+  /** Due tasks waiting for a rate or concurrency limit (only when the worker name has limits). */
+  throttled?: number;
 }
 
 export function instanceDocId(worker: string, instance: string): string {

@@ -7,12 +7,12 @@ import { AfterError, CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';
-import { followChanges } from './changes';
+import { followChanges, followDocIds } from './changes';
 import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
 import { openControlStore } from './control';
 import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
-import type { ControlStore, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
+import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
 import { WriteBatcher, type DocOutcome, type WriteKind } from './write-batcher';
 
 export interface StoreOptions {
@@ -34,6 +34,8 @@ const KEPT_BRANCH_CHECKS_MS = [2_000, 5_000, 15_000, 60_000];
  * (pouchdb-server) makes a claim sent meanwhile wait behind at most this many documents.
  */
 const HOLD_LANE_BATCH = 100;
+/** Ids per `_all_docs` request of getMany: a body, not a URL, but still bounded. */
+const GET_MANY_BATCH = 500;
 
 export async function createStore(config: AfterConfig, options: StoreOptions): Promise<TaskStore> {
   const log = options.log ?? silentLogger();
@@ -131,6 +133,27 @@ class CouchStore implements TaskStore {
     }
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>> {
+    const found = new Map<string, TaskDoc | null>();
+    const unique = [...new Set(ids)];
+    for (let start = 0; start < unique.length; start += GET_MANY_BATCH) {
+      const keys = unique.slice(start, start + GET_MANY_BATCH);
+      // A missing key comes back as `{"key": ..., "error": "not_found"}`, a deleted one with
+      // `value.deleted` and `doc: null`.
+      const res = await this.call<{ rows?: Array<{ key?: string; doc?: TaskDoc | null }> }>({
+        method: 'POST',
+        path: '_all_docs',
+        qs: { include_docs: true },
+        body: { keys },
+      });
+      for (const row of res.body.rows ?? []) {
+        if (typeof row.key === 'string') found.set(row.key, row.doc && !row.doc._deleted ? row.doc : null);
+      }
+    }
+    for (const id of unique) if (!found.has(id)) found.set(id, null);
+    return found;
+  }
+
   async write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
     if (this.closing.signal.aborted) throw closedError();
     const kind = options.claim ? 'claim' : 'plain';
@@ -208,6 +231,22 @@ class CouchStore implements TaskStore {
   follow(options: FeedOptions): Feed {
     if (this.closing.signal.aborted) throw closedError();
     const feed = followChanges(this.conn, this.server.kind, options, this.log, this.health);
+    const feeds = this.feeds;
+    feeds.add(feed);
+    return {
+      get lastSeq() {
+        return feed.lastSeq;
+      },
+      async stop() {
+        await feed.stop();
+        feeds.delete(feed);
+      },
+    };
+  }
+
+  followDocs(options: DocsFeedOptions): Feed {
+    if (this.closing.signal.aborted) throw closedError();
+    const feed = followDocIds(this.conn, options, `changes feed of ${options.ids.length} awaited task(s)`, this.log, this.health);
     const feeds = this.feeds;
     feeds.add(feed);
     return {

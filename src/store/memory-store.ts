@@ -16,6 +16,7 @@ import type {
   ControlDoc,
   ControlFeedOptions,
   ControlStore,
+  DocsFeedOptions,
   Feed,
   FeedOptions,
   FindPage,
@@ -195,6 +196,18 @@ export class MemoryStore implements TaskStore {
     return stored && !stored.doc._deleted ? (copy(stored.doc) as TaskDoc) : null;
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>> {
+    this.checkOpen();
+    // One request: the answer comes in a later turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    const found = new Map<string, TaskDoc | null>();
+    for (const id of ids) {
+      const stored = this.db.current(id);
+      found.set(id, stored && !stored.doc._deleted ? (copy(stored.doc) as TaskDoc) : null);
+    }
+    return found;
+  }
+
   async write(doc: TaskDoc, _options?: WriteOptions): Promise<WriteResult> {
     this.checkOpen();
     // Like the HTTP store: the answer comes in a later turn of the event loop.
@@ -236,6 +249,14 @@ export class MemoryStore implements TaskStore {
   follow(options: FeedOptions): Feed {
     this.checkOpen();
     const feed = followDb(this.db, options.since, options.onBatch, (doc) => doc._deleted === true || doc.worker === options.worker);
+    this.feeds.add(feed);
+    return feed;
+  }
+
+  followDocs(options: DocsFeedOptions): Feed {
+    this.checkOpen();
+    const ids = new Set(options.ids);
+    const feed = followDb(this.db, options.since, options.onBatch, (doc) => ids.has(doc._id));
     this.feeds.add(feed);
     return feed;
   }

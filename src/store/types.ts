@@ -47,6 +47,19 @@ export interface FeedOptions {
   onReconnect?(): void;
 }
 
+/**
+ * A feed of a few named documents (the tasks other tasks wait for), whatever worker they belong
+ * to: `_changes?filter=_doc_ids` with the ids in the body, built into CouchDB (no couchjs) and
+ * pouchdb-server alike. A new set of ids is a new feed from the last one's seq.
+ */
+export interface DocsFeedOptions {
+  ids: readonly string[];
+  since: string;
+  heartbeatMs: number;
+  onBatch(batch: ChangeBatch): Promise<void> | void;
+  onReconnect?(): void;
+}
+
 export interface Feed {
   /** The seq of the last batch handed to onBatch. */
   readonly lastSeq: string;
@@ -148,6 +161,11 @@ export interface TaskStore {
   /** The document, or null when it does not exist or is deleted. */
   get(id: string): Promise<TaskDoc | null>;
   /**
+   * Several documents in one request (`_all_docs` with `keys`), by id; null for one that does
+   * not exist or is deleted. Every id asked is in the map.
+   */
+  getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>>;
+  /**
    * Write `doc` based on its `_rev`. Writes issued in the same tick go out as one
    * `_bulk_docs`; each document's conflict is reported on its own. Network errors and 5xx
    * are retried with backoff until the database answers (or the store is closed).
@@ -169,6 +187,8 @@ export interface TaskStore {
   findExpiredLeases(worker: string, status: string, before: string, limit: number): Promise<TaskDoc[]>;
   /** Follow `_changes` for one worker's tasks, reconnecting forever until stopped. */
   follow(options: FeedOptions): Feed;
+  /** Follow `_changes` of the documents named in `options.ids` (any worker's), reconnecting forever until stopped. */
+  followDocs(options: DocsFeedOptions): Feed;
   /** Stop retries and release sockets. */
   close(): Promise<void>;
 }

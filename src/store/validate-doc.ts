@@ -32,7 +32,9 @@ export function validateTaskDocUpdate(newDoc: any, _oldDoc?: any, _userCtx?: any
   var UNCHECKED_STATUSES = ['cancel', 'canceled', 'done', 'error'];
   var CALENDAR_UNITS = ['years', 'year', 'y', 'months', 'month', 'M', 'weeks', 'week', 'w', 'days', 'day', 'd'];
   var TIME_UNITS = ['hours', 'hour', 'h', 'minutes', 'minute', 'm', 'seconds', 'second', 's', 'milliseconds', 'millisecond', 'ms'];
-  var REPEAT_OPTIONS = ['limit', 'until', 'timezone', 'misfire'];
+  var REPEAT_OPTIONS = ['limit', 'until', 'timezone', 'misfire', 'jitter'];
+  var AFTER_FAILURES = ['error', 'run'];
+  var MAX_DEPENDENCIES = 100;
   var RETRY_KEYS = ['limit', 'delay', 'backoff'];
   var MAX_NAME_LENGTH = 200;
   var MAX_TIMEOUT_MS = 2147483647;
@@ -169,11 +171,29 @@ export function validateTaskDocUpdate(newDoc: any, _oldDoc?: any, _userCtx?: any
     if (has(value, 'timezone') && (typeof value.timezone !== 'string' || value.timezone.length === 0)) {
       refuse('repeat.timezone', show(value.timezone) + ' is not a time zone name');
     }
+    // The worker reads the forms of a jitter and a delay (and their sizes); here only their type.
+    if (has(value, 'jitter')) checkFixedDurationType(value.jitter, 'repeat.jitter');
+    if (has(value, 'cron') && has(value, 'delay')) checkFixedDurationType(value.delay, 'repeat.delay');
     if (has(value, 'cron')) {
       if (typeof value.cron !== 'string' || value.cron.length === 0) refuse('repeat.cron', show(value.cron) + ' is not a cron pattern');
       return;
     }
     checkDuration(value, 'repeat', false, false, REPEAT_OPTIONS);
+  }
+
+  function checkFixedDurationType(value: any, field: string): void {
+    var isNumber = typeof value === 'number' && isFinite(value) && value >= 0;
+    if (!isNumber && typeof value !== 'string' && !isObject(value)) {
+      refuse(field, show(value) + ' is not a duration (expected e.g. "5m", "PT30S" or a number of milliseconds)');
+    }
+  }
+
+  function checkAfter(value: any): void {
+    if (!isArray(value)) refuse('after', show(value) + ' is not an array of task ids');
+    if (value.length > MAX_DEPENDENCIES) refuse('after', 'names ' + value.length + ' tasks, more than ' + MAX_DEPENDENCIES);
+    for (var i = 0; i < value.length; i++) {
+      if (typeof value[i] !== 'string' || value[i].length === 0) refuse('after[' + i + ']', show(value[i]) + ' is not a task id');
+    }
   }
 
   function checkRetry(value: any): void {
@@ -205,6 +225,13 @@ export function validateTaskDocUpdate(newDoc: any, _oldDoc?: any, _userCtx?: any
   if (has(newDoc, 'retry')) checkRetry(newDoc.retry);
   if (has(newDoc, 'timeout') && !isWholeNumber(newDoc.timeout, 1, MAX_TIMEOUT_MS)) {
     refuse('timeout', show(newDoc.timeout) + ' is not a whole number of milliseconds from 1 to ' + MAX_TIMEOUT_MS);
+  }
+  if (has(newDoc, 'priority') && !isWholeNumber(newDoc.priority, -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)) {
+    refuse('priority', show(newDoc.priority) + ' is not an integer');
+  }
+  if (has(newDoc, 'after')) checkAfter(newDoc.after);
+  if (has(newDoc, 'after_failure') && !isIn(AFTER_FAILURES, newDoc.after_failure)) {
+    refuse('after_failure', show(newDoc.after_failure) + ' is not "error" or "run"');
   }
 }
 

@@ -10,9 +10,15 @@
  * tasks of its share at their date and holds the others as a backup: it claims one only when
  * it is still unclaimed `graceMs` after its date (its owner is busy, slow or gone). The claim
  * write still decides who runs a task; the share only keeps instances from racing for it.
+ *
+ * Dependencies (`after`): a `waiting` task that names tasks it waits for is its owner's alone
+ * to watch. The owner holds it out of the timer until its dependencies are done (or one failed,
+ * see task/dependencies.ts), then writes `scheduled` whatever its date, so that the other
+ * instances, which never read the dependencies, see it as any held task from then on.
  */
 import { revGeneration } from '../revision';
 import type { Lease, TaskDoc } from '../types';
+import { dependencyVerdict, type DependencyLookup } from './dependencies';
 import { validateTask, type ParsedTask, type ValidateOptions } from './validate';
 
 export interface DecideContext {
@@ -31,6 +37,8 @@ export interface DecideContext {
   owns(id: string): boolean;
   /** Checks a document passes besides its fields' own (the shortest repeat). */
   validation?: ValidateOptions;
+  /** The tasks named in `after` (and on their chains), as this instance last read them. @default none read */
+  dependencies?: DependencyLookup;
 }
 
 export type Decision =
@@ -50,8 +58,19 @@ export type Decision =
    * share, claimed only if still unclaimed `graceMs` after its date.
    */
   | { kind: 'hold'; task: ParsedTask; backup: boolean }
-  /** Claim the hold: write `scheduled` with this instance's lease, then hold. Own share only. */
+  /**
+   * Claim the hold: write `scheduled` with this instance's lease, then hold. Own share only. A
+   * task whose dependencies are all done is always scheduled (written), however soon it is due.
+   */
   | { kind: 'schedule'; task: ParsedTask }
+  /**
+   * Its dependencies are not all done (`pending`): keep it (no write, no timer), read and follow
+   * `watch` (its dependencies and the chains walked for cycles), and decide it again when one of
+   * them changes. Own share only.
+   */
+  | { kind: 'wait-for'; task: ParsedTask; pending: string[]; watch: string[] }
+  /** A dependency failed, does not exist, repeats, or waits for this task: write `error` naming it. */
+  | { kind: 'dependency-failed'; message: string }
   /** Already scheduled by this instance: keep holding. */
   | { kind: 'keep'; task: ParsedTask }
   /** This instance's own run under a live lease: the runner owns it. */
@@ -139,9 +158,24 @@ function place(task: ParsedTask, ctx: DecideContext): Decision {
   if (task.dueMs > ctx.horizonEndMs) {
     return task.doc.status === undefined ? { kind: 'mark-waiting' } : { kind: 'drop', why: 'beyond the horizon' };
   }
+  // A `scheduled` task's dependencies were found done by the instance that scheduled it.
+  if (task.after !== undefined && task.status !== 'scheduled') return placeAfterDependencies(task, ctx);
   if (!ctx.owns(task.id)) return { kind: 'hold', task, backup: true };
   if (task.dueMs <= ctx.dueSoonEndMs) return { kind: 'hold', task, backup: false };
   return { kind: 'schedule', task };
+}
+
+function placeAfterDependencies(task: ParsedTask, ctx: DecideContext): Decision {
+  if (!ctx.owns(task.id)) return { kind: 'drop', why: 'waits for its dependencies (its owner follows them)' };
+  const verdict = dependencyVerdict(task, ctx.dependencies ?? (() => undefined));
+  switch (verdict.kind) {
+    case 'waiting':
+      return { kind: 'wait-for', task, pending: verdict.pending, watch: verdict.watched };
+    case 'failed':
+      return { kind: 'dependency-failed', message: verdict.message };
+    case 'satisfied':
+      return { kind: 'schedule', task };
+  }
 }
 
 /**

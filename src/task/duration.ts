@@ -250,3 +250,36 @@ export function durationToObject(duration: Duration): Partial<Record<keyof Durat
   for (const unit of SPEC_UNITS) if (duration[unit] !== 0) object[unit] = duration[unit];
   return object;
 }
+
+export type FixedDurationParse = { ok: true; ms: number } | { ok: false; message: string };
+
+/**
+ * A duration of fixed length, in whole milliseconds: a repeat's `jitter` and `delay`. Any form a
+ * task takes (a number of milliseconds, an ISO 8601 duration `"PT5M"`, an object `{"minutes":
+ * 5}`) and the compact form of the command line (`"5m"`, `"1h30m"`, `"90s"`), since that is how
+ * people write them. Zero is allowed (none). Months and years are refused: they have no fixed
+ * length; weeks and days count as 7 × 24 h and 24 h of elapsed time. Never throws.
+ */
+export function parseFixedDurationMs(value: unknown, field: string): FixedDurationParse {
+  const compact = typeof value === 'string' && value.trim() !== '' && !value.trim().startsWith('P');
+  const parsed = compact ? parseCompactDuration(value as string, field) : parseDuration(value, field, { allowZero: true });
+  if (!parsed.ok) return parsed;
+  if (parsed.duration.years > 0 || parsed.duration.months > 0) {
+    return { ok: false, message: `${field}: ${quoteValue(value)} has no fixed length (months and years vary); use weeks, days or less` };
+  }
+  return { ok: true, ms: Math.round(approximateMs(parsed.duration)) };
+}
+
+/**
+ * The shortest time `duration` can take from any date: a month of 28 days, a year of 365, and in
+ * a time zone a day of 23 hours (a spring-forward day). What a jitter must stay below.
+ */
+export function shortestMs(duration: Duration, timeZone?: string): number {
+  const dayMs = timeZone === undefined ? DAY_MS : DAY_MS - 3_600_000;
+  return (
+    duration.years * 365 * dayMs +
+    duration.months * 28 * dayMs +
+    (duration.weeks * 7 + duration.days) * dayMs +
+    timeOfDayMs(duration)
+  );
+}

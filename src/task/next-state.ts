@@ -104,6 +104,7 @@ export function nextState(
         startedAtMs: run.startedAtMs,
         repetitions,
         nowMs: run.finishedAtMs,
+        taskId: doc._id,
       });
       if (following) {
         keepAnchor(next, doc, task);

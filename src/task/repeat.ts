@@ -34,8 +34,23 @@
  * - Runs of a task never overlap: the next date is computed when a run ends. A run that
  *   outlasts the interval has missed dates, and `misfire` decides as above (`run_once`: the
  *   next run starts at once, then the series continues on its own dates).
+ * - `delay` (cron only, `{"cron": "0 * * * *", "delay": "30s"}`) moves every fire time by a
+ *   fixed amount: the series' dates are the pattern's fire times plus the delay, and every rule
+ *   above applies to those dates (a delay may be longer than the pattern's gaps: `"90m"` on an
+ *   hourly pattern runs at half past every hour).
+ * - `jitter` (`"5m"`) spreads the runs: each series date S runs at S + an offset in
+ *   [0, jitter), derived from the task's id and S alone (a stable hash), so every instance
+ *   computes the same date, `after next` shows it, and nothing runs before S. The offset moves
+ *   the run, never the series: the next series date is computed from S (an interval repeat from
+ *   its anchor, a cron one from the pattern), so the schedule does not drift. A jittered `date`
+ *   is recognised as S + offset(S) when the worker computes the next one; any other date (the
+ *   user's first date, a retry's, a reschedule) counts as a series date of its own, as without
+ *   jitter. The jitter must be shorter than the shortest time between two series dates, so that
+ *   each run stays before the next date; an offset never carries a run past `until`. Retries
+ *   are not jittered.
  */
-import { checkCronPattern, cronFireAfter, cronFireAtOrBefore } from './cron';
+import { stableFraction } from '../hash';
+import { checkCronPattern, cronFireAfter, cronFireAtOrBefore, cronShortestGapMs } from './cron';
 import { MAX_DATE_MS, parseTaskDate, quoteValue } from './dates';
 import {
   addDuration,
@@ -45,6 +60,8 @@ import {
   durationToObject,
   parseCompactDuration,
   parseDuration,
+  parseFixedDurationMs,
+  shortestMs,
 } from './duration';
 import { parseTimeZone } from './zones';
 
@@ -58,6 +75,8 @@ interface SeriesLimits {
   /** No run is scheduled after this instant (epoch ms). */
   untilMs?: number;
   misfire: Misfire;
+  /** Each series date runs up to this much later, at a stable offset per (task, date). @default 0 */
+  jitterMs?: number;
 }
 
 /** A repeat every fixed calendar interval, anchored at the series' first date. */
@@ -74,6 +93,8 @@ export interface CronRepeat extends SeriesLimits {
   pattern: string;
   /** IANA zone the pattern is read in; `UTC` when the repeat names none. */
   timezone: string;
+  /** The series' dates are the fire times plus this. @default 0 */
+  delayMs?: number;
 }
 
 /** A parsed `repeat`. */
@@ -104,11 +125,13 @@ export interface SeriesState {
   /** Successful runs of the series, including the one that just ended. */
   repetitions: number;
   nowMs: number;
+  /** The task's `_id`: a jittered repeat's offsets derive from it. Without it, no jitter. */
+  taskId?: string;
 }
 
 /** Keys a repeat object may carry beside its duration keys (or its `cron`). */
-const REPEAT_OPTION_KEYS = ['limit', 'until', 'timezone', 'misfire'];
-const CRON_KEYS = ['cron', ...REPEAT_OPTION_KEYS];
+const REPEAT_OPTION_KEYS = ['limit', 'until', 'timezone', 'misfire', 'jitter'];
+const CRON_KEYS = ['cron', 'delay', ...REPEAT_OPTION_KEYS];
 const RETRY_KEYS = ['limit', 'delay', 'backoff'];
 const DEFAULT_RETRY_DELAY: Duration = {
   years: 0, months: 0, weeks: 0, days: 0, hours: 0, minutes: 0, seconds: 0, milliseconds: 1000,
@@ -148,15 +171,46 @@ function parseCronRepeat(spec: Record<string, unknown>, limits: SeriesLimits, ti
   const zone = timezone ?? 'UTC';
   const checked = checkCronPattern(spec.cron, zone, 'repeat.cron');
   if (!checked.ok) return checked;
-  return { ok: true, repeat: { kind: 'cron', pattern: spec.cron as string, timezone: zone, ...limits } };
+  const repeat: CronRepeat = { kind: 'cron', pattern: spec.cron as string, timezone: zone, ...limits };
+  if (Object.hasOwn(spec, 'delay')) {
+    const delay = parseFixedDurationMs(spec.delay, 'repeat.delay');
+    if (!delay.ok) return delay;
+    if (delay.ms > 0) repeat.delayMs = delay.ms;
+  }
+  const jitter = checkJitter(spec, limits, cronShortestGapMs(repeat.pattern, zone));
+  return jitter.ok ? { ok: true, repeat } : jitter;
 }
 
 function parseIntervalRepeat(spec: Record<string, unknown>, limits: SeriesLimits, timezone: string | undefined): RepeatParse {
+  if (Object.hasOwn(spec, 'delay')) {
+    return {
+      ok: false,
+      message: 'repeat.delay: only a cron repeat takes a delay (an interval repeat runs at its date and every interval after it: move its date instead)',
+    };
+  }
   const every = parseDuration(spec, 'repeat', { ignoreKeys: REPEAT_OPTION_KEYS });
   if (!every.ok) return every;
   const repeat: IntervalRepeat = { kind: 'interval', every: every.duration, ...limits };
   if (timezone !== undefined) repeat.timezone = timezone;
-  return { ok: true, repeat };
+  const jitter = checkJitter(spec, limits, shortestMs(every.duration, timezone));
+  return jitter.ok ? { ok: true, repeat } : jitter;
+}
+
+/** A jitter must stay below the shortest gap between two series dates, or a run could pass the next date. */
+function checkJitter(spec: Record<string, unknown>, limits: SeriesLimits, shortestGapMs: number): { ok: true } | { ok: false; message: string } {
+  if (limits.jitterMs === undefined || !(limits.jitterMs >= shortestGapMs)) return { ok: true };
+  return {
+    ok: false,
+    message:
+      `repeat.jitter: ${quoteValue(spec.jitter)} is not shorter than the shortest time between two dates of this repeat ` +
+      `(${describeGap(shortestGapMs)}): a run could move past the next date`,
+  };
+}
+
+function describeGap(ms: number): string {
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
+  for (const [name, size] of units) if (ms >= size && ms % size === 0) return `${ms / size} ${name}`;
+  return `${ms} ms`;
 }
 
 /** `limit`, `until` and `misfire`, shared by every kind of repeat. */
@@ -181,32 +235,96 @@ function parseSeriesLimits(spec: Record<string, unknown>): { ok: true; limits: S
     }
     limits.misfire = misfire;
   }
+  if (Object.hasOwn(spec, 'jitter')) {
+    const jitter = parseFixedDurationMs(spec.jitter, 'repeat.jitter');
+    if (!jitter.ok) return jitter;
+    if (jitter.ms > 0) limits.jitterMs = jitter.ms;
+  }
   return { ok: true, limits };
 }
 
-/** The date of the series' next run, or null when the series is over. Never loops per date. */
+/**
+ * The date of the series' next run, or null when the series is over. Never loops per date.
+ * With a jitter (and `state.taskId`) the date is a series date plus its offset (see the header).
+ */
 export function nextRepeat(repeat: Repeat, state: SeriesState): { dateMs: number } | null {
   if (repeat.limit !== undefined && state.repetitions >= repeat.limit) return null;
   if (!Number.isFinite(state.dateMs) || !Number.isFinite(state.nowMs)) return null;
   const untilMs = Math.min(repeat.untilMs ?? MAX_DATE_MS, MAX_DATE_MS);
   const anchorMs = Number.isFinite(state.anchorMs) ? state.anchorMs : state.dateMs;
-  const series: Series = repeat.kind === 'cron' ? new CronSeries(repeat) : new IntervalSeries(anchorMs, repeat.every, repeat.timezone);
+  const series = seriesOf(repeat, anchorMs);
+  const runAt = runDates(repeat, state.taskId, untilMs);
 
+  // The run that just ended stands for its series date: a jittered date is that date moved by
+  // its offset, and so is the moment the run started.
+  const current = seriesDateOf(series, runAt, state.dateMs, repeat.jitterMs ?? 0);
   // A run that started late covers the dates that passed while it waited (an outage is one
   // run, not one per missed date); never fewer than its own date, whatever the clocks say.
-  const startedAtMs = state.startedAtMs ?? Number.NaN;
-  const coveredUntilMs = Number.isFinite(startedAtMs) ? Math.max(state.dateMs, Math.min(startedAtMs, state.nowMs)) : state.dateMs;
+  const startedAtMs = state.startedAtMs === undefined ? Number.NaN : state.startedAtMs - current.offsetMs;
+  const coveredUntilMs = Number.isFinite(startedAtMs) ? Math.max(current.dateMs, Math.min(startedAtMs, state.nowMs)) : current.dateMs;
   const next = series.firstAfter(coveredUntilMs);
-  if (next > state.nowMs) return next <= untilMs ? { dateMs: next } : null;
+  if (!(next <= untilMs)) return null;
+  if (runAt(next) > state.nowMs) return { dateMs: runAt(next) };
 
-  // `next` has already passed: dates were missed.
+  // `next` should have run already: dates were missed.
+  const latest = series.latestAtOrBefore(Math.min(state.nowMs, untilMs));
   if (repeat.misfire === 'run_once') {
-    // Run once for the latest date missed, unless `until` fell before even the first of them.
-    const latestMissed = series.latestAtOrBefore(Math.min(state.nowMs, untilMs));
-    return latestMissed >= next ? { dateMs: latestMissed } : null;
+    // Run once for the latest date missed (one whose run date has passed), unless `until` fell
+    // before even the first of them.
+    if (latest < next) return null;
+    const latestMissed = runAt(latest) <= state.nowMs ? latest : series.latestAtOrBefore(latest - 1);
+    return { dateMs: runAt(Math.max(latestMissed, next)) };
   }
-  const firstFuture = series.firstAfter(state.nowMs);
-  return firstFuture <= untilMs ? { dateMs: firstFuture } : null;
+  // skip: the first date whose run is still ahead (a jittered one may be a little behind now).
+  const firstFuture = latest >= next && runAt(latest) > state.nowMs ? latest : series.firstAfter(state.nowMs);
+  return firstFuture <= untilMs ? { dateMs: runAt(firstFuture) } : null;
+}
+
+/**
+ * The first run of a series from `fromMs` on (`after task add --cron` without a date): the
+ * first series date at or after it (a cron fire time plus the delay), moved by its jitter
+ * offset. Null when the series has no date left.
+ */
+export function firstRunDate(repeat: Repeat, taskId: string | undefined, fromMs: number): number | null {
+  const untilMs = Math.min(repeat.untilMs ?? MAX_DATE_MS, MAX_DATE_MS);
+  const first = seriesOf(repeat, fromMs).firstAfter(fromMs - 1);
+  return first <= untilMs ? runDates(repeat, taskId, untilMs)(first) : null;
+}
+
+/**
+ * The offset of series date `seriesDateMs` of task `taskId` within a jitter window: a stable
+ * hash of both, in whole milliseconds in [0, jitterMs). The same in every process.
+ */
+export function jitterOffsetMs(taskId: string, seriesDateMs: number, jitterMs: number): number {
+  if (!(jitterMs > 0)) return 0;
+  return Math.floor(stableFraction(`${taskId}\u0000${new Date(seriesDateMs).toISOString()}`) * jitterMs);
+}
+
+/** Where each series date runs: moved by its jitter offset, never past `until` nor the last date. */
+function runDates(repeat: Repeat, taskId: string | undefined, untilMs: number): (seriesDateMs: number) => number {
+  const jitterMs = repeat.jitterMs ?? 0;
+  if (!(jitterMs > 0) || taskId === undefined) return (ms) => ms;
+  return (ms) => (Number.isFinite(ms) ? Math.min(ms + jitterOffsetMs(taskId, ms, jitterMs), Math.max(ms, untilMs)) : ms);
+}
+
+/**
+ * The series date a run date stands for: the series date S within a jitter before `dateMs` whose
+ * run date is exactly `dateMs`; else `dateMs` itself (a date the user or a retry set).
+ */
+function seriesDateOf(series: Series, runAt: (ms: number) => number, dateMs: number, jitterMs: number): { dateMs: number; offsetMs: number } {
+  if (jitterMs > 0) {
+    // The jitter is shorter than the series' gaps, so one or two dates at most are this close.
+    let candidate = series.latestAtOrBefore(dateMs);
+    for (let tries = 0; tries < 3 && candidate > dateMs - jitterMs; tries++) {
+      if (runAt(candidate) === dateMs) return { dateMs: candidate, offsetMs: dateMs - candidate };
+      candidate = series.latestAtOrBefore(candidate - 1);
+    }
+  }
+  return { dateMs, offsetMs: 0 };
+}
+
+function seriesOf(repeat: Repeat, anchorMs: number): Series {
+  return repeat.kind === 'cron' ? new CronSeries(repeat) : new IntervalSeries(anchorMs, repeat.every, repeat.timezone);
 }
 
 /**
@@ -218,16 +336,21 @@ interface Series {
   latestAtOrBefore(ms: number): number;
 }
 
-/** The fire times of a cron pattern, as croner computes them. */
+/** The fire times of a cron pattern, as croner computes them, each moved by the repeat's delay. */
 class CronSeries implements Series {
-  constructor(private readonly repeat: CronRepeat) {}
+  private readonly delayMs: number;
+  constructor(private readonly repeat: CronRepeat) {
+    this.delayMs = repeat.delayMs ?? 0;
+  }
 
   firstAfter(ms: number): number {
-    return cronFireAfter(this.repeat.pattern, this.repeat.timezone, ms) ?? Infinity;
+    const fire = cronFireAfter(this.repeat.pattern, this.repeat.timezone, ms - this.delayMs);
+    return fire === null || fire + this.delayMs > MAX_DATE_MS ? Infinity : fire + this.delayMs;
   }
 
   latestAtOrBefore(ms: number): number {
-    return cronFireAtOrBefore(this.repeat.pattern, this.repeat.timezone, ms) ?? -Infinity;
+    const fire = cronFireAtOrBefore(this.repeat.pattern, this.repeat.timezone, ms - this.delayMs);
+    return fire === null ? -Infinity : fire + this.delayMs;
   }
 }
 
@@ -341,6 +464,10 @@ export interface RepeatFlags {
   every?: string;
   /** `--tz Europe/Paris` */
   timezone?: string;
+  /** `--jitter 5m`: spread each run over [date, date + 5 min) (compact, ISO 8601 or milliseconds). */
+  jitter?: string;
+  /** `--delay 30s`: run this long after each cron fire time (with `--cron` only). */
+  delay?: string;
 }
 
 export type RepeatSpecBuild =
@@ -348,16 +475,23 @@ export type RepeatSpecBuild =
   | { ok: false; message: string };
 
 /**
- * The `repeat` object a task document stores for `--cron`/`--every`/`--tz`, checked with
- * the worker's own parseRepeat: `{"cron": "...", "timezone": "..."}` or
- * `{"months": 1, "days": 7, "timezone": "..."}`. `repeat` is undefined when no flag is given.
- * Messages name the flag. Never throws.
+ * The `repeat` object a task document stores for `--cron`/`--every`/`--tz`/`--jitter`/`--delay`,
+ * checked with the worker's own parseRepeat: `{"cron": "...", "timezone": "...", "delay": "30s"}`
+ * or `{"months": 1, "days": 7, "timezone": "...", "jitter": "5m"}`. `repeat` is undefined when
+ * no flag is given. Messages name the flag. Never throws.
  */
 export function repeatSpecFromFlags(flags: RepeatFlags): RepeatSpecBuild {
-  const { cron, every, timezone } = flags;
+  const { cron, every, timezone, jitter, delay } = flags;
   if (cron !== undefined && every !== undefined) return { ok: false, message: '--cron and --every: give one schedule, not both' };
   if (cron === undefined && every === undefined) {
-    return timezone === undefined ? { ok: true, repeat: undefined } : { ok: false, message: '--tz: needs --cron or --every' };
+    const alone = timezone !== undefined ? '--tz' : jitter !== undefined ? '--jitter' : delay !== undefined ? '--delay' : undefined;
+    return alone === undefined ? { ok: true, repeat: undefined } : { ok: false, message: `${alone}: needs --cron or --every` };
+  }
+  if (delay !== undefined && cron === undefined) return { ok: false, message: '--delay: only a cron schedule takes a delay (--cron)' };
+  for (const [flag, text] of [['--jitter', jitter], ['--delay', delay]] as const) {
+    if (text === undefined) continue;
+    const parsed = parseFixedDurationMs(text, flag);
+    if (!parsed.ok) return parsed;
   }
   if (timezone !== undefined) {
     const zone = parseTimeZone(timezone, '--tz');
@@ -374,6 +508,8 @@ export function repeatSpecFromFlags(flags: RepeatFlags): RepeatSpecBuild {
     repeat = durationToObject(duration.duration);
   }
   if (timezone !== undefined) repeat.timezone = timezone;
+  if (delay !== undefined) repeat.delay = delay;
+  if (jitter !== undefined) repeat.jitter = jitter;
   const parsed = parseRepeat(repeat);
   return parsed.ok ? { ok: true, repeat } : parsed;
 }

@@ -10,13 +10,15 @@
  *   task has already made (`repetitions`).
  * - For a repeat alone: the series of a task whose first date is `fromMs`. An interval
  *   repeat starts at `fromMs` itself; a cron repeat at its first fire time at or after it
- *   (post the task with that `date` to follow the pattern from the start).
+ *   (post the task with that `date` to follow the pattern from the start), plus its `delay`.
+ * - A `jitter` moves each date by an offset derived from the task's id: a stored task (or a
+ *   document with an `_id`) shows its own jittered dates; a repeat alone shows the series dates
+ *   and says how far each may move.
  */
 import { ACTIVE_STATUSES, type TaskDoc } from '../types';
 import { formatDate, parseTaskDate, quoteValue } from './dates';
-import { cronFireAfter } from './cron';
 import { durationToObject } from './duration';
-import { nextRepeat, parseRepeat, type IntervalRepeat, type Repeat } from './repeat';
+import { firstRunDate, nextRepeat, parseRepeat, type IntervalRepeat, type Repeat } from './repeat';
 import { validateTask } from './validate';
 import { formatInZone } from './zones';
 
@@ -59,10 +61,11 @@ function previewRepeat(value: unknown, options: PreviewOptions): PreviewResult {
   const parsed = parseRepeat(value);
   if (!parsed.ok) return parsed;
   const repeat = parsed.repeat;
-  const first = repeat.kind === 'cron' ? cronFireAfter(repeat.pattern, repeat.timezone, options.fromMs - 1) : options.fromMs;
+  // No task id, no jitter offsets: the series dates themselves.
+  const first = repeat.kind === 'cron' ? firstRunDate(repeat, undefined, options.fromMs) : options.fromMs;
   const untilMs = repeat.untilMs ?? Infinity;
   if (first === null || first > untilMs) {
-    return { ok: true, preview: { summary: describeRepeat(repeat), zone: zoneOf(repeat), rows: [], end: endReason(repeat, 0) } };
+    return { ok: true, preview: { summary: describeRepeat(repeat, false), zone: zoneOf(repeat), rows: [], end: endReason(repeat, 0) } };
   }
   return { ok: true, preview: walk(repeat, { anchorMs: first, dateMs: first, repetitionsBefore: 0 }, options) };
 }
@@ -82,16 +85,21 @@ function previewTask(doc: TaskDoc, options: PreviewOptions): PreviewResult {
   }
   const anchor = parseTaskDate(doc.anchor_date);
   const repetitions = typeof doc.repetitions === 'number' && Number.isSafeInteger(doc.repetitions) && doc.repetitions > 0 ? doc.repetitions : 0;
+  const taskId = typeof doc._id === 'string' && doc._id !== '' ? doc._id : undefined;
   return {
     ok: true,
-    preview: walk(task.repeatParsed, { anchorMs: anchor.ok ? anchor.ms : task.dateMs, dateMs: task.dateMs, repetitionsBefore: repetitions }, options),
+    preview: walk(
+      task.repeatParsed,
+      { anchorMs: anchor.ok ? anchor.ms : task.dateMs, dateMs: task.dateMs, repetitionsBefore: repetitions, taskId },
+      options,
+    ),
   };
 }
 
 /** Follow a series from its pending date, as the worker would, up to `count` rows. */
 function walk(
   repeat: Repeat,
-  start: { anchorMs: number; dateMs: number; repetitionsBefore: number },
+  start: { anchorMs: number; dateMs: number; repetitionsBefore: number; taskId?: string },
   options: PreviewOptions,
 ): SchedulePreview {
   const zone = zoneOf(repeat);
@@ -104,14 +112,14 @@ function walk(
     repetitions++;
     // The run starts on time, or at `fromMs` when overdue, and ends at once.
     const startedAtMs = Math.max(dateMs, options.fromMs);
-    const next = nextRepeat(repeat, { anchorMs: start.anchorMs, dateMs, startedAtMs, repetitions, nowMs: startedAtMs });
+    const next = nextRepeat(repeat, { anchorMs: start.anchorMs, dateMs, startedAtMs, repetitions, nowMs: startedAtMs, taskId: start.taskId });
     if (next === null) {
       ended = true;
       break;
     }
     dateMs = next.dateMs;
   }
-  const preview: SchedulePreview = { summary: describeRepeat(repeat), zone, rows };
+  const preview: SchedulePreview = { summary: describeRepeat(repeat, start.taskId !== undefined), zone, rows };
   if (ended) preview.end = endReason(repeat, repetitions);
   return preview;
 }
@@ -130,13 +138,34 @@ function endReason(repeat: Repeat, runs: number): string {
   return 'the series ends: no date left before year 10000';
 }
 
-/** One line a user recognises their schedule in. */
-export function describeRepeat(repeat: Repeat): string {
+/**
+ * One line a user recognises their schedule in. `jitterShown`: the dates listed include the
+ * task's jitter offsets (a repeat alone has no task id to derive them from).
+ */
+export function describeRepeat(repeat: Repeat, jitterShown = true): string {
   const parts = [repeat.kind === 'cron' ? `cron ${quoteValue(repeat.pattern)} in ${repeat.timezone}` : describeInterval(repeat)];
+  if (repeat.kind === 'cron' && repeat.delayMs !== undefined) parts.push(`delay ${describeMs(repeat.delayMs)}`);
+  if (repeat.jitterMs !== undefined) {
+    parts.push(jitterShown ? `jitter ${describeMs(repeat.jitterMs)}` : `jitter ${describeMs(repeat.jitterMs)} (not shown: each task's own offset depends on its id)`);
+  }
   if (repeat.limit !== undefined) parts.push(`limit ${repeat.limit}`);
   if (repeat.untilMs !== undefined) parts.push(`until ${formatDate(repeat.untilMs)}`);
   parts.push(`misfire ${repeat.misfire}`);
   return parts.join(', ');
+}
+
+/** `30 s`, `5 min`, `1 h 30 min`, `250 ms`. */
+function describeMs(ms: number): string {
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000], ['ms', 1]];
+  const parts: string[] = [];
+  let left = ms;
+  for (const [name, size] of units) {
+    if (left >= size) {
+      parts.push(`${Math.floor(left / size)} ${name}`);
+      left %= size;
+    }
+  }
+  return parts.length > 0 ? parts.join(' ') : '0 ms';
 }
 
 /** `every 1 month 7 days (calendar in Europe/Paris)`; the zone only matters to calendar units. */

@@ -7,7 +7,7 @@
  * User payloads (`data`, `job.arguments`, unknown fields) are passed along untouched and
  * never walked, so their size and depth cannot matter here.
  */
-import { JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskDoc, ValidTask } from '../types';
+import { AFTER_FAILURES, JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskDoc, ValidTask } from '../types';
 import { parseTaskDate, quoteValue } from './dates';
 import { cronShortestGapMs } from './cron';
 import { approximateMs } from './duration';
@@ -50,6 +50,13 @@ export interface ValidateOptions {
 }
 /** setTimeout's limit: a longer timeout would fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+/**
+ * The most tasks one task may wait for (`after`). The worker reads each of them, and walks their
+ * own `after` to find cycles; a fan-in wider than this is better split into stages.
+ */
+export const MAX_DEPENDENCIES = 100;
+/** A task id as CouchDB allows it in a path: ids starting with `_` are its own documents. */
+const MAX_ID_LENGTH = 1000;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 type Check<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
@@ -84,6 +91,8 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
     dueMs: date.ms,
     status: status.value,
     job: job.value,
+    priority: 0,
+    afterFailure: 'error',
   };
 
   if (doc.repeat !== undefined) {
@@ -123,7 +132,57 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
     task.runNowMs = runNow.ms;
     task.dueMs = Math.min(date.ms, runNow.ms);
   }
+  if (doc.priority !== undefined) {
+    const priority = doc.priority;
+    if (typeof priority !== 'number' || !Number.isSafeInteger(priority)) {
+      return { ok: false, field: 'priority', message: `priority: ${quoteValue(priority)} is not an integer (higher runs first; the default is 0)` };
+    }
+    task.priority = priority;
+  }
+  if (doc.after !== undefined) {
+    const after = checkAfter(doc.after, task.id);
+    if (!after.ok) return after;
+    if (after.value.length > 0) task.after = after.value;
+  }
+  if (doc.after_failure !== undefined) {
+    const afterFailure = AFTER_FAILURES.find((name) => name === doc.after_failure);
+    if (afterFailure === undefined) {
+      return {
+        ok: false,
+        field: 'after_failure',
+        message: `after_failure: ${quoteValue(doc.after_failure)} is not one of ${AFTER_FAILURES.map((name) => `"${name}"`).join(', ')}`,
+      };
+    }
+    task.afterFailure = afterFailure;
+  }
   return { ok: true, task };
+}
+
+/** `after`: the ids of the tasks this one waits for, each once, never its own. */
+function checkAfter(value: unknown, ownId: string): Check<string[]> {
+  const expected = 'expected an array of task ids, e.g. ["import-2026-11", "fx-rates"]';
+  if (!Array.isArray(value)) return { ok: false, field: 'after', message: `after: ${quoteValue(value)} is not an array of task ids (${expected})` };
+  if (value.length > MAX_DEPENDENCIES) {
+    return { ok: false, field: 'after', message: `after: names ${value.length} tasks, more than ${MAX_DEPENDENCIES}` };
+  }
+  const ids: string[] = [];
+  for (const [index, id] of value.entries()) {
+    const problem =
+      typeof id !== 'string'
+        ? 'is not a task id (a string)'
+        : id.length === 0
+          ? 'is empty'
+          : id.length > MAX_ID_LENGTH
+            ? `is longer than ${MAX_ID_LENGTH} characters`
+            : id.startsWith('_')
+              ? 'starts with "_", which no task id does'
+              : id === ownId
+                ? 'is this task itself'
+                : undefined;
+    if (problem !== undefined) return { ok: false, field: 'after', message: `after[${index}]: ${quoteValue(id)} ${problem}` };
+    if (!ids.includes(id as string)) ids.push(id as string);
+  }
+  return { ok: true, value: ids };
 }
 
 /**

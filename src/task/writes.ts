@@ -12,6 +12,7 @@
  * | `handBack`     | shutdown: a held or unfinished task goes back  | waiting, no lease       |
  * | `markWaiting`  | a task without `status` beyond the horizon     | waiting                 |
  * | `invalid`      | the document is not a task the worker can run  | error                   |
+ * | `dependencyFailed` | a task it waits for failed, is missing... | error (E_DEPENDENCY)    |
  * | `canceled`     | a user's cancel, acknowledged                  | canceled                |
  * | `runResult`    | a run ended (see next-state.ts)                | done/error/waiting/...  |
  */
@@ -68,6 +69,15 @@ export function markWaiting(doc: TaskDoc): TaskDoc {
 /** `error` naming the field that makes the document no task the worker can run. */
 export function invalid(doc: TaskDoc, field: string, message: string): TaskDoc {
   return invalidState(doc, field, message);
+}
+
+/**
+ * `error` because of the tasks it waits for (`after`): one ended `error` or `canceled`, does not
+ * exist, repeats, or waits for this task in turn. `message` names it.
+ */
+export function dependencyFailed(doc: TaskDoc, message: string): TaskDoc {
+  const { lease: _lease, ...rest } = doc;
+  return { ...rest, status: 'error', error: { message, code: 'E_DEPENDENCY' } } as TaskDoc;
 }
 
 /** A user's `cancel` acknowledged, no run started. */

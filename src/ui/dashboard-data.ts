@@ -27,7 +27,18 @@ export interface TaskSummary {
   job: string | null;
   error: string | null;
   finished_at: string | null;
+  /** The tasks it waits for (`after`), when it names any. */
+  after?: string[];
   deleted?: true;
+}
+
+/** One task a task waits for, as the task page lists it: its status, or `missing`. */
+export interface DependencyState {
+  id: string;
+  /** The dependency's status (`waiting` when it has none), or null when it does not exist. */
+  status: string | null;
+  /** It has a `repeat` (so it is never done until its series ends: the waiting task goes to error). */
+  repeats: boolean;
 }
 
 export interface Overview {
@@ -124,8 +135,32 @@ export function summarize(doc: TaskDoc): TaskSummary {
     error: typeof doc.error?.message === 'string' ? doc.error.message : null,
     finished_at: typeof doc.last_run?.finished_at === 'string' ? doc.last_run.finished_at : null,
   };
+  if (Array.isArray(doc.after) && doc.after.length > 0) summary.after = doc.after.filter((id): id is string => typeof id === 'string').slice(0, 20);
   if (doc._deleted) summary.deleted = true;
   return summary;
+}
+
+/**
+ * What task `id` waits for (`after`): each task it names with its status as the database holds
+ * it now, in the order named; [] when it names none. One `_find` on `_id` (CouchDB's built-in
+ * primary index: the dashboard makes no `_all_docs` request, see dashboard-connection.ts).
+ */
+export async function readDependencies(conn: Connection, id: string): Promise<DependencyState[]> {
+  const doc = await readTask(conn, id);
+  const ids = Array.isArray(doc.after) ? [...new Set(doc.after.filter((dep): dep is string => typeof dep === 'string' && dep !== '' && !dep.startsWith('_')))].slice(0, 100) : [];
+  if (ids.length === 0) return [];
+  const res = await conn.request<{ docs?: TaskDoc[] }>({
+    method: 'POST',
+    path: '_find',
+    body: { selector: { _id: { $in: ids } }, fields: ['_id', 'status', 'repeat'], limit: ids.length },
+  });
+  const found = new Map<string, TaskDoc>();
+  for (const dep of res.body.docs ?? []) if (typeof dep._id === 'string') found.set(dep._id, dep);
+  return ids.map((dep) => {
+    const depDoc = found.get(dep);
+    if (!depDoc) return { id: dep, status: null, repeats: false };
+    return { id: dep, status: typeof depDoc.status === 'string' ? depDoc.status : 'waiting', repeats: depDoc.repeat !== undefined && depDoc.repeat !== null };
+  });
 }
 
 function jobName(job: unknown): string | null {

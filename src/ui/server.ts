@@ -23,7 +23,7 @@ import { AfterError, CouchRequestError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import type { Connection } from '../store/connection';
 import { dashboardConnection } from './dashboard-connection';
-import { applyAction, applyWorkerAction, checkTaskId, isTaskDoc, readOverview, readTask, summarize, TASK_ACTIONS, WORKER_ACTIONS, type TaskAction, type WorkerAction } from './dashboard-data';
+import { applyAction, applyWorkerAction, checkTaskId, isTaskDoc, readDependencies, readOverview, readTask, summarize, TASK_ACTIONS, WORKER_ACTIONS, type TaskAction, type WorkerAction } from './dashboard-data';
 import { allowedHosts, hostAllowed, sameOrigin, tokenMatches } from './request-guard';
 import { followAllTasks, type TaskFeed } from './task-feed';
 
@@ -119,11 +119,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     if (url.pathname === '/api/events' && method === 'GET') return openStream(req, res);
     if (url.pathname === '/api/overview' && method === 'GET') return sendJson(res, 200, await readOverview(conn));
-    const taskRoute = /^\/api\/tasks\/([^/]+)(\/actions)?$/.exec(url.pathname);
+    const taskRoute = /^\/api\/tasks\/([^/]+)(\/actions|\/after)?$/.exec(url.pathname);
     if (taskRoute) {
       const id = checkTaskId(decodeId(taskRoute[1]!));
       if (!taskRoute[2] && method === 'GET') return sendJson(res, 200, await readTask(conn, id));
-      if (taskRoute[2] && method === 'POST') {
+      if (taskRoute[2] === '/after' && method === 'GET') return sendJson(res, 200, await readDependencies(conn, id));
+      if (taskRoute[2] === '/actions' && method === 'POST') {
         checkActionRequest(req, token);
         const body = await readJsonBody(req);
         const action = body.action as TaskAction;

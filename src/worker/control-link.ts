@@ -41,7 +41,7 @@ export interface ControlLinkOptions {
   /** The `_changes` heartbeat of the control feed. */
   feedHeartbeatMs: number;
   /** What the heartbeat reports. */
-  report(): { running: number; held: number };
+  report(): { running: number; held: number; throttled?: number };
   onMembershipChange(): void;
   onPauseChange(paused: boolean): void;
   onRequest(request: TaskRequest): void;
@@ -56,6 +56,7 @@ export class ControlLink {
   private readonly startedAt: string;
   private stopped = false;
   private connected = false;
+  private ownHeartbeatSeen = false;
   private missingReported = false;
   private beating: Promise<void> = Promise.resolve();
 
@@ -70,6 +71,15 @@ export class ControlLink {
 
   owns(id: string): boolean {
     return this.membership.owns(id);
+  }
+
+  /**
+   * The other instances can have seen this one: its heartbeat came back through the control
+   * feed (so the database holds it and feeds deliver it), or there is no control database and
+   * it works alone. Rate limits split among the instances wait for it (flow-queue.ts).
+   */
+  get announced(): boolean {
+    return this.ownHeartbeatSeen || !this.connected;
   }
 
   /** Read the control database and follow it; never throws (the instance then works alone). */
@@ -176,11 +186,18 @@ export class ControlLink {
   private apply(docs: ControlDoc[]): void {
     const { worker } = this.options;
     let membershipTouched = false;
+    let announcedNow = false;
     for (const doc of docs) {
       const id = doc._id;
       if (id.startsWith(`${INSTANCE_PREFIX}${worker}:`)) {
         const instance = id.slice(`${INSTANCE_PREFIX}${worker}:`.length);
-        if (instance === this.options.instance) continue;
+        if (instance === this.options.instance) {
+          if (!this.ownHeartbeatSeen && !doc._deleted) {
+            this.ownHeartbeatSeen = true;
+            announcedNow = true;
+          }
+          continue;
+        }
         const heartbeatMs = typeof doc.heartbeat_at === 'string' ? Date.parse(doc.heartbeat_at) : NaN;
         const intervalMs = typeof doc.interval_ms === 'number' && doc.interval_ms > 0 ? doc.interval_ms : DEFAULT_INSTANCE_HEARTBEAT_MS;
         if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true });
@@ -199,5 +216,6 @@ export class ControlLink {
       }
     }
     if (membershipTouched) this.refresh();
+    if (announcedNow && !this.stopped) this.options.onMembershipChange();
   }
 }

@@ -8,6 +8,7 @@
  * computes the same owner from the same live set, and when an instance joins or leaves only the
  * tasks it wins or held move (CouchDB's replicator assigns jobs to nodes this way, mem3:owner).
  */
+import { hash53 } from '../hash';
 
 /** An instance silent for this many of its intervals is gone (a crash, a kill -9, a partition). */
 export const STALE_AFTER_BEATS = 3;
@@ -92,18 +93,4 @@ export function rendezvousOwner(members: readonly string[], key: string): string
     }
   }
   return best;
-}
-
-/** cyrb53: a fast 53-bit string hash, well spread, the same in every process. */
-export function hash53(text: string): number {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }

@@ -50,6 +50,20 @@ export class ReadyQueue {
     this.members.delete(id);
   }
 
+  /** The id that `pop()` would return, and its order, without removing it. */
+  peek(): (ReadyOrder & { id: string }) | undefined {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (this.members.has(top.id)) return top;
+      const last = this.heap.pop()!;
+      if (this.heap.length > 0) {
+        this.heap[0] = last;
+        this.down(0);
+      }
+    }
+    return undefined;
+  }
+
   pop(): string | undefined {
     while (this.heap.length > 0) {
       const top = this.heap[0]!;
@@ -93,6 +107,15 @@ export class ReadyQueue {
       i = first;
     }
   }
+}
+
+/** True when `a` gets a run slot before `b` (see the header); equal orders: neither. */
+export function readyBefore(a: ReadyOrder, b: ReadyOrder): boolean {
+  if ((a.backup ?? false) !== (b.backup ?? false)) return !a.backup;
+  const pa = a.priority ?? 0;
+  const pb = b.priority ?? 0;
+  if (pa !== pb) return pa > pb;
+  return a.dueMs < b.dueMs;
 }
 
 function before(a: Item, b: Item): boolean {

@@ -19,6 +19,8 @@ export interface WorkerEvents extends Record<string, unknown> {
   /** A claim in a cluster that reached fewer copies than a quorum (a 202): not ours (SPEC §7). */
   'task:contested': { id: string; during: string };
   'task:handed-back': { id: string };
+  /** A run starts that waited for a rate or concurrency limit (config `limits`, key `limit`). */
+  'task:throttled': { id: string; limit: string; waitedMs: number };
 }
 
 export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger): void {
@@ -35,6 +37,7 @@ export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger):
   events.on('task:invalid', (e) => log.error(`task ${e.id} error: ${e.message}`));
   events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));
   events.on('task:handed-back', (e) => log.info(`task ${e.id} handed back (waiting)`));
+  events.on('task:throttled', (e) => log.debug(`task ${e.id} waited ${e.waitedMs} ms for limit ${e.limit}`));
   events.on('task:conflict', (e) => log.debug(`task ${e.id}: changed by another writer during ${e.during}; deciding again`));
   events.on('task:contested', (e) => log.debug(`task ${e.id}: the ${e.during} reached fewer copies than a quorum (202); standing down`));
 }

@@ -21,9 +21,10 @@ import * as writes from '../task/writes';
 import type { TaskDoc } from '../types';
 import { DEFAULT_INSTANCE_HEARTBEAT_MS, type TaskRequest } from '../store/control';
 import { ControlLink } from './control-link';
+import { DependencyWatch } from './dependency-watch';
 import { isNewer, newEntry, type Entry } from './entry';
+import { FlowQueue } from './flow-queue';
 import { Follower } from './follower';
-import { ReadyQueue } from './ready-queue';
 import { RecentWrites } from './recent-writes';
 import { Runner, type RunEnd } from './runner';
 import { SecondTimer } from './second-timer';
@@ -66,6 +67,11 @@ const CLAIM_AHEAD_MS = 250;
 const MAX_BACKUP_WINDOW = 8;
 /** The most a stop may add to the grace period of the runs (hand-backs, the last writes). */
 const STOP_MARGIN_MS = 5000;
+/**
+ * A claimed run that its rate limit makes wait longer than this (the live instances changed
+ * after the claim) is handed back rather than kept claimed: its lease is not for waiting.
+ */
+const MAX_START_WAIT_MS = 5000;
 
 export class Worker {
   readonly instance: string;
@@ -74,7 +80,10 @@ export class Worker {
   readonly done: Promise<void>;
 
   private readonly entries = new Map<string, Entry>();
-  private readonly ready = new ReadyQueue();
+  /** Due tasks waiting for a run slot, under config `limits` (flow-queue.ts). */
+  private readonly ready: FlowQueue;
+  /** The tasks this instance's waiting tasks wait for (`after`), read and followed. */
+  private readonly dependencies: DependencyWatch;
   private readonly timer: SecondTimer;
   private readonly follower: Follower;
   private readonly runner: Runner;
@@ -123,6 +132,22 @@ export class Worker {
     this.graceMs = config.worker.claim_grace_ms;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.timer = new SecondTimer(this.clock, (ids) => this.onDue(ids));
+    this.ready = new FlowQueue({
+      worker: options.name,
+      instance: this.instance,
+      limits: config.limits,
+      clock: this.clock,
+      claimAheadMs: CLAIM_AHEAD_MS,
+      onAvailable: () => queueMicrotask(() => this.pump()),
+      onThrottled: (id, limit, waitedMs) => this.events.emit('task:throttled', { id, limit, waitedMs }),
+    });
+    this.dependencies = new DependencyWatch({
+      store,
+      clock: this.clock,
+      log,
+      heartbeatMs: config.worker.heartbeat_ms,
+      onChange: (ids) => this.redecideWaiting(ids),
+    });
     this.writer = new TaskWriter(store, (work) => this.tracked(work));
     this.runner = new Runner({
       worker: options.name,
@@ -147,8 +172,11 @@ export class Worker {
       heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
       pid: options.pid ?? process.pid,
       feedHeartbeatMs: config.worker.heartbeat_ms,
-      report: () => ({ running: this.active, held: this.entries.size }),
-      onMembershipChange: () => this.redecideHeld(),
+      report: () => ({ running: this.active, held: this.entries.size, ...(this.ready.limited ? { throttled: this.ready.throttledCount } : {}) }),
+      onMembershipChange: () => {
+        this.ready.membershipChanged(this.control.membership.live, this.control.announced);
+        this.redecideHeld();
+      },
       onPauseChange: (paused) => {
         if (!paused) this.resumed();
       },
@@ -184,6 +212,16 @@ export class Worker {
   /** The worker name is paused (a `pause:<worker>` document): no new run starts. */
   get paused(): boolean {
     return this.control.paused;
+  }
+
+  /** Due tasks waiting for a rate or concurrency limit (config `limits`), as of the last try. */
+  get throttledCount(): number {
+    return this.ready.throttledCount;
+  }
+
+  /** Tasks this instance holds until the tasks they wait for (`after`) are done. */
+  get waitingForDependenciesCount(): number {
+    return this.dependencies.waitingCount;
   }
 
   /** The live instances of this worker name, this one included. */
@@ -246,6 +284,7 @@ export class Worker {
   async start(): Promise<void> {
     // The live instances first: the first window is split among them.
     await this.control.start();
+    this.ready.membershipChanged(this.control.membership.live, this.control.announced);
     const { since } = await this.follower.start();
     this.events.emit('worker:ready', { instance: this.instance, since });
   }
@@ -264,6 +303,8 @@ export class Worker {
     this.timer.stop();
     this.ready.clear();
     if (this.backupsTimer) this.clock.clearTimeout(this.backupsTimer);
+    this.ready.stop();
+    await within(this.dependencies.stop(), Math.min(2000, left()));
     await within(this.follower.stop(), Math.min(2000, left()));
     await within(Promise.allSettled([...this.writesInFlight]), Math.min(graceMs, left()));
     const handBacks: Promise<void>[] = [];
@@ -298,6 +339,7 @@ export class Worker {
       dueSoonEndMs: this.clock.now() + DUE_SOON_MS,
       owns: (id) => this.control.owns(id),
       validation: { minRepeatMs: this.options.config.worker.min_repeat_ms },
+      dependencies: this.dependencies.lookup,
     };
   }
 
@@ -327,6 +369,7 @@ export class Worker {
     if (this.isStoodDown(doc, context.nowMs)) return;
     const decision = decide(doc, context);
     const id = doc._id;
+    if (decision.kind !== 'wait-for') this.dependencies.unwatch(id);
     switch (decision.kind) {
       case 'drop':
         this.forget(id);
@@ -346,6 +389,10 @@ export class Worker {
       case 'cancel':
         this.forget(id);
         void this.writeVerdict(doc, writes.canceled(doc), 'canceled');
+        return;
+      case 'dependency-failed':
+        this.forget(id);
+        void this.writeVerdict(doc, writes.dependencyFailed(doc, decision.message), 'error');
         return;
       default:
         break;
@@ -367,6 +414,16 @@ export class Worker {
       case 'schedule':
         void this.schedule(doc, task);
         return;
+      case 'wait-for': {
+        // Out of the timer until its dependencies change (dependency-watch.ts).
+        const entry = this.entry(doc, task);
+        this.timer.remove(id);
+        this.ready.remove(id);
+        entry.state = 'held';
+        entry.backup = false;
+        this.dependencies.watch(id, decision.watch);
+        return;
+      }
       case 'take-over-run': {
         if (decision.backup && isLease(doc.lease) && this.control.membership.live.includes(doc.lease.instance)) {
           // Its holder let the lease run out: it is gone, whatever its last heartbeat says. The
@@ -446,6 +503,15 @@ export class Worker {
       if (entry.state === 'held' || entry.state === 'ready') this.hold(entry.doc, entry.task, true, this.clock.now());
     }
     this.pump();
+  }
+
+  /** The tasks these tasks wait for changed: decide them again. */
+  private redecideWaiting(ids: readonly string[]): void {
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (!entry || entry.run || entry.busy || entry.state !== 'held') continue;
+      this.apply(entry.doc);
+    }
   }
 
   /** The live instances changed: tasks held but not claimed may now be another's share, or ours. */
@@ -551,7 +617,7 @@ export class Worker {
   private makeReady(entry: Entry): void {
     entry.state = 'ready';
     const task = entry.task!;
-    this.ready.push(entry.id, { dueMs: task.dueMs, backup: entry.backup, priority: priorityOf(task) });
+    this.ready.push(entry.id, { dueMs: task.dueMs, backup: entry.backup, priority: task.priority }, task.job.name);
   }
 
   private onDue(ids: string[]): void {
@@ -568,9 +634,14 @@ export class Worker {
       const id = this.ready.pop();
       if (id === undefined) return;
       const entry = this.entries.get(id);
-      if (!entry || entry.state !== 'ready' || entry.busy) continue;
+      if (!entry || entry.state !== 'ready' || entry.busy) {
+        // Popped, so its limits reserved room for it: given back.
+        this.ready.release(id);
+        continue;
+      }
       if (entry.backup && (this.clock.now() < this.backupsPausedUntil || this.backupsClaiming >= this.backupWindow)) {
         // Backups come after every task of our own: nothing of ours waits either.
+        this.ready.release(id);
         this.makeReady(entry);
         if (this.clock.now() < this.backupsPausedUntil) this.resumeBackupsLater();
         return;
@@ -601,6 +672,7 @@ export class Worker {
       if (released) return;
       released = true;
       this.active -= 1;
+      this.ready.release(entry.id);
       this.pump();
     };
     try {
@@ -658,8 +730,16 @@ export class Worker {
         this.afterWrite(entry);
         return;
       }
+      // The limits are checked, the job called and its start counted in one turn: no other start
+      // of this instance comes between (limiter.ts).
+      let limitWaitMs: number;
+      while ((limitWaitMs = this.ready.startWaitMs(entry.id)) > 0) {
+        if (!(await this.waitForLimits(entry, limitWaitMs))) return await this.startGivenUp(entry);
+      }
       entry.state = 'running';
       const running = this.runner.run(entry, release);
+      // Counted once the job has been called, so the job's own clock read comes first.
+      this.ready.started(entry.id);
       this.runEnds.set(entry.id, running);
       const end = await running.finally(() => this.runEnds.delete(entry.id));
       release();
@@ -684,6 +764,33 @@ export class Worker {
       entry.busy = false;
     }
     return !this.stopping && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
+  }
+
+  /**
+   * The rate limits of a claimed run ask it to wait `waitMs` before it starts (a run claimed
+   * ahead of its date, or the live instances changed since the claim): wait, unless stopping, a
+   * newer version of the task or a user's request came, or the wait would outlast what a claim
+   * is for. True when it is worth checking again.
+   */
+  private async waitForLimits(entry: Entry, waitMs: number): Promise<boolean> {
+    if (waitMs > MAX_START_WAIT_MS || this.stopping || this.requests.has(entry.id)) return false;
+    entry.busy = true;
+    try {
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
+    } finally {
+      entry.busy = false;
+    }
+    return !this.stopping && !this.requests.has(entry.id) && !(entry.pending !== undefined && isNewer(entry.pending, entry.doc));
+  }
+
+  /** A claimed run that will not start now (see waitForLimits): what comes instead. */
+  private async startGivenUp(entry: Entry): Promise<void> {
+    entry.state = 'held';
+    if (this.requests.has(entry.id) && !this.stopping) return this.serveRequest(entry.id);
+    if (!this.stopping && entry.pending !== undefined && isNewer(entry.pending, entry.doc)) return this.afterWrite(entry);
+    // Stopping, or the live instances changed since the claim and its limit has no room for a while.
+    if (!this.stopping) this.options.log.info(`task ${entry.id}: its rate limit has no room now; handing it back`);
+    await this.handBack(entry);
   }
 
   /** What the instance does with a task once its run has ended. */
@@ -800,11 +907,6 @@ function requestedDoc(current: TaskDoc, request: TaskRequest): TaskDoc | null {
       if (request.date === undefined || ['canceled', 'cancel', 'paused'].includes(status)) return null;
       return { ...rest, status: status === 'reschedule' ? status : 'waiting', run_now: request.date };
   }
-}
-
-function priorityOf(task: ParsedTask): number {
-  const priority = task.doc.priority;
-  return typeof priority === 'number' && Number.isFinite(priority) ? priority : 0;
 }
 
 function iso(ms: number): string {

@@ -12,6 +12,7 @@ import type {
   ControlDoc,
   ControlFeedOptions,
   ControlStore,
+  DocsFeedOptions,
   Feed,
   FeedOptions,
   FindPage,
@@ -160,6 +161,10 @@ export class Connection implements TaskStore {
     return this.line.call(() => this.shared.get(id));
   }
 
+  getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>> {
+    return this.line.call(() => this.shared.getMany(ids));
+  }
+
   write(doc: TaskDoc, options?: WriteOptions): Promise<WriteResult> {
     return this.line.call(() => this.shared.write(doc, options));
   }
@@ -178,6 +183,10 @@ export class Connection implements TaskStore {
 
   follow(options: FeedOptions): Feed {
     return this.line.follow((deliver) => this.shared.follow({ ...options, onBatch: deliver(options.onBatch) }));
+  }
+
+  followDocs(options: DocsFeedOptions): Feed {
+    return this.line.follow((deliver) => this.shared.followDocs({ ...options, onBatch: deliver(options.onBatch) }));
   }
 
   /** Closes this connection only: the database and the other instances' connections stay. */

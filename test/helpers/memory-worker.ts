@@ -50,6 +50,8 @@ export interface SimulationOptions {
   worker?: Record<string, unknown>;
   /** Fake milliseconds every request of every instance takes to reach the database. @default 0 */
   latencyMs?: number;
+  /** `limits` section of the configuration (`{"nightly": {"rate": "5/s"}}`). */
+  limits?: Record<string, unknown>;
 }
 
 export interface StartOptions {
@@ -111,7 +113,7 @@ export class Simulation {
     this.latencyMs = options.latencyMs ?? 0;
     this.fake = FakeTimers.install({ now: START_MS, toFake: ['Date', 'setTimeout', 'clearTimeout'] });
     this.store = new MemoryStore();
-    this.config = parseConfig({ worker: options.worker ?? {} }, { file: '(test)', base: os.tmpdir() });
+    this.config = parseConfig({ worker: options.worker ?? {}, limits: options.limits ?? {} }, { file: '(test)', base: os.tmpdir() });
     open.add(this);
   }
 

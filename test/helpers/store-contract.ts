@@ -140,6 +140,45 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     expect(batches.every((b) => typeof b.lastSeq === 'string')).to.equal(true);
   });
 
+  it('gets several documents at once, whatever their worker: null for a missing or deleted one', async () => {
+    const s = await open();
+    const t = tag();
+    const a = await created(s, { _id: `many-${t}-a`, worker: 'w1', status: 'done' });
+    await created(s, { _id: `many-${t}-b`, worker: 'w2', status: 'waiting' });
+    const gone = await created(s, { _id: `many-${t}-gone`, worker: 'w1' });
+    await s.write({ _id: gone._id, _rev: gone._rev, _deleted: true });
+    const ids = [`many-${t}-b`, `many-${t}-missing`, a._id, gone._id];
+    const found = await s.getMany(ids);
+    expect([...found.keys()].sort()).to.deep.equal([...ids].sort());
+    expect(found.get(a._id)).to.include({ _id: a._id, status: 'done', worker: 'w1' });
+    expect(found.get(`many-${t}-b`)).to.include({ worker: 'w2', status: 'waiting' });
+    expect(found.get(`many-${t}-missing`)).to.equal(null);
+    expect(found.get(gone._id)).to.equal(null);
+    expect((await s.getMany([])).size).to.equal(0);
+  });
+
+  it('follows named documents of any worker, their deletion included, and nothing else', async () => {
+    const s = await open();
+    const t = tag();
+    const watched = [`docs-${t}-a`, `docs-${t}-b`, `docs-${t}-later`];
+    const batches: ChangeBatch[] = [];
+    feeds.push(s.followDocs({ ids: watched, since: await s.updateSeq(), heartbeatMs: 300, onBatch: (batch) => void batches.push(batch) }));
+    const seen = (): TaskDoc[] => batches.flatMap((b) => b.docs);
+    const a = await created(s, { _id: `docs-${t}-a`, worker: 'w1', status: 'waiting' });
+    await created(s, { _id: `docs-${t}-other`, worker: 'w1', status: 'waiting' });
+    await created(s, { _id: `docs-${t}-b`, worker: 'w2', status: 'running' });
+    const done = await s.write({ ...a, status: 'done' });
+    if (!done.ok) throw new Error('update failed');
+    await created(s, { _id: `docs-${t}-later`, worker: 'w3' });
+    await s.write({ _id: done.doc._id, _rev: done.doc._rev, _deleted: true });
+    await waitFor(async () => seen().some((doc) => doc._id === a._id && doc._deleted) && seen().some((doc) => doc._id === `docs-${t}-later`), {
+      timeoutMs: 10_000,
+      what: 'the watched changes in the feed',
+    });
+    expect(seen().every((doc) => watched.includes(doc._id))).to.equal(true, JSON.stringify(seen().map((doc) => doc._id)));
+    expect(seen().some((doc) => doc._id === `docs-${t}-b` && doc.worker === 'w2')).to.equal(true);
+  });
+
   it('keeps control documents: created once, updated with their _rev, removed, all in its feed', async () => {
     const s = await open();
     const id = `pause:contract-${tag()}`;

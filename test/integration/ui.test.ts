@@ -231,6 +231,26 @@ describe('dashboard (after ui) in headless Chromium', function () {
     const moved = await waitForStatus(db, id, 'reschedule');
     expect(moved.date).to.equal('2041-02-03T04:05:06.000Z');
   });
+
+  it('shows what a task waits for: each task it names with its status, live, and a missing one', async () => {
+    const importId = await post({ worker: 'ui-nobody', date: '2040-01-01T00:00:00Z', job: 'succeeds' });
+    const reportId = await post({ worker: 'ui-nobody', date: '2040-01-01T00:00:00Z', job: 'succeeds', after: [importId, 'ui-no-such-task'] });
+    await page.goto(`${dashboard.url}#/task/${encodeURIComponent(reportId)}`);
+    await page.waitForSelector(`#after tr[data-task-id="${importId}"] .status.waiting`);
+    await page.waitForSelector('#after tr[data-task-id="ui-no-such-task"] .status.missing');
+    expect(await page.isVisible('#after-section')).to.equal(true);
+    await screenshot('dashboard-after.png');
+    // The dependency finishes: the page follows without a reload.
+    await page.evaluate(() => ((globalThis as unknown as { loadedOnce: boolean }).loadedOnce = true));
+    const current = (await db.request<TaskDoc>('GET', encodeURIComponent(importId))).body;
+    await db.request('PUT', encodeURIComponent(importId), { ...current, status: 'done' });
+    await page.waitForSelector(`#after tr[data-task-id="${importId}"] .status.done`);
+    expect(await stillSamePage()).to.equal(true);
+    // A task that waits for nothing has no such section.
+    await page.goto(`${dashboard.url}#/task/${encodeURIComponent(importId)}`);
+    await page.waitForSelector('#task-status.done');
+    expect(await page.isVisible('#after-section')).to.equal(false);
+  });
 });
 
 describe('after ui (the command)', function () {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { AfterError } from '../../src/errors';
 import { errorLines, formatDuration, formatTable } from '../../src/cli/output';
-import { countsTable } from '../../src/cli/status';
+import { countsTable, instancesLines } from '../../src/cli/status';
+import type { InstanceView } from '../../src/metrics/instance-heartbeat';
 
 describe('cli: output helpers', () => {
   describe('formatDuration', () => {
@@ -42,6 +43,19 @@ describe('cli: output helpers', () => {
       expect(lines).to.have.length(2);
       expect(lines.join('\n')).not.to.contain('pw@');
       expect(lines[1]).to.contain('Error: at http://host/x');
+    });
+  });
+
+  describe('instancesLines', () => {
+    const instance = (fields: Partial<InstanceView>): InstanceView => ({
+      worker: 'mailer', instance: 'h:1:a', host: 'h', pid: 1, started_at: '', heartbeat_at: '', interval_ms: 10_000, running: 2, held: 5, live: true, age_ms: 2_000, ...fields,
+    });
+    it('shows a THROTTLED column only when an instance reports one (its worker name has limits)', () => {
+      expect(instancesLines([instance({})])[1]).to.not.contain('THROTTLED');
+      const lines = instancesLines([instance({ throttled: 12 }), instance({ worker: 'other', instance: 'h:2:b' })]);
+      expect(lines[1]).to.match(/HELD\s+THROTTLED/);
+      expect(lines[2]).to.match(/\b5\s+12$/);
+      expect(lines[3]).to.match(/\b5\s+-$/);
     });
   });
 

@@ -49,6 +49,33 @@ describe('cli: task add input', () => {
       });
     });
 
+    it('--priority, --after (commas, or the flag again), --after-failure, --jitter, --delay', () => {
+      const doc = taskDocFromFlags({ ...base, priority: '-3', after: ['import-2026-11,fx-rates', 'fx-rates', 'audit'], afterFailure: 'run', cron: '0 * * * *', delay: '30s', jitter: '5m', id: 'hourly' });
+      expect(doc).to.deep.include({
+        priority: -3,
+        after: ['import-2026-11', 'fx-rates', 'audit'],
+        after_failure: 'run',
+        repeat: { cron: '0 * * * *', delay: '30s', jitter: '5m' },
+      });
+    });
+
+    it('--cron --delay without --date starts at the first fire time plus the delay', () => {
+      const now = Date.parse('2030-01-12T10:00:10Z');
+      expect(taskDocFromFlags({ worker: 'w', job: 'j', cron: '0 * * * *', delay: '30s' }, now).date).to.equal('2030-01-12T10:00:30.000Z');
+      expect(taskDocFromFlags({ worker: 'w', job: 'j', cron: '0 * * * *', delay: '5s' }, now).date).to.equal('2030-01-12T11:00:05.000Z');
+    });
+
+    it('--cron --jitter without --date: the task gets an id here, and its first date its own offset', () => {
+      const now = Date.parse('2030-01-12T10:00:10Z');
+      const doc = taskDocFromFlags({ worker: 'w', job: 'j', cron: '0 * * * *', jitter: '10m' }, now);
+      expect(doc._id).to.match(/^[0-9a-f]{32}$/);
+      const date = Date.parse(String(doc.date));
+      expect(date).to.be.at.least(Date.parse('2030-01-12T11:00:00Z')).and.below(Date.parse('2030-01-12T11:10:00Z'));
+      const named = taskDocFromFlags({ worker: 'w', job: 'j', cron: '0 * * * *', jitter: '10m', id: 'mine' }, now);
+      expect(named._id).to.equal('mine');
+      expect(taskDocFromFlags({ worker: 'w', job: 'j', cron: '0 * * * *', jitter: '10m', id: 'mine' }, now).date).to.equal(named.date);
+    });
+
     const cases: { name: string; flags: Record<string, string>; names: RegExp }[] = [
       { name: 'a missing --worker', flags: { date: base.date, job: 'x' }, names: /--worker/ },
       { name: 'a missing --date', flags: { worker: 'w', job: 'x' }, names: /--date/ },
@@ -60,6 +87,14 @@ describe('cli: task add input', () => {
       { name: 'a --timeout that is not a number', flags: { ...base, timeout: '5s' }, names: /--timeout/ },
       { name: 'a zero --timeout', flags: { ...base, timeout: '0' }, names: /--timeout/ },
       { name: 'an empty --id', flags: { ...base, id: '' }, names: /--id/ },
+      { name: 'a --priority that is not an integer', flags: { ...base, priority: 'high' }, names: /--priority/ },
+      { name: 'a fractional --priority', flags: { ...base, priority: '1.5' }, names: /--priority/ },
+      { name: 'an empty id in --after', flags: { ...base, after: 'a,,b' }, names: /--after/ },
+      { name: 'an unknown --after-failure', flags: { ...base, after: 'a', afterFailure: 'skip' }, names: /--after-failure/ },
+      { name: '--after-failure without --after', flags: { ...base, afterFailure: 'run' }, names: /--after-failure/ },
+      { name: '--jitter without a repeat', flags: { ...base, jitter: '5m' }, names: /--jitter/ },
+      { name: '--delay with --every', flags: { ...base, every: '1h', delay: '5m' }, names: /--delay/ },
+      { name: 'a --jitter as long as the repeat', flags: { ...base, every: '1h', jitter: '1h' }, names: /jitter/ },
     ];
     for (const c of cases) {
       it(`rejects ${c.name}, naming the flag`, () => {

@@ -82,6 +82,16 @@ describe('config', () => {
     { name: 'an env value that is not a string', raw: { commands: { backup: { argv: ['/bin/true'], env: { N: 1 } } } }, field: 'commands.backup.env.N' },
     { name: 'a credential in a command env', raw: { commands: { backup: { argv: ['/bin/true'], env: { AFTER_COUCHDB_URL: 'http://u:p@x' } } } }, field: 'commands.backup.env.AFTER_COUCHDB_URL' },
     { name: 'a typo in a command', raw: { commands: { backup: { argv: ['/bin/true'], timout: '1h' } } }, field: 'commands.backup.timout' },
+    { name: 'limits that are not an object', raw: { limits: [] }, field: 'limits' },
+    { name: 'a limit with neither rate nor concurrency', raw: { limits: { mailer: {} } }, field: 'limits.mailer' },
+    { name: 'a rate without a period', raw: { limits: { mailer: { rate: '100' } } }, field: 'limits.mailer.rate' },
+    { name: 'a rate given as a number', raw: { limits: { mailer: { rate: 100 } } }, field: 'limits.mailer.rate' },
+    { name: 'a rate in an unknown unit', raw: { limits: { mailer: { rate: '100/fortnight' } } }, field: 'limits.mailer.rate' },
+    { name: 'a rate of zero', raw: { limits: { mailer: { rate: '0/s' } } }, field: 'limits.mailer.rate' },
+    { name: 'a rate period shorter than a second', raw: { limits: { mailer: { rate: '5/ms' } } }, field: 'limits.mailer.rate' },
+    { name: 'a concurrency of zero', raw: { limits: { 'mailer/send_email': { concurrency: 0 } } }, field: 'limits.mailer/send_email.concurrency' },
+    { name: 'a typo in a limit', raw: { limits: { mailer: { rate: '5/s', concurency: 2 } } }, field: 'limits.mailer.concurency' },
+    { name: 'a limit key ending in a slash', raw: { limits: { 'mailer/': { rate: '5/s' } } }, field: 'limits."mailer/"' },
   ];
   for (const c of bad) {
     it(`rejects ${c.name}, naming the file and the field`, () => {
@@ -241,6 +251,25 @@ describe('config', () => {
     expect(config.commands.quick).to.include({ timeout_ms: 1500 });
     expect(config.commands.quick!.argv).to.deep.equal(['printf', 'hi']);
     expect(Object.isFrozen(config.commands.backup!.argv)).to.equal(true);
+  });
+
+  it('reads limits: rates as count per period, concurrency, none by default', () => {
+    expect(parseConfig({}, where).limits).to.deep.equal({});
+    const config = parseConfig(
+      { limits: { mailer: { rate: '100/min' }, 'mailer/send_email': { rate: '5/s', concurrency: 2 }, reports: { rate: '20 / 10s' }, slow: { concurrency: 1, comment: 'one at a time' } } },
+      where,
+    );
+    expect(config.limits).to.deep.equal({
+      mailer: { rate: { count: 100, period_ms: 60_000 }, concurrency: null },
+      'mailer/send_email': { rate: { count: 5, period_ms: 1000 }, concurrency: 2 },
+      reports: { rate: { count: 20, period_ms: 10_000 }, concurrency: null },
+      slow: { rate: null, concurrency: 1 },
+    });
+    expect(parseConfig({ limits: { a: { rate: '3/hour' }, b: { rate: '1/day' }, c: { rate: '7/2h' } } }, where).limits).to.deep.include({
+      a: { rate: { count: 3, period_ms: 3_600_000 }, concurrency: null },
+      b: { rate: { count: 1, period_ms: 86_400_000 }, concurrency: null },
+      c: { rate: { count: 7, period_ms: 7_200_000 }, concurrency: null },
+    });
   });
 
   it('merges credentials for nano and scrubs them for printing', () => {

@@ -40,6 +40,20 @@ describe('worker metrics registry', () => {
     expect(text).not.to.contain('status="waiting"');
   });
 
+  it('counts throttled runs by limit, and shows the tasks waiting for a limit or for their dependencies', async () => {
+    const worker = standIn({ throttledCount: 7, waitingForDependenciesCount: 2 });
+    const metrics = createWorkerMetrics(worker, { defaultMetrics: false });
+    worker.events.emit('task:throttled', { id: 'a', limit: 'mailer', waitedMs: 300 });
+    worker.events.emit('task:throttled', { id: 'b', limit: 'mailer', waitedMs: 900 });
+    worker.events.emit('task:throttled', { id: 'c', limit: 'mailer/send_email', waitedMs: 10 });
+    const text = await metrics.registry.metrics();
+    metrics.detach();
+    expect(text).to.contain('after_tasks_throttled_total{limit="mailer",worker="nightly"} 2');
+    expect(text).to.contain('after_tasks_throttled_total{limit="mailer/send_email",worker="nightly"} 1');
+    expect(text).to.contain('after_tasks_throttled{worker="nightly"} 7');
+    expect(text).to.contain('after_tasks_waiting_for_dependencies{worker="nightly"} 2');
+  });
+
   it('counts failed database requests and feed reconnects as the store counted them', async () => {
     const worker = standIn();
     worker.health.requestErrors = 7;

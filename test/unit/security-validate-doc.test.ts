@@ -95,9 +95,18 @@ const cases: Case[] = [
   { name: 'a timeout of zero', doc: { ...valid, timeout: 0 }, field: 'timeout' },
   { name: 'a timeout past what setTimeout holds', doc: { ...valid, timeout: 2 ** 31 }, field: 'timeout' },
   { name: 'a timeout that is a string', doc: { ...valid, timeout: '1000' }, field: 'timeout' },
+  { name: 'a priority and dependencies', doc: { ...valid, priority: -3, after: ['import', 'fx'], after_failure: 'run' } },
+  { name: 'a jittered interval repeat', doc: { ...valid, repeat: { hours: 1, jitter: '5m' } } },
+  { name: 'a cron repeat with a delay and a jitter', doc: { ...valid, repeat: { cron: '0 * * * *', delay: 'PT30S', jitter: 60000 } } },
+  { name: 'a priority that is a string', doc: { ...valid, priority: 'high' }, field: 'priority' },
+  { name: 'a fractional priority', doc: { ...valid, priority: 1.5 }, field: 'priority' },
+  { name: 'dependencies that are a string', doc: { ...valid, after: 'import' }, field: 'after' },
+  { name: 'a dependency that is not a string', doc: { ...valid, after: ['import', 7] }, field: 'after[1]' },
+  { name: 'an unknown after_failure', doc: { ...valid, after_failure: 'ignore' }, field: 'after_failure' },
+  { name: 'a jitter that is a boolean', doc: { ...valid, repeat: { days: 1, jitter: true } }, field: 'repeat.jitter' },
 ];
 
-const FIELDS = ['_id', 'worker', 'date', 'job', 'data', 'status', 'repeat', 'retry', 'timeout', 'history', '__proto__', 'constructor', 'hasOwnProperty'];
+const FIELDS = ['_id', 'worker', 'date', 'job', 'data', 'status', 'repeat', 'retry', 'timeout', 'priority', 'after', 'after_failure', 'history', '__proto__', 'constructor', 'hasOwnProperty'];
 
 /** Values near valid ones, so that each check is reached with values on both sides of it. */
 const nearValue = fc.oneof(
@@ -105,7 +114,7 @@ const nearValue = fc.oneof(
   fc.constantFrom('nightly', '2013-01-12', '2013-02-29', '2012-02-29T23:59:59.999+14:00', 'P1D', 'PT0S', 'P', 'PT', 'waiting', 'cancel', 'error', 'succeeds', ''),
   fc.record({ name: fc.oneof(fc.string(), fc.jsonValue()), arguments: fc.oneof(fc.array(fc.jsonValue()), fc.jsonValue()) }, { requiredKeys: [] }),
   fc.dictionary(
-    fc.constantFrom('days', 'M', 'm', 'ms', 'limit', 'until', 'misfire', 'cron', 'timezone', 'delay', 'backoff', 'dayz', '__proto__', 'constructor'),
+    fc.constantFrom('days', 'M', 'm', 'ms', 'limit', 'until', 'misfire', 'cron', 'timezone', 'delay', 'jitter', 'backoff', 'dayz', '__proto__', 'constructor'),
     fc.oneof(fc.jsonValue(), fc.integer({ min: -2, max: 3 }), fc.constantFrom('2030-01-01', 'UTC', 'skip', '0 9 * * *', 'PT1M')),
   ),
   fc.double(),
@@ -135,13 +144,19 @@ const taskLikeDoc = fc.record(
       durationValue,
       durationValue.chain((every) =>
         typeof every === 'object'
-          ? fc.record({ limit: fc.integer({ min: 0, max: 5 }), until: isoDate, misfire: fc.constantFrom('run_once', 'skip'), timezone: fc.constantFrom('UTC', 'Europe/Paris', 'Mars/Olympus') }, { requiredKeys: [] }).map((o) => ({ ...every, ...o }))
+          ? fc.record({ limit: fc.integer({ min: 0, max: 5 }), until: isoDate, misfire: fc.constantFrom('run_once', 'skip'), timezone: fc.constantFrom('UTC', 'Europe/Paris', 'Mars/Olympus'), jitter: fc.oneof({ arbitrary: fc.constantFrom('5m', 'PT1S', 0, 250), weight: 6 }, { arbitrary: fc.oneof(fc.constantFrom('1M', 'x', -1, true), fc.jsonValue()), weight: 1 }), delay: fc.constantFrom('30s', 5) }, { requiredKeys: [] }).map((o) => ({ ...every, ...o }))
           : fc.constant<unknown>(every),
       ),
-      fc.record({ cron: fc.constantFrom('0 9 * * 1-5', '* * * * *', 'not cron', ''), timezone: fc.constantFrom('UTC', 'Asia/Tokyo') }, { requiredKeys: ['cron'] }),
+      fc.record({ cron: fc.constantFrom('0 9 * * 1-5', '* * * * *', 'not cron', ''), timezone: fc.constantFrom('UTC', 'Asia/Tokyo'), delay: fc.oneof(fc.constantFrom('30s', 'PT2H', '90m', 0, -5, 'soon', null), fc.jsonValue()), jitter: fc.constantFrom('10s', 'PT5M', '2h', 100) }, { requiredKeys: ['cron'] }),
     ),
     retry: fc.record({ limit: fc.integer({ min: -1, max: 5 }), delay: durationValue, backoff: fc.double({ min: 0.5, max: 1e6, noNaN: true }) }, { requiredKeys: [] }),
     timeout: fc.oneof(fc.integer({ min: -1, max: 2 ** 31 }), fc.double()),
+    priority: fc.oneof({ arbitrary: fc.integer(), weight: 8 }, { arbitrary: fc.oneof(fc.double(), fc.constantFrom('1', null, 2 ** 60)), weight: 1 }),
+    after: fc.oneof(
+      { arbitrary: fc.array(fc.constantFrom('import', 'fx-rates', 'a b'), { maxLength: 3 }), weight: 8 },
+      { arbitrary: fc.oneof(fc.array(fc.oneof(fc.constantFrom('', '_design/x'), fc.string(), fc.integer()), { maxLength: 4 }), fc.jsonValue()), weight: 1 },
+    ),
+    after_failure: fc.oneof({ arbitrary: fc.constantFrom('error', 'run'), weight: 8 }, { arbitrary: fc.oneof(fc.constant('ignore'), fc.jsonValue()), weight: 1 }),
     extra: fc.jsonValue(),
   },
   { requiredKeys: ['worker', 'date', 'job'] },
@@ -210,7 +225,7 @@ describe('security: the validate_doc_update function', () => {
         refusedByBoth++;
       }
     };
-    fc.assert(fc.property(taskLikeDoc, checkOne), { numRuns: 4000 });
+    fc.assert(fc.property(taskLikeDoc, checkOne), { numRuns: 6000 });
     fc.assert(fc.property(mixedDoc, checkOne), { numRuns: 2000 });
     // Not vacuous: both sides of the property were reached many times.
     expect(accepted, `${accepted} accepted`).to.be.above(200);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/task/decide';
+import type { DependencyView } from '../../src/task/dependencies';
 import { describeLateness } from '../../src/worker/worker-events';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -14,6 +15,14 @@ const ctx: DecideContext = {
 };
 /** The same instance, for tasks of another live instance's share. */
 const backupCtx: DecideContext = { ...ctx, owns: () => false };
+/** The tasks `import` (done), `fx` (running), `bad` (error), `gone` (missing) as read; `unread` not read yet. */
+const views: Record<string, DependencyView | null> = {
+  import: { status: 'done', repeats: false, after: [] },
+  fx: { status: 'running', repeats: false, after: [] },
+  bad: { status: 'error', repeats: false, after: [] },
+  gone: null,
+};
+const depsCtx: DecideContext = { ...ctx, dependencies: (id) => views[id] };
 const iso = (ms: number): string => new Date(ms).toISOString();
 const base = (fields: Record<string, unknown>): TaskDoc => ({
   _id: 't1',
@@ -93,6 +102,18 @@ const cases: Array<{ name: string; doc: TaskDoc; kind: string; backup?: boolean;
   { name: 'waiting with another live instance\'s lease (resumed while that run goes on): the holder decides', doc: base({ lease: liveLease('other') }), kind: 'drop' },
   { name: 'waiting with another instance\'s expired lease: placed as any waiting task', doc: base({ lease: deadLease('other') }), kind: 'hold' },
   { name: 'waiting with my own lease: placed', doc: base({ lease: liveLease('me') }), kind: 'hold' },
+  { name: 'a task whose dependencies are done: scheduled (written, so others see them done) though overdue', doc: base({ after: ['import'] }), kind: 'schedule', context: depsCtx },
+  { name: 'a task with a dependency still running: waits, whatever its date', doc: base({ after: ['import', 'fx'] }), kind: 'wait-for', context: depsCtx },
+  { name: 'a task with a dependency not read yet: waits (for the read)', doc: base({ after: ['unread'] }), kind: 'wait-for', context: depsCtx },
+  { name: 'a task whose dependency failed: error', doc: base({ after: ['import', 'bad'] }), kind: 'dependency-failed', context: depsCtx },
+  { name: 'a task whose dependency failed, after_failure run: scheduled', doc: base({ after: ['bad'], after_failure: 'run' }), kind: 'schedule', context: depsCtx },
+  { name: 'a task whose dependency does not exist: error', doc: base({ after: ['gone'] }), kind: 'dependency-failed', context: depsCtx },
+  { name: "a task waiting for dependencies, another instance's share: its owner follows them", doc: base({ after: ['fx'] }), kind: 'drop', context: { ...depsCtx, owns: () => false } },
+  { name: 'a task scheduled after its dependencies were found done: kept, not checked again', doc: base({ after: ['fx'], status: 'scheduled', date: iso(now + 60_000), lease: liveLease('me') }), kind: 'keep', context: depsCtx },
+  { name: "another instance's hold of a task with dependencies, its lease expired: a backup like any", doc: base({ after: ['fx'], status: 'scheduled', lease: deadLease('other') }), kind: 'hold', backup: true, context: { ...depsCtx, owns: () => false } },
+  { name: 'a task with dependencies beyond the horizon: left in the database', doc: base({ after: ['fx'], date: iso(now + 3_600_000) }), kind: 'drop', context: depsCtx },
+  { name: 'a cancel of a task waiting for dependencies', doc: base({ after: ['fx'], status: 'cancel' }), kind: 'cancel', context: depsCtx },
+  { name: 'a task naming itself in after: invalid', doc: base({ after: ['t1'] }), kind: 'invalid', context: depsCtx },
 ];
 
 describe('decide: what an instance does with a task it sees', () => {

@@ -48,6 +48,29 @@ describe('validateTask', () => {
     expect(validated.task.timeoutMs).to.equal(5000);
   });
 
+  it('parses priority, after (each id once) and after_failure; the defaults are 0 and "error"', () => {
+    const plain = validateTask(base());
+    expect(plain.ok && plain.task).to.include({ priority: 0, afterFailure: 'error' });
+    expect(plain.ok && plain.task.after).to.equal(undefined);
+    const validated = validateTask({ ...base(), priority: -5, after: ['import', 'fx', 'import'], after_failure: 'run' });
+    expect(validated.ok).to.equal(true);
+    if (!validated.ok) return;
+    expect(validated.task).to.deep.include({ priority: -5, after: ['import', 'fx'], afterFailure: 'run' });
+    const none = validateTask({ ...base(), after: [] });
+    expect(none.ok && none.task.after).to.equal(undefined);
+  });
+
+  it('parses a jitter and a cron delay in every form: compact, ISO 8601, milliseconds, an object', () => {
+    const forms: Array<[unknown, number]> = [['5m', 300_000], ['PT5M', 300_000], [300_000, 300_000], [{ minutes: 5 }, 300_000], ['1h30m', 5_400_000], [0, 0]];
+    for (const [jitter, ms] of forms) {
+      const validated = validateTask({ ...base(), repeat: { cron: '0 */2 * * *', jitter, delay: jitter } });
+      expect(validated.ok, JSON.stringify(jitter)).to.equal(true);
+      if (!validated.ok) continue;
+      expect(validated.task.repeatParsed?.jitterMs ?? 0).to.equal(ms);
+      expect(validated.task.repeatParsed?.kind === 'cron' ? validated.task.repeatParsed.delayMs ?? 0 : -1).to.equal(ms);
+    }
+  });
+
   it('keeps unknown fields, even __proto__ and constructor', () => {
     const doc = { ...base(), ...JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1, "extra": [1]}') } as TaskDoc;
     const validated = validateTask(doc);
@@ -94,6 +117,24 @@ describe('validateTask', () => {
       { name: 'timeout past setTimeout\'s limit', change: { timeout: 2_147_483_648 }, field: 'timeout' },
       { name: 'huge timeout', change: { timeout: 1e308 }, field: 'timeout' },
       { name: 'numeric _id', change: { _id: 5 }, field: '_id' },
+      { name: 'a priority as a string', change: { priority: 'high' }, field: 'priority', mentions: /"high"/ },
+      { name: 'a fractional priority', change: { priority: 2.5 }, field: 'priority' },
+      { name: 'a priority past the safe integers', change: { priority: 2 ** 60 }, field: 'priority' },
+      { name: 'after as a string', change: { after: 'import' }, field: 'after', mentions: /array of task ids/ },
+      { name: 'after naming a number', change: { after: ['a', 3] }, field: 'after', mentions: /^after\[1\]: 3/ },
+      { name: 'after naming an empty id', change: { after: [''] }, field: 'after', mentions: /after\[0\]/ },
+      { name: 'after naming a design document', change: { after: ['_design/after'] }, field: 'after' },
+      { name: 'after naming the task itself', change: { after: ['task-1'] }, field: 'after', mentions: /itself/ },
+      { name: 'after naming more than 100 tasks', change: { after: Array.from({ length: 101 }, (_, k) => `t${k}`) }, field: 'after', mentions: /101/ },
+      { name: 'an unknown after_failure', change: { after: ['a'], after_failure: 'ignore' }, field: 'after_failure', mentions: /"ignore"/ },
+      { name: 'a jitter of a month', change: { repeat: { days: 40, jitter: '1M' } }, field: 'repeat', mentions: /^repeat\.jitter: .*fixed length/ },
+      { name: 'a jitter that is no duration', change: { repeat: { days: 1, jitter: 'soon' } }, field: 'repeat', mentions: /^repeat\.jitter: / },
+      { name: 'a jitter as long as the interval', change: { repeat: { hours: 1, jitter: '1h' } }, field: 'repeat', mentions: /^repeat\.jitter: "1h" is not shorter .*1 h/ },
+      { name: 'a jitter as long as a cron gap', change: { repeat: { cron: '*/10 * * * *', jitter: 'PT10M' } }, field: 'repeat', mentions: /^repeat\.jitter: .*10 min/ },
+      { name: 'a jitter of a day on a daily repeat in a zone (a spring-forward day has 23 h)', change: { repeat: { days: 1, timezone: 'Europe/Paris', jitter: '23h' } }, field: 'repeat' },
+      { name: 'a delay on an interval repeat', change: { repeat: { hours: 1, delay: '30s' } }, field: 'repeat', mentions: /^repeat\.delay: only a cron repeat/ },
+      { name: 'a negative delay', change: { repeat: { cron: '0 * * * *', delay: -1 } }, field: 'repeat', mentions: /^repeat\.delay: / },
+      { name: 'a delay of a year', change: { repeat: { cron: '0 * * * *', delay: 'P1Y' } }, field: 'repeat', mentions: /^repeat\.delay: / },
     ];
     for (const c of cases) {
       it(c.name, () => {

@@ -12,6 +12,9 @@
   const OVERVIEW_EVERY_MS = 5000;
 
   let currentTaskId = null;
+  /** The tasks the open task waits for (`after`): a change to one of them refreshes its table. */
+  let currentDependencies = new Set();
+  let currentDoc = null;
   let overviewTimer = null;
   // The server writes a new token into index.html at every start; actions send it back in a
   // header, which only this page can read and only a same-origin request can carry.
@@ -79,8 +82,9 @@
         el('tr', { 'data-instance': i.instance },
           el('td', { text: i.worker }), el('td', {}, el('code', { text: i.instance })), el('td', { text: i.host }),
           el('td', { class: 'num', text: String(i.pid) }), el('td', { title: i.heartbeat_at, text: ago(i.age_ms) }),
-          el('td', { class: 'num', text: String(i.running) }), el('td', { class: 'num', text: String(i.held) }))),
-      'no live worker instance (start one with `after start <name>`)', 7,
+          el('td', { class: 'num', text: String(i.running) }), el('td', { class: 'num', text: String(i.held) }),
+          el('td', { class: 'num', text: typeof i.throttled === 'number' ? String(i.throttled) : '–' }))),
+      'no live worker instance (start one with `after start <name>`)', 8,
     );
     renderWorkers(overview);
     renderCounts(overview.counts);
@@ -88,7 +92,7 @@
       $('#next-due'),
       overview.nextDue.map((t) => el('tr', { 'data-task-id': t.id },
         el('td', {}, taskLink(t.id)), el('td', { text: text(t.worker) }), el('td', {}, statusBadge(t.status)),
-        el('td', { text: text(t.date) }), el('td', { text: text(t.job) }))),
+        el('td', { text: text(t.date) }), el('td', { text: t.after ? `${text(t.job)} · after ${t.after.join(', ')}` : text(t.job) }))),
       'nothing due', 5,
     );
     fillBody(
@@ -192,6 +196,7 @@
       showActivity(task);
       scheduleOverview();
       if (task.id === currentTaskId) loadTask(currentTaskId);
+      else if (currentTaskId && currentDoc && currentDependencies.has(task.id)) loadDependencies(currentTaskId, currentDoc);
     });
     events.addEventListener('resync', () => scheduleOverview());
     events.onerror = () => {
@@ -225,6 +230,7 @@
     $('#action-resume').disabled = status !== 'paused';
     $('#action-retry').disabled = status !== 'error';
     $('#action-reschedule').disabled = status === 'running' || status === 'cancel';
+    loadDependencies(id, doc);
     const lastRun = doc.last_run || {};
     fillBody(
       $('#last-run'),
@@ -240,6 +246,31 @@
       'no runs yet', 6,
     );
     $('#task-doc').textContent = JSON.stringify(doc, null, 2);
+  }
+
+  /** The tasks this one waits for (`after`), each with its status now. */
+  async function loadDependencies(id, doc) {
+    const section = $('#after-section');
+    const named = Array.isArray(doc.after) && doc.after.length > 0;
+    currentDoc = doc;
+    currentDependencies = new Set(named ? doc.after : []);
+    section.hidden = !named;
+    if (!named) return;
+    let deps;
+    try {
+      deps = await api(`/api/tasks/${encodeURIComponent(id)}/after`);
+    } catch (err) {
+      fillBody($('#after'), [], `cannot read them: ${err.message}`, 2);
+      return;
+    }
+    if (id !== currentTaskId) return;
+    fillBody(
+      $('#after'),
+      deps.map((d) => el('tr', { 'data-task-id': d.id },
+        el('td', {}, d.status === null ? el('code', { text: d.id }) : taskLink(d.id)),
+        el('td', {}, d.status === null ? statusBadge('missing') : statusBadge(d.status), d.repeats ? ' (repeats)' : ''))),
+      'none', 2,
+    );
   }
 
   function setTaskStatus(status) {
