@@ -9,7 +9,7 @@ import { getTask } from '../store/admin';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { printable } from '../text';
-import { repeatSpecFromFlags } from '../task/repeat';
+import { repeatSpecFromFlags } from '../task/repeat-flags';
 import { previewSchedule, type PreviewSource, type SchedulePreview } from '../task/schedule-preview';
 import type { TaskDoc } from '../types';
 import type { CliContext } from './context';

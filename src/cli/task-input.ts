@@ -4,7 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { UsageError } from '../errors';
-import { firstRunDate, parseRepeat as parseRepeatSpec, repeatSpecFromFlags } from '../task/repeat';
+import { parseRepeat as parseRepeatSpec } from '../task/repeat';
+import { repeatSpecFromFlags } from '../task/repeat-flags';
+import { firstRunDate } from '../task/series';
 import { AFTER_FAILURES, type TaskDoc } from '../types';
 
 export interface TaskFlags {

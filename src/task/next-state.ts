@@ -22,7 +22,8 @@
  */
 import type { HistoryEntry, LastRun, RunAgain, RunOutcome, TaskDoc, TaskError } from '../types';
 import { formatDate, MAX_DATE_MS, parseTaskDate } from './dates';
-import { nextRepeat, retryDelayMs } from './repeat';
+import { retryDelayMs } from './retry';
+import { nextRepeat } from './series';
 import type { ParsedTask } from './validate';
 
 export interface RunRecord {

@@ -18,7 +18,8 @@
 import { ACTIVE_STATUSES, type TaskDoc } from '../types';
 import { formatDate, parseTaskDate, quoteValue } from './dates';
 import { durationToObject } from './duration';
-import { firstRunDate, nextRepeat, parseRepeat, type IntervalRepeat, type Repeat } from './repeat';
+import { parseRepeat, type IntervalRepeat, type Repeat } from './repeat';
+import { firstRunDate, nextRepeat } from './series';
 import { validateTask } from './validate';
 import { formatInZone } from './zones';
 

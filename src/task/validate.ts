@@ -11,7 +11,8 @@ import { AFTER_FAILURES, JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskD
 import { parseTaskDate, quoteValue } from './dates';
 import { cronShortestGapMs } from './cron';
 import { approximateMs } from './duration';
-import { parseRepeat, parseRetry, Repeat, Retry } from './repeat';
+import { parseRepeat, Repeat } from './repeat';
+import { parseRetry, Retry } from './retry';
 
 /** A valid task with its `repeat` and `retry` parsed, as nextState needs them. */
 export interface ParsedTask extends ValidTask {

@@ -7,7 +7,9 @@
 import { expect } from 'chai';
 import { cronFireAfter } from '../../src/task/cron';
 import { nextState, type RunRecord } from '../../src/task/next-state';
-import { nextRepeat, parseRepeat, repeatSpecFromFlags, type CronRepeat, type Repeat } from '../../src/task/repeat';
+import { parseRepeat, type CronRepeat, type Repeat } from '../../src/task/repeat';
+import { repeatSpecFromFlags } from '../../src/task/repeat-flags';
+import { nextRepeat } from '../../src/task/series';
 import { validateTask } from '../../src/task/validate';
 import type { TaskDoc } from '../../src/types';
 

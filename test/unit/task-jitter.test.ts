@@ -6,7 +6,9 @@
  */
 import { expect } from 'chai';
 import { nextState } from '../../src/task/next-state';
-import { firstRunDate, jitterOffsetMs, nextRepeat, parseRepeat, repeatSpecFromFlags, type Repeat } from '../../src/task/repeat';
+import { parseRepeat, type Repeat } from '../../src/task/repeat';
+import { repeatSpecFromFlags } from '../../src/task/repeat-flags';
+import { firstRunDate, jitterOffsetMs, nextRepeat } from '../../src/task/series';
 import { previewSchedule } from '../../src/task/schedule-preview';
 import { validateTask } from '../../src/task/validate';
 import type { TaskDoc } from '../../src/types';

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { Duration, zeroDuration } from '../../src/task/duration';
-import { IntervalRepeat, nextRepeat, parseRepeat, parseRetry, Repeat, retryDelayMs, Retry } from '../../src/task/repeat';
+import { IntervalRepeat, parseRepeat, Repeat } from '../../src/task/repeat';
+import { parseRetry, retryDelayMs, Retry } from '../../src/task/retry';
+import { nextRepeat } from '../../src/task/series';
 
 const utc = (text: string): number => Date.parse(text);
 const iso = (ms: number): string => new Date(ms).toISOString();

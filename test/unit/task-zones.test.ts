@@ -8,7 +8,8 @@
  */
 import { expect } from 'chai';
 import { parseCompactDuration, parseDuration, zeroDuration, type Duration } from '../../src/task/duration';
-import { nextRepeat, parseRepeat } from '../../src/task/repeat';
+import { parseRepeat } from '../../src/task/repeat';
+import { nextRepeat } from '../../src/task/series';
 import { formatInZone, instantOf, parseTimeZone, zoneOffsetMs, type WallClock } from '../../src/task/zones';
 
 const utc = (text: string): number => Date.parse(text);

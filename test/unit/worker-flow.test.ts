@@ -4,7 +4,7 @@
  * repeats computed alike by every instance, and tasks that wait for other tasks.
  */
 import { expect } from 'chai';
-import { jitterOffsetMs } from '../../src/task/repeat';
+import { jitterOffsetMs } from '../../src/task/series';
 import type { TaskDoc } from '../../src/types';
 import { WINDOW_MARGIN_MS } from '../../src/worker/limiter';
 import { closeSimulationsAfterEach, iso, START_MS, Simulation, type SimWorker } from '../helpers/memory-worker';
