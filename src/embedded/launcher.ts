@@ -12,6 +12,8 @@
  * - revision trees keep `revs_limit` revisions (20, what `after init` sets on CouchDB; PouchDB's
  *   default is 1000): with 1000, each write of a task rewritten every second re-serialises a
  *   tree that has grown to 1000 entries, 15 times slower here than with 20;
+ * - `validate_doc_update` runs as pouchdb-validation runs it, but the design documents are read
+ *   once per database, not once per document written (validation.ts);
  * - every database is compacted periodically (compactor.ts);
  * - files are created private to the user (umask 077).
  */
@@ -20,9 +22,11 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { startCompactor, type CompactableDb } from './compactor';
 import { createGuard } from './guard';
+import { installValidation } from './validation';
 import type { LauncherSettings } from './server-settings';
 
-const EXCLUDED_PARTS = ['routes/fauxton', 'routes/rewrite', 'routes/cluster-rewrite', 'routes/vhosts', 'routes/special-test-auth'];
+/** `validation` is replaced by validation.ts (the same checks, without a read of every design document per document written). */
+const EXCLUDED_PARTS = ['routes/fauxton', 'routes/rewrite', 'routes/cluster-rewrite', 'routes/vhosts', 'routes/special-test-auth', 'validation'];
 /** How long a stop may wait for the databases to close before exiting anyway. */
 const CLOSE_TIMEOUT_MS = 5000;
 
@@ -41,6 +45,7 @@ interface ExpressPouchApp {
   (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void): void;
   setPouchDB(pouch: PouchConstructor): Promise<void>;
   couchConfig: { getSection(section: string): Record<string, string> };
+  dbWrapper: { registerWrapper(wrapper: (name: string, db: unknown, next: () => void) => void): void };
 }
 
 interface ExpressApp {
@@ -82,6 +87,11 @@ function main(settings: LauncherSettings): void {
   };
 
   const pouchApp = expressPouchDB({ configPath: settings.configFile, overrideMode: { exclude: EXCLUDED_PARTS } });
+  // Registered last, where express-pouchdb's own `validation` part registers its wrapper.
+  pouchApp.dbWrapper.registerWrapper((_name, db, next) => {
+    installValidation(db);
+    next();
+  });
   // The leveldb adapter takes its LevelDOWN from the `db` option: this one also remembers each
   // store by location, so the compactor can reach LevelDB's own compaction.
   const stores = new Map<string, LevelDown>();

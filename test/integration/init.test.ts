@@ -72,6 +72,29 @@ describe('after init', function () {
     expect((await db.request('POST', '', { worker: 'w', date: '2013-02-30', job: 'x' })).status).to.equal(201);
   });
 
+  it('applies a validator from the next write on, however its design document is written: _bulk_docs, an edit, a deletion', async function () {
+    await db.init();
+    // Writes before any validator exists (the embedded server reads validators once, then keeps them).
+    expect((await db.request('POST', '', { refuse: 'a' })).status).to.equal(201);
+    const refusing = (word: string): string => `function (newDoc) { if (newDoc.refuse === "${word}") { throw({forbidden: "refused ${word}"}); } }`;
+    const added = await db.adminRequest('POST', '_bulk_docs', { docs: [{ _id: '_design/refuse', validate_doc_update: refusing('a') }] });
+    expect(added.status).to.equal(201);
+    const refused = await db.request<{ reason: string }>('POST', '', { refuse: 'a' });
+    expect([refused.status, refused.body.reason]).to.deep.equal([403, 'refused a']);
+
+    const current = await db.adminRequest<{ _rev: string }>('GET', '_design/refuse');
+    expect((await db.adminRequest('PUT', '_design/refuse', { ...current.body, validate_doc_update: refusing('b') })).status).to.equal(201);
+    const bulk = await db.request<Array<{ id: string; error?: string }>>('POST', '_bulk_docs', {
+      docs: [{ _id: 'edited-a', refuse: 'a' }, { _id: 'edited-b', refuse: 'b' }],
+    });
+    const rows = new Map(bulk.body.map((row) => [row.id, row.error ?? 'written']));
+    expect(Object.fromEntries(rows)).to.deep.equal({ 'edited-a': 'written', 'edited-b': 'forbidden' });
+
+    const edited = await db.adminRequest<{ _rev: string }>('GET', '_design/refuse');
+    expect((await db.adminRequest('DELETE', `_design/refuse?rev=${edited.body._rev}`)).status).to.equal(200);
+    expect((await db.request('POST', '', { refuse: 'b' })).status, 'the deleted validator no longer applies').to.equal(201);
+  });
+
   it('sets a low _revs_limit where the server supports it, and says when it does not', async function () {
     await db.init();
     const report = await db.init();
