@@ -14,6 +14,6 @@ export { runCli, spawnCli, assertNoChildrenLeft, AFTER_BIN, REPO_ROOT, type Chil
 export { FIXTURE_JOBS, readRecords, startCli, startWorker, stopWorkers, testRecordFile, type StartWorkerOptions, type WorkerProcess } from './workers';
 export { getTask, iso, postTask, postTasks, runTask, updateTask } from './tasks';
 export { waitFor, waitForAll, waitForDoc, waitForStatus, type WaitOptions } from './wait';
-export { isAlive, pm2DaemonPid, stopPm2Daemon } from './processes';
+export { isAlive, pm2DaemonPid, sessionOf, stopPm2Daemon } from './processes';
 export { TestProxy } from './proxy';
 export { freePort } from './ports';

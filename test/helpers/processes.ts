@@ -22,6 +22,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
+export function sessionOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+  } catch {
+    return 0;
+  }
+}
+
 /** The pid of the pm2 daemon of `home` (`<home>/pm2/pm2.pid`) while it runs, else null. */
 export function pm2DaemonPid(home: string): number | null {
   try {

@@ -7,20 +7,10 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, sessionOf, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
 
 /** Descendants that left the process group are found through /proc (Linux). */
 const HAS_PROC = fs.existsSync('/proc/self/environ');
-
-/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
-function sessionOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-  } catch {
-    return 0;
-  }
-}
 
 describe('commands and exec', function () {
   this.timeout(120_000);

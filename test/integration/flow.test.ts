@@ -7,17 +7,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { iso, postTasks, readRecords, runCli, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers';
-
-/** Most starts in any window of `periodMs` (both ends included: the strictest count). */
-function mostInAnyWindow(starts: number[], periodMs: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! > periodMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
+import { mostInAnyWindow } from '../helpers/run-stats';
 
 describe('flow control across worker processes', function () {
   this.timeout(120_000);

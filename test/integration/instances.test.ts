@@ -6,22 +6,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForDoc, waitForStatus } from '../helpers';
-
-/** The most runs that overlapped at any moment; a run ending at t does not overlap one starting at t. */
-function maxOverlap(runs: ReadonlyArray<{ start: number; end: number }>): number {
-  const edges = runs.flatMap((r) => [
-    { at: r.start, delta: 1 },
-    { at: r.end, delta: -1 },
-  ]);
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let now = 0;
-  let most = 0;
-  for (const edge of edges) {
-    now += edge.delta;
-    most = Math.max(most, now);
-  }
-  return most;
-}
+import { maxOverlap } from '../helpers/run-stats';
 
 describe('instances of one worker name', function () {
   this.timeout(90_000);
