@@ -3,12 +3,12 @@
  * `couchdb.sh cluster start` prints them): the same database seen through each node, so
  * instances of one worker can each talk to a different node (SPEC §7 "Claims in a cluster").
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from './cli';
 import { databaseRequest, type TestDb } from './db';
+import { isAlive } from './processes';
 
 /** The node URLs from COUCHDB_CLUSTER_URLS, or undefined when it is unset or empty. */
 export function clusterUrls(): string[] | undefined {
@@ -39,19 +39,6 @@ export async function mapLimited<T, R>(items: readonly T[], width: number, fn: (
   return results;
 }
 
-/**
- * postTasks for a cluster: a busy cluster answers `_bulk_docs` with 202 (rows marked
- * `accepted`: fewer copies than a quorum had written them yet), which is still a create.
- */
-export async function postClusterTasks(db: TestDb, tasks: Array<Record<string, unknown>>): Promise<string[]> {
-  const docs = tasks.map((task) => ({ _id: `task-${randomBytes(8).toString('hex')}`, ...task }));
-  const res = await db.request<Array<{ id: string; ok?: boolean; error?: string }>>('POST', '_bulk_docs', { docs });
-  if ((res.status !== 201 && res.status !== 202) || !Array.isArray(res.body) || res.body.some((row) => !row.ok)) {
-    throw new Error(`_bulk_docs failed: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 500)}`);
-  }
-  return docs.map((doc) => doc._id as string);
-}
-
 /** The shared couchdb.sh that started the cluster (COUCHDB_SCRIPT, or ../shared beside the repository). */
 export function clusterScript(): string | undefined {
   const script = process.env.COUCHDB_SCRIPT ?? path.resolve(REPO_ROOT, '..', 'shared', 'couchdb', 'couchdb.sh');
@@ -70,14 +57,5 @@ export function nodePid(n: number): number | undefined {
     return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -21,6 +21,7 @@ import { openConnection, type Connection } from '../../src/store/connection';
 import { initDatabase, type InitReport } from '../../src/store/design';
 import { silentLogger } from '../../src/log';
 import { freePort } from './ports';
+import { stopPm2Daemon } from './processes';
 
 export interface TestDb {
   kind: 'embedded' | 'couchdb';
@@ -235,31 +236,4 @@ function splitCredentials(url: string): { origin: string; authorization: Record<
   const origin = parsed.toString().replace(/\/+$/, '');
   if (!user && !password) return { origin, authorization: {} };
   return { origin, authorization: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } };
-}
-
-/**
- * A test that ran `after start -b` leaves a pm2 daemon in `<home>/pm2`; SIGTERM makes pm2
- * delete its processes and exit, so no worker outlives its test database.
- */
-async function stopPm2Daemon(home: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number.parseInt(fs.readFileSync(path.join(home, 'pm2', 'pm2.pid'), 'utf8').trim(), 10);
-  } catch {
-    return;
-  }
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { connect, registryFromFunctions, startWorker } from '../../src/api';
 import { AfterError, TaskInvalidError } from '../../src/errors';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, startDb, waitFor, type TestDb } from '../helpers';
+import { REPO_ROOT, useSuiteDb, waitFor } from '../helpers';
 
 const EXAMPLE_DOC = path.join(REPO_ROOT, 'README.md');
 
@@ -40,15 +40,10 @@ function runNode(file: string, env: Record<string, string>): Promise<{ code: num
 
 describe('library API', function () {
   this.timeout(60_000);
-  let db: TestDb;
+  const db = useSuiteDb();
   const scratch: string[] = [];
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
+  after(() => {
     for (const file of scratch) fs.rmSync(file, { force: true });
-    await db.destroy();
   });
 
   function scratchFile(ext: string, text: string): string {

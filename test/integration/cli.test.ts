@@ -10,9 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, freePort, runCli, spawnCli, startDb, waitFor, waitForStatus, type CliResult, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, REPO_ROOT, freePort, isAlive, pm2DaemonPid, runCli, spawnCli, stopPm2Daemon, useSuiteDb, waitFor, waitForStatus, type CliResult } from '../helpers';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 const PM2_BIN = path.join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const PASSWORD = 's3cret';
 
@@ -31,49 +30,11 @@ function expectOk(result: CliResult): void {
   expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).to.equal(0);
 }
 
-/** Alive and not a zombie: a detached process that exited stays a zombie until init reaps it. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-function pm2DaemonPid(home: string): number | null {
-  try {
-    const pid = Number.parseInt(fs.readFileSync(path.join(home, 'pm2', 'pm2.pid'), 'utf8'), 10);
-    return Number.isInteger(pid) && isAlive(pid) ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Stop a pm2 daemon a failed test may have left in `home` (by its pid), and wait for it. */
-async function killPm2Daemon(home: string): Promise<void> {
-  const pid = pm2DaemonPid(home);
-  if (pid === null) return;
-  process.kill(pid, 'SIGTERM');
-  await waitFor(async () => !isAlive(pid), { timeoutMs: 15_000, what: `pm2 daemon ${pid} to exit` }).catch(() => process.kill(pid, 'SIGKILL'));
-}
-
 describe('cli', function () {
   this.timeout(120_000);
-  let db: TestDb;
+  const db = useSuiteDb();
   const cli = (args: string[], env: Record<string, string> = {}, input?: string) =>
     runCli(args, { env: { ...db.env, ...env }, ...(input !== undefined ? { input } : {}) });
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
 
   describe('usage', () => {
     const helpOf = [
@@ -206,13 +167,7 @@ describe('cli', function () {
   });
 
   describe('init', () => {
-    let fresh: TestDb;
-    before(async () => {
-      fresh = await startDb({ init: false });
-    });
-    after(async () => {
-      await fresh.destroy();
-    });
+    const fresh = useSuiteDb({ init: false });
 
     it('creates the database and its indexes, and a second run changes nothing', async () => {
       const first = await runCli(['init'], { env: fresh.env });
@@ -357,7 +312,7 @@ describe('cli', function () {
   describe('workers', () => {
     const worker = 'cli-bg';
     afterEach(async () => {
-      await killPm2Daemon(db.home);
+      await stopPm2Daemon(db.home);
     });
 
     it('start -b runs it under pm2; list, log, clean; stop removes it and the pm2 daemon', async () => {
@@ -436,7 +391,7 @@ describe('cli', function () {
       secretUrl = `http://user:${PASSWORD}@127.0.0.1:${await freePort()}`;
     });
     afterEach(async () => {
-      await killPm2Daemon(home);
+      await stopPm2Daemon(home);
       fs.rmSync(home, { recursive: true, force: true });
     });
 

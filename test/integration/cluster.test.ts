@@ -14,9 +14,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { probeServer } from '../../src/store/connection';
 import type { TaskDoc } from '../../src/types';
-import { runCli, startDb, waitFor, waitForStatus, type TestDb } from '../helpers';
-import { clusterHome, clusterScript, clusterUrls, isAlive, mapLimited, nodePid, onNode, postClusterTasks } from '../helpers/cluster';
-import { iso, readRecords, startInstance, stopInstances, waitForAll, waitForDoc, type WorkerProcess } from '../helpers/instances';
+import {
+  iso,
+  isAlive,
+  postTasks,
+  readRecords,
+  runCli,
+  startWorker,
+  stopWorkers,
+  useSuiteDb,
+  waitFor,
+  waitForAll,
+  waitForDoc,
+  waitForStatus,
+  type TestDb,
+  type WorkerProcess,
+} from '../helpers';
+import { clusterHome, clusterScript, clusterUrls, mapLimited, nodePid, onNode } from '../helpers/cluster';
 
 const TASKS = 500;
 const SPREAD_MS = 3_000;
@@ -33,43 +47,25 @@ function keepOutput(started: WorkerProcess[], facts: unknown): string {
 
 describe('claims on a 3-node CouchDB cluster (needs COUCHDB_CLUSTER_URLS)', function () {
   this.timeout(300_000);
-  let urls: string[];
-  let db: TestDb;
-  let nodes: TestDb[];
-  let recordFile: string;
-  let instances: WorkerProcess[] = [];
-
-  before(async function () {
-    const found = clusterUrls();
-    if (!found) {
+  const urls = clusterUrls();
+  before(function () {
+    if (!urls) {
       console.log('      skipped: set COUCHDB_CLUSTER_URLS to the node URLs `couchdb.sh cluster start` prints');
       this.skip();
     }
-    urls = found;
     expect(urls.length, 'COUCHDB_CLUSTER_URLS: one URL per node').to.be.at.least(2);
-    // debug: the instances log every claim they lost ("changed by another writer during claim").
-    db = await startDb({ url: urls[0], init: false, config: { log: { level: 'debug' } } });
-    nodes = urls.map((url) => onNode(db, url));
+  });
+  // debug: the instances log every claim they lost ("changed by another writer during claim").
+  const db = useSuiteDb({ url: urls?.[0], init: false, config: { log: { level: 'debug' } } });
+  let nodes: TestDb[];
+  before(async () => {
+    nodes = urls!.map((url) => onNode(db, url));
     const init = await runCli(['init'], { env: db.env });
     expect(init.code, `after init: ${init.stderr}`).to.equal(0);
   });
-  after(async () => {
-    await db?.destroy();
-  });
-  beforeEach(() => {
-    recordFile = path.join(db.root, `records-${Math.random().toString(36).slice(2)}.txt`);
-  });
-  afterEach(async () => {
-    await stopInstances(instances);
-    instances = [];
-  });
 
   /** An instance of `name` connected to node `node`. */
-  async function start(name: string, node: number, extra: string[] = []): Promise<WorkerProcess> {
-    const w = await startInstance(nodes[node]!, name, recordFile, extra);
-    instances.push(w);
-    return w;
-  }
+  const start = (name: string, node: number, args: string[] = []): Promise<WorkerProcess> => startWorker(nodes[node]!, name, { args });
 
   it('the database is replicated on every node (n = 3) and each node is detected as a cluster', async () => {
     const info = await db.request<{ cluster?: { n?: number } }>('GET', '');
@@ -109,7 +105,7 @@ describe('claims on a 3-node CouchDB cluster (needs COUCHDB_CLUSTER_URLS)', func
       date: iso(firstDate + Math.floor((k * SPREAD_MS) / TASKS)),
       job: 'records',
     }));
-    const ids = await postClusterTasks(nodes[onNodes[0]!]!, tasks);
+    const ids = await postTasks(nodes[onNodes[0]!]!, tasks);
     const during = meanwhile?.();
     const live = onNodes.map((node) => nodes[node]!);
     await waitForAll(live[0]!, name, ids, 'done', 150_000).catch((err: Error) => {
@@ -129,9 +125,9 @@ describe('claims on a 3-node CouchDB cluster (needs COUCHDB_CLUSTER_URLS)', func
     ).catch(() => undefined);
     // A duplicate run by an instance that wrongly thought it owned a claim may still be going
     // when the winner's `done` shows: stop them all (a stop lets runs finish) before counting.
-    await stopInstances(instances);
+    await stopWorkers(started);
 
-    const records = readRecords(recordFile);
+    const records = readRecords();
     const runsOf = new Map<string, number>();
     for (const r of records) runsOf.set(r.id, (runsOf.get(r.id) ?? 0) + 1);
     const duplicated = [...runsOf].filter(([, runs]) => runs > 1);
@@ -223,7 +219,7 @@ describe('claims on a 3-node CouchDB cluster (needs COUCHDB_CLUSTER_URLS)', func
   it('kill -9 of the instance running a task: the instance on another node takes it over after the lease, and it ends done', async () => {
     const leaseMs = 3_000;
     const victim = await start('crashy', 0, ['--lease', String(leaseMs)]);
-    const [slow] = await postClusterTasks(db, [{ worker: 'crashy', date: iso(Date.now()), job: { name: 'slow', arguments: [4_000] } }]);
+    const [slow] = await postTasks(db, [{ worker: 'crashy', date: iso(Date.now()), job: { name: 'slow', arguments: [4_000] } }]);
     const running = await waitForStatus(db, slow!, 'running');
     expect(running.lease?.instance).to.equal(victim.instance);
     const survivor = await start('crashy', 1, ['--lease', String(leaseMs)]);

@@ -7,79 +7,39 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, sessionOf, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 /** Descendants that left the process group are found through /proc (Linux). */
 const HAS_PROC = fs.existsSync('/proc/self/environ');
 
-/** A live process, not a zombie waiting to be reaped. */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
-function sessionOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-  } catch {
-    return 0;
-  }
-}
-
 describe('commands and exec', function () {
   this.timeout(120_000);
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
+  const db = useSuiteDb({
+    config: {
+      worker: { grace_ms: 1000, program_timeout_ms: 1500 },
+      commands: {
+        'echo-data': { argv: ['/bin/cat'], stdin: 'data' },
+        'echo-task': { argv: ['/bin/cat'], stdin: 'task' },
+        fixed: { argv: ['/usr/bin/printf', '[%s]', 'fixed'] },
+        greet: { argv: ['/usr/bin/printf', '[%s]', 'hello'], arguments: 'append' },
+        // Starts a descendant in a session of its own, then waits; the pid file is named by the task.
+        'leave-setsid': { argv: ['/bin/sh', '-c', 'setsid sleep 1003 & echo $! > "$1"; wait', 'leave-setsid'], arguments: 'append', timeout: '1h' },
+        'leave-setsid-default-limit': { argv: ['/bin/sh', '-c', 'setsid sleep 1003 & echo $! > "$1"; wait', 'leave-setsid'], arguments: 'append' },
+      },
+    },
+  });
   let pidDir: string;
   const escaped: number[] = [];
 
-  before(async () => {
-    db = await startDb({
-      config: {
-        worker: { grace_ms: 1000, program_timeout_ms: 1500 },
-        commands: {
-          'echo-data': { argv: ['/bin/cat'], stdin: 'data' },
-          'echo-task': { argv: ['/bin/cat'], stdin: 'task' },
-          fixed: { argv: ['/usr/bin/printf', '[%s]', 'fixed'] },
-          greet: { argv: ['/usr/bin/printf', '[%s]', 'hello'], arguments: 'append' },
-          // Starts a descendant in a session of its own, then waits; the pid file is named by the task.
-          'leave-setsid': { argv: ['/bin/sh', '-c', 'setsid sleep 1003 & echo $! > "$1"; wait', 'leave-setsid'], arguments: 'append', timeout: '1h' },
-          'leave-setsid-default-limit': { argv: ['/bin/sh', '-c', 'setsid sleep 1003 & echo $! > "$1"; wait', 'leave-setsid'], arguments: 'append' },
-        },
-      },
-    });
+  before(() => {
     pidDir = fs.mkdtempSync(path.join(db.root, 'pids-'));
   });
-  after(async () => {
-    for (const pid of escaped) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
+  after(() => {
+    for (const pid of escaped) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   });
 
-  async function startWorker(name: string, env: Record<string, string> = db.env): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', FIXTURE_JOBS], { env });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 30_000);
-    return child;
-  }
-
-  async function post(task: Record<string, unknown>): Promise<string> {
-    const res = await db.request<{ id: string }>('POST', '', { date: new Date().toISOString(), ...task });
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return res.body.id;
-  }
+  /** A task due now. */
+  const post = (task: Record<string, unknown>): Promise<string> => postTask(db, { date: iso(Date.now()), ...task });
 
   async function escapedPid(file: string): Promise<number> {
     const pid = await waitFor(
@@ -89,12 +49,12 @@ describe('commands and exec', function () {
     escaped.push(pid);
     // Once `setsid` has run, the sleep leads a session of its own: out of the program's group.
     await waitFor(async () => sessionOf(pid) === pid, { timeoutMs: 10_000, what: `process ${pid} to run in a session of its own` });
-    expect(isRunning(pid)).to.equal(true);
+    expect(isAlive(pid)).to.equal(true);
     return pid;
   }
 
   const gone = (pid: number): Promise<boolean> =>
-    waitFor(async () => !isRunning(pid), { timeoutMs: 10_000, what: `process ${pid} (setsid sleep 1003) to be gone` });
+    waitFor(async () => !isAlive(pid), { timeoutMs: 10_000, what: `process ${pid} (setsid sleep 1003) to be gone` });
 
   it('after jobs lists the commands with their program', async () => {
     const listed = await runCli(['jobs', '--jobs', FIXTURE_JOBS], { env: db.env });
@@ -105,7 +65,7 @@ describe('commands and exec', function () {
   });
 
   it('exec is an unknown job by default; a command runs with the task\'s data on stdin; arguments only where the binding allows', async () => {
-    worker = await startWorker('cmd');
+    await startWorker(db, 'cmd');
     const marker = path.join(db.root, 'exec-ran');
     const exec = await post({ worker: 'cmd', job: { name: 'exec', arguments: ['/usr/bin/touch', marker] } });
     const data = { target: 's3://bucket/nightly', keep: 7, odd: '$(id); `id`' };
@@ -135,14 +95,14 @@ describe('commands and exec', function () {
     const config = JSON.parse(fs.readFileSync(db.env.AFTER_CONFIG!, 'utf8')) as Record<string, unknown>;
     const withExec = path.join(db.root, 'config-exec.json');
     fs.writeFileSync(withExec, JSON.stringify({ ...config, builtins: { exec: true } }));
-    worker = await startWorker('exec-on', { ...db.env, AFTER_CONFIG: withExec });
+    await startWorker(db, 'exec-on', { env: { ...db.env, AFTER_CONFIG: withExec } });
     const id = await post({ worker: 'exec-on', job: { name: 'exec', arguments: ['/usr/bin/printf', '%s', 'opted in'] } });
     expect((await waitForStatus(db, id, 'done')).result).to.deep.include({ code: 0, stdout: 'opted in' });
   });
 
   it('a canceled run ends its program\'s whole tree, a setsid descendant included', async function () {
     if (!HAS_PROC) this.skip();
-    worker = await startWorker('cancel');
+    await startWorker(db, 'cancel');
     const pidFile = path.join(pidDir, 'cancel.pid');
     const id = await post({ worker: 'cancel', job: { name: 'leave-setsid', arguments: [pidFile] } });
     const running = await waitForStatus(db, id, 'running');
@@ -154,7 +114,7 @@ describe('commands and exec', function () {
 
   it('the default limit (worker.program_timeout_ms) ends a run whose task sets none, and its setsid descendant', async function () {
     if (!HAS_PROC) this.skip();
-    worker = await startWorker('limit');
+    await startWorker(db, 'limit');
     const pidFile = path.join(pidDir, 'limit.pid');
     const id = await post({ worker: 'limit', job: { name: 'leave-setsid-default-limit', arguments: [pidFile] } });
     const pid = await escapedPid(pidFile);
@@ -166,7 +126,7 @@ describe('commands and exec', function () {
 
   it('a worker that stops past its grace period ends the trees of the runs it aborts', async function () {
     if (!HAS_PROC) this.skip();
-    worker = await startWorker('shutdown');
+    const { child: worker } = await startWorker(db, 'shutdown');
     const pidFile = path.join(pidDir, 'shutdown.pid');
     const id = await post({ worker: 'shutdown', job: { name: 'leave-setsid', arguments: [pidFile] } });
     await waitForStatus(db, id, 'running');

@@ -8,9 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
-
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+import { FIXTURE_JOBS, runCli, runTask, startWorker, useSuiteDb, waitFor, type TestDb } from '../helpers';
 
 /**
  * The test database's URL with a password in it, and that password: COUCHDB_URL's own, or the
@@ -26,38 +24,26 @@ describe('credentials out of a job\'s reach', function () {
   this.timeout(180_000);
   if (!fs.existsSync('/proc/self/environ')) return;
 
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
+  const db = useSuiteDb({
+    config: {
+      commands: {
+        // What a hostile task writer would try: the worker's environment, and the secrets file.
+        'parent-environ': {
+          argv: ['/bin/sh', '-c', 'tr "\\000" "\\n" < /proc/$PPID/environ; for f in "$HOME_SECRETS"/*; do echo "$f:"; cat "$f"; done 2>&1; true'],
+          env: { HOME_SECRETS: '' },
+        },
+      },
+    },
+  });
   let url: string;
   let password: string;
 
   before(async () => {
-    db = await startDb({
-      config: {
-        commands: {
-          // What a hostile task writer would try: the worker's environment, and the secrets file.
-          'parent-environ': {
-            argv: ['/bin/sh', '-c', 'tr "\\000" "\\n" < /proc/$PPID/environ; for f in "$HOME_SECRETS"/*; do echo "$f:"; cat "$f"; done 2>&1; true'],
-            env: { HOME_SECRETS: '' },
-          },
-        },
-      },
-    });
     ({ url, password } = await urlWithPassword(db));
     // The secrets folder of this database's AFTER_HOME, for the program to look into.
     const config = JSON.parse(fs.readFileSync(db.env.AFTER_CONFIG!, 'utf8')) as { commands: Record<string, { env: Record<string, string> }> };
     config.commands['parent-environ']!.env.HOME_SECRETS = path.join(db.home, 'secrets');
     fs.writeFileSync(db.env.AFTER_CONFIG!, JSON.stringify(config, null, 2));
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
   });
 
   /**
@@ -69,11 +55,7 @@ describe('credentials out of a job\'s reach', function () {
     return { ...db.env, AFTER_COUCHDB_URL: url, COUCHDB_URL: '' };
   }
 
-  async function runTask(name: string, job: string): Promise<TaskDoc> {
-    const posted = await db.request<{ id: string }>('POST', '', { worker: name, date: new Date().toISOString(), job });
-    expect(posted.status).to.equal(201);
-    return waitForStatus(db, posted.body.id, ['done', 'error'], 30_000);
-  }
+  const run = (worker: string, job: string): Promise<TaskDoc> => runTask(db, { worker, job }, 30_000);
 
   function expectNothingFound(doc: TaskDoc): void {
     expect(doc.status, JSON.stringify(doc.error)).to.equal('done');
@@ -81,16 +63,15 @@ describe('credentials out of a job\'s reach', function () {
   }
 
   it('a foreground worker: its environment (/proc/$PPID/environ), ctx and process.env hold no password', async () => {
-    worker = spawnCli(['start', 'fg-secret', '--jobs', FIXTURE_JOBS], { env: workerEnv() });
-    await worker.waitForOutput(/worker fg-secret ready/, 30_000);
+    const { child: worker } = await startWorker(db, 'fg-secret', { env: workerEnv() });
 
-    const environ = await runTask('fg-secret', 'parent-environ');
+    const environ = await run('fg-secret', 'parent-environ');
     expectNothingFound(environ);
     const stdout = (environ.result as { stdout: string }).stdout;
     expect(stdout, 'the program did read the worker\'s environment').to.contain(`AFTER_HOME=${db.home}`);
     expect(stdout).to.not.match(/^AFTER_COUCHDB_URL=/m);
 
-    const context = await runTask('fg-secret', 'reports-context');
+    const context = await run('fg-secret', 'reports-context');
     expectNothingFound(context);
     expect((context.result as { ctxFields: string[] }).ctxFields).to.deep.equal(['doc', 'later', 'log', 'release', 'retry', 'runs', 'signal']);
 
@@ -118,12 +99,12 @@ describe('credentials out of a job\'s reach', function () {
     await waitFor(async () => readyLines() === 1, { timeoutMs: 30_000, what: 'the background worker to be ready' });
     expect(fs.existsSync(secrets), 'the worker took its secrets file').to.equal(false);
 
-    const environ = await runTask(name, 'parent-environ');
+    const environ = await run(name, 'parent-environ');
     expectNothingFound(environ);
     const stdout = (environ.result as { stdout: string }).stdout;
     expect(stdout).to.contain(`AFTER_SECRETS_FILE=${secrets}`);
     expect(stdout).to.not.contain(`${secrets}:`);
-    expectNothingFound(await runTask(name, 'reports-context'));
+    expectNothingFound(await run(name, 'reports-context'));
 
     // Ended by a signal, it writes its credentials back; pm2 starts it again and it reads them.
     const first = await workerPid();
@@ -131,7 +112,7 @@ describe('credentials out of a job\'s reach', function () {
     process.kill(first!, 'SIGTERM');
     await waitFor(async () => readyLines() === 2, { timeoutMs: 60_000, what: 'the worker to be restarted by pm2' });
     expect(fs.existsSync(secrets), 'the restarted worker took its secrets file').to.equal(false);
-    expectNothingFound(await runTask(name, 'parent-environ'));
+    expectNothingFound(await run(name, 'parent-environ'));
 
     // Killed with SIGKILL it cannot: the next one asks for them in one line and waits.
     const second = await waitFor(async () => {
@@ -148,7 +129,7 @@ describe('credentials out of a job\'s reach', function () {
     expect(again.stdout).to.contain('was waiting for its credentials');
     await waitFor(async () => readyLines() === 3, { timeoutMs: 30_000, what: 'the worker to start with its credentials' });
     expect(fs.existsSync(secrets)).to.equal(false);
-    expectNothingFound(await runTask(name, 'parent-environ'));
+    expectNothingFound(await run(name, 'parent-environ'));
 
     const stopped = await runCli(['stop', name], { env, timeoutMs: 60_000 });
     expect(stopped.code, stopped.stderr).to.equal(0);

@@ -4,53 +4,20 @@
  */
 import { expect } from 'chai';
 import { Command } from 'commander';
-import * as path from 'node:path';
 import { registerNextCommand } from '../../src/cli/next-command';
-import { startDb, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
-import { iso, readRecords, startInstance } from '../helpers/instances';
-
+import { iso, postTask, readRecords, startWorker, useSuiteDb, waitForStatus } from '../helpers';
 
 describe('cron repeats with a worker', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let recordFile: string;
-  let worker: ChildHandle | undefined;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  beforeEach(() => {
-    recordFile = path.join(db.root, `records-${Math.random().toString(36).slice(2)}.txt`);
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-  });
-
-  async function startWorker(name: string): Promise<ChildHandle> {
-    return (await startInstance(db, name, recordFile)).child;
-  }
-
-  async function post(task: Record<string, unknown>): Promise<string> {
-    const res = await db.request<{ id: string }>('POST', '', task);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return res.body.id;
-  }
+  const db = useSuiteDb();
 
   /** Start times (epoch ms) the `records` job wrote, in order. */
-  const starts = (): number[] => readRecords(recordFile).map((run) => run.startedAt);
-
+  const starts = (): number[] => readRecords().map((run) => run.startedAt);
 
   it('"* * * * * *" with limit 3 runs three times, each at a whole second, never early, then done', async () => {
-    worker = await startWorker('every-second');
+    await startWorker(db, 'every-second');
     const firstMs = Math.ceil(Date.now() / 1000) * 1000 + 1000;
-    const id = await post({ worker: 'every-second', date: iso(firstMs), job: 'records', repeat: { cron: '* * * * * *', limit: 3 } });
+    const id = await postTask(db, { worker: 'every-second', date: iso(firstMs), job: 'records', repeat: { cron: '* * * * * *', limit: 3 } });
     const done = await waitForStatus(db, id, 'done', 20_000);
     expect(done.executions).to.equal(3);
     expect(done.repetitions).to.equal(3);
@@ -71,10 +38,10 @@ describe('cron repeats with a worker', function () {
   });
 
   it('after an outage a cron task runs once at once, then at its next fire time', async () => {
-    worker = await startWorker('back-from-outage');
+    await startWorker(db, 'back-from-outage');
     // Its date is an hour ago: 3,600 fire times were missed while "down".
     const missedMs = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
-    const id = await post({ worker: 'back-from-outage', date: iso(missedMs), job: 'records', repeat: { cron: '* * * * * *', limit: 2 } });
+    const id = await postTask(db, { worker: 'back-from-outage', date: iso(missedMs), job: 'records', repeat: { cron: '* * * * * *', limit: 2 } });
     const done = await waitForStatus(db, id, 'done', 20_000);
     expect(done.executions).to.equal(2);
     const [catchUp, next] = starts();
@@ -84,7 +51,7 @@ describe('cron repeats with a worker', function () {
   });
 
   it('after next <task-id> reads the stored task and prints its dates in UTC and in its zone', async () => {
-    const id = await post({
+    const id = await postTask(db, {
       _id: 'weekday-report',
       worker: 'nobody-runs-this',
       date: '2030-03-29T08:00:00Z',

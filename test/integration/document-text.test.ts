@@ -8,9 +8,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { workerLogFile } from '../../src/log';
-import { REPO_ROOT, runCli, spawnCli, startDb, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { runCli, startWorker, useSuiteDb, waitForStatus } from '../helpers';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 /** C0 controls except the newline that ends each line, DEL, C1, line separators, bidi controls. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const FORGED = 'info task payroll done';
@@ -19,24 +18,12 @@ const FORGED_LINE = /^(\S+ )?info task payroll done/m;
 
 describe('text from task documents, printed and logged', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
+  const db = useSuiteDb();
 
   const clearAndClipboard = '\u001b[2J\u001b[H\u001b]52;c;cHduZWQ=\u0007';
   const runsId = `runs${clearAndClipboard}\n${FORGED}`;
   const failedId = `failed\u009b2J\r\n${FORGED}`;
   const badJobId = `badjob\u001bc\n${FORGED}`;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    await db.destroy();
-  });
 
   async function put(id: string, doc: Record<string, unknown>): Promise<void> {
     const res = await db.request('PUT', encodeURIComponent(id), doc);
@@ -56,8 +43,7 @@ describe('text from task documents, printed and logged', function () {
       error: { message: `boom\u001b[2J\n${FORGED}` },
     });
 
-    worker = spawnCli(['start', 'doc-text', '--jobs', FIXTURE_JOBS], { env: db.env });
-    await worker.waitForOutput(/worker doc-text ready/, 20_000);
+    const { child: worker } = await startWorker(db, 'doc-text');
     await waitForStatus(db, runsId, 'done', 20_000);
     await waitForStatus(db, badJobId, 'error', 20_000);
     // The log lines of the last write are written once the write is done.

@@ -11,9 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles, startEmbedded, stopEmbedded } from '../../src/embedded/server';
-import { REPO_ROOT, freePort, runCli, spawnCli, startDb, waitFor, type ChildHandle, type CliResult } from '../helpers';
-
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+import { freePort, runCli, startTestDb, startWorker, waitFor, type CliResult } from '../helpers';
 
 interface Answer {
   status: number;
@@ -338,34 +336,20 @@ describe('embedded server: settings, peers and compaction', function () {
 
 describe('worker instances without the right to create their database', function () {
   this.timeout(90_000);
-  let worker: ChildHandle | undefined;
-
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-  });
 
   it('`after init` creates <db>_control; a worker without it says once to run `after init`, and runs tasks all the same', async function () {
     if (process.env.COUCHDB_URL) this.skip(); // the same on CouchDB; one server is enough
-    const db = await startDb();
-    try {
-      const control = `../${db.dbName}_control`;
-      expect((await db.request('GET', control)).status, 'after init created it').to.equal(200);
-      expect((await db.adminRequest('DELETE', control)).status).to.equal(200);
-      worker = spawnCli(['start', 'lonely', '--jobs', FIXTURE_JOBS], { env: db.env });
-      await worker.waitForOutput(/worker lonely ready/, 30_000);
-      await worker.waitForOutput(/control database \S+ does not exist \(run 'after init'\)/, 30_000);
-      // The worker runs tasks all the same.
-      const posted = await db.request<{ id: string }>('POST', '', { worker: 'lonely', date: new Date().toISOString(), job: 'succeeds' });
-      await waitFor(async () => (await db.request<{ status: string }>('GET', posted.body.id)).body.status === 'done', { timeoutMs: 30_000, what: 'the task to be done' });
-      worker.kill('SIGTERM');
-      await worker.exited;
-      expect(`${worker.stdout}${worker.stderr}`.match(/does not exist \(run 'after init'\)/g), 'said once').to.have.length(1);
-    } finally {
-      await db.destroy();
-    }
+    const db = await startTestDb();
+    const control = `../${db.dbName}_control`;
+    expect((await db.request('GET', control)).status, 'after init created it').to.equal(200);
+    expect((await db.adminRequest('DELETE', control)).status).to.equal(200);
+    const { child: worker } = await startWorker(db, 'lonely');
+    await worker.waitForOutput(/control database \S+ does not exist \(run 'after init'\)/, 30_000);
+    // The worker runs tasks all the same.
+    const posted = await db.request<{ id: string }>('POST', '', { worker: 'lonely', date: new Date().toISOString(), job: 'succeeds' });
+    await waitFor(async () => (await db.request<{ status: string }>('GET', posted.body.id)).body.status === 'done', { timeoutMs: 30_000, what: 'the task to be done' });
+    worker.kill('SIGTERM');
+    await worker.exited;
+    expect(`${worker.stdout}${worker.stderr}`.match(/does not exist \(run 'after init'\)/g), 'said once').to.have.length(1);
   });
 });

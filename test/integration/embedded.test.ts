@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { AfterError } from '../../src/errors';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles, embeddedStatus, startEmbedded, stopEmbedded } from '../../src/embedded/server';
-import { freePort, startDb, waitFor, waitForStatus } from '../helpers';
+import { freePort, isAlive, startDb, waitFor, waitForStatus } from '../helpers';
 
 describe('embedded server', function () {
   let root: string;
@@ -176,15 +176,5 @@ function adminHeaders(home: string): Record<string, string> {
 }
 
 function waitForExit(pid: number): Promise<true> {
-  return waitFor(
-    async () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    },
-    { timeoutMs: 10_000, what: `pid ${pid} to exit` },
-  );
+  return waitFor(async () => !isAlive(pid) || undefined, { timeoutMs: 10_000, what: `pid ${pid} to exit` });
 }

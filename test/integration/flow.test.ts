@@ -5,56 +5,22 @@
  * with `after next` showing the dates the worker will use.
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { runCli, startDb, waitForStatus, type TestDb } from '../helpers';
-import { iso, postTasks, readRecords, startInstance, stopInstances, waitForAll, type WorkerProcess } from '../helpers/instances';
-
-/** Most starts in any window of `periodMs` (both ends included: the strictest count). */
-function mostInAnyWindow(starts: number[], periodMs: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! > periodMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
+import { iso, postTasks, readRecords, runCli, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers';
+import { mostInAnyWindow } from '../helpers/run-stats';
 
 describe('flow control across worker processes', function () {
   this.timeout(120_000);
-  let db: TestDb;
-  let recordFile: string;
-  let instances: WorkerProcess[] = [];
-
-  before(async () => {
-    db = await startDb({ config: { limits: { rated: { rate: '5/s' } } } });
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  beforeEach(() => {
-    recordFile = path.join(db.root, `records-${Math.random().toString(36).slice(2)}.txt`);
-  });
-  afterEach(async () => {
-    await stopInstances(instances);
-    instances = [];
-  });
-
-  async function start(name: string, extra: string[] = []): Promise<WorkerProcess> {
-    const w = await startInstance(db, name, recordFile, extra);
-    instances.push(w);
-    return w;
-  }
+  const db = useSuiteDb({ config: { limits: { rated: { rate: '5/s' } } } });
 
   it('a rate of 5/s over two instances and 40 tasks: no one-second window with more than 5 starts, all run', async () => {
-    await Promise.all([start('rated'), start('rated')]);
+    await Promise.all([startWorker(db, 'rated'), startWorker(db, 'rated')]);
     // Each instance uses its share (3 and 2) once the other has seen it for a window.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const firstDate = Date.now() + 1_000;
     const ids = await postTasks(db, Array.from({ length: 40 }, () => ({ worker: 'rated', date: iso(firstDate), job: 'records' })));
     const done = await waitForAll(db, 'rated', ids, 'done', 60_000);
-    const records = readRecords(recordFile);
+    const records = readRecords();
     expect(records, 'side effects').to.have.length(40);
     expect(new Set(records.map((r) => r.id)).size).to.equal(40);
     const starts = records.map((r) => r.startedAt);
@@ -68,13 +34,13 @@ describe('flow control across worker processes', function () {
   });
 
   it('priority with one run slot: 20 tasks due at once start highest first, date order within one priority', async () => {
-    await start('ranked', ['--concurrency', '1']);
+    await startWorker(db, 'ranked', { args: ['--concurrency', '1'] });
     const dueMs = Date.now() + 3_000;
     const priorities = [3, 0, 7, -2, 5, 0, 9, 1, 5, -2, 4, 0, 8, 2, 6, 10, -5, 3, 1, 7];
     const tasks = priorities.map((priority, k) => ({ worker: 'ranked', date: iso(dueMs + (k % 4) * 10), job: 'records', priority, k }));
     const ids = await postTasks(db, tasks);
     await waitForAll(db, 'ranked', ids, 'done', 60_000);
-    const started = readRecords(recordFile).map((r) => r.id);
+    const started = readRecords().map((r) => r.id);
     const byId = new Map(ids.map((id, k) => [id, tasks[k]!]));
     // The first one due may start alone, before the others are due; from then on all 20 are due.
     const rest = started.slice(1).map((id) => byId.get(id)!);
@@ -83,7 +49,7 @@ describe('flow control across worker processes', function () {
   });
 
   it('dependencies: a chain and a fan-in run in order, woken by the dependency feed; a failure and a missing id end in error', async () => {
-    await start('flows');
+    await startWorker(db, 'flows');
     const [extract, fx] = await postTasks(db, [
       { worker: 'flows', date: iso(Date.now()), job: 'records' },
       { worker: 'flows', date: iso(Date.now() + 2_000), job: 'records' },
@@ -100,7 +66,7 @@ describe('flow control across worker processes', function () {
     await waitForStatus(db, anyway!, 'done', 30_000);
     const blockedDoc = await waitForStatus(db, blocked!, 'error', 30_000);
     const orphanDoc = await waitForStatus(db, orphan!, 'error', 30_000);
-    const order = readRecords(recordFile).map((r) => r.id);
+    const order = readRecords().map((r) => r.id);
     expect(order.indexOf(extract!)).to.be.below(order.indexOf(transform!));
     expect(order.indexOf(transform!)).to.be.below(order.indexOf(report!));
     expect(order.indexOf(fx!)).to.be.below(order.indexOf(report!));
@@ -117,7 +83,7 @@ describe('flow control across worker processes', function () {
   });
 
   it('a cycle is reported on both tasks, neither runs', async () => {
-    await start('cycles');
+    await startWorker(db, 'cycles');
     const res = await db.request('POST', '_bulk_docs', {
       docs: [
         { _id: 'cycle-a', worker: 'cycles', date: iso(Date.now()), job: 'records', after: ['cycle-b'] },
@@ -128,7 +94,7 @@ describe('flow control across worker processes', function () {
     const a = await waitForStatus(db, 'cycle-a', 'error', 30_000);
     await waitForStatus(db, 'cycle-b', 'error', 30_000);
     expect(a.error!.message).to.match(/waits for itself/);
-    expect(readRecords(recordFile)).to.have.length(0);
+    expect(readRecords()).to.have.length(0);
   });
 
   it('after task add --cron --delay --jitter --priority --after, and after next showing the stored date first', async () => {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { runCli, startDb, type TestDb } from '../helpers';
+import { runCli, useSuiteDb } from '../helpers';
 
 const CRONTAB = `# m h dom mon dow command
 SHELL=/bin/bash
@@ -35,19 +35,15 @@ interface Summary {
 
 describe('after import', function () {
   this.timeout(60_000);
-  let db: TestDb;
+  const db = useSuiteDb();
   let crontab: string;
   let ndjson: string;
 
-  before(async () => {
-    db = await startDb();
+  before(() => {
     crontab = path.join(db.root, 'crontab');
     ndjson = path.join(db.root, 'tasks.ndjson');
     fs.writeFileSync(crontab, CRONTAB);
     fs.writeFileSync(ndjson, NDJSON);
-  });
-  after(async () => {
-    await db.destroy();
   });
 
   async function importJson(args: string[]): Promise<Summary> {

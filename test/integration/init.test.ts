@@ -8,18 +8,10 @@ import { createTask, deleteTask, getTask, listTasks, statusCounts, updateTask } 
 import type { Connection } from '../../src/store/connection';
 import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/design';
 import type { TaskDoc } from '../../src/types';
-import { runCli, startDb, type TestDb } from '../helpers';
+import { runCli, useSuiteDb, type TestDb } from '../helpers';
 
 describe('after init', function () {
-  let db: TestDb;
-
-  before(async function () {
-    db = await startDb({ init: false });
-  });
-
-  after(async function () {
-    await db?.destroy();
-  });
+  const db = useSuiteDb({ init: false });
 
   it('creates the databases, the indexes and the design documents, with no JavaScript on the write path', async function () {
     expect((await db.request('GET', '')).status, 'database before init').to.equal(404);
@@ -169,17 +161,15 @@ describe('after init', function () {
 });
 
 describe('task administration (after task, after status)', function () {
-  let db: TestDb;
+  const db = useSuiteDb();
   let conn: Connection;
 
-  before(async function () {
-    db = await startDb();
+  before(function () {
     conn = db.connect();
   });
 
-  after(async function () {
+  after(function () {
     conn?.close();
-    await db?.destroy();
   });
 
   it('creates a task as waiting, under a chosen id or a generated one', async function () {

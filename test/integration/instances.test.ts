@@ -4,49 +4,16 @@
  * stopped instance finishes its run and hands its holds back, concurrency is a cap.
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { startDb, waitForStatus, type TestDb } from '../helpers';
-import {
-  iso,
-  maxOverlap,
-  postTasks,
-  readRecords,
-  startInstance,
-  stopInstances,
-  waitForAll,
-  waitForDoc,
-  type WorkerProcess,
-} from '../helpers/instances';
+import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForDoc, waitForStatus } from '../helpers';
+import { maxOverlap } from '../helpers/run-stats';
 
 describe('instances of one worker name', function () {
   this.timeout(90_000);
-  let db: TestDb;
-  let recordFile: string;
-  let instances: WorkerProcess[] = [];
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  beforeEach(() => {
-    recordFile = path.join(db.root, `records-${Math.random().toString(36).slice(2)}.txt`);
-  });
-  afterEach(async () => {
-    await stopInstances(instances);
-    instances = [];
-  });
-
-  async function start(name: string, extra: string[] = []): Promise<WorkerProcess> {
-    const w = await startInstance(db, name, recordFile, extra);
-    instances.push(w);
-    return w;
-  }
+  const db = useSuiteDb();
 
   it('two instances share 300 tasks due within 3 s: each side effect happens exactly once, all done', async () => {
-    const [a, b] = await Promise.all([start('shared'), start('shared')]);
+    const [a, b] = await Promise.all([startWorker(db, 'shared'), startWorker(db, 'shared')]);
     expect(a!.instance).to.not.equal(b!.instance);
     const firstDate = Date.now() + 1_000;
     const tasks = Array.from({ length: 300 }, (_, k) => ({
@@ -57,7 +24,7 @@ describe('instances of one worker name', function () {
     const ids = await postTasks(db, tasks);
     const done = await waitForAll(db, 'shared', ids, 'done', 45_000);
 
-    const records = readRecords(recordFile);
+    const records = readRecords();
     expect(records, 'side effects').to.have.length(300);
     expect(new Set(records.map((r) => r.id)).size, 'distinct tasks run').to.equal(300);
     expect([...new Set(records.map((r) => r.id))].sort()).to.deep.equal([...ids].sort());
@@ -79,7 +46,7 @@ describe('instances of one worker name', function () {
 
   it('kill -9 of an instance mid-run: another instance runs it again within lease + 2 s, and takes its holds over', async () => {
     const leaseMs = 3_000;
-    const victim = await start('crashy', ['--lease', String(leaseMs)]);
+    const victim = await startWorker(db, 'crashy', { args: ['--lease', String(leaseMs)] });
     const [slow, later] = await postTasks(db, [
       { worker: 'crashy', date: iso(Date.now()), job: { name: 'slow', arguments: [4_000] } },
       { worker: 'crashy', date: iso(Date.now() + 3_000), job: 'records' },
@@ -88,7 +55,7 @@ describe('instances of one worker name', function () {
     const scheduled = await waitForStatus(db, later!, 'scheduled');
     expect(running.lease?.instance).to.equal(victim.instance);
     expect(scheduled.lease?.instance).to.equal(victim.instance);
-    const survivor = await start('crashy', ['--lease', String(leaseMs)]);
+    const survivor = await startWorker(db, 'crashy', { args: ['--lease', String(leaseMs)] });
 
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
@@ -108,12 +75,12 @@ describe('instances of one worker name', function () {
 
     const laterDone = await waitForStatus(db, later!, 'done', leaseMs + 10_000);
     expect(laterDone.last_run?.instance).to.equal(survivor.instance);
-    expect(readRecords(recordFile).map((r) => r.id)).to.deep.equal([later]);
+    expect(readRecords().map((r) => r.id)).to.deep.equal([later]);
     console.log(`      lease ${leaseMs} ms: second run started ${takeoverMs} ms after kill -9; held task ran ${Date.parse(laterDone.last_run!.started_at) - Date.parse(String(laterDone.date))} ms after its date`);
   });
 
   it('SIGTERM during a run: the run finishes, exit 0, held tasks are back to waiting', async () => {
-    const w = await start('graceful');
+    const w = await startWorker(db, 'graceful');
     const [slow, held] = await postTasks(db, [
       { worker: 'graceful', date: iso(Date.now()), job: { name: 'slow', arguments: [2_000] } },
       { worker: 'graceful', date: iso(Date.now() + 60_000), job: 'records' },
@@ -130,12 +97,12 @@ describe('instances of one worker name', function () {
     const handedBack = (await db.request<TaskDoc>('GET', held!)).body;
     expect(handedBack.status).to.equal('waiting');
     expect(handedBack.lease).to.equal(undefined);
-    expect(readRecords(recordFile)).to.have.length(0);
+    expect(readRecords()).to.have.length(0);
     expect(w.child.stdout + w.child.stderr).to.match(/handed back/);
   });
 
   it('a second signal exits at once; the lease then covers the run', async () => {
-    const w = await start('impatient', ['--lease', '2000']);
+    const w = await startWorker(db, 'impatient', { args: ['--lease', '2000'] });
     const [hung] = await postTasks(db, [{ worker: 'impatient', date: iso(Date.now()), job: 'hangs' }]);
     await waitForStatus(db, hung!, 'running');
     w.child.kill('SIGTERM');
@@ -145,12 +112,12 @@ describe('instances of one worker name', function () {
     const left = (await db.request<TaskDoc>('GET', hung!)).body;
     expect(left.status).to.equal('running');
     // Another instance takes it over once the lease has expired.
-    const other = await start('impatient', ['--lease', '2000']);
+    const other = await startWorker(db, 'impatient', { args: ['--lease', '2000'] });
     await waitForDoc(db, hung!, (doc) => doc.status === 'running' && doc.lease?.instance === other.instance, 6_000, 'taken over by the new instance');
   });
 
   it('--concurrency 2 with 6 slow tasks due at once: never more than 2 at a time, started in date order, never early', async () => {
-    await start('capped', ['--concurrency', '2']);
+    await startWorker(db, 'capped', { args: ['--concurrency', '2'] });
     const base = Date.now() + 1_500;
     // Posted in reverse, so the order of the runs comes from the dates, not from arrival.
     // Each run lasts 200 ms longer than the one before, so the two slots free up at least

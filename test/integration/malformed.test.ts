@@ -10,9 +10,8 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, startTestDb, startWorker, waitFor, waitForStatus, type TestDb } from '../helpers';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 const FIXTURE_JOB_NAMES = ['succeeds', 'throws', 'rejects', 'hangs', 'slow', 'records', 'reports-context', 'emitter-done', 'emitter-error', 'esm-job', 'fromIndexA', 'fromIndexB', 'index', 'exec', 'webhook'];
 const DOCUMENTS = 300;
 // A fixed seed keeps CI repeatable; AFTER_FC_SEED=<n> tries another (a failure prints its seed).
@@ -136,25 +135,11 @@ function malformedDocs(worker: string, count: number, seed: number): Overrides[]
 
 describe('malformed task documents', function () {
   this.timeout(240_000);
-  let db: TestDb | undefined;
-  let worker: ChildHandle | undefined;
+  let db: TestDb;
 
-  afterEach(async function () {
+  afterEach(function () {
     if (this.currentTest?.state === 'failed') console.log(`      seed: AFTER_FC_SEED=${SEED}`);
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-    await db?.destroy();
-    db = undefined;
   });
-
-  async function startWorker(name: string): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', FIXTURE_JOBS], { env: db!.env });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 30_000);
-    return child;
-  }
 
   /** PUT each document (ten at a time); returns the status of each write. */
   async function writeAll(docs: Overrides[], prefix: string): Promise<Array<{ id: string; status: number; reason?: string }>> {
@@ -162,7 +147,7 @@ describe('malformed task documents', function () {
     for (let i = 0; i < docs.length; i += 10) {
       const batch = docs.slice(i, i + 10).map(async (doc, j) => {
         const id = `${prefix}-${String(i + j).padStart(4, '0')}`;
-        const res = await db!.request<{ reason?: string }>('PUT', id, doc);
+        const res = await db.request<{ reason?: string }>('PUT', id, doc);
         return { id, status: res.status, reason: res.body?.reason };
       });
       results.push(...(await Promise.all(batch)));
@@ -171,7 +156,7 @@ describe('malformed task documents', function () {
   }
 
   async function readAll(ids: string[]): Promise<Map<string, TaskDoc>> {
-    const res = await db!.request<{ rows: Array<{ id: string; doc?: TaskDoc }> }>('POST', '_all_docs?include_docs=true', { keys: ids });
+    const res = await db.request<{ rows: Array<{ id: string; doc?: TaskDoc }> }>('POST', '_all_docs?include_docs=true', { keys: ids });
     return new Map(res.body.rows.filter((r) => r.doc).map((r) => [r.id, r.doc!]));
   }
 
@@ -198,20 +183,20 @@ describe('malformed task documents', function () {
   }
 
   async function expectSentinelsRun(name: string): Promise<void> {
-    const sentinel = await db!.request<{ id: string }>('POST', '', { worker: name, date: new Date().toISOString(), job: 'succeeds' });
-    const big = await db!.request<{ id: string }>('POST', '', { worker: name, date: '2013-01-12', job: 'succeeds', data: 'y'.repeat(2 * 1024 * 1024) });
+    const sentinel = await db.request<{ id: string }>('POST', '', { worker: name, date: new Date().toISOString(), job: 'succeeds' });
+    const big = await db.request<{ id: string }>('POST', '', { worker: name, date: '2013-01-12', job: 'succeeds', data: 'y'.repeat(2 * 1024 * 1024) });
     expect(sentinel.status).to.equal(201);
     expect(big.status).to.equal(201);
-    await waitForStatus(db!, sentinel.body.id, 'done', 30_000);
-    await waitForStatus(db!, big.body.id, 'done', 30_000);
+    await waitForStatus(db, sentinel.body.id, 'done', 30_000);
+    await waitForStatus(db, big.body.id, 'done', 30_000);
   }
 
   it(`after init: each of ${DOCUMENTS} malformed documents is refused with 403 naming the field, or ends in error`, async () => {
     // The validator is an opt-in (after init --validate): this test is about it.
-    db = await startDb({ init: false, config: { builtins: { exec: false, webhook: false } } });
+    db = await startTestDb({ init: false, config: { builtins: { exec: false, webhook: false } } });
     await db.init({ validate: true });
     const name = 'malformed-validated';
-    worker = await startWorker(name);
+    const { child: worker } = await startWorker(db, name);
     const docs = malformedDocs(name, DOCUMENTS, SEED);
     const written = await writeAll(docs, 'bad');
     const refused = written.filter((w) => w.status === 403);
@@ -230,7 +215,7 @@ describe('malformed task documents', function () {
   });
 
   it(`written before init: all ${DOCUMENTS} malformed documents end in error, and the worker keeps running`, async () => {
-    db = await startDb({ init: false, config: { builtins: { exec: false, webhook: false } } });
+    db = await startTestDb({ init: false, config: { builtins: { exec: false, webhook: false } } });
     const name = 'malformed-early';
     expect((await db.adminRequest('PUT', '')).status).to.equal(201);
     const docs = malformedDocs(name, DOCUMENTS, SEED + 1);
@@ -238,7 +223,7 @@ describe('malformed task documents', function () {
     const other = written.filter((w) => w.status !== 201 && !RESERVED_KEY(w) && !TOO_DEEP(w));
     expect(other, JSON.stringify(other)).to.deep.equal([]);
     await db.init();
-    worker = await startWorker(name);
+    const { child: worker } = await startWorker(db, name);
 
     await expectSentinelsRun(name);
     await expectAllEndedInError(written.filter((w) => w.status === 201).map((w) => w.id));

@@ -2,10 +2,7 @@
  * `after start <name> --metrics-port N`: /metrics scraped while tasks run, as Prometheus would.
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
-import { REPO_ROOT, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
-
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
+import { FIXTURE_JOBS, postTask, runCli, spawnCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
 
 /** The value of one sample line, e.g. `after_runs_total{job="succeeds",outcome="success",worker="m"}`; 0 when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -20,24 +17,10 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 
 describe('worker metrics (--metrics-port)', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-  });
+  const db = useSuiteDb();
 
   it('counts runs by job and outcome, shows the run in progress, and observes durations and lateness', async () => {
-    worker = spawnCli(['start', 'metered', '--jobs', FIXTURE_JOBS, '--metrics-port', '0'], { env: db.env });
+    const { child: worker } = await startWorker(db, 'metered', { args: ['--metrics-port', '0'] });
     const [, url] = await worker.waitForOutput(/metrics of worker metered at (http:\/\/\S+\/metrics)/, 20_000);
     const scrape = async (): Promise<string> => {
       const res = await fetch(url!);
@@ -51,7 +34,7 @@ describe('worker metrics (--metrics-port)', function () {
     expect(before).to.contain('# TYPE after_run_start_lateness_seconds histogram');
 
     const now = new Date().toISOString();
-    const slow = (await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job: { name: 'slow', arguments: [3000] }, status: 'waiting' })).body.id;
+    const slow = await postTask(db, { worker: 'metered', date: now, job: { name: 'slow', arguments: [3000] }, status: 'waiting' });
     const during = await waitFor(
       async () => {
         const text = await scrape();
@@ -66,7 +49,7 @@ describe('worker metrics (--metrics-port)', function () {
 
     const ids: string[] = [];
     for (const job of ['succeeds', 'succeeds', 'throws']) {
-      ids.push((await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job, status: 'waiting' })).body.id);
+      ids.push(await postTask(db, { worker: 'metered', date: now, job, status: 'waiting' }));
     }
     for (const id of ids) await waitForStatus(db, id, ['done', 'error']);
     await waitForStatus(db, slow, 'done');
@@ -92,7 +75,7 @@ describe('worker metrics (--metrics-port)', function () {
     // Feed lag: changes to other workers' tasks count until this worker's feed next answers.
     for (let k = 0; k < 3; k++) await db.request('POST', '', { worker: 'someone-else', date: '2040-01-01T00:00:00Z', job: 'succeeds' });
     expect(sample(await scrape(), 'after_feed_seq_behind', { worker: 'metered' })).to.be.at.least(3);
-    const own = (await db.request<{ id: string }>('POST', '', { worker: 'metered', date: now, job: 'succeeds' })).body.id;
+    const own = await postTask(db, { worker: 'metered', date: now, job: 'succeeds' });
     await waitForStatus(db, own, 'done');
     await waitFor(
       async () => (/^after_feed_seq_behind\{worker="metered"\} 0$/m.test(await scrape()) ? true : undefined),
@@ -101,8 +84,7 @@ describe('worker metrics (--metrics-port)', function () {
   });
 
   it('refuses a metrics port that is taken, in one line, before taking any task', async () => {
-    const first = spawnCli(['start', 'holder', '--jobs', FIXTURE_JOBS, '--metrics-port', '0'], { env: db.env });
-    worker = first;
+    const { child: first } = await startWorker(db, 'holder', { args: ['--metrics-port', '0'] });
     const [, port] = await first.waitForOutput(/metrics of worker holder at http:\/\/127\.0\.0\.1:(\d+)\/metrics/, 20_000);
     const second = spawnCli(['start', 'other', '--jobs', FIXTURE_JOBS, '--metrics-port', port!], { env: db.env });
     const code = await second.exited;
@@ -115,29 +97,14 @@ describe('worker metrics (--metrics-port)', function () {
 
 describe('live instances (heartbeat documents, after status)', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-  });
+  const db = useSuiteDb();
 
   it('lists a running instance in after status, and no longer once it stopped cleanly', async () => {
     const quiet = await runCli(['status'], { env: db.env });
     expect(quiet.code, quiet.stderr).to.equal(0);
     expect(quiet.stdout).to.contain('no live worker instances');
 
-    worker = spawnCli(['start', 'beating', '--jobs', FIXTURE_JOBS], { env: db.env });
-    const [, instance] = await worker.waitForOutput(/worker beating ready \(instance (\S+),/, 20_000);
+    const { child: worker, instance } = await startWorker(db, 'beating');
     const status = await waitFor(
       async () => {
         const result = await runCli(['status'], { env: db.env });

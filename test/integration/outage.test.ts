@@ -4,54 +4,41 @@
  * run once, and no worker process exits. Needs the embedded server's stop()/restart().
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
-import { startDb, waitForStatus, type TestDb } from '../helpers';
-import { iso, postTasks, readRecords, startInstance, stopInstances, waitForAll, type WorkerProcess } from '../helpers/instances';
+import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers';
 
 const OUTAGE_MS = 5_000;
 
 describe('database outage', function () {
   this.timeout(90_000);
-  let db: TestDb | undefined;
-  let instances: WorkerProcess[] = [];
-
-  before(async function () {
+  before(function () {
     if (process.env.COUCHDB_URL) this.skip();
-    db = await startDb();
   });
-  afterEach(async () => {
-    await stopInstances(instances);
-    instances = [];
-  });
-  after(async () => {
-    await db?.destroy();
-  });
+  const db = useSuiteDb();
 
   it('stopped for 5 s while tasks are due and running: every task ends done exactly once, both workers alive', async () => {
-    const recordFile = path.join(db!.root, 'records.txt');
-    instances = await Promise.all([startInstance(db!, 'steady', recordFile), startInstance(db!, 'steady', recordFile)]);
+    const instances = await Promise.all([startWorker(db, 'steady'), startWorker(db, 'steady')]);
     const now = Date.now();
     // Running when the database stops, finishing during the outage.
     const slow = await postTasks(
-      db!,
+      db,
       Array.from({ length: 4 }, () => ({ worker: 'steady', date: iso(now), job: { name: 'slow', arguments: [2_500] } })),
     );
     // Scheduled before the outage, due during it.
     const due = await postTasks(
-      db!,
+      db,
       Array.from({ length: 10 }, (_, k) => ({ worker: 'steady', date: iso(now + 3_000 + k * 200), job: 'records' })),
     );
-    for (const id of slow) await waitForStatus(db!, id, 'running');
-    for (const id of due) await waitForStatus(db!, id, 'scheduled');
+    for (const id of slow) await waitForStatus(db, id, 'running');
+    for (const id of due) await waitForStatus(db, id, 'scheduled');
 
-    await db!.stop();
+    await db.stop();
     const stoppedAt = Date.now();
     // The outage itself is the condition under test: the database stays away this long.
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
-    await db!.restart();
+    await db.restart();
     const restartedAt = Date.now();
 
-    const done = await waitForAll(db!, 'steady', [...slow, ...due], 'done', 45_000);
+    const done = await waitForAll(db, 'steady', [...slow, ...due], 'done', 45_000);
     const back = Date.now() - restartedAt;
     for (const doc of done) {
       expect(doc.executions, `task ${doc._id} runs`).to.equal(1);
@@ -62,7 +49,7 @@ describe('database outage', function () {
       expect(Date.parse(doc.last_run!.finished_at)).to.be.below(restartedAt);
       expect(doc.result).to.deep.equal({ slept: 2_500 });
     }
-    const records = readRecords(recordFile);
+    const records = readRecords();
     expect(records.map((r) => r.id).sort()).to.deep.equal([...due].sort());
     for (const w of instances) expect(w.child.running, `${w.instance} still running`).to.equal(true);
     // Each feed comes back on its own schedule (a backoff of at most 5 s between tries).

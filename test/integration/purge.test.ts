@@ -1,16 +1,9 @@
 import { expect } from 'chai';
-import { runCli, startDb, type TestDb } from '../helpers';
+import { runCli, useSuiteDb } from '../helpers';
 
 describe('after purge', function () {
   this.timeout(60_000);
-  let db: TestDb;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
+  const db = useSuiteDb();
 
   async function put(id: string, fields: Record<string, unknown>): Promise<void> {
     const res = await db.request('PUT', id, { worker: 'billing', job: 'succeeds', ...fields });

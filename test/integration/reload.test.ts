@@ -9,8 +9,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
-import { iso } from '../helpers/instances';
+import { iso, postTask, runCli, runTask, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
 
 /** A jobs folder of its own: `version` returns the text given, `slow_version` takes a while first. */
 function jobsFolder(root: string): { dir: string; version(text: string): void; write(file: string, text: string): void } {
@@ -26,46 +25,26 @@ function jobsFolder(root: string): { dir: string; version(text: string): void; w
 
 describe('reload (SIGHUP) and log rotation (SIGUSR2)', function () {
   this.timeout(120_000);
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
+  const db = useSuiteDb();
 
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-  });
-
-  async function runTask(name: string, job: string): Promise<TaskDoc> {
-    const posted = await db.request<{ id: string }>('POST', '', { worker: name, date: iso(Date.now()), job });
-    expect(posted.status).to.equal(201);
-    return waitForStatus(db, posted.body.id, ['done', 'error'], 20_000);
-  }
+  const run = (worker: string, job: string): Promise<TaskDoc> => runTask(db, { worker, job }, 20_000);
 
   const logFile = (name: string): string => path.join(db.config().log.dir, `${name}.log`);
   const readLog = (file: string): string => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
 
   it('SIGHUP: a changed job runs its new code from the next run on; the run in progress finishes with the old; a broken folder is refused and the old jobs stay', async () => {
     const jobs = jobsFolder(db.root);
-    worker = spawnCli(['start', 'hup', '--jobs', jobs.dir], { env: db.env });
-    await worker.waitForOutput(/worker hup ready/, 30_000);
-    expect((await runTask('hup', 'version')).result).to.equal('v1');
+    const { child: worker } = await startWorker(db, 'hup', { jobs: jobs.dir });
+    expect((await run('hup', 'version')).result).to.equal('v1');
 
-    const inProgress = await db.request<{ id: string }>('POST', '', { worker: 'hup', date: iso(Date.now()), job: 'slow_version' });
-    await waitForStatus(db, inProgress.body.id, 'running', 10_000);
+    const inProgress = await postTask(db, { worker: 'hup', date: iso(Date.now()), job: 'slow_version' });
+    await waitForStatus(db, inProgress, 'running', 10_000);
     jobs.version('v2');
     process.kill(worker.pid, 'SIGHUP');
     await worker.waitForOutput(/SIGHUP: reloaded \d+ jobs from /, 10_000);
-    expect((await waitForStatus(db, inProgress.body.id, 'done', 20_000)).result, 'the run in progress').to.equal('v1');
-    expect((await runTask('hup', 'version')).result).to.equal('v2');
-    expect((await runTask('hup', 'slow_version')).result, 'an ES module, reloaded too').to.equal('v2');
+    expect((await waitForStatus(db, inProgress, 'done', 20_000)).result, 'the run in progress').to.equal('v1');
+    expect((await run('hup', 'version')).result).to.equal('v2');
+    expect((await run('hup', 'slow_version')).result, 'an ES module, reloaded too').to.equal('v2');
 
     jobs.write('broken.js', 'module.exports = () => {;');
     jobs.version('v3');
@@ -73,29 +52,28 @@ describe('reload (SIGHUP) and log rotation (SIGUSR2)', function () {
     const [refused] = await worker.waitForOutput(/SIGHUP: reload refused: .*broken\.js.*; the jobs loaded before stay/, 10_000);
     expect(refused).to.contain('cannot be loaded');
     expect(worker.running, 'the worker runs on').to.equal(true);
-    expect((await runTask('hup', 'version')).result, 'the old jobs stay').to.equal('v2');
+    expect((await run('hup', 'version')).result, 'the old jobs stay').to.equal('v2');
 
     fs.rmSync(path.join(jobs.dir, 'broken.js'));
     process.kill(worker.pid, 'SIGHUP');
-    await waitFor(async () => (worker!.stdout + worker!.stderr).match(/SIGHUP: reloaded/g)?.length === 2, { timeoutMs: 10_000, what: 'the second reload' });
-    expect((await runTask('hup', 'version')).result).to.equal('v3');
+    await waitFor(async () => (worker.stdout + worker.stderr).match(/SIGHUP: reloaded/g)?.length === 2, { timeoutMs: 10_000, what: 'the second reload' });
+    expect((await run('hup', 'version')).result).to.equal('v3');
 
     worker.kill('SIGTERM');
     expect(await worker.exited, 'a clean stop after the reloads').to.equal(0);
   });
 
   it('SIGUSR2 after the log file was moved: new lines go to a new file of the same name', async () => {
-    worker = spawnCli(['start', 'rotated', '--jobs', jobsFolder(db.root).dir], { env: db.env });
-    await worker.waitForOutput(/worker rotated ready/, 30_000);
+    const { child: worker } = await startWorker(db, 'rotated', { jobs: jobsFolder(db.root).dir });
     const file = logFile('rotated');
     const moved = `${file}.1`;
-    const first = await runTask('rotated', 'version');
+    const first = await run('rotated', 'version');
     await waitFor(async () => readLog(file).includes(`task ${first._id} done`), { timeoutMs: 5_000, what: 'the first run in the log' });
 
     fs.renameSync(file, moved);
     process.kill(worker.pid, 'SIGUSR2');
     await worker.waitForOutput(/SIGUSR2: log files opened again/, 10_000);
-    const second = await runTask('rotated', 'version');
+    const second = await run('rotated', 'version');
     await waitFor(async () => readLog(file).includes(`task ${second._id} done`), { timeoutMs: 5_000, what: 'the second run in the new log file' });
     expect(readLog(moved)).to.contain(`task ${first._id} done`);
     expect(readLog(moved)).not.to.contain(`task ${second._id} done`);
@@ -110,14 +88,14 @@ describe('reload (SIGHUP) and log rotation (SIGUSR2)', function () {
     expect(started.code, started.stderr).to.equal(0);
     try {
       await waitFor(async () => readLog(file).includes(`worker ${name} ready`), { timeoutMs: 30_000, what: 'the background worker to be ready' });
-      expect((await runTask(name, 'version')).result).to.equal('v1');
+      expect((await run(name, 'version')).result).to.equal('v1');
 
       jobs.version('v2');
       const reloaded = await runCli(['reload', name], { env: db.env });
       expect(reloaded.code, reloaded.stderr).to.equal(0);
       expect(reloaded.stdout).to.match(new RegExp(`^worker ${name} \\(pid \\d+\\) asked to reload its configuration and jobs \\(SIGHUP\\)`));
       await waitFor(async () => readLog(file).includes('SIGHUP: reloaded'), { timeoutMs: 10_000, what: 'the reload in the log' });
-      expect((await runTask(name, 'version')).result).to.equal('v2');
+      expect((await run(name, 'version')).result).to.equal('v2');
 
       fs.renameSync(file, `${file}.1`);
       const logs = await runCli(['reload', name, '--logs'], { env: db.env });
@@ -137,29 +115,19 @@ describe('reload (SIGHUP) and log rotation (SIGUSR2)', function () {
 describe('reload through the credential launcher (a foreground worker with a password in AFTER_COUCHDB_URL)', function () {
   this.timeout(120_000);
   if (!fs.existsSync('/proc/self/environ')) return;
-  let db: TestDb;
-  let worker: ChildHandle | undefined;
+  const db = useSuiteDb();
   let url: string;
 
-  before(async () => {
-    db = await startDb();
+  before(() => {
     // A URL with a password: COUCHDB_URL's own, or the embedded server's generated admin.
     url = db.adminUrl;
     expect(new URL(url).password).to.not.equal('');
-  });
-  after(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    await db.destroy();
   });
 
   it('SIGHUP and SIGUSR2 sent to the launcher reach the worker; the launcher and the worker run on', async () => {
     const jobs = jobsFolder(db.root);
     const env = { ...db.env, AFTER_COUCHDB_URL: url, COUCHDB_URL: '' };
-    worker = spawnCli(['start', 'launched', '--jobs', jobs.dir], { env });
-    const [, instance] = await worker.waitForOutput(/worker launched ready \(instance (\S+),/, 30_000);
+    const { child: worker, instance } = await startWorker(db, 'launched', { jobs: jobs.dir, env });
     expect(instance).not.to.contain(`:${worker.pid}:`);
 
     jobs.version('v2');

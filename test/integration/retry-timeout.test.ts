@@ -4,31 +4,18 @@
  * failure with E_TIMEOUT and follows the same retry policy.
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { startDb, waitForStatus, type TestDb } from '../helpers';
-import { iso, postTasks, startInstance, stopInstances, waitForDoc, type WorkerProcess } from '../helpers/instances';
+import { iso, postTasks, startWorker, useSuiteDb, waitForDoc, waitForStatus } from '../helpers';
 
 /** The worker-wide default timeout this file's config sets (`worker.timeout_ms`). */
 const DEFAULT_TIMEOUT_MS = 1_500;
 
 describe('retries and timeouts', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let worker: WorkerProcess | undefined;
-
-  before(async () => {
-    db = await startDb({ config: { worker: { timeout_ms: DEFAULT_TIMEOUT_MS } } });
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  // One instance per test: the root hook fails a test that leaves a process running.
+  const db = useSuiteDb({ config: { worker: { timeout_ms: DEFAULT_TIMEOUT_MS } } });
+  // One instance per test, stopped when the test ends.
   beforeEach(async () => {
-    worker = await startInstance(db, 'retrier', path.join(db.root, 'records.txt'));
-  });
-  afterEach(async () => {
-    await stopInstances([worker]);
+    await startWorker(db, 'retrier');
   });
 
   it('retry dates follow delay × backoff^n after each failure, then error', async () => {

@@ -7,34 +7,15 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT, freePort, runCli, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, freePort, runCli, startTestDb, startWorker, waitFor, waitForStatus } from '../helpers';
 
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 const PASSWORD = 'Pa55-w0rd-never-shown';
 
 describe('security', function () {
   this.timeout(90_000);
-  let db: TestDb | undefined;
-  let worker: ChildHandle | undefined;
-
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-    await db?.destroy();
-    db = undefined;
-  });
-
-  async function startWorker(name: string, jobs: string, env: Record<string, string>): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', jobs], { env });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 30_000);
-    return child;
-  }
 
   it('after init --validate, the database refuses an invalid task with 403 naming the field; valid tasks, extra fields, deletions and design documents pass', async () => {
-    db = await startDb({ init: false });
+    const db = await startTestDb({ init: false });
     await db.init({ validate: true });
     const refused = await db.request('PUT', 'bad-date', { worker: 'w', date: '2013-02-30', job: 'succeeds' });
     expect(refused.status).to.equal(403);
@@ -57,12 +38,12 @@ describe('security', function () {
   });
 
   it('exec is off unless turned on: an unknown job, and `after jobs` does not list it', async () => {
-    db = await startDb();
+    const db = await startTestDb();
     const jobs = await runCli(['jobs', '--jobs', FIXTURE_JOBS], { env: db.env });
     expect(jobs.code).to.equal(0);
     expect(jobs.stdout).to.match(/\bwebhook\b/);
     expect(jobs.stdout).to.not.match(/\bexec\b/);
-    worker = await startWorker('no-exec', FIXTURE_JOBS, db.env);
+    await startWorker(db, 'no-exec');
     const marker = path.join(db.root, 'exec-ran');
     const posted = await db.request('POST', '', {
       worker: 'no-exec',
@@ -75,7 +56,7 @@ describe('security', function () {
   });
 
   it('a job file that links out of the jobs folder stops the worker at start; names reaching outside are unknown jobs', async () => {
-    db = await startDb();
+    const db = await startTestDb();
     const jobsDir = path.join(db.root, 'jobs');
     const outside = path.join(db.root, 'outside');
     fs.mkdirSync(jobsDir);
@@ -92,7 +73,7 @@ describe('security', function () {
 
     fs.unlinkSync(path.join(jobsDir, 'escape.js'));
     fs.symlinkSync(outside, path.join(jobsDir, 'out'));
-    worker = await startWorker('contained', jobsDir, db.env);
+    await startWorker(db, 'contained', { jobs: jobsDir });
     const ids: string[] = [];
     for (const name of ['escape', 'out/escape', path.join(outside, 'escape'), '../outside/escape', 'out']) {
       ids.push((await db.request('POST', '', { worker: 'contained', date: '2013-01-12', job: { name } })).body.id);
@@ -104,7 +85,7 @@ describe('security', function () {
   });
 
   it('authenticates with couchdb.username/password from the config file; the password shows in no output or log', async () => {
-    db = await startDb();
+    const db = await startTestDb();
     const server = new URL(db.url);
     let username: string;
     let password: string;
@@ -144,13 +125,12 @@ describe('security', function () {
     };
 
     expect((await cli(['init'])).code).to.equal(0);
-    worker = spawnCli(['start', 'private', '--jobs', FIXTURE_JOBS], { env });
-    await worker.waitForOutput(/worker private ready/, 30_000);
+    const { child: worker } = await startWorker(db, 'private', { env });
     const added = await cli(['task', 'add', '--worker', 'private', '--date', new Date().toISOString(), '--job', 'succeeds']);
     expect(added.code, added.stderr).to.equal(0);
     const id = added.stdout.trim();
     await waitFor(async () => {
-      const res = await fetch(`${plainUrl}/${db!.dbName}/${encodeURIComponent(id)}`, { headers: auth });
+      const res = await fetch(`${plainUrl}/${db.dbName}/${encodeURIComponent(id)}`, { headers: auth });
       return ((await res.json()) as { status?: string }).status === 'done';
     }, { timeoutMs: 20_000, what: `task ${id} to be done` });
     for (const args of [['status'], ['task', 'list'], ['task', 'get', id], ['list']]) expect((await cli(args)).code, args.join(' ')).to.equal(0);
@@ -176,11 +156,11 @@ describe('security', function () {
   });
 
   it('a task nested 3,000 levels deep: the embedded server refuses it naming the depth, a CouchDB task goes to error naming it; SIGTERM stays within the grace', async () => {
-    db = await startDb({ config: { worker: { grace_ms: 2000 } } });
+    const db = await startTestDb({ config: { worker: { grace_ms: 2000 } } });
     let data: unknown = 'bottom';
     for (let i = 0; i < 3000; i++) data = { a: data };
     const task = { worker: 'deep', date: new Date().toISOString(), job: 'succeeds', data };
-    worker = await startWorker('deep', FIXTURE_JOBS, db.env);
+    const { child: worker } = await startWorker(db, 'deep');
     const posted = await db.request<{ id: string; reason?: string }>('POST', '', task);
     if (db.kind === 'embedded') {
       // pouchdb-server could index no such document: it never reaches a worker.
@@ -201,7 +181,7 @@ describe('security', function () {
   });
 
   it('CLI input: a missing file, malformed JSON and ids with / or .. are one line naming the problem, exit 1, no stack', async () => {
-    db = await startDb();
+    const db = await startTestDb();
     const cases: Array<{ args: string[]; mentions: RegExp }> = [
       { args: ['task', 'add', '--file', '/nonexistent/task.json'], mentions: /\/nonexistent\/task\.json/ },
       { args: ['task', 'add', '--json', '{'], mentions: /--json/ },

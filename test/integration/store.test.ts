@@ -6,54 +6,22 @@
  * the indexes as the server admin.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type * as net from 'node:net';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { DEFAULTS, parseConfig, type AfterConfig } from '../../src/config';
-import { hashAdminPassword } from '../../src/embedded/admin-credentials';
-import type { LauncherSettings } from '../../src/embedded/server-settings';
-import { initDatabase, REVS_LIMIT } from '../../src/store/design';
+import { parseConfig, type AfterConfig } from '../../src/config';
+import { initDatabase } from '../../src/store/design';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
 import { createStore } from '../../src/store/couch-store';
 import type { ChangeBatch, Feed, TaskStore } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
 import { freePort } from '../helpers/ports';
 import { taskStoreContract } from '../helpers/store-contract';
+import { startCouchTarget, startPouchTarget, type StoreTarget } from '../helpers/store-targets';
 import { waitFor } from '../helpers/wait';
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-const LAUNCHER = path.join(REPO_ROOT, 'dist', 'src', 'embedded', 'launcher.js');
-const ADMIN = { name: 'store-test', password: randomBytes(16).toString('hex') };
 const HEARTBEAT_MS = 300;
-
-/** A server the suite runs against, and the outages it can stage. */
-interface Target {
-  kind: 'pouchdb-server' | 'couchdb';
-  /** What the store connects to (may carry credentials). */
-  storeUrl: string;
-  /** The server as its admin: what `after init` needs. */
-  adminUrl: string;
-  /** The same database through `proxy`, which counts requests. */
-  countedUrl: string;
-  dbName: string;
-  /** Counts the requests that pass through it. */
-  proxy: TestProxy;
-  /** The database stops answering at all (connections refused), then comes back. */
-  goDown(): Promise<void>;
-  comeBack(): Promise<void>;
-  /** The database accepts connections but sends no byte, then resumes. */
-  freeze(): void;
-  thaw(): void;
-  /** A plain HTTP request to the database, like curl. */
-  raw<T = any>(method: string, docPath: string, body?: unknown): Promise<{ status: number; body: T }>;
-  destroy(): Promise<void>;
-}
 
 describe('store (pouchdb-server)', function () {
   storeSuite(() => startPouchTarget());
@@ -63,8 +31,8 @@ describe('store (pouchdb-server)', function () {
   storeSuite(() => startCouchTarget(process.env.COUCHDB_URL!));
 });
 
-function storeSuite(startTarget: () => Promise<Target>): void {
-  let target: Target;
+function storeSuite(startTarget: () => Promise<StoreTarget>): void {
+  let target: StoreTarget;
   let store: TaskStore | undefined;
   const feeds: Feed[] = [];
 
@@ -249,224 +217,4 @@ function capturingLogger(lines: string[]): Logger {
   });
   logger.add(new winston.transports.Stream({ stream: sink }));
   return logger;
-}
-
-// ---------------------------------------------------------------------------------------
-// Targets
-
-async function startPouchTarget(): Promise<Target> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-store-test-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const dbName = `after_test_${randomBytes(6).toString('hex')}`;
-  let child: ChildProcess | undefined = await startPouchdbServer(dir, port);
-  const proxy = await TestProxy.start(url);
-  const raw = rawClient(`http://${ADMIN.name}:${ADMIN.password}@127.0.0.1:${port}`, dbName);
-  const stopChild = async (): Promise<void> => {
-    const running = child;
-    child = undefined;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
-    const exited = new Promise((resolve) => running.once('exit', resolve));
-    running.kill('SIGCONT');
-    running.kill('SIGKILL');
-    await exited;
-  };
-  return {
-    kind: 'pouchdb-server',
-    storeUrl: url,
-    adminUrl: `http://${ADMIN.name}:${ADMIN.password}@127.0.0.1:${port}`,
-    countedUrl: proxy.url,
-    dbName,
-    proxy,
-    raw,
-    goDown: stopChild,
-    async comeBack() {
-      child = await startPouchdbServer(dir, port);
-    },
-    freeze: () => void child?.kill('SIGSTOP'),
-    thaw: () => void child?.kill('SIGCONT'),
-    async destroy() {
-      await proxy.close();
-      await stopChild();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function startPouchdbServer(dir: string, port: number): Promise<ChildProcess> {
-  const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile)) {
-    const config = { admins: { [ADMIN.name]: hashAdminPassword(ADMIN.password) }, log: { file: path.join(dir, 'log.txt'), level: 'warning' } };
-    fs.writeFileSync(configFile, `${JSON.stringify(config)}\n`);
-  }
-  const settings: LauncherSettings = {
-    host: '127.0.0.1',
-    port,
-    dir,
-    configFile,
-    logFile: path.join(dir, 'log.txt'),
-    allowedHosts: [],
-    corsOrigins: [],
-    maxDocumentBytes: DEFAULTS.embedded.max_document_size,
-    maxRequestBytes: DEFAULTS.embedded.max_request_size,
-    compactIntervalMs: 0,
-    revsLimit: REVS_LIMIT,
-  };
-  const child = spawn(process.execPath, [LAUNCHER, JSON.stringify(settings)], { cwd: dir, stdio: 'ignore' });
-  try {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`the embedded server exited with ${child.exitCode}`);
-        return (await fetch(`http://127.0.0.1:${port}/`)).ok;
-      },
-      { timeoutMs: 20_000, what: `the embedded server on port ${port}` },
-    );
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-  return child;
-}
-
-async function startCouchTarget(couchUrl: string): Promise<Target> {
-  const dbName = `after_test_${randomBytes(6).toString('hex')}`;
-  const raw = rawClient(couchUrl, dbName);
-  const proxy = await TestProxy.start(couchUrl);
-  // The store reaches the shared CouchDB through the proxy, which stages the outages.
-  const storeUrl = new URL(couchUrl);
-  const proxied = new URL(proxy.url);
-  storeUrl.host = proxied.host;
-  return {
-    kind: 'couchdb',
-    storeUrl: storeUrl.toString().replace(/\/$/, ''),
-    adminUrl: couchUrl.replace(/\/$/, ''),
-    countedUrl: storeUrl.toString().replace(/\/$/, ''),
-    dbName,
-    proxy,
-    raw,
-    goDown: () => proxy.goDown(),
-    comeBack: () => proxy.comeBack(),
-    freeze: () => proxy.freeze(),
-    thaw: () => proxy.thaw(),
-    async destroy() {
-      await proxy.close();
-      await raw('DELETE', '');
-      await raw('DELETE', `../${dbName}_control`);
-    },
-  };
-}
-
-/** fetch() refuses URLs with credentials: they go into a Basic Authorization header. */
-function rawClient(serverUrl: string, dbName: string): Target['raw'] {
-  const parsed = new URL(serverUrl);
-  const auth: Record<string, string> = parsed.username
-    ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}` }
-    : {};
-  parsed.username = '';
-  parsed.password = '';
-  const dbUrl = `${parsed.origin}/${dbName}`;
-  return async (method, docPath, body) => {
-    const res = await fetch(docPath ? `${dbUrl}/${docPath}` : dbUrl, {
-      method,
-      headers: { accept: 'application/json', 'content-type': 'application/json', ...auth },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-}
-
-/**
- * An HTTP proxy in front of the database that counts requests and can play an outage: refuse
- * every connection (goDown), or accept and forward nothing (freeze), as a hung network does.
- */
-class TestProxy {
-  private readonly requests: string[] = [];
-  private readonly sockets = new Set<net.Socket>();
-  private readonly upstreams = new Set<http.ClientRequest>();
-  private readonly heldWhileFrozen: Array<() => void> = [];
-  private frozen = false;
-  private server: http.Server;
-
-  private constructor(private readonly upstream: URL, private readonly port: number) {
-    this.server = this.createServer();
-  }
-
-  static async start(upstreamUrl: string): Promise<TestProxy> {
-    const proxy = new TestProxy(new URL(upstreamUrl), await freePort());
-    await proxy.listen();
-    return proxy;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** How many `method` requests had a path containing `pathPart`. */
-  count(method: string, pathPart: string): number {
-    return this.requests.filter((r) => r.startsWith(`${method} `) && r.includes(pathPart)).length;
-  }
-
-  async goDown(): Promise<void> {
-    const closed = new Promise((resolve) => this.server.close(resolve));
-    for (const upstream of this.upstreams) upstream.destroy();
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
-  }
-
-  async comeBack(): Promise<void> {
-    this.server = this.createServer();
-    await this.listen();
-  }
-
-  freeze(): void {
-    this.frozen = true;
-  }
-
-  thaw(): void {
-    this.frozen = false;
-    for (const release of this.heldWhileFrozen.splice(0)) release();
-  }
-
-  async close(): Promise<void> {
-    this.thaw();
-    await this.goDown();
-  }
-
-  private listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-  }
-
-  private createServer(): http.Server {
-    const server = http.createServer((req, res) => this.forward(req, res));
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    return server;
-  }
-
-  private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.requests.push(`${req.method} ${req.url}`);
-    const upstream = http.request(
-      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.upstream.host } },
-      (answer) => {
-        const send = (write: () => void): void => (this.frozen ? void this.heldWhileFrozen.push(write) : write());
-        send(() => res.writeHead(answer.statusCode ?? 502, answer.headers));
-        answer.on('data', (chunk: Buffer) => send(() => res.write(chunk)));
-        answer.on('end', () => send(() => res.end()));
-        answer.on('error', () => res.destroy());
-      },
-    );
-    this.upstreams.add(upstream);
-    upstream.on('close', () => this.upstreams.delete(upstream));
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => upstream.destroy());
-    const start = (): void => void req.pipe(upstream);
-    if (this.frozen) this.heldWhileFrozen.push(start);
-    else start();
-  }
 }

@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/log';
 import type { Connection } from '../../src/store/connection';
 import type { TaskDoc } from '../../src/types';
 import { startDashboard, type Dashboard } from '../../src/ui/server';
-import { REPO_ROOT, spawnCli, startDb, waitFor, waitForStatus, type ChildHandle, type TestDb } from '../helpers';
+import { getTask, postTask, startCli, startWorker, useSuiteDb, waitFor, waitForStatus, type ChildHandle } from '../helpers';
 import { databaseRequest } from '../helpers/db';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -29,26 +29,32 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const FIXTURE_JOBS = path.join(REPO_ROOT, 'test', 'fixtures', 'jobs');
 const SCREENSHOTS = process.env.AFTER_SCREENSHOTS;
 
 describe('dashboard (after ui) in headless Chromium', function () {
   this.timeout(90_000);
-  let db: TestDb;
   let conn: Connection;
   let dashboard: Dashboard;
   let profileDir: string;
   let browser: BrowserContext;
   let page: Page;
-  let worker: ChildHandle | undefined;
 
-  before(async function () {
+  before(function () {
     if (!fs.existsSync(CHROMIUM)) {
       // `make test` installs it (apt-get install chromium); only a machine where that failed gets here.
       console.log(`    note: ${CHROMIUM} is missing (apt-get install chromium); the dashboard browser tests are skipped`);
       this.skip();
     }
-    db = await startDb({ config: { worker: { heartbeat_ms: 1000 } } });
+  });
+  // Before the database's own `after`: the dashboard follows the database until it is closed.
+  after(async () => {
+    await browser?.close();
+    if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
+    await dashboard?.close();
+    conn?.close();
+  });
+  const db = useSuiteDb({ config: { worker: { heartbeat_ms: 1000 } } });
+  before(async () => {
     conn = db.connect();
     dashboard = await startDashboard({ conn, port: 0, heartbeatMs: 1000, log: silentLogger() });
     profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-chromium-'));
@@ -61,33 +67,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
     page = browser.pages()[0] ?? (await browser.newPage());
   });
 
-  after(async () => {
-    await browser?.close();
-    if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
-    await dashboard?.close();
-    conn?.close();
-    await db?.destroy();
-  });
-
-  afterEach(async () => {
-    if (worker?.running) {
-      worker.kill('SIGTERM');
-      await worker.exited;
-    }
-    worker = undefined;
-  });
-
-  async function startWorker(name: string): Promise<ChildHandle> {
-    const child = spawnCli(['start', name, '--jobs', FIXTURE_JOBS], { env: db.env });
-    await child.waitForOutput(new RegExp(`worker ${name} ready`), 20_000);
-    return child;
-  }
-
-  async function post(task: Record<string, unknown>): Promise<string> {
-    const res = await db.request<{ id: string }>('POST', '', task);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return res.body.id;
-  }
+  const post = (task: Record<string, unknown>): Promise<string> => postTask(db, task);
 
   function controlRequest<T = unknown>(method: string, docPath: string): Promise<{ status: number; body: T }> {
     return databaseRequest(db.url, `${db.dbName}_control`)<T>(method, docPath);
@@ -111,7 +91,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
   }
 
   it('shows a task posted over HTTP without a reload, and its status turning done live', async () => {
-    worker = await startWorker('ui-live');
+    await startWorker(db, 'ui-live');
     await openOverview();
     await page.waitForSelector('#instances tr[data-instance] >> text=ui-live');
 
@@ -140,7 +120,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
   });
 
   it('shows a failed task with its error, and retries it from its page', async () => {
-    worker = await startWorker('ui-fails');
+    await startWorker(db, 'ui-fails');
     await openOverview();
     // One retry at once: the task fails twice before it ends in `error`.
     const id = await post({ worker: 'ui-fails', date: new Date().toISOString(), job: 'throws', retry: { limit: 1, delay: 0 } });
@@ -173,7 +153,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
   });
 
   it('pauses and resumes a worker name from the overview: its pause document, and no run meanwhile', async () => {
-    worker = await startWorker('ui-pause');
+    const { child: worker } = await startWorker(db, 'ui-pause');
     await openOverview();
     const row = '#workers tr[data-worker="ui-pause"]';
     await page.waitForSelector(`${row}[data-paused="false"]`, { timeout: 10_000 });
@@ -195,7 +175,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
   });
 
   it('Run now on a repeating task runs it once and keeps its next date; Pause and Resume on its page', async () => {
-    worker = await startWorker('ui-run');
+    await startWorker(db, 'ui-run');
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
     const id = await post({ worker: 'ui-run', date: tomorrow, job: 'succeeds', repeat: { days: 1 }, status: 'waiting' });
     await page.goto(`${dashboard.url}#/task/${encodeURIComponent(id)}`);
@@ -255,21 +235,9 @@ describe('dashboard (after ui) in headless Chromium', function () {
 
 describe('after ui (the command)', function () {
   this.timeout(60_000);
-  let db: TestDb;
+  const db = useSuiteDb();
+  /** The `after ui` of the current test (startUi), stopped when the test ends. */
   let ui: ChildHandle | undefined;
-
-  before(async () => {
-    db = await startDb();
-  });
-  after(async () => {
-    await db.destroy();
-  });
-  afterEach(async () => {
-    if (ui?.running) {
-      ui.kill('SIGTERM');
-      await ui.exited;
-    }
-  });
 
   interface Answer {
     status: number;
@@ -306,7 +274,7 @@ describe('after ui (the command)', function () {
   }
 
   async function startUi(args: string[] = []): Promise<{ url: string; origin: string; token: string }> {
-    ui = spawnCli(['ui', '--port', '0', ...args], { env: db.env });
+    ui = startCli(['ui', '--port', '0', ...args], { env: db.env });
     const [, url] = await ui.waitForOutput(/dashboard at (http:\/\/[^/\s]+\/)/, 20_000);
     const page = await send(url!, { path: '/' });
     expect(page.status).to.equal(200);
@@ -315,13 +283,9 @@ describe('after ui (the command)', function () {
     return { url: url!, origin: new URL(url!).origin, token: token! };
   }
 
-  async function postTask(): Promise<string> {
-    return (await db.request<{ id: string }>('POST', '', { worker: 'w', date: '2040-01-01', job: 'succeeds', status: 'waiting' })).body.id;
-  }
-
-  async function statusOf(id: string): Promise<unknown> {
-    return (await db.request<TaskDoc>('GET', encodeURIComponent(id))).body.status;
-  }
+  /** A task nobody runs. */
+  const postWaitingTask = (): Promise<string> => postTask(db, { worker: 'w', date: '2040-01-01', job: 'succeeds', status: 'waiting' });
+  const statusOf = async (id: string): Promise<unknown> => (await getTask(db, id)).status;
 
   it('serves the page on 127.0.0.1 and never shows a credential', async () => {
     const { url } = await startUi();
@@ -342,7 +306,7 @@ describe('after ui (the command)', function () {
 
   it('acts only for its own page: same Origin, the page token, a JSON body', async () => {
     const { url, origin, token } = await startUi();
-    const id = await postTask();
+    const id = await postWaitingTask();
     const action = (headers: Record<string, string>, body = '{"action":"cancel"}') =>
       send(url, { method: 'POST', path: `/api/tasks/${encodeURIComponent(id)}/actions`, headers, body });
     const json = { 'content-type': 'application/json' };
@@ -397,7 +361,7 @@ describe('after ui (the command)', function () {
     const { url, token } = await startUi(['--host', '127.0.0.2', '--allowed-host', 'dash.example']);
     const port = new URL(url).port;
     expect(new URL(url).hostname).to.equal('127.0.0.2');
-    const id = await postTask();
+    const id = await postWaitingTask();
     const rebound = `rebind.evil.test:${port}`;
     for (const path of ['/', '/app.js', '/api/overview', '/api/events', `/api/tasks/${encodeURIComponent(id)}`]) {
       const res = await send(url, { path, headers: { host: rebound } });
@@ -444,7 +408,7 @@ describe('after ui (the command)', function () {
     const secret = `not-a-task-${Date.now()}`;
     // Not a task (no worker); `done` so that the database's validate_doc_update lets it in.
     expect((await db.request('PUT', 'notes', { status: 'done', text: secret })).status).to.equal(201);
-    const taskId = await postTask();
+    const taskId = await postWaitingTask();
 
     for (const path of ['/api/tasks/_all_docs', '/api/tasks/%5Fall_docs', '/api/tasks/_all_docs?include_docs=true', '/api/_all_docs', '/api/tasks/..', '/api/tasks/%2E%2E']) {
       const res = await send(url, { path });

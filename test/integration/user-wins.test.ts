@@ -6,31 +6,15 @@
  * shorter than `worker.min_repeat_ms` are refused.
  */
 import { expect } from 'chai';
-import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { runCli, startDb, waitFor, waitForStatus, type TestDb } from '../helpers';
-import { iso, startInstance, stopInstances, type WorkerProcess } from '../helpers/instances';
+import { iso, postTask, runCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
 
 describe('a user\'s write wins over a fast worker', function () {
   this.timeout(60_000);
-  let db: TestDb;
-  let worker: WorkerProcess | undefined;
-
-  before(async () => {
-    db = await startDb({ config: { worker: { min_repeat_ms: 10 } } });
-  });
-  after(async () => {
-    await db?.destroy();
-  });
-  afterEach(async () => {
-    await stopInstances([worker]);
-    worker = undefined;
-  });
+  const db = useSuiteDb({ config: { worker: { min_repeat_ms: 10 } } });
 
   async function fastTask(name: string): Promise<string> {
-    const res = await db.request<{ id: string }>('POST', '', { worker: name, date: iso(Date.now()), job: 'succeeds', repeat: { ms: 20 } });
-    expect(res.status).to.equal(201);
-    const id = res.body.id;
+    const id = await postTask(db, { worker: name, date: iso(Date.now()), job: 'succeeds', repeat: { ms: 20 } });
     await waitFor(async () => ((await db.request<TaskDoc>('GET', id)).body.executions ?? 0) >= 10, { timeoutMs: 20_000, what: 'ten runs of the fast task' });
     return id;
   }
@@ -40,7 +24,7 @@ describe('a user\'s write wins over a fast worker', function () {
   }
 
   it('cancels a task repeating every 20 ms at once, and it runs no more', async () => {
-    worker = await startInstance(db, 'fast', path.join(db.root, 'records.txt'));
+    await startWorker(db, 'fast');
     const id = await fastTask('fast');
     const started = Date.now();
     const cancel = await runCli(['task', 'cancel', id], { env: db.env });
@@ -53,7 +37,7 @@ describe('a user\'s write wins over a fast worker', function () {
   });
 
   it('reschedules and deletes a task repeating every 20 ms', async () => {
-    worker = await startInstance(db, 'fast2', path.join(db.root, 'records2.txt'));
+    await startWorker(db, 'fast2');
     const id = await fastTask('fast2');
     const later = '2031-01-01T00:00:00.000Z';
     const moved = await runCli(['task', 'reschedule', id, later], { env: db.env });
@@ -70,9 +54,9 @@ describe('a user\'s write wins over a fast worker', function () {
     const add = await runCli(['task', 'add', '--worker', 'tiny', '--date', iso(Date.now()), '--job', 'succeeds', '--repeat', '{"ms": 1}'], { env: db.env });
     expect(add.code).to.not.equal(0);
     expect(add.stderr).to.match(/repeat/);
-    worker = await startInstance(db, 'tiny', path.join(db.root, 'records3.txt'));
-    const res = await db.request<{ id: string }>('POST', '', { worker: 'tiny', date: iso(Date.now()), job: 'succeeds', repeat: { ms: 1 } });
-    const refused = await waitForStatus(db, res.body.id, 'error', 10_000);
+    await startWorker(db, 'tiny');
+    const id = await postTask(db, { worker: 'tiny', date: iso(Date.now()), job: 'succeeds', repeat: { ms: 1 } });
+    const refused = await waitForStatus(db, id, 'error', 10_000);
     expect(refused.error?.message).to.match(/^repeat: .*min_repeat_ms/);
     expect(refused.executions ?? 0).to.equal(0);
   });

@@ -8,6 +8,7 @@ import { createTaskEmitter, runJob } from '../../src/jobs/run-job';
 import { runAgainBuilders } from '../../src/jobs/run-again';
 import { silentLogger } from '../../src/log';
 import type { RunOutcome, TaskDoc } from '../../src/types';
+import { isAlive, sessionOf } from '../helpers/processes';
 
 const execJob = createExecJob();
 
@@ -35,16 +36,6 @@ function failure(outcome: RunOutcome): { message: string; code?: string } {
   return (outcome as { error: { message: string; code?: string } }).error;
 }
 
-/** A live process, not a zombie waiting for its parent to reap it. */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -60,7 +51,7 @@ describe('exec built-in job', () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'after-exec-'));
   });
   after(() => {
-    for (const pid of leftPids) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of leftPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
@@ -148,7 +139,7 @@ describe('exec built-in job', () => {
     expect(Date.now() - started).to.be.below(2000);
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
     leftPids.push(pid);
-    await waitFor(() => !isRunning(pid), 'the sleep to end', 1000);
+    await waitFor(() => !isAlive(pid), 'the sleep to end', 1000);
   });
 
   it('on abort, stops the program and what it started (its process group)', async () => {
@@ -158,7 +149,7 @@ describe('exec built-in job', () => {
     await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 'the pid file');
     const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
     leftPids.push(grandchild);
-    expect(isRunning(grandchild)).to.equal(true);
+    expect(isAlive(grandchild)).to.equal(true);
 
     const started = Date.now();
     controller.abort(new Error('canceled by the test'));
@@ -166,7 +157,7 @@ describe('exec built-in job', () => {
     await run.catch((err: unknown) => (thrown = err));
     expect((thrown as Error).message).to.equal('canceled by the test');
     expect(Date.now() - started).to.be.below(EXEC_KILL_GRACE_MS);
-    await waitFor(() => !isRunning(grandchild), 'the grandchild to end', 2000);
+    await waitFor(() => !isAlive(grandchild), 'the grandchild to end', 2000);
   });
 
   it('sends SIGKILL to a program that ignores SIGTERM, after the grace period', async () => {
@@ -186,7 +177,7 @@ describe('exec built-in job', () => {
     const took = Date.now() - started;
     expect(took).to.be.at.least(EXEC_KILL_GRACE_MS - 100);
     expect(took).to.be.below(EXEC_KILL_GRACE_MS + 2000);
-    await waitFor(() => !isRunning(pid), 'the program to end', 2000);
+    await waitFor(() => !isAlive(pid), 'the program to end', 2000);
   });
 
   it('ends what the program left running when it exits, even a process that holds its output open', async () => {
@@ -195,7 +186,7 @@ describe('exec built-in job', () => {
     const background = Number(result.stdout.trim());
     leftPids.push(background);
     expect(Date.now() - started).to.be.below(5000);
-    await waitFor(() => !isRunning(background), 'the leftover to end', 5000);
+    await waitFor(() => !isAlive(background), 'the leftover to end', 5000);
   });
 
   describe('a descendant that left the process group (setsid)', function () {
@@ -213,7 +204,7 @@ describe('exec built-in job', () => {
       leftPids.push(escaped);
       await waitFor(() => sessionOf(escaped) === escaped, 'it to run in a session of its own');
       expect(failure(await run).code).to.equal('E_TIMEOUT');
-      await waitFor(() => !isRunning(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
+      await waitFor(() => !isAlive(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
     });
 
     it('is gone when the run is canceled', async () => {
@@ -226,7 +217,7 @@ describe('exec built-in job', () => {
       await waitFor(() => sessionOf(escaped) === escaped, 'it to run in a session of its own');
       controller.abort(new Error('canceled'));
       await run.catch(() => undefined);
-      await waitFor(() => !isRunning(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
+      await waitFor(() => !isAlive(escaped), 'the setsid sleep to end', EXEC_KILL_GRACE_MS + 3000);
     });
   });
 
@@ -245,13 +236,3 @@ describe('exec built-in job', () => {
     });
   });
 });
-
-/** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
-function sessionOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-  } catch {
-    return 0;
-  }
-}

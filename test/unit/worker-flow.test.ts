@@ -8,6 +8,7 @@ import { jitterOffsetMs } from '../../src/task/series';
 import type { TaskDoc } from '../../src/types';
 import { WINDOW_MARGIN_MS } from '../../src/worker/limiter';
 import { closeSimulationsAfterEach, iso, START_MS, Simulation, type SimWorker } from '../helpers/memory-worker';
+import { mostInAnyWindow } from '../helpers/run-stats';
 
 /** Two started instances that see each other alive. */
 async function pair(sim: Simulation, options: Parameters<Simulation['start']>[0] = {}): Promise<[SimWorker, SimWorker]> {
@@ -18,17 +19,6 @@ async function pair(sim: Simulation, options: Parameters<Simulation['start']>[0]
     what: 'the two instances to see each other',
   });
   return [first, second];
-}
-
-/** Most starts in any window of `periodMs` (both ends included: the strictest count). */
-function mostInAnyWindow(starts: number[], periodMs: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! > periodMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
 }
 
 async function statuses(sim: Simulation, ids: string[]): Promise<string[]> {

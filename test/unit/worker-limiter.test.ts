@@ -5,17 +5,7 @@
  */
 import { expect } from 'chai';
 import { Limiter, shareOf, WINDOW_MARGIN_MS } from '../../src/worker/limiter';
-
-/** Most starts in any window of `periodMs` (closed at both ends: the strictest count). */
-function mostInAnyWindow(starts: number[], periodMs: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! > periodMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
+import { mostInAnyWindow } from '../helpers/run-stats';
 
 /** Start as many runs as the limiter lets, one attempt every `stepMs`, for `forMs`; the start times. */
 function drive(limiter: Limiter, fromMs: number, forMs: number, stepMs: number): number[] {
