@@ -1,6 +1,6 @@
 /**
  * After as a library: `connect()` for task operations and `startWorker()` for a worker in this
- * process. Both use the code paths the CLI uses (store/admin.ts for tasks, worker/worker.ts for
+ * process. Both use the code paths the CLI uses (store/tasks.ts for tasks, worker/worker.ts for
  * the worker, the same validation), so a task created from code is exactly one created by
  * `after task add`.
  *
@@ -15,7 +15,8 @@ import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, ty
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
 import { openWorkerSidecars } from './metrics/worker-sidecars';
-import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskFilter } from './store/admin';
+import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/task-queries';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/tasks';
 import { openConnection, type Connection } from './store/connection';
 import { pauseTask, resumeTask, runTaskNow } from './store/task-actions';
 import { pauseWorker, resumeWorker, type PauseReport } from './store/worker-pause';

@@ -147,6 +147,70 @@ export function followSource(conn: Connection, source: ChangesSource, log: Logge
   return new ChangesFeed(conn, source, log, health);
 }
 
+export interface AllTasksFeedOptions {
+  heartbeatMs: number;
+  /** Changed tasks (a deletion is `{_id, _deleted: true}`); ids starting with `_` are left out. */
+  onDocs(docs: TaskDoc[]): void;
+  /** The feed reconnected after a failure: changes may have been missed. */
+  onReconnect(): void;
+  log: Logger;
+}
+
+/** Changes per request of the every-task feed: a page shows them as they come. */
+const ALL_TASKS_BATCH = 500;
+
+/**
+ * Every task of every worker, from the database's current seq on (the dashboard: it shows what
+ * happens while it is open; its overview query covers the rest). The one request it makes
+ * besides `_changes` is `GET /<db>`: `since=now` is CouchDB's only, and the update_seq serves
+ * both servers.
+ */
+export async function followAllTasks(conn: Connection, options: AllTasksFeedOptions): Promise<Feed> {
+  const info = await conn.request<{ update_seq: unknown }>({ path: '' });
+  return followSource(
+    conn,
+    {
+      label: 'changes feed of all tasks',
+      filter: { method: 'GET', qs: {} },
+      since: String(info.body.update_seq ?? '0'),
+      heartbeatMs: options.heartbeatMs,
+      batchSize: ALL_TASKS_BATCH,
+      onBatch: (batch) => {
+        // Design documents (and any other `_` id CouchDB keeps for itself) are not tasks.
+        const docs = batch.docs.filter((doc) => !doc._id.startsWith('_'));
+        if (docs.length > 0) options.onDocs(docs);
+      },
+      onReconnect: options.onReconnect,
+    },
+    options.log,
+  );
+}
+
+/** The feeds a store has open, so that closing it stops them all; a stopped feed leaves the set. */
+export class OpenFeeds {
+  private readonly feeds = new Set<Feed>();
+
+  /** `feed`, as a Feed whose stop also takes it out of this set. */
+  add(feed: Feed): Feed {
+    const feeds = this.feeds;
+    feeds.add(feed);
+    return {
+      get lastSeq() {
+        return feed.lastSeq;
+      },
+      async stop() {
+        await feed.stop();
+        feeds.delete(feed);
+      },
+    };
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.feeds].map((feed) => feed.stop()));
+    this.feeds.clear();
+  }
+}
+
 class ChangesFeed implements Feed {
   private seq: string;
   private readonly stopping = new AbortController();
