@@ -14,7 +14,7 @@ import { AfterError, TaskInvalidError, UsageError } from './errors';
 import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, type JobRegistry, type LoadJobsOptions } from './jobs/loader';
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
-import { openWorkerSidecars } from './metrics/worker-sidecars';
+import { startWorkerWithSidecars } from './metrics/worker-sidecars';
 import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/task-queries';
 import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/tasks';
 import { openConnection, type Connection } from './store/connection';
@@ -23,7 +23,6 @@ import { pauseWorker, resumeWorker, type PauseReport } from './store/worker-paus
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
 import type { JobSpec, TaskDoc } from './types';
-import { startWorker as startWorkerInstance } from './worker/start';
 import type { Worker } from './worker/worker';
 
 export interface ConnectOptions {
@@ -152,24 +151,16 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   const log = options.log ?? silentLogger();
   const jobs = typeof options.jobs === 'object' ? registryFromFunctions(options.jobs, config) : undefined;
   const jobsDir = typeof options.jobs === 'string' ? path.resolve(options.jobs) : undefined;
-  const sidecars = await openWorkerSidecars({ metricsPort: options.metricsPort, log });
-  let worker: Worker;
-  try {
-    worker = await startWorkerInstance({
-      config,
-      name: options.name,
-      log,
-      ...(jobs ? { jobs } : {}),
-      ...(jobsDir !== undefined ? { jobsDir } : {}),
-      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-    });
-  } catch (err) {
-    await sidecars.close();
-    throw err;
-  }
-  sidecars.attach(worker);
-  void worker.done.then(() => sidecars.close());
+  const { worker } = await startWorkerWithSidecars({
+    config,
+    name: options.name,
+    log,
+    metricsPort: options.metricsPort,
+    ...(jobs ? { jobs } : {}),
+    ...(jobsDir !== undefined ? { jobsDir } : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+  });
   return worker;
 }
 

@@ -5,7 +5,8 @@ import { statusCounts, type StatusCount } from '../store/task-queries';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
 import type { CliContext } from './context';
-import { formatDuration, formatTable } from './output';
+import { formatDuration } from '../format-duration';
+import { formatTable } from './output';
 
 export function registerStatusCommand(program: Command, ctx: CliContext): void {
   program

@@ -14,6 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AfterError, toError } from '../errors';
+import { isAlive } from '../process';
 import { silentLogger, type Logger } from '../log';
 import { ensureAdminCredentials } from './admin-credentials';
 import { launcherSettings } from './server-settings';
@@ -309,8 +310,6 @@ function removeFiles(files: { pid: string; state: string }, pid: number): void {
 function isOurServer(pid: number): boolean {
   if (!isAlive(pid)) return false;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/^\d+ \(.*\) Z/.test(stat)) return false; // a zombie has exited already
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return SERVER_COMMAND_MARKS.some((mark) => cmdline.includes(mark));
   } catch {
@@ -323,15 +322,6 @@ function isOldPouchdbServer(pid: number): boolean {
     return !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SERVER_COMMAND_MARKS[0]!);
   } catch {
     return false;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { isAlive } from '../../src/process';
 import type { TaskDoc } from '../../src/types';
 import { REPO_ROOT, freePort, runCli, spawnCli, startDb, waitFor, waitForStatus, type CliResult, type TestDb } from '../helpers';
 
@@ -29,20 +30,6 @@ function expectOneLineError(result: CliResult, mentions?: RegExp): void {
 
 function expectOk(result: CliResult): void {
   expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).to.equal(0);
-}
-
-/** Alive and not a zombie: a detached process that exited stays a zombie until init reaps it. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
 }
 
 function pm2DaemonPid(home: string): number | null {
