@@ -7,13 +7,13 @@
  * heartbeatMs while it waits, and a watchdog aborts the request when no byte arrived for
  * twice that. Every failure (the database stopped, restarted, deleted, a 5xx, a hang) ends
  * in a new request from the last seq handed to onBatch, after a backoff; the feed itself
- * never throws and only stops when asked.
+ * never throws and only stops when asked. What each feed asks for is changes-request.ts.
  */
 import { backoffMs, delay } from '../clock';
 import { toError } from '../errors';
 import type { Logger } from '../log';
 import { linkSignals, type Connection } from './connection';
-import { BY_WORKER_FILTER } from './design';
+import { docIdsChangesFilter, toBatch, withFeedOptions, workerChangesFilter, type ChangesBody, type ChangesRequest } from './changes-request';
 import type { ChangeBatch, DocsFeedOptions, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
 import type { TaskDoc } from '../types';
 
@@ -22,28 +22,6 @@ import type { TaskDoc } from '../types';
  * of new tasks, so once the database is back it must not sleep out a long backoff.
  */
 const MAX_RECONNECT_WAIT_MS = 5_000;
-
-/** @see FeedOptions.batchSize */
-export const DEFAULT_BATCH_SIZE = 1000;
-
-interface ChangeRow {
-  id: string;
-  seq: unknown;
-  deleted?: boolean;
-  doc?: TaskDoc;
-}
-
-interface ChangesBody {
-  results?: ChangeRow[];
-  last_seq?: unknown;
-}
-
-/** One `_changes` request's method, query and body, without the seq and the common options. */
-export interface ChangesRequest {
-  method: string;
-  qs: Record<string, string | number | boolean>;
-  body?: unknown;
-}
 
 /** What to follow: which database, which changes, and where the batches go. */
 export interface ChangesSource {
@@ -58,37 +36,6 @@ export interface ChangesSource {
   batchSize?: number;
   onBatch(batch: ChangeBatch): Promise<void> | void;
   onReconnect?(): void;
-}
-
-/** The filter that asks for one worker's changes, as each server supports it. */
-export function workerChangesFilter(kind: ServerKind, worker: string): ChangesRequest {
-  if (kind === 'pouchdb-server') {
-    // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
-    return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker } };
-  }
-  // A deletion leaves a tombstone without `worker`; it must pass so a worker holding the
-  // task learns it is gone.
-  const selector = { $or: [{ worker }, { _deleted: true }] };
-  return { method: 'POST', qs: { filter: '_selector' }, body: { selector } };
-}
-
-/** The request that asks for one worker's changes from `since`. */
-export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): ChangesRequest {
-  return withFeedOptions(workerChangesFilter(kind, options.worker), since, options.heartbeatMs, options.batchSize);
-}
-
-function withFeedOptions(filter: ChangesRequest, since: string, heartbeatMs: number, batchSize = DEFAULT_BATCH_SIZE): ChangesRequest {
-  return {
-    ...filter,
-    qs: { feed: 'longpoll', since, include_docs: true, limit: batchSize, heartbeat: heartbeatMs, ...filter.qs },
-  };
-}
-
-/** The batch a changes response holds; a deletion comes as `{_id, _rev, _deleted: true}`. */
-export function toBatch(body: ChangesBody, since: string): ChangeBatch {
-  const docs = (body.results ?? []).map((row) => row.doc ?? { _id: row.id, ...(row.deleted ? { _deleted: true } : {}) });
-  const lastSeq = body.last_seq === undefined || body.last_seq === null ? since : String(body.last_seq);
-  return { docs, lastSeq };
 }
 
 /** Raised when the watchdog gave up on a silent request. */
@@ -114,15 +61,6 @@ export function followChanges(conn: Connection, serverKind: ServerKind, options:
     log,
     health,
   );
-}
-
-/**
- * A few documents by id, on both servers: `_doc_ids` is a built-in filter (no couchjs on
- * CouchDB; pouchdb-server hands the ids to PouchDB's own `doc_ids` option), with the ids in the
- * body so that a long list never makes a long URL.
- */
-export function docIdsChangesFilter(ids: readonly string[]): ChangesRequest {
-  return { method: 'POST', qs: { filter: '_doc_ids' }, body: { doc_ids: [...ids] } };
 }
 
 /** The documents named in `options.ids`, as the worker follows the tasks its tasks wait for. */
