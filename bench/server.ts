@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readAdminCredentials, type AdminCredentials } from '../src/embedded/admin-credentials';
-import { embeddedFiles, startEmbedded, stopEmbedded } from '../src/embedded/server';
+import { embeddedFiles } from '../src/embedded/server-files';
+import { startEmbedded, stopEmbedded } from '../src/embedded/server';
 import type { TaskDoc } from '../src/types';
 // The same probe the tests use: the bench is dev tooling beside them.
 import { freePort } from '../test/helpers/ports';

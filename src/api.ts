@@ -1,6 +1,6 @@
 /**
  * After as a library: `connect()` for task operations and `startWorker()` for a worker in this
- * process. Both use the code paths the CLI uses (store/admin.ts for tasks, worker/worker.ts for
+ * process. Both use the code paths the CLI uses (store/tasks.ts for tasks, worker/worker.ts for
  * the worker, the same validation), so a task created from code is exactly one created by
  * `after task add`.
  *
@@ -14,15 +14,15 @@ import { AfterError, TaskInvalidError, UsageError } from './errors';
 import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, type JobRegistry, type LoadJobsOptions } from './jobs/loader';
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
-import { openWorkerSidecars } from './metrics/worker-sidecars';
-import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskFilter } from './store/admin';
+import { startWorkerWithSidecars } from './metrics/worker-sidecars';
+import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/task-queries';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/tasks';
 import { openConnection, type Connection } from './store/connection';
 import { pauseTask, resumeTask, runTaskNow } from './store/task-actions';
 import { pauseWorker, resumeWorker, type PauseReport } from './store/worker-pause';
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
 import type { JobSpec, TaskDoc } from './types';
-import { startWorker as startWorkerInstance } from './worker/start';
 import type { Worker } from './worker/worker';
 
 export interface ConnectOptions {
@@ -151,24 +151,16 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   const log = options.log ?? silentLogger();
   const jobs = typeof options.jobs === 'object' ? registryFromFunctions(options.jobs, config) : undefined;
   const jobsDir = typeof options.jobs === 'string' ? path.resolve(options.jobs) : undefined;
-  const sidecars = await openWorkerSidecars({ metricsPort: options.metricsPort, log });
-  let worker: Worker;
-  try {
-    worker = await startWorkerInstance({
-      config,
-      name: options.name,
-      log,
-      ...(jobs ? { jobs } : {}),
-      ...(jobsDir !== undefined ? { jobsDir } : {}),
-      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-    });
-  } catch (err) {
-    await sidecars.close();
-    throw err;
-  }
-  sidecars.attach(worker);
-  void worker.done.then(() => sidecars.close());
+  const { worker } = await startWorkerWithSidecars({
+    config,
+    name: options.name,
+    log,
+    metricsPort: options.metricsPort,
+    ...(jobs ? { jobs } : {}),
+    ...(jobsDir !== undefined ? { jobsDir } : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+  });
   return worker;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors';
-import { getTask } from '../store/admin';
+import { getTask } from '../store/tasks';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { printable } from '../text';

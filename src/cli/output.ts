@@ -1,5 +1,5 @@
 /**
- * Printing helpers for the CLI: tables, human durations and the one-line error form.
+ * Printing helpers for the CLI: tables and the one-line error form (durations: format-duration.ts).
  * Everything a command prints goes through `Output`, so every line is scrubbed of
  * credentials (a URL with `user:password@` never reaches a terminal or a CI log) and of
  * control characters (src/text.ts): text from a task document never reaches the terminal as
@@ -37,25 +37,6 @@ export function formatTable(rawHeaders: readonly string[], rawRows: readonly (re
       .join('  ')
       .trimEnd();
   return [render(headers), ...rows.map(render)];
-}
-
-/** `3d 4h`, `2h 5m`, `7m 12s`, `42s`: the two largest units, like `ps`/pm2 show uptime. */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '-';
-  const totalSeconds = Math.floor(ms / 1000);
-  const units: [string, number][] = [
-    ['d', Math.floor(totalSeconds / 86_400)],
-    ['h', Math.floor(totalSeconds / 3600) % 24],
-    ['m', Math.floor(totalSeconds / 60) % 60],
-    ['s', totalSeconds % 60],
-  ];
-  const first = units.findIndex(([, value]) => value > 0);
-  if (first === -1) return '0s';
-  return units
-    .slice(first, first + 2)
-    .filter(([, value], index) => index === 0 || value > 0)
-    .map(([unit, value]) => `${value}${unit}`)
-    .join(' ');
 }
 
 /**

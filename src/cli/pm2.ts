@@ -8,8 +8,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SECRET_ENV_KEYS } from '../config';
+import { SECRET_ENV_KEYS } from '../secret-env';
 import { AfterError, toError } from '../errors';
+import { isAlive } from '../process';
 import { pm2ProcessName, workerOfProcess } from './worker-name';
 
 type Pm2Api = typeof import('pm2');
@@ -55,24 +56,6 @@ export function daemonPid(home: string): number | null {
   }
   const pid = Number.parseInt(text.trim(), 10);
   return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
-}
-
-/**
- * The pid runs. A detached daemon that exited stays a zombie until init reaps it, and
- * kill(pid, 0) still succeeds on a zombie, so /proc is asked where it exists.
- */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: the pid exists but belongs to someone else, so it is alive.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
 }
 
 let loaded: { api: Pm2Api; home: string } | null = null;

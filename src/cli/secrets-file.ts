@@ -14,10 +14,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readSecretsFile, SECRET_ENV_KEYS } from '../config';
+import { readSecretsFile, SECRET_ENV_KEYS, type SecretEnvValues } from '../secret-env';
 import type { Logger } from '../log';
-
-export type SecretValues = Partial<Record<(typeof SECRET_ENV_KEYS)[number], string>>;
 
 /** How often a worker waiting for its file, or holding its values, looks for a new file. */
 const POLL_MS = 1000;
@@ -36,9 +34,9 @@ export function waitingMarker(secrets: string): string {
  * SECRET_ENV_KEYS, directly or through this command's own AFTER_SECRETS_FILE (the environment
  * wins). Empty when the configuration file alone says where the database is.
  */
-export function secretsToHand(env: NodeJS.ProcessEnv): SecretValues {
+export function secretsToHand(env: NodeJS.ProcessEnv): SecretEnvValues {
   const inherited = env.AFTER_SECRETS_FILE ? readSecretsFile(env.AFTER_SECRETS_FILE) : {};
-  const secrets: SecretValues = {};
+  const secrets: SecretEnvValues = {};
   for (const key of SECRET_ENV_KEYS) {
     const value = env[key] || inherited[key];
     if (value) secrets[key] = value;
@@ -61,7 +59,7 @@ export function writeSecrets(home: string, worker: string, env: NodeJS.ProcessEn
  * Created 0600 in a 0700 folder (never readable by others, not even for a moment), complete
  * or not at all: written beside and renamed, so a worker polling for it never reads half of it.
  */
-function writeSecretsFile(file: string, secrets: SecretValues): void {
+function writeSecretsFile(file: string, secrets: SecretEnvValues): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.chmodSync(dir, 0o700);
@@ -72,7 +70,7 @@ function writeSecretsFile(file: string, secrets: SecretValues): void {
 }
 
 /** Reads and removes the file; undefined when there is none. */
-function takeFile(file: string): SecretValues | undefined {
+function takeFile(file: string): SecretEnvValues | undefined {
   if (!fs.existsSync(file)) return undefined;
   const values = readSecretsFile(file);
   fs.rmSync(file, { force: true });
@@ -80,7 +78,7 @@ function takeFile(file: string): SecretValues | undefined {
 }
 
 export interface SecretsCustody {
-  readonly values: SecretValues;
+  readonly values: SecretEnvValues;
   /** Give up custody: the file is no longer written back at exit. */
   release(): void;
 }
@@ -114,7 +112,7 @@ export async function takeSecretsIntoCustody(
 async function waitForFile(
   file: string,
   options: { worker: string; log: Logger; stopRequested: Promise<unknown> },
-): Promise<SecretValues | undefined> {
+): Promise<SecretEnvValues | undefined> {
   options.log.warn(
     `worker ${options.worker} has no credentials: ${file} is missing (it is removed while the worker runs and written back when it exits, ` +
       `but the last one was killed before it could); run 'after start ${options.worker} -b' again to hand it its credentials`,
@@ -126,7 +124,7 @@ async function waitForFile(
   process.on('exit', removeMarker);
   let stopped = false;
   void options.stopRequested.then(() => (stopped = true));
-  let values: SecretValues | undefined;
+  let values: SecretEnvValues | undefined;
   try {
     while (values === undefined && !stopped) {
       await Promise.race([new Promise((resolve) => setTimeout(resolve, POLL_MS)), options.stopRequested]);

@@ -23,24 +23,21 @@ export interface StopSignalSource {
   off(listener: (signal: NodeJS.Signals) => void): void;
 }
 
-const processSignals: StopSignalSource = {
-  on: (listener) => STOP_SIGNALS.forEach((signal) => process.on(signal, listener)),
-  off: (listener) => STOP_SIGNALS.forEach((signal) => process.off(signal, listener)),
-};
+/** These signals of this process, as a source. */
+function processSignals(signals: readonly NodeJS.Signals[]): StopSignalSource {
+  return {
+    on: (listener) => signals.forEach((signal) => process.on(signal, listener)),
+    off: (listener) => signals.forEach((signal) => process.off(signal, listener)),
+  };
+}
 
-let stopSignalSource: StopSignalSource = processSignals;
+let stopSignalSource = processSignals(STOP_SIGNALS);
+let steerSignalSource = processSignals(STEER_SIGNALS);
 
 /** Take stop requests from `source` from now on (a launched worker). */
 export function setStopSignalSource(source: StopSignalSource): void {
   stopSignalSource = source;
 }
-
-const processSteerSignals: StopSignalSource = {
-  on: (listener) => STEER_SIGNALS.forEach((signal) => process.on(signal, listener)),
-  off: (listener) => STEER_SIGNALS.forEach((signal) => process.off(signal, listener)),
-};
-
-let steerSignalSource: StopSignalSource = processSteerSignals;
 
 /** Take SIGHUP and SIGUSR2 from `source` from now on (a launched worker: its launcher relays them). */
 export function setSteerSignalSource(source: StopSignalSource): void {

@@ -1,11 +1,12 @@
 /** `after status`: where the tasks are, and how many of each worker are in each status. */
 import type { Command } from 'commander';
-import { readWorkers, type InstanceView } from '../metrics/instance-heartbeat';
-import { statusCounts, type StatusCount } from '../store/admin';
+import { readWorkers, type InstanceView } from '../store/instances';
+import { statusCounts, type StatusCount } from '../store/task-queries';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
 import type { CliContext } from './context';
-import { formatDuration, formatTable } from './output';
+import { formatDuration } from '../format-duration';
+import { formatTable } from './output';
 
 export function registerStatusCommand(program: Command, ctx: CliContext): void {
   program

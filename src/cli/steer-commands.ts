@@ -5,7 +5,7 @@
  * process (SIGHUP, or SIGUSR2 with --logs), through pm2.
  */
 import type { Command } from 'commander';
-import { readWorkers } from '../metrics/instance-heartbeat';
+import { readWorkers } from '../store/instances';
 import { openConnection } from '../store/connection';
 import { pauseWorker, resumeWorker, type PauseReport } from '../store/worker-pause';
 import { printable } from '../text';

@@ -6,13 +6,14 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../errors';
-import { CANCEL_INTENT, createTask, deleteTask, getTask, listTasks, rescheduleIntent, updateTask, type TaskFilter } from '../store/admin';
+import { listTasks, type TaskFilter } from '../store/task-queries';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from '../store/tasks';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { validateTask } from '../task/validate';
 import { printable, printableValue, terminalJson } from '../text';
 import { STATUSES, type TaskDoc } from '../types';
-import { readWorkers } from '../metrics/instance-heartbeat';
+import { readWorkers } from '../store/instances';
 import type { Connection } from '../store/connection';
 import { pauseTask, resumeTask, runTaskNow } from '../store/task-actions';
 import type { CliContext } from './context';

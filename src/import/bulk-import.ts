@@ -4,6 +4,7 @@
  * as skipped; nothing is ever overwritten. A candidate whose id appeared earlier in the same
  * file is skipped before it is sent (two copies in one request would race each other).
  */
+import { createDocuments } from '../store/bulk-docs';
 import type { Connection } from '../store/connection';
 import type { ImportCandidate, ImportRejection } from './crontab';
 
@@ -21,18 +22,6 @@ export interface ImportSummary {
 
 /** Documents per `_bulk_docs` request: large enough to be quick, small enough to show progress. */
 export const BULK_BATCH = 200;
-
-interface BulkRow {
-  id?: string;
-  rev?: string;
-  ok?: boolean;
-  /** CouchDB: `"conflict"`; pouchdb-server: `true`, with `name` and `status` beside it. */
-  error?: string | boolean;
-  name?: string;
-  status?: number;
-  reason?: string;
-  message?: string;
-}
 
 export async function importCandidates(
   conn: Connection,
@@ -54,20 +43,17 @@ export async function importCandidates(
   onProgress(0, unique.length);
   for (let start = 0; start < unique.length; start += BULK_BATCH) {
     const batch = unique.slice(start, start + BULK_BATCH);
-    const res = await conn.request<BulkRow[]>({ method: 'POST', path: '_bulk_docs', body: { docs: batch.map((c) => c.doc) } });
-    // Matched by id: CouchDB answers in the order sent, pouchdb-server 4.2 not always.
-    const rowById = new Map(res.body.map((row) => [row.id, row]));
-    batch.forEach((candidate) => {
+    const verdicts = await createDocuments(conn, batch.map((candidate) => candidate.doc));
+    batch.forEach((candidate, index) => {
       const id = candidate.doc._id;
-      const row = rowById.get(id) ?? { error: 'no_answer', reason: 'the database did not report on this document' };
-      if (row.error === undefined || row.error === false) summary.created.push({ line: candidate.line, id });
-      else if (row.error === 'conflict' || row.name === 'conflict' || row.status === 409) {
-        summary.skipped.push({ line: candidate.line, id, reason: 'already in the database' });
-      } else {
-        const what = typeof row.error === 'string' ? row.error : (row.name ?? 'error');
+      const verdict = verdicts[index]!;
+      if (verdict.kind === 'written') summary.created.push({ line: candidate.line, id });
+      else if (verdict.kind === 'conflict') summary.skipped.push({ line: candidate.line, id, reason: 'already in the database' });
+      else if (verdict.kind === 'unanswered') summary.rejected.push({ line: candidate.line, reason: 'the database did not report on this document' });
+      else {
         // A validate_doc_update failure may quote a whole function: keep the line readable.
-        const why = shorten(row.reason ?? row.message);
-        summary.rejected.push({ line: candidate.line, reason: `the database refused it: ${what}${why ? ` (${why})` : ''}` });
+        const why = shorten(verdict.reason);
+        summary.rejected.push({ line: candidate.line, reason: `the database refused it: ${verdict.error}${why ? ` (${why})` : ''}` });
       }
     });
     onProgress(Math.min(start + batch.length, unique.length), unique.length);

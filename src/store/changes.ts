@@ -7,13 +7,13 @@
  * heartbeatMs while it waits, and a watchdog aborts the request when no byte arrived for
  * twice that. Every failure (the database stopped, restarted, deleted, a 5xx, a hang) ends
  * in a new request from the last seq handed to onBatch, after a backoff; the feed itself
- * never throws and only stops when asked.
+ * never throws and only stops when asked. What each feed asks for is changes-request.ts.
  */
 import { backoffMs, delay } from '../clock';
 import { toError } from '../errors';
 import type { Logger } from '../log';
 import { linkSignals, type Connection } from './connection';
-import { BY_WORKER_FILTER } from './design';
+import { docIdsChangesFilter, toBatch, withFeedOptions, workerChangesFilter, type ChangesBody, type ChangesRequest } from './changes-request';
 import type { ChangeBatch, DocsFeedOptions, Feed, FeedOptions, ServerKind, StoreHealth } from './types';
 import type { TaskDoc } from '../types';
 
@@ -22,28 +22,6 @@ import type { TaskDoc } from '../types';
  * of new tasks, so once the database is back it must not sleep out a long backoff.
  */
 const MAX_RECONNECT_WAIT_MS = 5_000;
-
-/** @see FeedOptions.batchSize */
-export const DEFAULT_BATCH_SIZE = 1000;
-
-interface ChangeRow {
-  id: string;
-  seq: unknown;
-  deleted?: boolean;
-  doc?: TaskDoc;
-}
-
-interface ChangesBody {
-  results?: ChangeRow[];
-  last_seq?: unknown;
-}
-
-/** One `_changes` request's method, query and body, without the seq and the common options. */
-export interface ChangesRequest {
-  method: string;
-  qs: Record<string, string | number | boolean>;
-  body?: unknown;
-}
 
 /** What to follow: which database, which changes, and where the batches go. */
 export interface ChangesSource {
@@ -58,37 +36,6 @@ export interface ChangesSource {
   batchSize?: number;
   onBatch(batch: ChangeBatch): Promise<void> | void;
   onReconnect?(): void;
-}
-
-/** The filter that asks for one worker's changes, as each server supports it. */
-export function workerChangesFilter(kind: ServerKind, worker: string): ChangesRequest {
-  if (kind === 'pouchdb-server') {
-    // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
-    return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker } };
-  }
-  // A deletion leaves a tombstone without `worker`; it must pass so a worker holding the
-  // task learns it is gone.
-  const selector = { $or: [{ worker }, { _deleted: true }] };
-  return { method: 'POST', qs: { filter: '_selector' }, body: { selector } };
-}
-
-/** The request that asks for one worker's changes from `since`. */
-export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): ChangesRequest {
-  return withFeedOptions(workerChangesFilter(kind, options.worker), since, options.heartbeatMs, options.batchSize);
-}
-
-function withFeedOptions(filter: ChangesRequest, since: string, heartbeatMs: number, batchSize = DEFAULT_BATCH_SIZE): ChangesRequest {
-  return {
-    ...filter,
-    qs: { feed: 'longpoll', since, include_docs: true, limit: batchSize, heartbeat: heartbeatMs, ...filter.qs },
-  };
-}
-
-/** The batch a changes response holds; a deletion comes as `{_id, _rev, _deleted: true}`. */
-export function toBatch(body: ChangesBody, since: string): ChangeBatch {
-  const docs = (body.results ?? []).map((row) => row.doc ?? { _id: row.id, ...(row.deleted ? { _deleted: true } : {}) });
-  const lastSeq = body.last_seq === undefined || body.last_seq === null ? since : String(body.last_seq);
-  return { docs, lastSeq };
 }
 
 /** Raised when the watchdog gave up on a silent request. */
@@ -116,15 +63,6 @@ export function followChanges(conn: Connection, serverKind: ServerKind, options:
   );
 }
 
-/**
- * A few documents by id, on both servers: `_doc_ids` is a built-in filter (no couchjs on
- * CouchDB; pouchdb-server hands the ids to PouchDB's own `doc_ids` option), with the ids in the
- * body so that a long list never makes a long URL.
- */
-export function docIdsChangesFilter(ids: readonly string[]): ChangesRequest {
-  return { method: 'POST', qs: { filter: '_doc_ids' }, body: { doc_ids: [...ids] } };
-}
-
 /** The documents named in `options.ids`, as the worker follows the tasks its tasks wait for. */
 export function followDocIds(conn: Connection, options: DocsFeedOptions, label: string, log: Logger, health?: StoreHealth): Feed {
   return new ChangesFeed(
@@ -145,6 +83,70 @@ export function followDocIds(conn: Connection, options: DocsFeedOptions, label: 
 /** Any feed: the control database's, the dashboard's. */
 export function followSource(conn: Connection, source: ChangesSource, log: Logger, health?: StoreHealth): Feed {
   return new ChangesFeed(conn, source, log, health);
+}
+
+export interface AllTasksFeedOptions {
+  heartbeatMs: number;
+  /** Changed tasks (a deletion is `{_id, _deleted: true}`); ids starting with `_` are left out. */
+  onDocs(docs: TaskDoc[]): void;
+  /** The feed reconnected after a failure: changes may have been missed. */
+  onReconnect(): void;
+  log: Logger;
+}
+
+/** Changes per request of the every-task feed: a page shows them as they come. */
+const ALL_TASKS_BATCH = 500;
+
+/**
+ * Every task of every worker, from the database's current seq on (the dashboard: it shows what
+ * happens while it is open; its overview query covers the rest). The one request it makes
+ * besides `_changes` is `GET /<db>`: `since=now` is CouchDB's only, and the update_seq serves
+ * both servers.
+ */
+export async function followAllTasks(conn: Connection, options: AllTasksFeedOptions): Promise<Feed> {
+  const info = await conn.request<{ update_seq: unknown }>({ path: '' });
+  return followSource(
+    conn,
+    {
+      label: 'changes feed of all tasks',
+      filter: { method: 'GET', qs: {} },
+      since: String(info.body.update_seq ?? '0'),
+      heartbeatMs: options.heartbeatMs,
+      batchSize: ALL_TASKS_BATCH,
+      onBatch: (batch) => {
+        // Design documents (and any other `_` id CouchDB keeps for itself) are not tasks.
+        const docs = batch.docs.filter((doc) => !doc._id.startsWith('_'));
+        if (docs.length > 0) options.onDocs(docs);
+      },
+      onReconnect: options.onReconnect,
+    },
+    options.log,
+  );
+}
+
+/** The feeds a store has open, so that closing it stops them all; a stopped feed leaves the set. */
+export class OpenFeeds {
+  private readonly feeds = new Set<Feed>();
+
+  /** `feed`, as a Feed whose stop also takes it out of this set. */
+  add(feed: Feed): Feed {
+    const feeds = this.feeds;
+    feeds.add(feed);
+    return {
+      get lastSeq() {
+        return feed.lastSeq;
+      },
+      async stop() {
+        await feed.stop();
+        feeds.delete(feed);
+      },
+    };
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.feeds].map((feed) => feed.stop()));
+    this.feeds.clear();
+  }
 }
 
 class ChangesFeed implements Feed {

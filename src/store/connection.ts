@@ -39,8 +39,6 @@ export interface Response<T> {
 }
 
 export interface Connection {
-  readonly nano: nano.ServerScope;
-  readonly db: nano.DocumentScope<unknown>;
   readonly dbName: string;
   /** The server URL without credentials: the one to print. */
   readonly displayUrl: string;
@@ -135,8 +133,6 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
   }
 
   return {
-    nano: server,
-    db: server.use(dbName),
     dbName,
     displayUrl,
     clock,
@@ -220,24 +216,31 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Give up after this many tries. @default Infinity */
   attempts?: number;
+  /**
+   * Which failures are tried again. 'transient': no response, 429, 5xx, after a backoff.
+   * 'conflict': a 409 (someone else wrote first), at once: each try reads the document again.
+   * @default 'transient'
+   */
+  retryOn?: 'transient' | 'conflict';
   onRetry?(err: CouchRequestError, attempt: number, delayMs: number): void;
 }
 
 /**
- * Run `fn` until it succeeds, retrying transient failures (no response, 429, 5xx) with
- * backoff; any other error, the last try's error, or an abort ends it with that error.
+ * Run `fn` (given the number of this try, from 1) until it succeeds, retrying the failures
+ * `retryOn` names; any other error, the last try's error, or an abort ends it with that error.
  */
-export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const attempts = options.attempts ?? Infinity;
+  const onConflict = options.retryOn === 'conflict';
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fn();
+      return await fn(attempt);
     } catch (err) {
-      const transient = err instanceof CouchRequestError && err.transient && err.code !== 'E_ABORTED';
-      if (!transient || attempt >= attempts || options.signal?.aborted) throw err;
-      const waitMs = backoffMs(attempt - 1);
+      const retryable = err instanceof CouchRequestError && (onConflict ? err.status === 409 : err.transient && err.code !== 'E_ABORTED');
+      if (!retryable || attempt >= attempts || options.signal?.aborted) throw err;
+      const waitMs = onConflict ? 0 : backoffMs(attempt - 1);
       options.onRetry?.(err, attempt, waitMs);
-      await delay(waitMs, options.signal);
+      if (waitMs > 0) await delay(waitMs, options.signal);
       if (options.signal?.aborted) throw err;
     }
   }

@@ -4,10 +4,10 @@
  * small (a few documents per instance and per paused worker), so it is read whole and followed
  * whole: no index, no filter, no design document.
  */
-import { CouchRequestError } from '../errors';
 import type { Logger } from '../log';
-import { followSource } from './changes';
+import { OpenFeeds, followSource } from './changes';
 import { docPath, withRetry, type Connection } from './connection';
+import { isConflict, isDocNotFound } from './request-errors';
 import type { ControlDoc, ControlFeedOptions, ControlStore, Feed, StoreHealth } from './types';
 
 export const INSTANCE_PREFIX = 'instance:';
@@ -84,7 +84,7 @@ const FAIL_FAST_TRIES = 2;
 
 export function openControlStore(conn: Connection, log: Logger, health: StoreHealth): ControlStore & { close(): Promise<void> } {
   const db = controlDbName(conn.dbName);
-  const feeds = new Set<Feed>();
+  const feeds = new OpenFeeds();
   const call = <T>(options: Parameters<Connection['request']>[0]) =>
     withRetry(() => conn.request<T>({ ...options, db }), { attempts: FAIL_FAST_TRIES });
 
@@ -99,30 +99,22 @@ export function openControlStore(conn: Connection, log: Logger, health: StoreHea
     },
 
     follow(options: ControlFeedOptions): Feed {
-      const feed = followSource(
-        conn,
-        {
-          db,
-          label: `changes feed of ${db}`,
-          filter: { method: 'GET', qs: {} },
-          since: options.since,
-          heartbeatMs: options.heartbeatMs,
-          onBatch: (batch) => options.onBatch({ docs: batch.docs.filter((doc) => !doc._id.startsWith('_design/')), lastSeq: batch.lastSeq }),
-          onReconnect: options.onReconnect,
-        },
-        log,
-        health,
+      return feeds.add(
+        followSource(
+          conn,
+          {
+            db,
+            label: `changes feed of ${db}`,
+            filter: { method: 'GET', qs: {} },
+            since: options.since,
+            heartbeatMs: options.heartbeatMs,
+            onBatch: (batch) => options.onBatch({ docs: batch.docs.filter((doc) => !doc._id.startsWith('_design/')), lastSeq: batch.lastSeq }),
+            onReconnect: options.onReconnect,
+          },
+          log,
+          health,
+        ),
       );
-      feeds.add(feed);
-      return {
-        get lastSeq() {
-          return feed.lastSeq;
-        },
-        async stop() {
-          await feed.stop();
-          feeds.delete(feed);
-        },
-      };
     },
 
     async put(doc) {
@@ -130,7 +122,7 @@ export function openControlStore(conn: Connection, log: Logger, health: StoreHea
         const res = await call<{ rev: string }>({ method: 'PUT', path: docPath(doc._id), body: doc });
         return { ok: true, rev: res.body.rev };
       } catch (err) {
-        if (err instanceof CouchRequestError && err.status === 409) return { ok: false, conflict: true };
+        if (isConflict(err)) return { ok: false, conflict: true };
         throw err;
       }
     },
@@ -140,7 +132,7 @@ export function openControlStore(conn: Connection, log: Logger, health: StoreHea
         await call({ method: 'DELETE', path: docPath(id), qs: { rev } });
         return true;
       } catch (err) {
-        if (err instanceof CouchRequestError && (err.status === 409 || (err.status === 404 && err.code !== 'E_DB_MISSING'))) return false;
+        if (isConflict(err) || isDocNotFound(err)) return false;
         throw err;
       }
     },
@@ -150,14 +142,11 @@ export function openControlStore(conn: Connection, log: Logger, health: StoreHea
         const res = await call<ControlDoc>({ path: docPath(id) });
         return res.body._deleted ? null : res.body;
       } catch (err) {
-        if (err instanceof CouchRequestError && err.status === 404 && err.code !== 'E_DB_MISSING') return null;
+        if (isDocNotFound(err)) return null;
         throw err;
       }
     },
 
-    async close() {
-      await Promise.all([...feeds].map((feed) => feed.stop()));
-      feeds.clear();
-    },
+    close: () => feeds.stopAll(),
   };
 }

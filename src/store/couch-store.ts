@@ -5,12 +5,13 @@
 import type { AfterConfig } from '../config';
 import { AfterError, CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';
-import { followChanges, followDocIds } from './changes';
-import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
+import { bulkVerdict, postBulkDocs, type BulkRow } from './bulk-docs';
+import { OpenFeeds, followChanges, followDocIds } from './changes';
+import { ClusterWrites } from './cluster-writes';
 import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
 import { openControlStore } from './control';
+import { isDocNotFound } from './request-errors';
 import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
 import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
 import { WriteBatcher, type DocOutcome, type WriteKind } from './write-batcher';
@@ -27,8 +28,6 @@ export interface StoreOptions {
 }
 
 const FAIL_FAST_TRIES = 3;
-/** When a kept branch of a claim that stood down is looked at again (ms after the previous look). */
-const KEPT_BRANCH_CHECKS_MS = [2_000, 5_000, 15_000, 60_000];
 /**
  * Documents per request in the hold lane: a server that writes one request at a time
  * (pouchdb-server) makes a claim sent meanwhile wait behind at most this many documents.
@@ -54,16 +53,6 @@ export async function createStore(config: AfterConfig, options: StoreOptions): P
   }
 }
 
-export interface BulkRow {
-  id?: string;
-  rev?: string;
-  ok?: boolean;
-  /** CouchDB: written to fewer copies than a quorum (the response is then a 202). */
-  accepted?: boolean;
-  error?: string;
-  reason?: string;
-}
-
 /** A page position: CouchDB's own bookmark, or a skip count where `_find` gives none (pouchdb-server). */
 type PagePosition = { bookmark: string } | { skip: number };
 
@@ -85,25 +74,23 @@ class CouchStore implements TaskStore {
   private readonly closing = new AbortController();
   private readonly runLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds));
   private readonly holdLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
-  private readonly feeds = new Set<Feed>();
+  private readonly feeds = new OpenFeeds();
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
   readonly control: ControlStore & { close(): Promise<void> };
-  private readonly branchWatches = new Set<NodeJS.Timeout>();
-  /** Cluster: task id → the revision this store last wrote to a quorum of copies (201). */
-  private readonly quorumRevs = new Map<string, string>();
-  /** Cluster: tasks that met a conflict or a 202 here: their stale branches are swept once they leave running. */
-  private readonly contended = new Map<string, true>();
+  /** Only on a replicated CouchDB database (n > 1): SPEC §7 "Claims in a cluster". */
+  private readonly cluster: ClusterWrites | undefined;
 
   constructor(
     private readonly conn: Connection,
     readonly server: ServerInfo,
-    /** The database's n: how many copies a confirming read must see. */
-    private readonly replicas: number,
+    /** The database's n. */
+    replicas: number,
     settings: { log: Logger; attempts: number },
   ) {
     this.log = settings.log;
     this.attempts = settings.attempts;
     this.control = openControlStore(conn, this.log, this.health);
+    if (server.clustered) this.cluster = new ClusterWrites((options) => this.call(options), replicas, this.log);
   }
 
   dbNow(): number {
@@ -123,12 +110,12 @@ class CouchStore implements TaskStore {
   async get(id: string): Promise<TaskDoc | null> {
     // In a cluster a plain read answers from the copies that reply first, which may not have
     // the latest writes yet: the winner over every copy's leaves is what the task is.
-    if (this.server.clustered) return winningLeaf(await leafRevisions(this.request, id, this.replicas));
+    if (this.cluster) return this.cluster.read(id);
     try {
       const res = await this.call<TaskDoc>({ path: docPath(id) });
       return res.body._deleted ? null : res.body;
     } catch (err) {
-      if (err instanceof CouchRequestError && err.status === 404 && err.code !== 'E_DB_MISSING') return null;
+      if (isDocNotFound(err)) return null;
       throw err;
     }
   }
@@ -157,18 +144,7 @@ class CouchStore implements TaskStore {
   async write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
     if (this.closing.signal.aborted) throw closedError();
     const kind = options.claim ? 'claim' : 'plain';
-    // In a cluster CouchDB accepts a write on any leaf, a stale branch too: a claim goes only on
-    // the revision that wins over every copy (what a lagging copy's _find or feed showed may not).
-    // Not needed where no stale branch can be: on a revision this store itself wrote to a
-    // quorum (a later write that reached a quorum makes ours lose anyway: our base is no leaf
-    // there any more), or on the first revision (a document with one revision has one branch).
-    if (kind === 'claim' && this.server.clustered && this.quorumRevs.get(doc._id) !== doc._rev && revGeneration(doc._rev) > 1) {
-      const winner = await this.get(doc._id);
-      if (!winner || winner._rev !== doc._rev) {
-        remember(this.contended, doc._id, true);
-        return { ok: false, conflict: true };
-      }
-    }
+    if (kind === 'claim' && this.cluster && !(await this.cluster.mayClaim(doc))) return { ok: false, conflict: true };
     if (options.lane === 'hold') return this.holdLane.write(doc, { neededByMs: options.neededByMs, kind });
     return this.runLane.write(doc, { kind });
   }
@@ -230,64 +206,20 @@ class CouchStore implements TaskStore {
 
   follow(options: FeedOptions): Feed {
     if (this.closing.signal.aborted) throw closedError();
-    const feed = followChanges(this.conn, this.server.kind, options, this.log, this.health);
-    const feeds = this.feeds;
-    feeds.add(feed);
-    return {
-      get lastSeq() {
-        return feed.lastSeq;
-      },
-      async stop() {
-        await feed.stop();
-        feeds.delete(feed);
-      },
-    };
+    return this.feeds.add(followChanges(this.conn, this.server.kind, options, this.log, this.health));
   }
 
   followDocs(options: DocsFeedOptions): Feed {
     if (this.closing.signal.aborted) throw closedError();
-    const feed = followDocIds(this.conn, options, `changes feed of ${options.ids.length} awaited task(s)`, this.log, this.health);
-    const feeds = this.feeds;
-    feeds.add(feed);
-    return {
-      get lastSeq() {
-        return feed.lastSeq;
-      },
-      async stop() {
-        await feed.stop();
-        feeds.delete(feed);
-      },
-    };
+    return this.feeds.add(followDocIds(this.conn, options, `changes feed of ${options.ids.length} awaited task(s)`, this.log, this.health));
   }
 
   async close(): Promise<void> {
     this.closing.abort();
-    for (const timer of this.branchWatches) clearTimeout(timer);
-    this.branchWatches.clear();
-    await Promise.all([...this.feeds].map((feed) => feed.stop()));
-    this.feeds.clear();
+    this.cluster?.close();
+    await this.feeds.stopAll();
     await this.control.close();
     this.conn.close();
-  }
-
-  private readonly request = <T>(opts: RequestOptions): Promise<Response<T>> => this.call<T>(opts);
-
-  /**
-   * A claim that stood down but kept its branch (cluster-confirm.ts) is looked at again a few
-   * times, until a rival's progress shows it is stale and it is deleted, or it is written on.
-   */
-  private watchKeptBranch(written: TaskDoc, attempt = 0): void {
-    const delayMs = KEPT_BRANCH_CHECKS_MS[attempt];
-    if (delayMs === undefined || this.closing.signal.aborted) return;
-    const timer = setTimeout(() => {
-      this.branchWatches.delete(timer);
-      dropIfOvertaken(this.request, written, this.replicas, this.log).then(
-        (settled) => (settled ? undefined : this.watchKeptBranch(written, attempt + 1)),
-        () => this.watchKeptBranch(written, attempt + 1),
-      );
-    }, delayMs);
-    timer.unref();
-    this.branchWatches.add(timer);
   }
 
   /** One request under the store's retry policy, given up when the store closes. */
@@ -313,88 +245,33 @@ class CouchStore implements TaskStore {
   /** The batcher's sender: one `_bulk_docs`, each document's outcome on its own. */
   private async writeBatch(docs: TaskDoc[], kinds: WriteKind[]): Promise<DocOutcome[]> {
     // A retried batch whose first try landed comes back as conflicts: the callers re-read.
-    const res = await this.call<BulkRow[]>({ method: 'POST', path: '_bulk_docs', body: { docs } });
-    const rows = matchRows(docs, Array.isArray(res.body) ? res.body : []);
-    const outcomes = docs.map((doc, index) => this.rowOutcome(doc, rows[index]));
-    if (this.server.clustered) await this.settleClusterWrites(docs, res.status, rows, kinds, outcomes);
+    const answer = await postBulkDocs((options) => this.call(options), docs);
+    const outcomes = docs.map((doc, index) => this.rowOutcome(doc, answer.rows[index]));
+    if (this.cluster) await this.cluster.settle(docs, answer, kinds, outcomes);
     return outcomes;
-  }
-
-  /**
-   * SPEC §7 "Claims in a cluster" (cluster-confirm.ts): a claim that reached fewer copies than
-   * a quorum (the response is a 202; CouchDB marks such rows `accepted`) is not ours. A write
-   * that took a task out of `running`/`scheduled` clears the claims left on other branches,
-   * in the background.
-   */
-  private async settleClusterWrites(docs: TaskDoc[], status: number, rows: Array<BulkRow | undefined>, kinds: WriteKind[], outcomes: DocOutcome[]): Promise<void> {
-    const request = this.request;
-    const flagged = rows.some((row) => row?.accepted === true);
-    await Promise.all(outcomes.map(async (outcome, index) => {
-      if (!('doc' in outcome)) {
-        if ('conflict' in outcome) remember(this.contended, docs[index]!._id, true);
-        return;
-      }
-      const id = outcome.doc._id;
-      const belowQuorum = status === 202 && (!flagged || rows[index]?.accepted === true);
-      if (belowQuorum) {
-        this.quorumRevs.delete(id);
-        remember(this.contended, id, true);
-      } else {
-        remember(this.quorumRevs, id, outcome.doc._rev!);
-      }
-      if (belowQuorum && kinds[index] === 'claim') {
-        if (await standDown(request, outcome.doc, this.replicas, this.log)) this.watchKeptBranch(outcome.doc);
-        outcomes[index] = { ok: false, conflict: true, contested: { rev: outcome.doc._rev! } };
-      } else if (outcome.doc.status !== 'running' && outcome.doc.status !== 'scheduled' && this.contended.delete(id)) {
-        // Claims of ours or of rivals met on this task (a conflict, a 202): branches may be left.
-        void sweepStaleBranches(request, outcome.doc, this.replicas, this.log);
-      }
-    }));
   }
 
   private rowOutcome(doc: TaskDoc, row: BulkRow | undefined): DocOutcome {
     const id = row?.id ?? doc._id;
-    if (row === undefined) {
-      return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} gave no result for task ${doc._id} in _bulk_docs`) };
+    const verdict = bulkVerdict(row);
+    switch (verdict.kind) {
+      case 'written':
+        return { ok: true, doc: { ...doc, _id: id, _rev: verdict.rev } };
+      case 'conflict':
+        return { ok: false, conflict: true };
+      case 'unanswered':
+        return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} gave no result for task ${doc._id} in _bulk_docs`) };
     }
-    if (row.error === undefined && typeof row.rev === 'string') return { ok: true, doc: { ...doc, _id: id, _rev: row.rev } };
-    if (row.error === 'conflict') return { ok: false, conflict: true };
     this.health.requestErrors++;
-    const reason = row.reason ?? row.error ?? 'refused';
-    if (row.error === 'forbidden') {
+    const reason = verdict.reason ?? verdict.error;
+    if (verdict.error === 'forbidden') {
       return { ok: false, error: new CouchRequestError('E_FORBIDDEN', `CouchDB refused to write task ${id}: ${reason}`, 403, reason) };
     }
-    if (row.error === 'unauthorized') {
+    if (verdict.error === 'unauthorized') {
       return { ok: false, error: new CouchRequestError('E_DB_AUTH', `CouchDB at ${this.conn.displayUrl} refused to write task ${id} with these credentials: ${reason}`, 401, reason) };
     }
-    return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} did not write task ${id}: ${row.error ?? ''} ${reason}`.trim(), 400, reason) };
+    return { ok: false, error: new CouchRequestError('E_DB_HTTP', `CouchDB at ${this.conn.displayUrl} did not write task ${id}: ${verdict.error} ${reason}`.trim(), 400, reason) };
   }
-
-}
-
-/**
- * The `_bulk_docs` row of each document. CouchDB answers in request order, but pouchdb-server
- * 4.2 (its LevelDB adapter) does not: rows are matched by `_id`, in order among equal ids (two
- * writes of one document in one batch), and by position only for documents sent without one.
- */
-export function matchRows(docs: readonly TaskDoc[], rows: readonly BulkRow[]): Array<BulkRow | undefined> {
-  const rowsById = new Map<string, BulkRow[]>();
-  for (const row of rows) {
-    if (row.id === undefined) continue;
-    const same = rowsById.get(row.id);
-    if (same) same.push(row);
-    else rowsById.set(row.id, [row]);
-  }
-  return docs.map((doc, index) => (doc._id === undefined ? rows[index] : rowsById.get(doc._id)?.shift()));
-}
-
-/** How many tasks the cluster bookkeeping remembers; the oldest go first. */
-const REMEMBERED_TASKS = 20_000;
-
-function remember<V>(map: Map<string, V>, id: string, value: V): void {
-  map.delete(id);
-  map.set(id, value);
-  if (map.size > REMEMBERED_TASKS) map.delete(map.keys().next().value!);
 }
 
 function closedError(): AfterError {

@@ -7,6 +7,7 @@
  */
 import { CouchRequestError } from '../errors';
 import type { TaskDoc } from '../types';
+import { bulkVerdict, postBulkDocs } from './bulk-docs';
 import type { Connection } from './connection';
 import { STATUS_DATE, useIndex } from './design';
 import type { ServerInfo } from './types';
@@ -83,12 +84,10 @@ async function remove(conn: Connection, method: 'purge' | 'delete', docs: TaskDo
     }
     return removed;
   }
-  const res = await conn.request<Array<{ ok?: boolean; error?: string }>>({
-    method: 'POST',
-    path: '_bulk_docs',
-    body: { docs: docs.map((doc) => ({ _id: doc._id, _rev: doc._rev, _deleted: true })) },
-  });
-  return res.body.filter((row) => row.ok).length;
+  const tombstones = docs.map((doc) => ({ _id: doc._id, _rev: doc._rev, _deleted: true }));
+  const answer = await postBulkDocs(conn.request, tombstones);
+  // A task changed since it was read is a conflict: left alone.
+  return answer.rows.filter((row) => bulkVerdict(row).kind === 'written').length;
 }
 
 async function compact(conn: Connection): Promise<string> {

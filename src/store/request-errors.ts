@@ -84,3 +84,18 @@ export function networkCause(error: unknown): string {
   const code = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/.exec(message);
   return code ? code[1] : message.replace(/^error happened in your connection\. Reason: /, '');
 }
+
+/** The database itself is missing: `after init` has not made it (or it was deleted). */
+export function isMissingDatabase(err: unknown): boolean {
+  return err instanceof CouchRequestError && (err.code === 'E_DB_MISSING' || /database does not exist/i.test(err.reason ?? ''));
+}
+
+/** A 404 about the document (it does not exist, or is deleted), not about its database. */
+export function isDocNotFound(err: unknown): boolean {
+  return err instanceof CouchRequestError && err.status === 404 && !isMissingDatabase(err);
+}
+
+/** A 409: someone else wrote the document first. */
+export function isConflict(err: unknown): boolean {
+  return err instanceof CouchRequestError && err.status === 409;
+}

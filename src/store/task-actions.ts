@@ -1,7 +1,7 @@
 /**
  * Steering one task: pause, resume and run now, for `after task pause|resume|run`, the library
  * API and the dashboard. Each is one ordinary write of the task document with its current
- * `_rev` (admin.ts updateTask: a 409 reads it again and checks again), so a user with curl
+ * `_rev` (tasks.ts updateTask: a 409 reads it again and checks again), so a user with curl
  * does exactly the same:
  *
  * | action  | the write                                         | refused when the task is        |
@@ -16,7 +16,7 @@
  */
 import { AfterError } from '../errors';
 import type { TaskDoc } from '../types';
-import { PAUSE_INTENT, updateTask, type TaskIntent } from './admin';
+import { PAUSE_INTENT, updateTask, type TaskIntent } from './tasks';
 import type { Connection } from './connection';
 
 const FINISHED = ['done', 'error', 'canceled'];

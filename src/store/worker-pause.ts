@@ -12,9 +12,10 @@
  * `after pause|resume`, the library API and the dashboard use the functions below.
  */
 import { AfterError, CouchRequestError, UsageError } from '../errors';
-import type { Connection, RequestOptions, Response } from './connection';
+import { docPath, withRetry, type Connection, type RequestOptions, type Response } from './connection';
 import { controlDbName, isPausing, pauseDocId } from './control';
 import { BY_WORKER_STATUS_VIEW } from './design';
+import { isDocNotFound, isMissingDatabase } from './request-errors';
 
 export interface PauseReport {
   worker: string;
@@ -45,7 +46,7 @@ export function checkWorkerNameForPause(worker: unknown): string {
 export async function pauseWorker(conn: Connection, worker: string, options: { by?: string } = {}): Promise<PauseReport> {
   checkWorkerNameForPause(worker);
   const hasTasks = await workerHasTasks(conn, worker);
-  for (let attempt = 1; ; attempt++) {
+  return withRetry(async () => {
     const current = await readPause(conn, worker);
     if (current && isPausing(current)) {
       return { worker, paused: true, changed: false, hasTasks, ...pausedAt(current) };
@@ -58,30 +59,26 @@ export async function pauseWorker(conn: Connection, worker: string, options: { b
       ...(options.by !== undefined ? { paused_by: options.by } : {}),
       ...(current?._rev ? { _rev: current._rev } : {}),
     };
-    try {
-      await control(conn, { method: 'PUT', path: encodeURIComponent(pauseDocId(worker)), body });
-      return { worker, paused: true, changed: true, hasTasks, pausedAt: body.paused_at };
-    } catch (err) {
-      if (!isConflict(err) || attempt >= WRITE_TRIES) throw err;
-    }
-  }
+    await control(conn, { method: 'PUT', path: docPath(pauseDocId(worker)), body });
+    return { worker, paused: true, changed: true, hasTasks, pausedAt: body.paused_at };
+  }, { retryOn: 'conflict', attempts: WRITE_TRIES });
 }
 
 /** Resume `worker`: delete `pause:<worker>` (unless it is not paused). */
 export async function resumeWorker(conn: Connection, worker: string): Promise<PauseReport> {
   checkWorkerNameForPause(worker);
   const hasTasks = await workerHasTasks(conn, worker);
-  for (let attempt = 1; ; attempt++) {
+  return withRetry(async () => {
     const current = await readPause(conn, worker);
     if (!current) return { worker, paused: false, changed: false, hasTasks };
     try {
-      await control(conn, { method: 'DELETE', path: encodeURIComponent(pauseDocId(worker)), qs: { rev: String(current._rev) } });
-      return { worker, paused: false, changed: isPausing(current), hasTasks };
+      await control(conn, { method: 'DELETE', path: docPath(pauseDocId(worker)), qs: { rev: String(current._rev) } });
     } catch (err) {
-      if (isNotFound(err)) return { worker, paused: false, changed: false, hasTasks };
-      if (!isConflict(err) || attempt >= WRITE_TRIES) throw err;
+      if (isDocNotFound(err)) return { worker, paused: false, changed: false, hasTasks };
+      throw err;
     }
-  }
+    return { worker, paused: false, changed: isPausing(current), hasTasks };
+  }, { retryOn: 'conflict', attempts: WRITE_TRIES });
 }
 
 /** Tasks naming `worker` exist: one read of the `by_worker_status` view (`_count`). */
@@ -103,9 +100,9 @@ export async function workerHasTasks(conn: Connection, worker: string): Promise<
 
 async function readPause(conn: Connection, worker: string): Promise<{ _id: string; _rev?: string; [field: string]: unknown } | null> {
   try {
-    return (await control<{ _id: string; _rev?: string }>(conn, { path: encodeURIComponent(pauseDocId(worker)) })).body;
+    return (await control<{ _id: string; _rev?: string }>(conn, { path: docPath(pauseDocId(worker)) })).body;
   } catch (err) {
-    if (isNotFound(err)) return null;
+    if (isDocNotFound(err)) return null;
     throw err;
   }
 }
@@ -115,7 +112,7 @@ async function control<T>(conn: Connection, options: Omit<RequestOptions, 'db'>)
   try {
     return await conn.request<T>({ ...options, db: controlDbName(conn.dbName) });
   } catch (err) {
-    if (err instanceof CouchRequestError && err.status === 404 && isMissingDatabase(err)) {
+    if (isMissingDatabase(err)) {
       throw new AfterError('E_NOT_INITIALIZED', `the control database ${controlDbName(conn.dbName)} does not exist; run 'after init'`, { cause: err });
     }
     throw err;
@@ -124,16 +121,4 @@ async function control<T>(conn: Connection, options: Omit<RequestOptions, 'db'>)
 
 function pausedAt(doc: Record<string, unknown>): { pausedAt?: string } {
   return typeof doc.paused_at === 'string' ? { pausedAt: doc.paused_at } : {};
-}
-
-function isConflict(err: unknown): boolean {
-  return err instanceof CouchRequestError && err.status === 409;
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof CouchRequestError && err.status === 404 && !isMissingDatabase(err);
-}
-
-function isMissingDatabase(err: CouchRequestError): boolean {
-  return err.code === 'E_DB_MISSING' || /database does not exist/i.test(err.reason ?? '');
 }

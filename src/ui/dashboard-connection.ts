@@ -54,16 +54,7 @@ function isTaskPath(path: string): boolean {
 }
 
 export function dashboardConnection(conn: Connection): Connection {
-  const refuse = (what: string): never => {
-    throw new AfterError('E_FORBIDDEN', `the dashboard does not make this request: ${what}`);
-  };
   return {
-    get nano(): Connection['nano'] {
-      return refuse('a raw nano client');
-    },
-    get db(): Connection['db'] {
-      return refuse('a raw nano database');
-    },
     dbName: conn.dbName,
     displayUrl: conn.displayUrl,
     clock: conn.clock,

@@ -2,19 +2,19 @@
  * What the dashboard shows and does, as plain database requests: counts from the
  * `by_worker_status` view, due tasks and failures from the Mango indexes `after init` creates,
  * live instances from their heartbeat documents, and actions that are ordinary document writes
- * with the current `_rev` (store/admin.ts updateTask: a 409 re-reads and decides again).
+ * with the current `_rev` (store/tasks.ts updateTask: a 409 re-reads and decides again).
  *
  * Only task documents are shown or acted on: an id starting with `_` (`_design/after`,
  * `_all_docs`, `_local/...`) is refused before any request, and a document that is not a task
  * is "not found", so the dashboard never becomes a way to read or write anything else.
  */
 import { AfterError } from '../errors';
-import { readWorkers, type InstanceView } from '../metrics/instance-heartbeat';
-import { CANCEL_INTENT, getTask, listTasks, rescheduleIntent, statusCounts, updateTask, type StatusCount, type TaskIntent } from '../store/admin';
 import type { Connection } from '../store/connection';
+import { readWorkers, type InstanceView } from '../store/instances';
 import { pauseTask, resumeTask, runTaskNow } from '../store/task-actions';
+import { listRecentFailures, listTasks, readDependencyStates, statusCounts, type DependencyState, type StatusCount } from '../store/task-queries';
+import { CANCEL_INTENT, getTask, rescheduleIntent, updateTask, type TaskIntent } from '../store/tasks';
 import { checkWorkerNameForPause, pauseWorker, resumeWorker, type PauseReport } from '../store/worker-pause';
-import { STATUS_DATE, useIndex } from '../store/design';
 import { parseTaskDate } from '../task/dates';
 import type { TaskDoc } from '../types';
 
@@ -30,15 +30,6 @@ export interface TaskSummary {
   /** The tasks it waits for (`after`), when it names any. */
   after?: string[];
   deleted?: true;
-}
-
-/** One task a task waits for, as the task page lists it: its status, or `missing`. */
-export interface DependencyState {
-  id: string;
-  /** The dependency's status (`waiting` when it has none), or null when it does not exist. */
-  status: string | null;
-  /** It has a `repeat` (so it is never done until its series ends: the waiting task goes to error). */
-  repeats: boolean;
 }
 
 export interface Overview {
@@ -61,7 +52,7 @@ export async function readOverview(conn: Connection): Promise<Overview> {
     readWorkers(conn),
     statusCounts(conn),
     Promise.all(PENDING_STATUSES.map((status) => listTasks(conn, { status, limit: LIST_LIMIT }))),
-    recentFailures(conn, LIST_LIMIT),
+    listRecentFailures(conn, LIST_LIMIT),
   ]);
   const nextDue = pending
     .flat()
@@ -77,21 +68,6 @@ export async function readOverview(conn: Connection): Promise<Overview> {
     nextDue,
     failures: failures.filter(isTaskDoc).map(summarize),
   };
-}
-
-/** Tasks in `error`, latest date first (the [status, date] index read backwards). */
-async function recentFailures(conn: Connection, limit: number): Promise<TaskDoc[]> {
-  const res = await conn.request<{ docs: TaskDoc[] }>({
-    method: 'POST',
-    path: '_find',
-    body: {
-      selector: { status: 'error', date: { $gt: null } },
-      sort: STATUS_DATE.fields.map((field) => ({ [field]: 'desc' })),
-      limit,
-      use_index: useIndex(STATUS_DATE),
-    },
-  });
-  return res.body.docs;
 }
 
 /**
@@ -140,27 +116,11 @@ export function summarize(doc: TaskDoc): TaskSummary {
   return summary;
 }
 
-/**
- * What task `id` waits for (`after`): each task it names with its status as the database holds
- * it now, in the order named; [] when it names none. One `_find` on `_id` (CouchDB's built-in
- * primary index: the dashboard makes no `_all_docs` request, see dashboard-connection.ts).
- */
+/** What task `id` waits for (`after`): each task it names with its status now, in the order named. */
 export async function readDependencies(conn: Connection, id: string): Promise<DependencyState[]> {
   const doc = await readTask(conn, id);
   const ids = Array.isArray(doc.after) ? [...new Set(doc.after.filter((dep): dep is string => typeof dep === 'string' && dep !== '' && !dep.startsWith('_')))].slice(0, 100) : [];
-  if (ids.length === 0) return [];
-  const res = await conn.request<{ docs?: TaskDoc[] }>({
-    method: 'POST',
-    path: '_find',
-    body: { selector: { _id: { $in: ids } }, fields: ['_id', 'status', 'repeat'], limit: ids.length },
-  });
-  const found = new Map<string, TaskDoc>();
-  for (const dep of res.body.docs ?? []) if (typeof dep._id === 'string') found.set(dep._id, dep);
-  return ids.map((dep) => {
-    const depDoc = found.get(dep);
-    if (!depDoc) return { id: dep, status: null, repeats: false };
-    return { id: dep, status: typeof depDoc.status === 'string' ? depDoc.status : 'waiting', repeats: depDoc.repeat !== undefined && depDoc.repeat !== null };
-  });
+  return readDependencyStates(conn, ids);
 }
 
 function jobName(job: unknown): string | null {

@@ -21,11 +21,12 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { AfterError, CouchRequestError, toError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { followAllTasks } from '../store/changes';
 import type { Connection } from '../store/connection';
+import type { Feed } from '../store/types';
 import { dashboardConnection } from './dashboard-connection';
 import { applyAction, applyWorkerAction, checkTaskId, isTaskDoc, readDependencies, readOverview, readTask, summarize, TASK_ACTIONS, WORKER_ACTIONS, type TaskAction, type WorkerAction } from './dashboard-data';
 import { allowedHosts, hostAllowed, sameOrigin, tokenMatches } from './request-guard';
-import { followAllTasks, type TaskFeed } from './task-feed';
 
 /** dist/src/ui/server.js (or src/ui/server.ts under ts-node) → <package>/src/ui/static */
 export const STATIC_DIR = path.resolve(__dirname, '..', '..', '..', 'src', 'ui', 'static');
@@ -84,7 +85,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of streams) res.write(frame);
   };
-  const feed: TaskFeed = await followAllTasks(conn, {
+  const feed: Feed = await followAllTasks(conn, {
     heartbeatMs: options.heartbeatMs ?? 10_000,
     log,
     onDocs: (docs) => {

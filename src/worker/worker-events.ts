@@ -2,6 +2,7 @@
  * What a worker instance reports as it works, and the log lines those reports become. The
  * metrics and the library API listen to the same events.
  */
+import { formatDuration } from '../format-duration';
 import type { Logger } from '../log';
 import type { SafeEmitter } from '../events';
 import type { RunOutcome } from '../types';
@@ -42,17 +43,7 @@ export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger):
   events.on('task:contested', (e) => log.debug(`task ${e.id}: the ${e.during} reached fewer copies than a quorum (202); standing down`));
 }
 
-/** "12 ms after its date", or for a task found long overdue "overdue by 3 d 4 h". */
+/** "12 ms after its date", or for a task found long overdue "overdue by 3d 4h". */
 export function describeLateness(lateMs: number): string {
-  if (lateMs < 60_000) return `${lateMs} ms after its date`;
-  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
-  const first = units.findIndex(([, size]) => lateMs >= size);
-  const [bigName, bigSize] = units[first]!;
-  const parts = [`${Math.floor(lateMs / bigSize)} ${bigName}`];
-  const next = units[first + 1];
-  if (next) {
-    const count = Math.floor((lateMs % bigSize) / next[1]);
-    if (count > 0) parts.push(`${count} ${next[0]}`);
-  }
-  return `overdue by ${parts.join(' ')}`;
+  return lateMs < 60_000 ? `${lateMs} ms after its date` : `overdue by ${formatDuration(lateMs)}`;
 }

@@ -1,26 +1,10 @@
 /** Processes the tests look at by pid: alive or gone, and the pm2 daemon `after start -b` leaves. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isAlive } from '../../src/process';
 import { waitFor } from './wait';
 
-/**
- * Alive and not a zombie: a detached process that exited stays a zombie until init reaps it,
- * and `kill(pid, 0)` still succeeds on one. Where /proc cannot be read, `kill(pid, 0)` decides.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The state follows the command name in parentheses, which may itself hold ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return true;
-  }
-}
+export { isAlive } from '../../src/process';
 
 /** The session id of a process (field 6 of /proc/<pid>/stat); 0 once it is gone. */
 export function sessionOf(pid: number): number {

@@ -10,7 +10,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
-import { embeddedFiles, startEmbedded, stopEmbedded } from '../../src/embedded/server';
+import { embeddedFiles } from '../../src/embedded/server-files';
+import { startEmbedded, stopEmbedded } from '../../src/embedded/server';
 import { freePort, runCli, startTestDb, startWorker, waitFor, type CliResult } from '../helpers';
 
 interface Answer {

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AfterError } from '../../src/errors';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
-import { embeddedFiles, embeddedStatus, startEmbedded, stopEmbedded } from '../../src/embedded/server';
+import { embeddedFiles } from '../../src/embedded/server-files';
+import { embeddedStatus, startEmbedded, stopEmbedded } from '../../src/embedded/server';
 import { freePort, isAlive, startDb, waitFor, waitForStatus } from '../helpers';
 
 describe('embedded server', function () {

@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import { AfterError } from '../../src/errors';
-import { createTask, deleteTask, getTask, listTasks, statusCounts, updateTask } from '../../src/store/admin';
+import { listTasks, statusCounts } from '../../src/store/task-queries';
+import { createTask, deleteTask, getTask, updateTask } from '../../src/store/tasks';
 import type { Connection } from '../../src/store/connection';
 import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/design';
 import type { TaskDoc } from '../../src/types';

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { AfterError } from '../../src/errors';
-import { errorLines, formatDuration, formatTable } from '../../src/cli/output';
+import { errorLines, formatTable } from '../../src/cli/output';
+import { formatDuration } from '../../src/format-duration';
 import { countsTable, instancesLines } from '../../src/cli/status';
-import type { InstanceView } from '../../src/metrics/instance-heartbeat';
+import type { InstanceView } from '../../src/store/instances';
 
 describe('cli: output helpers', () => {
   describe('formatDuration', () => {

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { authenticatedUrl, lineAndColumn, loadConfig, parseConfig, scrubUrl } from '../../src/config';
+import { authenticatedUrl, loadConfig, parseConfig, scrubUrl } from '../../src/config';
+import { lineAndColumn } from '../../src/json-file';
 import { ConfigError } from '../../src/errors';
 
 const where = { file: '/etc/after/config.json', base: '/etc/after' };

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { changesRequest, toBatch } from '../../src/store/changes';
+import { changesRequest, toBatch } from '../../src/store/changes-request';
 import type { FeedOptions } from '../../src/store/types';
 
 const options: FeedOptions = { worker: 'nightly', since: 'now', heartbeatMs: 5000, batchSize: 50, onBatch: () => undefined };

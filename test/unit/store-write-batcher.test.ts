@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { matchRows } from '../../src/store/couch-store';
+import { bulkVerdict, matchRows, type BulkRow } from '../../src/store/bulk-docs';
 import { groupIntoBatches, WriteBatcher, type DocOutcome } from '../../src/store/write-batcher';
 
 /** A sender that records each batch and answers every document with `answer`. */
@@ -159,4 +159,14 @@ describe('store: _bulk_docs rows', () => {
   it('leaves a document without a row unmatched', () => {
     expect(matchRows([{ _id: 'a' }, { _id: 'b' }], [{ id: 'a', rev: '1-a' }])).to.deep.equal([{ id: 'a', rev: '1-a' }, undefined]);
   });
+
+  const verdicts: Array<[string, BulkRow | undefined, ReturnType<typeof bulkVerdict>]> = [
+    ['written', { id: 'a', rev: '2-a', ok: true }, { kind: 'written', rev: '2-a' }],
+    ['a CouchDB conflict', { id: 'a', error: 'conflict', reason: 'Document update conflict.' }, { kind: 'conflict' }],
+    ['a PouchDB conflict (error: true, name, status)', { id: 'a', error: true, name: 'conflict', status: 409, message: 'Document update conflict' }, { kind: 'conflict' }],
+    ['a validate_doc_update refusal', { id: 'a', error: 'forbidden', reason: 'worker is required' }, { kind: 'refused', error: 'forbidden', reason: 'worker is required' }],
+    ['a PouchDB refusal', { id: 'a', error: true, name: 'forbidden', message: 'no' }, { kind: 'refused', error: 'forbidden', reason: 'no' }],
+    ['no row', undefined, { kind: 'unanswered' }],
+  ];
+  for (const [name, row, verdict] of verdicts) it(`reads ${name}`, () => expect(bulkVerdict(row)).to.deep.equal(verdict));
 });

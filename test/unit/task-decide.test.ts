@@ -176,9 +176,9 @@ describe('lateness in the log', () => {
   const cases: Array<[number, string]> = [
     [0, '0 ms after its date'],
     [59_999, '59999 ms after its date'],
-    [61_000, 'overdue by 1 min 1 s'],
-    [3 * 86_400_000 + 4 * 3_600_000 + 5_000, 'overdue by 3 d 4 h'],
-    [2 * 3_600_000 + 30_000, 'overdue by 2 h'],
+    [61_000, 'overdue by 1m 1s'],
+    [3 * 86_400_000 + 4 * 3_600_000 + 5_000, 'overdue by 3d 4h'],
+    [2 * 3_600_000 + 30_000, 'overdue by 2h'],
   ];
   for (const [ms, text] of cases) it(`${ms} ms → ${text}`, () => expect(describeLateness(ms)).to.equal(text));
 });

@@ -6,12 +6,9 @@
  * intervals, by the database's clock, is not live (a crash, a kill -9).
  */
 import { CouchRequestError } from '../errors';
-import { controlDbName } from '../store/control';
-import type { Connection } from '../store/connection';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, isPausing, type InstanceDoc } from '../store/control';
 import { STALE_AFTER_BEATS } from '../worker/membership';
-
-export type { InstanceDoc } from '../store/control';
+import type { Connection } from './connection';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, controlDbName, isPausing, type InstanceDoc } from './control';
 
 export interface InstanceView extends Omit<InstanceDoc, '_id' | '_rev' | 'type'> {
   /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now. */
@@ -41,6 +38,7 @@ export async function readWorkers(conn: Connection): Promise<WorkersView> {
     });
     rows = res.body.rows;
   } catch (err) {
+    // A 404 on `_all_docs`: the control database is missing.
     if (err instanceof CouchRequestError && err.status === 404) return { instances: [], paused: [] };
     throw err;
   }
