@@ -337,7 +337,7 @@ async function createDb(root: string, nodeUrls: readonly string[], label: string
     async destroy() {
       live.dbs.delete(db);
       if (options.settleBeforeDeleteMs) await new Promise((resolve) => setTimeout(resolve, options.settleBeforeDeleteMs));
-      // After keeps side databases named after the tasks database (`<db>_instances` for the
+      // After keeps side databases named after the tasks database (`<db>_control` for the
       // instances' heartbeats): they go too.
       const endpoint = httpEndpoint(adminUrl);
       try {
