@@ -171,15 +171,7 @@ function checkAfter(value: unknown, ownId: string): Check<string[]> {
     const problem =
       typeof id !== 'string'
         ? 'is not a task id (a string)'
-        : id.length === 0
-          ? 'is empty'
-          : id.length > MAX_ID_LENGTH
-            ? `is longer than ${MAX_ID_LENGTH} characters`
-            : id.startsWith('_')
-              ? 'starts with "_", which no task id does'
-              : id === ownId
-                ? 'is this task itself'
-                : undefined;
+        : (textProblem(id, MAX_ID_LENGTH) ?? (id.startsWith('_') ? 'starts with "_", which no task id does' : id === ownId ? 'is this task itself' : undefined));
     if (problem !== undefined) return { ok: false, field: 'after', message: `after[${index}]: ${quoteValue(id)} ${problem}` };
     if (!ids.includes(id as string)) ids.push(id as string);
   }
@@ -215,18 +207,18 @@ function describeMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
+/** What is wrong with the length of a name or an id: empty, or longer than `max`. */
+function textProblem(text: string, max: number): string | undefined {
+  if (text.length === 0) return 'is empty';
+  return text.length > max ? `is longer than ${max} characters` : undefined;
+}
+
 /** A worker or job name: non-empty, bounded, printable (it reaches logs and file names). */
 function checkName(value: unknown, field: string): Check<string> {
   const problem =
     typeof value !== 'string'
       ? 'is not a string'
-      : value.length === 0
-        ? 'is empty'
-        : value.length > MAX_NAME_LENGTH
-          ? `is longer than ${MAX_NAME_LENGTH} characters`
-          : CONTROL_CHARACTER.test(value)
-            ? 'contains a control character'
-            : undefined;
+      : (textProblem(value, MAX_NAME_LENGTH) ?? (CONTROL_CHARACTER.test(value) ? 'contains a control character' : undefined));
   if (problem !== undefined) return { ok: false, field, message: `${field}: ${quoteValue(value)} ${problem}` };
   return { ok: true, value: value as string };
 }
