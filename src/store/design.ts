@@ -117,11 +117,12 @@ const DESIGN_DOC_BODY = {
 /**
  * The counts view, in a design document no worker query touches, which CouchDB builds only when
  * it is read (`autoupdate: false`: its background indexer would otherwise run every task
- * write through couchjs).
+ * write through couchjs). The indexer (ken) reads `autoupdate` at the top of the design
+ * document; inside `options` it is ignored.
  */
 const STATS_DOC_BODY = {
   language: 'javascript',
-  options: { autoupdate: false },
+  autoupdate: false,
   views: {
     by_worker_status: {
       map: "function (doc) { if (typeof doc.worker === 'string') { emit([doc.worker, doc.status], null); } }",
