@@ -121,6 +121,29 @@ export class Simulation {
     return this.fake.now;
   }
 
+  /** Two instances started (`b` defaults to `a`'s options), once each sees the other alive. */
+  async startPair(a: StartOptions = {}, b: StartOptions = a): Promise<[SimWorker, SimWorker]> {
+    const first = await this.start(a);
+    const second = await this.start(b);
+    await this.until(() => first.worker.liveInstances.length === 2 && second.worker.liveInstances.length === 2, {
+      withinMs: 60_000,
+      what: 'the two instances to see each other',
+    });
+    return [first, second];
+  }
+
+  /** A user pausing a worker name as curl would: `pause:<worker>` in the control database, with `fields`. */
+  async pauseName(worker: string, fields: Record<string, unknown>): Promise<void> {
+    const put = await this.store.control.put({ _id: `pause:${worker}`, worker, ...fields });
+    if (!put.ok) throw new Error(`pausing ${worker}: the pause document was not written`);
+  }
+
+  /** The user resuming it: the pause document deleted. */
+  async resumeName(worker: string): Promise<void> {
+    const doc = await this.store.control.get(`pause:${worker}`);
+    if (!doc || !(await this.store.control.remove(`pause:${worker}`, doc._rev!))) throw new Error(`resuming ${worker}: the pause document was not removed`);
+  }
+
   /** Start an instance on its own connection to the database. */
   async start(options: StartOptions = {}): Promise<SimWorker> {
     const label = options.label ?? String.fromCharCode(97 + this.workers.length);

@@ -7,15 +7,8 @@ import { expect } from 'chai';
 import type { RequestAction } from '../../src/store/control';
 import { closeSimulationsAfterEach, iso, Simulation, START_MS } from '../helpers/memory-worker';
 
-async function pause(sim: Simulation, worker = 'nightly'): Promise<void> {
-  const put = await sim.store.control.put({ _id: `pause:${worker}`, worker, paused_at: iso(sim.now) });
-  expect(put.ok).to.equal(true);
-}
-
-async function resume(sim: Simulation, worker = 'nightly'): Promise<void> {
-  const doc = await sim.store.control.get(`pause:${worker}`);
-  expect(await sim.store.control.remove(`pause:${worker}`, doc!._rev!)).to.equal(true);
-}
+const pause = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.pauseName(worker, { paused_at: iso(sim.now) });
+const resume = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.resumeName(worker);
 
 describe('worker (in memory): pause', () => {
   closeSimulationsAfterEach();

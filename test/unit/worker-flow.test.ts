@@ -7,19 +7,8 @@ import { expect } from 'chai';
 import { jitterOffsetMs } from '../../src/task/series';
 import type { TaskDoc } from '../../src/types';
 import { WINDOW_MARGIN_MS } from '../../src/worker/limiter';
-import { closeSimulationsAfterEach, iso, START_MS, Simulation, type SimWorker } from '../helpers/memory-worker';
+import { closeSimulationsAfterEach, iso, START_MS, Simulation } from '../helpers/memory-worker';
 import { mostInAnyWindow } from '../helpers/run-stats';
-
-/** Two started instances that see each other alive. */
-async function pair(sim: Simulation, options: Parameters<Simulation['start']>[0] = {}): Promise<[SimWorker, SimWorker]> {
-  const first = await sim.start(options);
-  const second = await sim.start(options);
-  await sim.until(() => first.worker.liveInstances.length === 2 && second.worker.liveInstances.length === 2, {
-    withinMs: 60_000,
-    what: 'the two instances to see each other',
-  });
-  return [first, second];
-}
 
 async function statuses(sim: Simulation, ids: string[]): Promise<string[]> {
   return Promise.all(ids.map(async (id) => String((await sim.get(id)).status)));
@@ -65,7 +54,7 @@ describe('worker (in memory): flow control', () => {
 
     it('two instances: each takes its own share in priority order', async () => {
       const sim = new Simulation();
-      const [a, b] = await pair(sim, { concurrency: 1 });
+      const [a, b] = await sim.startPair({ concurrency: 1 });
       const dueMs = sim.now + 5_000;
       const tasks = PRIORITIES.map((priority, k) => ({ id: `s${k}`, priority, dateMs: dueMs }));
       for (const t of tasks) await sim.post({ _id: t.id, priority: t.priority, date: iso(t.dateMs), job: { name: 'waits', arguments: [] }, data: { ms: 20 } });
@@ -81,7 +70,7 @@ describe('worker (in memory): flow control', () => {
   describe('rate and concurrency limits', () => {
     it('5/s over two instances, 40 tasks due at once: never more than 5 starts in any second, all run', async () => {
       const sim = new Simulation({ limits: { nightly: { rate: '5/s' } } });
-      const [a, b] = await pair(sim);
+      const [a, b] = await sim.startPair();
       // Both instances use their shares (3 and 2) once the newer one has been seen for a window.
       await sim.advance(5_000);
       const firstDate = sim.now + 1_000;
@@ -126,7 +115,7 @@ describe('worker (in memory): flow control', () => {
 
     it('an instance that stops gives its share back: the other takes the whole rate a window later', async () => {
       const sim = new Simulation({ limits: { nightly: { rate: '4/s' } } });
-      const [a, b] = await pair(sim);
+      const [a, b] = await sim.startPair();
       await sim.advance(5_000);
       await b.stop();
       await sim.until(() => a.worker.liveInstances.length === 1, { what: 'the stop to be seen' });
@@ -144,7 +133,7 @@ describe('worker (in memory): flow control', () => {
   describe('jitter', () => {
     it('the dates a jittered repeat leads to are the same whichever instance runs it', async () => {
       const sim = new Simulation();
-      const [a, b] = await pair(sim);
+      const [a, b] = await sim.startPair();
       const first = START_MS + 60_000;
       await sim.post({ _id: 'jittered', date: iso(first), repeat: { minutes: 1, jitter: '20s', limit: 6 } });
       const series = (k: number): number => first + k * 60_000;
@@ -257,7 +246,7 @@ describe('worker (in memory): flow control', () => {
 
     it('two instances: the dependent runs once, whichever instance owns it', async () => {
       const sim = new Simulation();
-      await pair(sim);
+      await sim.startPair();
       const ids: string[] = [];
       for (let k = 0; k < 6; k++) {
         await sim.post({ _id: `dep-${k}`, job: { name: 'waits', arguments: [] }, data: { ms: 2_000 } });

@@ -8,17 +8,6 @@ import type { TaskDoc } from '../../src/types';
 import { rendezvousOwner } from '../../src/worker/membership';
 import { closeSimulationsAfterEach, iso, Simulation, type SimWorker, type TestJob } from '../helpers/memory-worker';
 
-/** Two started instances that see each other alive. */
-async function pair(sim: Simulation, a: Parameters<Simulation['start']>[0] = {}, b: Parameters<Simulation['start']>[0] = {}): Promise<[SimWorker, SimWorker]> {
-  const first = await sim.start(a);
-  const second = await sim.start(b);
-  await sim.until(() => first.worker.liveInstances.length === 2 && second.worker.liveInstances.length === 2, {
-    withinMs: 60_000,
-    what: 'the two instances to see each other',
-  });
-  return [first, second];
-}
-
 /** `count` task ids whose share is `owner`'s among the live instances. */
 function idsOwnedBy(owner: SimWorker, prefix: string, count: number): string[] {
   const ids: string[] = [];
@@ -54,7 +43,7 @@ describe('worker (in memory): instances of one worker name', () => {
   for (const latencyMs of [0, 10, 40]) {
     it(`split due tasks by their share: every task runs once, on its owner, with no claim lost (database answering in ${latencyMs} ms)`, async () => {
       const sim = new Simulation({ latencyMs });
-      const [a, b] = await pair(sim);
+      const [a, b] = await sim.startPair();
       const live = a.worker.liveInstances;
       const ids: string[] = [];
       for (let i = 0; i < 20; i++) ids.push((await sim.post({ _id: `now-${i}`, date: iso(sim.now - 1_000) }))._id);
@@ -80,7 +69,7 @@ describe('worker (in memory): instances of one worker name', () => {
   it("takes over an instance's due share when it does not claim it within the claim grace (its slots are full)", async () => {
     const sim = new Simulation({ worker: { claim_grace_ms: 2_000 } });
     const slowOnA: TestJob = (doc, ctx) => (ctx.label === 'a' ? ctx.sim.gate(doc._id, ctx.signal) : { by: ctx.label });
-    const [a, b] = await pair(sim, { concurrency: 1, jobs: { slow_on_a: slowOnA } }, { jobs: { slow_on_a: slowOnA } });
+    const [a, b] = await sim.startPair({ concurrency: 1, jobs: { slow_on_a: slowOnA } }, { jobs: { slow_on_a: slowOnA } });
     const dateMs = sim.now;
     // Six tasks of each share (instance ids are random: the ids are picked to fit them).
     const sharesOfA = idsOwnedBy(a, 'a-share', 6);
@@ -107,7 +96,7 @@ describe('worker (in memory): instances of one worker name', () => {
     it(`takes a run over once the lease of its dead instance expired, and runs it once (database answering in ${latencyMs} ms)`, async () => {
       const sim = new Simulation({ worker: { lease_ms: 6_000 }, latencyMs });
       const job = stallsOnce();
-      const [a, b] = await pair(sim, { jobs: { stalls_once: job } }, { jobs: { stalls_once: job } });
+      const [a, b] = await sim.startPair({ jobs: { stalls_once: job } }, { jobs: { stalls_once: job } });
       const id = idOwnedBy(a, 'stall');
       await sim.post({ _id: id, job: { name: 'stalls_once', arguments: [] } });
       await sim.until(sim.started(id));
@@ -140,7 +129,7 @@ describe('worker (in memory): instances of one worker name', () => {
 
   it('runs a task an instance held (scheduled) when it died, after its date plus the claim grace', async () => {
     const sim = new Simulation({ worker: { claim_grace_ms: 2_000 } });
-    const [a] = await pair(sim);
+    const [a] = await sim.startPair();
     const id = idOwnedBy(a, 'held');
     const dateMs = sim.now + 60_000;
     await sim.post({ _id: id, date: iso(dateMs) });

@@ -8,14 +8,8 @@ import { expect } from 'chai';
 import { registryFromFunctions } from '../../src/api';
 import { closeSimulationsAfterEach, iso, Simulation, START_MS } from '../helpers/memory-worker';
 
-async function pause(sim: Simulation, worker = 'nightly'): Promise<void> {
-  expect((await sim.store.control.put({ _id: `pause:${worker}`, worker, paused: true })).ok).to.equal(true);
-}
-
-async function resume(sim: Simulation, worker = 'nightly'): Promise<void> {
-  const doc = await sim.store.control.get(`pause:${worker}`);
-  expect(await sim.store.control.remove(`pause:${worker}`, doc!._rev!)).to.equal(true);
-}
+const pause = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.pauseName(worker, { paused: true });
+const resume = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.resumeName(worker);
 
 describe('worker (in memory): pausing a worker name', () => {
   closeSimulationsAfterEach();
