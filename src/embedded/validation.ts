@@ -150,21 +150,22 @@ const handlers = {
     const docs = args.docs!;
     return writingDesign(args.base, docs.some((doc) => isDesignId(doc._id)), async () => {
       const refused: Array<Error & { id?: string }> = [];
-      const passed: Doc[] = [];
+      const refusedDocs = new Set<Doc>();
       await Promise.all(
         docs.map(async (doc) => {
           doc._id = doc._id ?? randomUUID();
           try {
             await validate(args.base, doc, args.options);
-            passed.push(doc);
           } catch (err) {
             (err as Error & { id?: string }).id = doc._id;
             refused.push(err as Error);
+            refusedDocs.add(doc);
           }
         }),
       );
       if (refused.length === 0) return original();
-      args.docs = passed;
+      // The documents that pass, in the order they were sent.
+      args.docs = docs.filter((doc) => !refusedDocs.has(doc));
       return [...refused, ...((await original()) as unknown[])];
     });
   },
