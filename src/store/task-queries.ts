@@ -4,6 +4,7 @@
  * `by_worker_status` view. A missing index or view is E_NOT_INITIALIZED ("run 'after init'").
  */
 import { AfterError, CouchRequestError } from '../errors';
+import { revGeneration } from '../revision';
 import { STATUSES, type TaskDoc } from '../types';
 import type { Connection } from './connection';
 import { BY_WORKER_STATUS_VIEW, STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from './design';
@@ -46,8 +47,14 @@ export async function listTasks(conn: Connection, filter: TaskFilter = {}): Prom
   const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
   const statuses = filter.status !== undefined ? [filter.status] : [...STATUSES];
   const pages = await Promise.all(statuses.map((status) => findByStatus(conn, { ...filter, status, limit })));
-  return pages
-    .flat()
+  // A task whose status changed while the statuses were read (cancel, then canceled) is found
+  // under both: it is listed once, as its later revision.
+  const latest = new Map<string, TaskDoc>();
+  for (const doc of pages.flat()) {
+    const seen = latest.get(doc._id);
+    if (!seen || revGeneration(doc._rev) > revGeneration(seen._rev)) latest.set(doc._id, doc);
+  }
+  return [...latest.values()]
     .sort((a, b) => compareDates(a.date, b.date) || a._id.localeCompare(b._id))
     .slice(0, limit);
 }
