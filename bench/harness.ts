@@ -60,7 +60,7 @@ export interface EventLoopLag {
 const READY_LINE = new RegExp(`worker ${WORKER_NAME} ready`);
 const DONE_LINE = /\btask (\S+) done\b/;
 /**
- * A claim lost to another writer. The worker logs it at debug level (src/worker/worker-events.ts)
+ * A claim lost to another writer. The worker logs it at debug level (src/worker/events.ts)
  * from its `task:conflict` event, "task <id>: changed by another writer during claim; deciding
  * again", and from its `task:contested` event when a cluster claim got 202 and stood down,
  * "task <id>: the claim reached fewer copies than a quorum (202); standing down". Matched on

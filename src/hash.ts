@@ -1,7 +1,7 @@
 /**
  * A stable hash: the same number for the same text in every process, on every machine, in every
  * release. Instances agree through it without talking: which of them a task belongs to
- * (worker/membership.ts) and where in its jitter window a repeat's occurrence runs
+ * (worker/peers/membership.ts) and where in its jitter window a repeat's occurrence runs
  * (task/repeat.ts). Changing it would move every jittered date and every task's owner at once.
  */
 

@@ -51,6 +51,21 @@ export interface RunJobContext {
   timeoutMs?: number;
 }
 
+export interface StartJobOptions {
+  /** The run's logger, made when the job first reads `ctx.log` (most never do). */
+  log(): Logger;
+  /** Milliseconds before the run fails with E_TIMEOUT; none or 0 = no limit. */
+  timeoutMs?: number;
+}
+
+/** A job started: its outcome, and the caller's way to cancel it. */
+export interface StartedJob {
+  /** Never rejects: see runJob. */
+  readonly outcome: Promise<RunOutcome>;
+  /** The caller's cancel: the run ends as `{kind: 'canceled'}` (unless it has already ended) and the job's signal aborts with `reason`. */
+  cancel(reason: unknown): void;
+}
+
 /** The largest result stored in a document; CouchDB documents are limited (8 MB by default). */
 export const MAX_RESULT_BYTES = 1024 * 1024;
 
@@ -64,80 +79,99 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
  */
 export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Promise<RunOutcome> {
   if (ctx.signal.aborted) return Promise.resolve({ kind: 'canceled' });
+  const started = startJob(fn, task, { log: () => ctx.log, timeoutMs: ctx.timeoutMs });
+  const onCallerAbort = (): void => started.cancel(ctx.signal.reason);
+  ctx.signal.addEventListener('abort', onCallerAbort, { once: true });
+  return started.outcome.finally(() => ctx.signal.removeEventListener('abort', onCallerAbort));
+}
 
-  return new Promise<RunOutcome>((resolve) => {
-    const jobAbort = new AbortController();
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
+/**
+ * Starts `fn` for `task` (see runJob) with what a worker's run needs and nothing more: one
+ * AbortController (the job's signal), one copy of the document, and a logger only if the job
+ * asks for one. A worker starts thousands of these a second in a burst.
+ */
+export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOptions): StartedJob {
+  const jobAbort = new AbortController();
+  let settled = false;
+  let timer: NodeJS.Timeout | undefined;
+  let resolveOutcome!: (outcome: RunOutcome) => void;
+  const outcome = new Promise<RunOutcome>((resolve) => (resolveOutcome = resolve));
 
-    const finish = (outcome: RunOutcome): void => {
+  const finish = (result: RunOutcome): void => {
+    if (settled) return;
+    settled = true;
+    if (timer) clearTimeout(timer);
+    resolveOutcome(result);
+  };
+  const runAgain = (request: RunAgainRequest): void => finish(runAgainOutcome(request, Date.now(), storableResult));
+  const succeed = (value: unknown): void => {
+    if (settled) return;
+    if (isRunAgainRequest(value)) runAgain(value);
+    else finish(storableResult(value));
+  };
+  const fail = (thrown: unknown): void => {
+    if (settled) return;
+    // `throw ctx.retry('5m')` says the same as returning it.
+    if (isRunAgainRequest(thrown)) runAgain(thrown);
+    else finish({ kind: 'failure', error: toTaskError(thrown) });
+  };
+  const cancel = (reason: unknown): void => {
+    if (settled) return;
+    jobAbort.abort(reason);
+    finish({ kind: 'canceled' });
+  };
+
+  const timeoutMs = options.timeoutMs;
+  if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) {
+    timer = setTimeout(() => {
       if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onCallerAbort);
-      resolve(outcome);
-    };
-    const runAgain = (request: RunAgainRequest): void => finish(runAgainOutcome(request, Date.now(), storableResult));
-    const succeed = (value: unknown): void => {
-      if (settled) return;
-      if (isRunAgainRequest(value)) runAgain(value);
-      else finish(storableResult(value));
-    };
-    const fail = (thrown: unknown): void => {
-      if (settled) return;
-      // `throw ctx.retry('5m')` says the same as returning it.
-      if (isRunAgainRequest(thrown)) runAgain(thrown);
-      else finish({ kind: 'failure', error: toTaskError(thrown) });
-    };
-    function onCallerAbort(): void {
-      if (settled) return;
-      jobAbort.abort(ctx.signal.reason);
-      finish({ kind: 'canceled' });
-    }
+      const timeout = new JobTimeoutError(timeoutMs);
+      // Finish first, so a job that reacts to the abort by rejecting at once cannot turn
+      // the timeout into an ordinary failure.
+      finish({ kind: 'failure', error: toTaskError(timeout) });
+      jobAbort.abort(timeout);
+    }, timeoutMs);
+  }
 
-    ctx.signal.addEventListener('abort', onCallerAbort, { once: true });
-    const timeoutMs = ctx.timeoutMs;
-    if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) {
-      timer = setTimeout(() => {
-        if (settled) return;
-        const timeout = new JobTimeoutError(timeoutMs);
-        // Finish first, so a job that reacts to the abort by rejecting at once cannot turn
-        // the timeout into an ordinary failure.
-        finish({ kind: 'failure', error: toTaskError(timeout) });
-        jobAbort.abort(timeout);
-      }, timeoutMs);
-    }
+  // One copy for both views of the task: nothing a job does to it reaches the worker's copy.
+  const doc = copyDocument(task);
+  const emitter = createTaskEmitter(doc, jobAbort.signal);
+  // These listeners stay for the emitter's whole life: without an 'error' listener, a job's
+  // late `task.emit('error')` would throw inside the job and could crash the worker.
+  emitter.on('done', (result?: unknown) => succeed(result));
+  emitter.on('error', (err?: unknown) => fail(err === undefined ? new Error('job reported an error') : err));
+  for (const kind of RUN_AGAIN_KINDS) {
+    emitter.on(kind, (delay?: unknown, detail?: unknown) => {
+      if (settled) return;
+      const request = kind === 'release' && delay === undefined ? runAgainBuilders.release() : new RunAgainRequest(kind, delay, detail);
+      runAgain(request);
+    });
+  }
 
-    const doc = copyDocument(task);
-    const emitter = createTaskEmitter(copyDocument(task), jobAbort.signal);
-    // These listeners stay for the emitter's whole life: without an 'error' listener, a job's
-    // late `task.emit('error')` would throw inside the job and could crash the worker.
-    emitter.on('done', (result?: unknown) => succeed(result));
-    emitter.on('error', (err?: unknown) => fail(err === undefined ? new Error('job reported an error') : err));
-    for (const kind of RUN_AGAIN_KINDS) {
-      emitter.on(kind, (delay?: unknown, detail?: unknown) => {
-        if (settled) return;
-        const request = kind === 'release' && delay === undefined ? runAgainBuilders.release() : new RunAgainRequest(kind, delay, detail);
-        runAgain(request);
-      });
-    }
+  let returned: unknown;
+  try {
+    returned = fn(emitter, jobContext(jobAbort.signal, options.log, doc, runNumber(task)));
+  } catch (err) {
+    fail(err);
+    return { outcome, cancel };
+  }
+  if (isThenable(returned)) {
+    // Promise.resolve adopts any thenable (and turns a throwing `then` into a rejection);
+    // both handlers are attached, so a rejection after the run ended is never unhandled.
+    Promise.resolve(returned).then(succeed, fail);
+  } else if (returned !== undefined) {
+    succeed(returned);
+  }
+  // undefined: the original contract; the run ends at an emitted event, timeout or cancel.
+  return { outcome, cancel };
+}
 
-    let returned: unknown;
-    try {
-      returned = fn(emitter, { signal: jobAbort.signal, log: ctx.log, doc, runs: runNumber(task), ...runAgainBuilders });
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    if (isThenable(returned)) {
-      // Promise.resolve adopts any thenable (and turns a throwing `then` into a rejection);
-      // both handlers are attached, so a rejection after the run ended is never unhandled.
-      Promise.resolve(returned).then(succeed, fail);
-    } else if (returned !== undefined) {
-      succeed(returned);
-    }
-    // undefined: the original contract; the run ends at an emitted event, timeout or cancel.
-  });
+/** The job's `ctx`: its logger is made on first use. */
+function jobContext(signal: AbortSignal, makeLog: () => Logger, doc: TaskDoc, runs: number): JobContext {
+  let log: Logger | undefined;
+  const ctx = { signal, doc, runs, ...runAgainBuilders } as JobContext;
+  Object.defineProperty(ctx, 'log', { get: () => (log ??= makeLog()), enumerable: true, configurable: true });
+  return ctx;
 }
 
 /** The number of the run about to start: the runs recorded so far, plus this one. */

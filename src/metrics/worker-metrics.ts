@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { within } from '../clock';
 import type { SafeEmitter } from '../events';
 import type { StoreHealth } from '../store/types';
-import type { WorkerEvents } from '../worker/worker-events';
+import type { WorkerEvents } from '../worker/events';
 
 /** What metrics read from a worker: its events, and what it holds when scraped. */
 export interface MeteredWorker {

@@ -11,7 +11,8 @@ import type { TaskDoc } from '../types';
 import type { BulkAnswer } from './bulk-docs';
 import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
 import type { Connection } from './connection';
-import type { DocOutcome, WriteKind } from './write-batcher';
+import type { WriteKind } from './write-batcher';
+import type { WriteAnswer } from './write-outcomes';
 
 /** When a kept branch of a claim that stood down is looked at again (ms after the previous look). */
 const KEPT_BRANCH_CHECKS_MS = [2_000, 5_000, 15_000, 60_000];
@@ -60,10 +61,10 @@ export class ClusterWrites {
    * conflict. A write that took a task out of `running`/`scheduled` clears the claims left on
    * other branches, in the background.
    */
-  async settle(docs: readonly TaskDoc[], answer: BulkAnswer, kinds: readonly WriteKind[], outcomes: DocOutcome[]): Promise<void> {
+  async settle(docs: readonly TaskDoc[], answer: BulkAnswer, kinds: readonly WriteKind[], outcomes: WriteAnswer[]): Promise<void> {
     const flagged = answer.rows.some((row) => row?.accepted === true);
     await Promise.all(outcomes.map(async (outcome, index) => {
-      if (!('doc' in outcome)) {
+      if (!outcome.ok) {
         if ('conflict' in outcome) remember(this.contended, docs[index]!._id, true);
         return;
       }
@@ -77,7 +78,7 @@ export class ClusterWrites {
       }
       if (belowQuorum && kinds[index] === 'claim') {
         if (await standDown(this.request, outcome.doc, this.replicas, this.log)) this.watchKeptBranch(outcome.doc);
-        outcomes[index] = { ok: false, conflict: true, contested: { rev: outcome.doc._rev! } };
+        outcomes[index] = { ok: false, conflict: true, contestedRev: outcome.doc._rev! };
       } else if (outcome.doc.status !== 'running' && outcome.doc.status !== 'scheduled' && this.contended.delete(id)) {
         // Claims of ours or of rivals met on this task (a conflict, a 202): branches may be left.
         void sweepStaleBranches(this.request, outcome.doc, this.replicas, this.log);

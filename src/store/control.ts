@@ -16,6 +16,8 @@ export const REQUEST_PREFIX = 'request:';
 
 /** How often an instance rewrites its document. @default 10000 */
 export const DEFAULT_INSTANCE_HEARTBEAT_MS = 10_000;
+/** An instance silent for this many of its intervals is gone (a crash, a kill -9, a partition). */
+export const STALE_AFTER_BEATS = 3;
 
 export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause' | 'run-now';
 export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause', 'run-now'];

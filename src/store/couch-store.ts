@@ -13,8 +13,9 @@ import { docPath, openConnection, probeServer, withRetry, type Connection, type 
 import { openControlStore } from './control';
 import { isDocNotFound } from './request-errors';
 import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
-import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, WriteOptions, WriteResult } from './types';
-import { WriteBatcher, type DocOutcome, type WriteKind } from './write-batcher';
+import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, TaskWrite, WriteOutcome } from './types';
+import { WriteBatcher, type BatchItem, type WriteKind } from './write-batcher';
+import { toOutcomes, type WriteAnswer } from './write-outcomes';
 
 export interface StoreOptions {
   log?: Logger;
@@ -29,10 +30,10 @@ export interface StoreOptions {
 
 const FAIL_FAST_TRIES = 3;
 /**
- * Documents per request in the hold lane: a server that writes one request at a time
+ * Documents per request in the background lane: a server that writes one request at a time
  * (pouchdb-server) makes a claim sent meanwhile wait behind at most this many documents.
  */
-const HOLD_LANE_BATCH = 100;
+const BACKGROUND_LANE_BATCH = 100;
 /** Ids per `_all_docs` request of getMany: a body, not a URL, but still bounded. */
 const GET_MANY_BATCH = 500;
 
@@ -73,7 +74,10 @@ class CouchStore implements TaskStore {
   private readonly attempts: number;
   private readonly closing = new AbortController();
   private readonly runLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds));
-  private readonly holdLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), { maxDocsPerBatch: HOLD_LANE_BATCH, maxBatchesInFlight: 1 });
+  private readonly backgroundLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), {
+    maxDocsPerBatch: BACKGROUND_LANE_BATCH,
+    maxBatchesInFlight: 1,
+  });
   private readonly feeds = new OpenFeeds();
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
   readonly control: ControlStore & { close(): Promise<void> };
@@ -121,8 +125,10 @@ class CouchStore implements TaskStore {
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>> {
-    const found = new Map<string, TaskDoc | null>();
     const unique = [...new Set(ids)];
+    // In a cluster each is the winner over every copy's leaves, as `get` reads it.
+    if (this.cluster) return new Map(await Promise.all(unique.map(async (id) => [id, await this.get(id)] as const)));
+    const found = new Map<string, TaskDoc | null>();
     for (let start = 0; start < unique.length; start += GET_MANY_BATCH) {
       const keys = unique.slice(start, start + GET_MANY_BATCH);
       // A missing key comes back as `{"key": ..., "error": "not_found"}`, a deleted one with
@@ -141,12 +147,32 @@ class CouchStore implements TaskStore {
     return found;
   }
 
-  async write(doc: TaskDoc, options: WriteOptions = {}): Promise<WriteResult> {
+  async write(writes: readonly TaskWrite[]): Promise<WriteOutcome[]> {
     if (this.closing.signal.aborted) throw closedError();
-    const kind = options.claim ? 'claim' : 'plain';
-    if (kind === 'claim' && this.cluster && !(await this.cluster.mayClaim(doc))) return { ok: false, conflict: true };
-    if (options.lane === 'hold') return this.holdLane.write(doc, { neededByMs: options.neededByMs, kind });
-    return this.runLane.write(doc, { kind });
+    const answers = new Array<WriteAnswer>(writes.length);
+    const lanes = { run: { items: [] as BatchItem[], at: [] as number[] }, background: { items: [] as BatchItem[], at: [] as number[] } };
+    const claimChecks: Array<Promise<void>> = [];
+    writes.forEach((write, index) => {
+      const kind: WriteKind = write.claim ? 'claim' : 'plain';
+      const lane = lanes[write.lane ?? 'run'];
+      const send = (): void => {
+        lane.items.push({ doc: write.doc, kind, neededByMs: write.neededByMs ?? 0 });
+        lane.at.push(index);
+      };
+      if (kind !== 'claim' || !this.cluster) return send();
+      // A claim goes only on the revision that wins over every copy (cluster-writes.ts).
+      const cluster = this.cluster;
+      claimChecks.push(cluster.mayClaim(write.doc).then((may) => (may ? send() : void (answers[index] = { ok: false, conflict: true }))));
+    });
+    if (claimChecks.length > 0) await Promise.all(claimChecks);
+    const [run, background] = await Promise.all([this.runLane.write(lanes.run.items), this.backgroundLane.write(lanes.background.items)]);
+    run.forEach((answer, i) => (answers[lanes.run.at[i]!] = answer));
+    background.forEach((answer, i) => (answers[lanes.background.at[i]!] = answer));
+    return toOutcomes(
+      writes.map((write) => write.doc),
+      answers,
+      (ids) => this.getMany(ids),
+    );
   }
 
   async findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {
@@ -243,15 +269,15 @@ class CouchStore implements TaskStore {
   }
 
   /** The batcher's sender: one `_bulk_docs`, each document's outcome on its own. */
-  private async writeBatch(docs: TaskDoc[], kinds: WriteKind[]): Promise<DocOutcome[]> {
-    // A retried batch whose first try landed comes back as conflicts: the callers re-read.
+  private async writeBatch(docs: TaskDoc[], kinds: WriteKind[]): Promise<WriteAnswer[]> {
+    // A retried batch whose first try landed comes back as conflicts: the callers read back.
     const answer = await postBulkDocs((options) => this.call(options), docs);
-    const outcomes = docs.map((doc, index) => this.rowOutcome(doc, answer.rows[index]));
-    if (this.cluster) await this.cluster.settle(docs, answer, kinds, outcomes);
-    return outcomes;
+    const answers = docs.map((doc, index) => this.rowAnswer(doc, answer.rows[index]));
+    if (this.cluster) await this.cluster.settle(docs, answer, kinds, answers);
+    return answers;
   }
 
-  private rowOutcome(doc: TaskDoc, row: BulkRow | undefined): DocOutcome {
+  private rowAnswer(doc: TaskDoc, row: BulkRow | undefined): WriteAnswer {
     const id = row?.id ?? doc._id;
     const verdict = bulkVerdict(row);
     switch (verdict.kind) {

@@ -6,9 +6,8 @@
  * intervals, by the database's clock, is not live (a crash, a kill -9).
  */
 import { CouchRequestError } from '../errors';
-import { STALE_AFTER_BEATS } from '../worker/membership';
 import type { Connection } from './connection';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, controlDbName, isPausing, type InstanceDoc } from './control';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, STALE_AFTER_BEATS, controlDbName, isPausing, type InstanceDoc } from './control';
 
 export interface InstanceView extends Omit<InstanceDoc, '_id' | '_rev' | 'type'> {
   /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now. */

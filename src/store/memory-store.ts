@@ -23,9 +23,10 @@ import type {
   ServerInfo,
   StoreHealth,
   TaskStore,
-  WriteOptions,
-  WriteResult,
+  TaskWrite,
+  WriteOutcome,
 } from './types';
+import { toOutcomes, type WriteAnswer } from './write-outcomes';
 
 export interface MemoryStoreOptions {
   /** The database's clock. @default the system clock */
@@ -192,28 +193,26 @@ export class MemoryStore implements TaskStore {
 
   async get(id: string): Promise<TaskDoc | null> {
     this.checkOpen();
-    const stored = this.db.current(id);
-    return stored && !stored.doc._deleted ? (copy(stored.doc) as TaskDoc) : null;
+    return this.currentDoc(id);
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>> {
     this.checkOpen();
     // One request: the answer comes in a later turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
-    const found = new Map<string, TaskDoc | null>();
-    for (const id of ids) {
-      const stored = this.db.current(id);
-      found.set(id, stored && !stored.doc._deleted ? (copy(stored.doc) as TaskDoc) : null);
-    }
-    return found;
+    return new Map(ids.map((id) => [id, this.currentDoc(id)]));
   }
 
-  async write(doc: TaskDoc, _options?: WriteOptions): Promise<WriteResult> {
+  async write(writes: readonly TaskWrite[]): Promise<WriteOutcome[]> {
     this.checkOpen();
     // Like the HTTP store: the answer comes in a later turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
-    const result = this.db.put(doc as TaskDoc & Record<string, unknown>);
-    return result.ok ? { ok: true, doc: result.doc as TaskDoc } : { ok: false, conflict: true };
+    const docs = writes.map((write) => write.doc);
+    const answers = docs.map((doc): WriteAnswer => {
+      const result = this.db.put(doc as TaskDoc & Record<string, unknown>);
+      return result.ok ? { ok: true, doc: result.doc as TaskDoc } : { ok: false, conflict: true };
+    });
+    return toOutcomes(docs, answers, async (ids) => new Map(ids.map((id) => [id, this.currentDoc(id)])));
   }
 
   async findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {
@@ -266,6 +265,11 @@ export class MemoryStore implements TaskStore {
     await Promise.all([...this.feeds].map((feed) => feed.stop()));
     this.feeds.clear();
     await this.control.close();
+  }
+
+  private currentDoc(id: string): TaskDoc | null {
+    const stored = this.db.current(id);
+    return stored && !stored.doc._deleted ? (copy(stored.doc) as TaskDoc) : null;
   }
 
   private checkOpen(): void {

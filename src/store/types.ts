@@ -15,17 +15,48 @@ export interface ServerInfo {
 }
 
 /**
- * Result of one document write. A conflict is an ordinary outcome ("someone else changed
- * it first"), never an exception: the caller re-reads and decides again.
+ * How one write of a task went: the one answer to "did my write win", from the database to the
+ * held task. A conflict is an ordinary outcome ("someone else changed it first"), never an
+ * exception.
  */
-export type WriteResult =
-  | { ok: true; doc: TaskDoc }
+export type WriteOutcome =
+  /** Written; `doc` is the task as written, with its new `_rev`. */
+  | { kind: 'written'; doc: TaskDoc }
   /**
-   * `contested`: in a cluster a claim reached fewer copies than a quorum (SPEC §7), so a rival
-   * may own the task. The document may still show this very revision (`rev`): it is not ours
-   * all the same, must not be recognised as our own write on a re-read, nor held.
+   * Someone else wrote first. `fresh` is the task as it is now (null: deleted), read back at
+   * once. `contestedRev`: in a cluster, our claim reached fewer copies than a quorum (SPEC §7),
+   * so a rival may own the task; the database may still show this very revision, which is not
+   * ours all the same, must not be held, nor taken for our own write on a later read.
    */
-  | { ok: false; conflict: true; contested?: { rev: string } };
+  | { kind: 'lost'; fresh: TaskDoc | null; contestedRev?: string }
+  /** Refused (not a conflict: a validate_doc_update, a permission, a malformed body) or unreadable. */
+  | { kind: 'failed'; error: Error };
+
+/**
+ * Which queue a write takes. `run`: claims, finishes and users' requests, which a job or a
+ * user waits for, sent at once. `background`: writes nothing waits on (schedules, lease
+ * renewals, hand-backs, verdicts), a smaller request at a time, the one needed soonest first:
+ * a burst of them (600 tasks arriving at once) then never fills the database's queue ahead of
+ * a claim.
+ */
+export type WriteLane = 'run' | 'background';
+
+/** One document write of a batch. */
+export interface TaskWrite {
+  /** The document to store, based on its `_rev`. Not copied: the caller must not change it afterwards. */
+  doc: TaskDoc;
+  /** @default 'run' */
+  lane?: WriteLane;
+  /** In the background lane, writes needed soonest leave first: the task's date, say. @default 0 (at once) */
+  neededByMs?: number;
+  /**
+   * The write makes this instance the task's holder (a `scheduled` hold, a `running` claim). In
+   * a cluster such a write that reached fewer copies than a quorum (202) is not ownership: it
+   * comes back lost and `contestedRev` (SPEC §7). Other writes (a finish, a lease renewal) go on
+   * the branch this instance already owns, and a 202 for them is a write still spreading.
+   */
+  claim?: boolean;
+}
 
 export interface ChangeBatch {
   /** Changed documents (include_docs); a deleted one has `_deleted: true`. */
@@ -79,28 +110,6 @@ export interface StoreHealth {
   requestErrors: number;
   /** Changes feed requests that failed and were made again from the last seq. */
   feedReconnects: number;
-}
-
-/**
- * Which queue a write takes. `run`: claims and run results, which a job or a user waits for,
- * sent at once. `hold`: writes nothing waits on (scheduled holds, lease extensions, hand-backs,
- * verdicts), one smaller request at a time: a burst of them (600 tasks arriving at once) then
- * never fills the database's queue ahead of a claim.
- */
-export type WriteLane = 'run' | 'hold';
-
-export interface WriteOptions {
-  /** @default 'run' */
-  lane?: WriteLane;
-  /** In the hold lane, writes needed soonest leave first: the task's date, say. @default 0 (at once) */
-  neededByMs?: number;
-  /**
-   * The write makes this instance the task's holder (a `scheduled` hold, a `running` claim). In
-   * a cluster such a write that reached fewer copies than a quorum (202) is not ownership: it
-   * comes back `contested` (SPEC §7). Other writes (a result, a lease extension) go on the
-   * branch this instance already owns, and a 202 for them is a write that is still spreading.
-   */
-  claim?: boolean;
 }
 
 /**
@@ -162,15 +171,18 @@ export interface TaskStore {
   get(id: string): Promise<TaskDoc | null>;
   /**
    * Several documents in one request (`_all_docs` with `keys`), by id; null for one that does
-   * not exist or is deleted. Every id asked is in the map.
+   * not exist or is deleted. Every id asked is in the map. In a cluster each is the winner over
+   * every copy, as `get` reads it.
    */
   getMany(ids: readonly string[]): Promise<Map<string, TaskDoc | null>>;
   /**
-   * Write `doc` based on its `_rev`. Writes issued in the same tick go out as one
-   * `_bulk_docs`; each document's conflict is reported on its own. Network errors and 5xx
-   * are retried with backoff until the database answers (or the store is closed).
+   * Write each document based on its `_rev`; one outcome per write, in the same order. Writes
+   * of the same turn of the event loop go out together as `_bulk_docs` requests, each
+   * document's conflict reported on its own; a lost write is read back at once (its `fresh`),
+   * and one whose first try landed with only the answer lost counts as written. Network errors
+   * and 5xx are retried with backoff until the database answers (or the store is closed).
    */
-  write(doc: TaskDoc, options?: WriteOptions): Promise<WriteResult>;
+  write(writes: readonly TaskWrite[]): Promise<WriteOutcome[]>;
   /**
    * Tasks of `worker` with `status` whose `date` (as stored, compared as a string) is at most
    * `dateAtMost`, sorted by date. Served by the [worker, status, date] index.

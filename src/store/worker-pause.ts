@@ -1,7 +1,7 @@
 /**
  * Pausing a worker name: one document, `pause:<worker>`, in the control database `<db>_control`
  * (created by `after init`). Every instance of that worker, on every machine, follows that
- * database and starts no new run while the document is there (worker/control-link.ts); runs in
+ * database and starts no new run while the document is there (worker/peers/control-link.ts); runs in
  * progress finish, held tasks keep their dates. Deleting it (or writing `"paused": false`)
  * resumes the worker; what came due meanwhile then runs by its misfire rule. The document is a
  * plain write any HTTP client can make:

@@ -1,29 +1,41 @@
 /**
- * Groups the document writes issued in one tick into `_bulk_docs` requests: when the worker
- * claims or finishes many tasks at once, they cost one round trip, not one each.
+ * Groups the document writes issued in one turn of the event loop into `_bulk_docs` requests:
+ * when the worker claims or finishes many tasks at once, they cost a few round trips, not one
+ * each. A caller hands a batch and gets one answer per document, in its order.
+ *
+ * Requests hold at most `maxDocsPerBatch` documents, and several may be in flight at once: the
+ * database works on one while the worker reads the answer of another, so a burst's waves
+ * overlap instead of taking turns (bench W1).
  */
 import type { TaskDoc } from '../types';
-import type { WriteResult } from './types';
+import type { WriteAnswer } from './write-outcomes';
 
-/** How one document of a batch fared: written, a conflict, or refused with an error. */
-export type DocOutcome = WriteResult | { ok: false; error: Error };
+/** Writes `docs` (one request) and reports each document's answer, in the same order. */
+export type SendBatch = (docs: TaskDoc[], kinds: WriteKind[]) => Promise<WriteAnswer[]>;
 
-/** Writes `docs` (one request) and reports each document's outcome, in the same order. */
-export type SendBatch = (docs: TaskDoc[], kinds: WriteKind[]) => Promise<DocOutcome[]>;
-
-/** `claim`: the write makes this instance the task's holder (see WriteOptions.claim). */
+/** `claim`: the write makes this instance the task's holder (see TaskWrite.claim). */
 export type WriteKind = 'claim' | 'plain';
 
-/** Most documents per `_bulk_docs` request: keeps a request body and its response small. */
-export const MAX_DOCS_PER_BULK = 500;
+/** Most documents per `_bulk_docs` request of the run lane (measured on W1, docs/performance.md). */
+export const MAX_DOCS_PER_BULK = 200;
 
-interface PendingWrite {
+export interface BatchItem {
   doc: TaskDoc;
-  /** When the write is needed by (epoch ms); writes that wait leave soonest-needed first. */
-  neededByMs: number;
   kind: WriteKind;
-  resolve(result: WriteResult): void;
-  reject(error: Error): void;
+  /** When the write is needed by (epoch ms); writes that wait leave soonest-needed first. @default 0 */
+  neededByMs?: number;
+}
+
+interface PendingWrite extends BatchItem {
+  call: PendingCall;
+  index: number;
+}
+
+/** One caller's batch: settles when every one of its documents has its answer. */
+interface PendingCall {
+  answers: WriteAnswer[];
+  left: number;
+  resolve(answers: WriteAnswer[]): void;
 }
 
 export interface WriteBatcherOptions {
@@ -48,12 +60,12 @@ export class WriteBatcher {
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? Infinity;
   }
 
-  write(doc: TaskDoc, options: { neededByMs?: number; kind?: WriteKind } = {}): Promise<WriteResult> {
-    return new Promise((resolve, reject) => {
-      // A copy: the caller may go on changing its object before the batch leaves. Through JSON,
-      // which is what is sent anyway and, unlike structuredClone, copes with a document nested
-      // thousands of levels deep (the worker writes `error` on such a task).
-      this.pending.push({ doc: JSON.parse(JSON.stringify(doc)) as TaskDoc, neededByMs: options.neededByMs ?? 0, kind: options.kind ?? 'plain', resolve, reject });
+  /** The documents are sent as they are: the caller must not change them afterwards. */
+  write(items: readonly BatchItem[]): Promise<WriteAnswer[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const call: PendingCall = { answers: new Array<WriteAnswer>(items.length), left: items.length, resolve };
+      items.forEach((item, index) => this.pending.push({ ...item, call, index }));
       this.scheduleFlush();
     });
   }
@@ -61,8 +73,8 @@ export class WriteBatcher {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // setImmediate runs after the promise callbacks of this tick, so writes issued by the
-    // continuations of one event (a feed batch, a timer) still join the same request.
+    // setImmediate runs after the promise callbacks of this turn, so writes issued by the
+    // continuations of one event (a feed batch, a claim's answer) still join the same request.
     setImmediate(() => this.flush());
   }
 
@@ -72,7 +84,7 @@ export class WriteBatcher {
     if (free <= 0 || this.pending.length === 0) return;
     // With requests in flight limited, writes wait: the ones needed soonest go first (a stable
     // sort keeps the order of writes needed at the same moment).
-    const waiting = Number.isFinite(this.maxBatchesInFlight) ? [...this.pending].sort((a, b) => a.neededByMs - b.neededByMs) : this.pending;
+    const waiting = Number.isFinite(this.maxBatchesInFlight) ? [...this.pending].sort((a, b) => (a.neededByMs ?? 0) - (b.neededByMs ?? 0)) : this.pending;
     const batches = groupIntoBatches(waiting, this.maxDocsPerBatch);
     const leaving = batches.slice(0, free);
     // What does not leave now keeps its order and goes when a request in flight has answered.
@@ -87,21 +99,20 @@ export class WriteBatcher {
   }
 
   private async sendBatch(writes: PendingWrite[]): Promise<void> {
-    let outcomes: DocOutcome[];
+    let answers: WriteAnswer[];
     try {
-      outcomes = await this.send(
+      answers = await this.send(
         writes.map((write) => write.doc),
         writes.map((write) => write.kind),
       );
     } catch (err) {
-      for (const write of writes) write.reject(err as Error);
-      return;
+      answers = writes.map(() => ({ ok: false, error: err as Error }));
     }
     writes.forEach((write, index) => {
-      const outcome = outcomes[index];
-      if (outcome === undefined) write.reject(new Error(`no result for document ${write.doc._id} in the bulk response`));
-      else if ('error' in outcome) write.reject(outcome.error);
-      else write.resolve(outcome);
+      const answer = answers[index] ?? { ok: false, error: new Error(`no result for document ${write.doc._id} in the bulk response`) };
+      const { call } = write;
+      call.answers[write.index] = answer;
+      if (--call.left === 0) call.resolve(call.answers);
     });
   }
 }
@@ -114,9 +125,19 @@ export class WriteBatcher {
  */
 export function groupIntoBatches<T extends { doc: TaskDoc }>(writes: readonly T[], maxDocs: number): T[][] {
   const batches: Array<{ writes: T[]; ids: Set<string> }> = [];
+  let open = 0;
   for (const write of writes) {
     const id = write.doc._id;
-    let batch = batches.find((b) => b.writes.length < maxDocs && (id === undefined || !b.ids.has(id)));
+    // Batches before `open` are full: the search starts at the first that may take more.
+    while (open < batches.length && batches[open]!.writes.length >= maxDocs) open++;
+    let batch: { writes: T[]; ids: Set<string> } | undefined;
+    for (let at = open; at < batches.length; at++) {
+      const candidate = batches[at]!;
+      if (candidate.writes.length < maxDocs && (id === undefined || !candidate.ids.has(id))) {
+        batch = candidate;
+        break;
+      }
+    }
     if (!batch) batches.push((batch = { writes: [], ids: new Set() }));
     batch.writes.push(write);
     if (id !== undefined) batch.ids.add(id);

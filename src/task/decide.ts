@@ -16,7 +16,6 @@
  * see task/dependencies.ts), then writes `scheduled` whatever its date, so that the other
  * instances, which never read the dependencies, see it as any held task from then on.
  */
-import { revGeneration } from '../revision';
 import type { Lease, TaskDoc } from '../types';
 import { dependencyVerdict, type DependencyLookup } from './dependencies';
 import { validateTask, type ParsedTask, type ValidateOptions } from './validate';
@@ -176,24 +175,4 @@ function placeAfterDependencies(task: ParsedTask, ctx: DecideContext): Decision 
     case 'satisfied':
       return { kind: 'schedule', task };
   }
-}
-
-/**
- * `found` is the document this instance sent as `sent`, one revision on: a write retried
- * through an outage reports a conflict when its first try landed and only the answer was lost.
- */
-export function isOwnWrite(found: TaskDoc, sent: TaskDoc): boolean {
-  if (revGeneration(found._rev) !== revGeneration(sent._rev) + 1) return false;
-  const { _rev: _found, ...foundFields } = found;
-  const { _rev: _sent, ...sentFields } = sent;
-  return canonicalJson(foundFields) === canonicalJson(sentFields);
-}
-
-/** JSON with object keys sorted: the database may hand fields back in another order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner)
-      ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : inner,
-  );
 }

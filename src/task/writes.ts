@@ -1,25 +1,40 @@
 /**
  * Every document a worker writes to a task, built in one place. Each builder is a pure function
  * of the document as last seen (with its `_rev`: every write is based on it), the instance, the
- * database's time and the settings; it returns a new document and never mutates its input.
- * The worker and the runner only carry out what these return; `decide()` says which to build.
+ * database's time and the settings; it returns a new document and never mutates its input. The
+ * worker only carries out what these return; `decide()` says which to build.
  *
- * | write          | when                                           | status after            |
- * |----------------|------------------------------------------------|-------------------------|
- * | `claim`        | a due task is taken to run                     | running + lease         |
- * | `hold`         | a task due later is held in memory             | scheduled + lease       |
- * | `extendLease`  | every lease/3 while the job runs               | running (or paused), lease moved on |
- * | `handBack`     | shutdown: a held or unfinished task goes back  | waiting, no lease       |
- * | `markWaiting`  | a task without `status` beyond the horizon     | waiting                 |
- * | `invalid`      | the document is not a task the worker can run  | error                   |
- * | `dependencyFailed` | a task it waits for failed, is missing... | error (E_DEPENDENCY)    |
- * | `canceled`     | a user's cancel, acknowledged                  | canceled                |
- * | `runResult`    | a run ended (see next-state.ts)                | done/error/waiting/...  |
+ * Each builder is named for its transition (src/types.ts, "Transitions"): the same word is the
+ * decision kind that asks for it, the `during` of a conflict, and the event and log line after it.
+ *
+ * | transition          | when                                            | status after             |
+ * |---------------------|-------------------------------------------------|--------------------------|
+ * | `schedule`          | a task due later is held in memory              | scheduled + lease        |
+ * | `claim`             | a due task is taken to run                      | running + lease          |
+ * | `renew`             | while the job runs, a third of the lease on     | running (or paused), lease moved on |
+ * | `finish`            | a run ended (see next-state.ts)                 | done/error/waiting/...   |
+ * | `handBack`          | a stop, a pause or a limit: the task goes back  | waiting, no lease        |
+ * | `markWaiting`       | a task without `status` beyond the horizon      | waiting                  |
+ * | `invalid`           | the document is no task the worker can run      | error                    |
+ * | `dependencyFailed`  | a task it waits for failed, is missing...       | error (E_DEPENDENCY)     |
+ * | `cancel`            | a user's cancel, acknowledged                   | canceled                 |
  */
-import type { Lease, TaskDoc } from '../types';
+import type { Lease, RunOutcome, TaskDoc } from '../types';
 import { canceledState, invalidState, nextState, type NextStateOptions, type RunRecord } from './next-state';
 import type { ParsedTask } from './validate';
-import type { RunOutcome } from '../types';
+
+/** Every write a worker makes to a task, by its transition's name (and `request`: a user's, carried out). */
+export type Transition = 'schedule' | 'claim' | 'renew' | 'finish' | 'hand-back' | 'mark-waiting' | 'invalid' | 'dependency-failed' | 'cancel' | 'request';
+
+/** The writes a job or a user waits for leave at once; the others may queue behind them. */
+export function isUrgent(transition: Transition): boolean {
+  return transition === 'claim' || transition === 'finish' || transition === 'request';
+}
+
+/** The writes that make this instance the task's holder (SPEC §7: in a cluster, a 202 for them is not ownership). */
+export function takesHold(transition: Transition): boolean {
+  return transition === 'claim' || transition === 'schedule';
+}
 
 export interface WriteContext {
   instance: string;
@@ -34,24 +49,33 @@ export interface WriteContext {
   graceMs: number;
 }
 
+/** `scheduled` with a lease of this instance until `graceMs` after the date. */
+export function schedule(doc: TaskDoc, dateMs: number, ctx: WriteContext): TaskDoc {
+  return { ...restartedSeries(doc), status: 'scheduled', lease: lease(ctx.instance, Math.max(dateMs, ctx.nowMs) + ctx.graceMs) };
+}
+
 /** `running` with a fresh lease of this instance: the write that makes a run ours. */
 export function claim(doc: TaskDoc, ctx: WriteContext): TaskDoc {
   return { ...restartedSeries(doc), status: 'running', lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
 }
 
-/** `scheduled` with a lease of this instance until `graceMs` after the date. */
-export function hold(doc: TaskDoc, dateMs: number, ctx: WriteContext): TaskDoc {
-  return { ...restartedSeries(doc), status: 'scheduled', lease: lease(ctx.instance, Math.max(dateMs, ctx.nowMs) + ctx.graceMs) };
+/**
+ * The run's lease moved on. A task a user paused during the run stays `paused`; one a user
+ * resumed (`waiting`) before the run ended is `running` again, which it is.
+ */
+export function renew(doc: TaskDoc, ctx: WriteContext): TaskDoc {
+  const status = doc.status === 'paused' ? 'paused' : 'running';
+  return { ...doc, status, lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
 }
 
 /**
- * The run's heartbeat: the same document with `lease.expires_at` moved on. A task a user paused
- * during the run stays `paused`; one a user resumed (`waiting`) before the run ended is
- * `running` again, which it is.
+ * What is written when a run ended: next-state.ts decides it. A user who paused the task while
+ * it ran keeps it paused: the run is recorded, the task stays out of the schedule.
  */
-export function extendLease(doc: TaskDoc, ctx: WriteContext): TaskDoc {
-  const status = doc.status === 'paused' ? 'paused' : 'running';
-  return { ...doc, status, lease: lease(ctx.instance, ctx.nowMs + ctx.leaseMs) };
+export function finish(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
+  const next = nextState(doc, task, outcome, run, options);
+  if (doc.status === 'paused' && (next.status === 'waiting' || next.status === 'running')) next.status = 'paused';
+  return next;
 }
 
 /** Give a held task back so any instance may take it: `waiting`, no lease. */
@@ -81,18 +105,8 @@ export function dependencyFailed(doc: TaskDoc, message: string): TaskDoc {
 }
 
 /** A user's `cancel` acknowledged, no run started. */
-export function canceled(doc: TaskDoc): TaskDoc {
+export function cancel(doc: TaskDoc): TaskDoc {
   return canceledState(doc);
-}
-
-/**
- * What is written when a run ended: next-state.ts decides it. A user who paused the task while
- * it ran keeps it paused: the run is recorded, the task stays out of the schedule.
- */
-export function runResult(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
-  const next = nextState(doc, task, outcome, run, options);
-  if (doc.status === 'paused' && (next.status === 'waiting' || next.status === 'running')) next.status = 'paused';
-  return next;
 }
 
 /**

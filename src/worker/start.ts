@@ -7,7 +7,7 @@ import type { Logger } from '../log';
 import { createStore } from '../store/couch-store';
 import type { TaskStore } from '../store/types';
 import { Worker, type WorkerOptions } from './worker';
-import { logWorkerEvents } from './worker-events';
+import { logWorkerEvents } from './events';
 
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { config, log } = options;

@@ -1,13 +1,10 @@
 /**
- * A worker instance: follower → decide → per-second timer → ready queue → claim → runner,
- * wired together, with the control link (live instances, pause, requests) beside them. The
- * parts: task-table.ts (what is held), entry-writes.ts (the writes of held tasks),
- * run-slots.ts (claims and runs), requests.ts (users' requests), runner.ts (one run).
- *
- * Every document that comes in (query, feed, re-read, a change of the live instances) goes
- * through `decide()` here; every write is built by `task/writes.ts` and made by the TaskWriter
- * with the current `_rev`; a conflict means "someone else changed it first": the task is
- * decided again on the document read back. Writes for one task never overlap.
+ * A worker instance: its pipeline (pipeline.ts: take → decide → hold → claim → run → finish)
+ * and what feeds it — the follower (queries and the task feed), the control link (live
+ * instances, the worker name's pause, users' requests) and the dependency watch (the tasks its
+ * tasks wait for). This file builds them, connects each source to the pipeline's entry point,
+ * and is what the CLI, the library and the metrics see of an instance: start, stop, reload,
+ * events and counts.
  */
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -16,26 +13,15 @@ import type { AfterConfig } from '../config';
 import { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
-import type { StoreHealth, TaskStore } from '../store/types';
 import { DEFAULT_INSTANCE_HEARTBEAT_MS } from '../store/control';
-import { leasedBy } from '../task/decide';
-import * as writes from '../task/writes';
-import type { TaskDoc } from '../types';
-import { ControlLink } from './control-link';
-import { Decisions } from './decisions';
-import { DependencyWatch } from './dependency-watch';
-import { EntryWrites } from './entry-writes';
-import { FlowQueue } from './flow-queue';
-import { Follower } from './follower';
-import { RequestDesk } from './requests';
-import { Runner } from './runner';
-import { RunSlots } from './run-slots';
-import { TaskTable } from './task-table';
-import { TaskWriter } from './task-writer';
-import type { WorkerCore } from './worker-core';
-import type { WorkerEvents } from './worker-events';
+import type { StoreHealth, TaskStore } from '../store/types';
+import type { WorkerEvents } from './events';
+import { DependencyWatch } from './intake/dependency-watch';
+import { Follower } from './intake/follower';
+import { ControlLink } from './peers/control-link';
+import { Pipeline, type PipelineSettings } from './pipeline';
 
-export type { WorkerEvents } from './worker-events';
+export type { WorkerEvents } from './events';
 
 export interface WorkerOptions {
   config: AfterConfig;
@@ -58,92 +44,37 @@ export interface WorkerOptions {
   jobs?: JobRegistry;
 }
 
-/**
- * A job may start only once its claim (the `running` write) is won, and that write takes
- * ~10 ms at p50 and 40 ms or more at p99 on pouchdb-server (bench W2, raw). So the timer
- * fires this long before the date, the claim is written meanwhile, and the job starts at the
- * date itself: lateness becomes the timer's, not the database's.
- */
-const CLAIM_AHEAD_MS = 250;
 /** The most a stop may add to the grace period of the runs (hand-backs, the last writes). */
 const STOP_MARGIN_MS = 5000;
 
-export class Worker implements WorkerCore {
+export class Worker {
   readonly instance: string;
   readonly events = new SafeEmitter<WorkerEvents>();
   /** Resolves when the worker has stopped. */
   readonly done: Promise<void>;
-  readonly clock: Clock;
-  readonly table: TaskTable;
-  readonly writer: TaskWriter;
-  readonly runner: Runner;
-  readonly control: ControlLink;
-  readonly writes: EntryWrites;
-  readonly slots: RunSlots;
-  readonly requests: RequestDesk;
-  readonly graceMs: number;
-
+  private readonly pipeline: Pipeline;
+  private readonly follower: Follower;
+  private readonly control: ControlLink;
   /** The tasks this instance's waiting tasks wait for (`after`), read and followed. */
   private readonly dependencies: DependencyWatch;
-  private readonly decisions: Decisions;
-  private readonly follower: Follower;
-  private readonly leaseMs: number;
   private stoppingNow = false;
   private resolveDone!: () => void;
-  /** Writes in flight, so a stop decides on what the database really holds. */
-  private readonly writesInFlight = new Set<Promise<unknown>>();
 
   constructor(
     private options: WorkerOptions,
-    readonly store: TaskStore,
-    private jobs: JobRegistry,
+    private readonly store: TaskStore,
+    jobs: JobRegistry,
   ) {
     const { config, log } = options;
+    const clock = options.clock ?? systemClock;
     this.instance = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.clock = options.clock ?? systemClock;
-    this.leaseMs = options.leaseMs ?? config.worker.lease_ms;
-    this.graceMs = config.worker.claim_grace_ms;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const ready = new FlowQueue({
-      worker: options.name,
-      instance: this.instance,
-      limits: config.limits,
-      clock: this.clock,
-      claimAheadMs: CLAIM_AHEAD_MS,
-      onAvailable: () => queueMicrotask(() => this.slots.pump()),
-      onThrottled: (id, limit, waitedMs) => this.events.emit('task:throttled', { id, limit, waitedMs }),
-    });
-    this.table = new TaskTable({ clock: this.clock, ready, claimAheadMs: CLAIM_AHEAD_MS, graceMs: this.graceMs, onDue: (ids) => this.slots.due(ids) });
-    this.writes = new EntryWrites(this);
-    this.slots = new RunSlots(this, options.concurrency ?? config.worker.concurrency);
-    this.requests = new RequestDesk(this);
     this.dependencies = new DependencyWatch({
       store,
-      clock: this.clock,
+      clock,
       log,
       heartbeatMs: config.worker.heartbeat_ms,
-      onChange: (ids) => this.decisions.redecideWaiting(ids),
-    });
-    this.decisions = new Decisions(this, {
-      worker: options.name,
-      config: () => this.options.config,
-      jobs: () => this.jobs,
-      dependencies: this.dependencies,
-    });
-    this.writer = new TaskWriter(store, (work) => this.tracked(work));
-    this.runner = new Runner({
-      worker: options.name,
-      instance: this.instance,
-      writer: this.writer,
-      jobs,
-      clock: this.clock,
-      log,
-      events: this.events,
-      dbNow: () => store.dbNow(),
-      leaseMs: this.leaseMs,
-      graceMs: this.graceMs,
-      timeoutMs: config.worker.timeout_ms,
-      historyLimit: config.worker.history_limit,
+      onChange: (ids) => this.pipeline.dependenciesChanged(ids),
     });
     this.control = new ControlLink({
       store: store.control,
@@ -154,27 +85,52 @@ export class Worker implements WorkerCore {
       heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
       pid: options.pid ?? process.pid,
       feedHeartbeatMs: config.worker.heartbeat_ms,
-      report: () => ({ running: this.slots.running, held: this.table.size, ...(ready.limited ? { throttled: ready.throttledCount } : {}) }),
-      onMembershipChange: () => {
-        ready.membershipChanged(this.control.membership.live, this.control.announced);
-        this.decisions.redecideHeld();
-      },
+      report: () => ({
+        running: this.pipeline.runningCount,
+        held: this.pipeline.heldCount,
+        ...(this.pipeline.limited ? { throttled: this.pipeline.throttledCount } : {}),
+      }),
+      onMembershipChange: () => this.pipeline.livesChanged(this.control.membership.live, this.control.announced),
       onPauseChange: (paused) => {
-        if (!paused) this.decisions.resumed();
+        if (!paused) this.pipeline.resumed();
       },
-      onRequest: (request) => this.requests.received(request),
+      onRequest: (request) => this.pipeline.requested(request),
+    });
+    const control = this.control;
+    this.pipeline = new Pipeline({
+      worker: options.name,
+      instance: this.instance,
+      store,
+      control: store.control,
+      clock,
+      log,
+      events: this.events,
+      peers: {
+        owns: (id) => control.owns(id),
+        get paused() {
+          return control.paused;
+        },
+        get live() {
+          return control.membership.live;
+        },
+        suspect: (instance) => control.suspect(instance),
+      },
+      dependencies: this.dependencies,
+      limits: config.limits,
+      leaseMs: options.leaseMs ?? config.worker.lease_ms,
+      graceMs: config.worker.claim_grace_ms,
+      settings: settingsOf(options),
+      jobs,
     });
     this.follower = new Follower({
       store,
       worker: options.name,
-      clock: this.clock,
+      clock,
       log,
       horizonMs: config.worker.horizon_ms,
-      leaseMs: this.leaseMs,
+      leaseMs: options.leaseMs ?? config.worker.lease_ms,
       heartbeatMs: config.worker.heartbeat_ms,
-      onDocs: (docs) => {
-        for (const doc of docs) this.ingest(doc);
-      },
+      onDocs: (docs) => this.pipeline.take(docs),
     });
   }
 
@@ -190,13 +146,13 @@ export class Worker implements WorkerCore {
     return this.stoppingNow;
   }
 
-  /** Tasks held in memory (held, due, claiming or running). */
+  /** Tasks held in memory (held, due, claimed or running). */
   get heldCount(): number {
-    return this.table.size;
+    return this.pipeline.heldCount;
   }
 
   get runningCount(): number {
-    return this.slots.running;
+    return this.pipeline.runningCount;
   }
 
   /** The worker name is paused (a `pause:<worker>` document): no new run starts. */
@@ -206,7 +162,7 @@ export class Worker implements WorkerCore {
 
   /** Due tasks waiting for a rate or concurrency limit (config `limits`), as of the last try. */
   get throttledCount(): number {
-    return this.table.ready.throttledCount;
+    return this.pipeline.throttledCount;
   }
 
   /** Tasks this instance holds until the tasks they wait for (`after`) are done. */
@@ -221,7 +177,7 @@ export class Worker implements WorkerCore {
 
   /** Tasks held in memory by the status their document has now (scheduled, waiting, running...). */
   heldByStatus(): Map<string, number> {
-    return this.table.byStatus();
+    return this.pipeline.heldByStatus();
   }
 
   /** Failed database requests and feed reconnects since this instance connected. */
@@ -252,24 +208,14 @@ export class Worker implements WorkerCore {
    */
   reload(update: { config?: AfterConfig; jobs?: JobRegistry }): void {
     if (this.stoppingNow) return;
-    if (update.config) {
-      const config = update.config;
-      this.options = { ...this.options, config };
-      this.slots.concurrency = this.options.concurrency ?? config.worker.concurrency;
-      this.runner.reconfigure({ timeoutMs: config.worker.timeout_ms, historyLimit: config.worker.history_limit });
-    }
-    if (update.jobs) {
-      this.jobs = update.jobs;
-      this.runner.reconfigure({ jobs: update.jobs });
-    }
-    this.decisions.redecideHeld();
-    this.slots.pump();
+    if (update.config) this.options = { ...this.options, config: update.config };
+    this.pipeline.reconfigure({ ...(update.config ? { settings: settingsOf(this.options) } : {}), ...(update.jobs ? { jobs: update.jobs } : {}) });
   }
 
   async start(): Promise<void> {
     // The live instances first: the first window is split among them.
     await this.control.start();
-    this.table.ready.membershipChanged(this.control.membership.live, this.control.announced);
+    this.pipeline.livesChanged(this.control.membership.live, this.control.announced);
     const { since } = await this.follower.start();
     this.events.emit('worker:ready', { instance: this.instance, since });
   }
@@ -285,23 +231,10 @@ export class Worker implements WorkerCore {
     const graceMs = options.graceMs ?? this.options.config.worker.grace_ms;
     const deadline = Date.now() + graceMs + STOP_MARGIN_MS;
     const left = (): number => Math.max(0, deadline - Date.now());
-    this.table.stop();
-    this.slots.stop();
+    this.pipeline.stopTaking();
     await within(this.dependencies.stop(), Math.min(2000, left()));
     await within(this.follower.stop(), Math.min(2000, left()));
-    await within(Promise.allSettled([...this.writesInFlight]), Math.min(graceMs, left()));
-    const handBacks: Promise<void>[] = [];
-    for (const entry of [...this.table.values()]) {
-      if (entry.run || entry.state === 'claiming') continue;
-      if (leasedBy(entry.doc, this.instance)) handBacks.push(this.writes.handBack(entry));
-      else this.table.delete(entry.id);
-    }
-    const runs = this.slots.settled();
-    if (!(await within(runs, Math.min(graceMs, left())))) {
-      for (const entry of this.table.values()) entry.run?.abort('shutdown');
-    }
-    // Writes retry until the database answers; past the deadline the leases cover what is left.
-    await within(Promise.all([runs, ...handBacks]), left());
+    await this.pipeline.drain(graceMs, left);
     await within(this.control.stop(), Math.min(2000, left()));
     // Everything this instance held is written (or covered by its lease) by now; a request
     // that does not answer its abort must not keep the process from exiting, nor the stop
@@ -311,25 +244,18 @@ export class Worker implements WorkerCore {
     this.events.emit('worker:stopped', { instance: this.instance });
     this.resolveDone();
   }
+}
 
-  writeContext(): writes.WriteContext {
-    return { instance: this.instance, nowMs: this.store.dbNow(), leaseMs: this.leaseMs, graceMs: this.graceMs };
-  }
-
-  /** Every document, from any source, enters here. */
-  ingest(doc: TaskDoc): void {
-    this.decisions.ingest(doc);
-  }
-
-  apply(doc: TaskDoc): void {
-    this.decisions.apply(doc);
-  }
-
-  private tracked<T>(write: Promise<T>): Promise<T> {
-    this.writesInFlight.add(write);
-    void write.catch(() => undefined).finally(() => this.writesInFlight.delete(write));
-    return write;
-  }
+/** The pipeline's settings from the options and the configuration now. */
+function settingsOf(options: WorkerOptions): PipelineSettings {
+  const { worker } = options.config;
+  return {
+    concurrency: options.concurrency ?? worker.concurrency,
+    horizonMs: worker.horizon_ms,
+    minRepeatMs: worker.min_repeat_ms,
+    timeoutMs: worker.timeout_ms,
+    historyLimit: worker.history_limit,
+  };
 }
 
 /** The number a seq starts with: pouchdb-server's seq is one, CouchDB's is `<number>-<opaque>`. */

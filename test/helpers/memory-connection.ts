@@ -19,8 +19,8 @@ import type {
   ServerInfo,
   StoreHealth,
   TaskStore,
-  WriteOptions,
-  WriteResult,
+  TaskWrite,
+  WriteOutcome,
 } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
 
@@ -165,8 +165,8 @@ export class Connection implements TaskStore {
     return this.line.call(() => this.shared.getMany(ids));
   }
 
-  write(doc: TaskDoc, options?: WriteOptions): Promise<WriteResult> {
-    return this.line.call(() => this.shared.write(doc, options));
+  write(writes: readonly TaskWrite[]): Promise<WriteOutcome[]> {
+    return this.line.call(() => this.shared.write(writes));
   }
 
   findByStatus(worker: string, status: string, dateAtMost: string, limit: number, bookmark?: string): Promise<FindPage> {

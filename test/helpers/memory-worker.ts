@@ -276,9 +276,9 @@ export class Simulation {
       status: 'waiting',
       ...fields,
     };
-    const written = await this.store.write(doc);
-    if (!written.ok) throw new Error(`task ${doc._id} exists`);
-    return written.doc;
+    const [written] = await this.store.write([{ doc }]);
+    if (written!.kind !== 'written') throw new Error(`task ${doc._id} exists`);
+    return written!.doc;
   }
 
   /** The task as the database holds it now. */
@@ -291,8 +291,8 @@ export class Simulation {
   /** A user's change to a task, on its current `_rev` (again if a worker wrote meanwhile). */
   async edit(id: string, change: (doc: TaskDoc) => TaskDoc): Promise<TaskDoc> {
     for (;;) {
-      const written = await this.store.write(change(await this.get(id)));
-      if (written.ok) return written.doc;
+      const [written] = await this.store.write([{ doc: change(await this.get(id)) }]);
+      if (written!.kind === 'written') return written!.doc;
     }
   }
 

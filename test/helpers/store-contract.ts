@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import type { ChangeBatch, ControlDoc, Feed, TaskStore } from '../../src/store/types';
+import type { ChangeBatch, ControlDoc, Feed, TaskStore, WriteOutcome } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
 import { waitFor } from './wait';
 
@@ -19,32 +19,60 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
   });
   const tag = (): string => randomBytes(4).toString('hex');
 
+  /** One document through the batch write. */
+  async function writeOne(s: TaskStore, doc: TaskDoc): Promise<WriteOutcome> {
+    const [outcome] = await s.write([{ doc }]);
+    return outcome!;
+  }
+
   async function created(s: TaskStore, doc: TaskDoc): Promise<TaskDoc> {
-    const result = await s.write(doc);
-    if (!result.ok) throw new Error(`cannot create ${doc._id}`);
+    const result = await writeOne(s, doc);
+    if (result.kind !== 'written') throw new Error(`cannot create ${doc._id}`);
     return result.doc;
   }
 
-  it('reports a stale _rev as a conflict, and only one of two writes from the same _rev wins', async () => {
+  it('reports a stale _rev as a conflict with the task as it is now, and only one of two writes from the same _rev wins', async () => {
     const s = await open();
     const first = await created(s, { _id: `c-${tag()}`, worker: 'w', status: 'waiting' });
-    const updated = await s.write({ ...first, status: 'scheduled' });
-    expect(updated.ok).to.equal(true);
-    expect(await s.write({ ...first, status: 'running' })).to.deep.equal({ ok: false, conflict: true });
-    if (!updated.ok) return;
-    const both = await Promise.all([s.write({ ...updated.doc, owner: 'a' }), s.write({ ...updated.doc, owner: 'b' })]);
-    expect(both.filter((r) => r.ok)).to.have.length(1);
-    expect(both.filter((r) => !r.ok)).to.deep.equal([{ ok: false, conflict: true }]);
+    const updated = await writeOne(s, { ...first, status: 'scheduled' });
+    expect(updated.kind).to.equal('written');
+    if (updated.kind !== 'written') return;
+    const stale = await writeOne(s, { ...first, status: 'running' });
+    expect(stale).to.deep.include({ kind: 'lost' });
+    expect(stale.kind === 'lost' && stale.fresh).to.deep.include({ _rev: updated.doc._rev, status: 'scheduled' });
+    const both = await Promise.all([writeOne(s, { ...updated.doc, owner: 'a' }), writeOne(s, { ...updated.doc, owner: 'b' })]);
+    const won = both.filter((r) => r.kind === 'written');
+    const lost = both.filter((r) => r.kind === 'lost');
+    expect(won).to.have.length(1);
+    expect(lost).to.have.length(1);
+    expect(lost[0]!.kind === 'lost' && lost[0]!.fresh?._rev).to.equal(won[0]!.kind === 'written' && won[0]!.doc._rev);
+  });
+
+  it('writes a batch in one call, each document with its own outcome, in the order given', async () => {
+    const s = await open();
+    const t = tag();
+    const a = await created(s, { _id: `b-${t}-a`, worker: 'w', status: 'waiting' });
+    const outcomes = await s.write([
+      { doc: { ...a, status: 'running' }, lane: 'run', claim: true },
+      { doc: { _id: `b-${t}-new`, worker: 'w', status: 'waiting' }, lane: 'background' },
+      { doc: { ...a, status: 'done' } },
+    ]);
+    expect(outcomes.map((o) => o.kind)).to.deep.equal(['written', 'written', 'lost']);
+    expect(outcomes[0]!.kind === 'written' && outcomes[0]!.doc).to.include({ _id: a._id, status: 'running' });
+    expect(outcomes[2]!.kind === 'lost' && outcomes[2]!.fresh).to.include({ status: 'running' });
+    expect(await s.write([])).to.deep.equal([]);
   });
 
   it('refuses to create a document that exists, and re-creates a deleted one', async () => {
     const s = await open();
     const doc = await created(s, { _id: `x-${tag()}`, worker: 'w' });
-    expect(await s.write({ _id: doc._id, worker: 'w' })).to.deep.equal({ ok: false, conflict: true });
-    const gone = await s.write({ _id: doc._id, _rev: doc._rev, _deleted: true });
-    expect(gone.ok).to.equal(true);
-    const again = await s.write({ _id: doc._id, worker: 'w', status: 'waiting' });
-    expect(again.ok).to.equal(true);
+    const again = await writeOne(s, { _id: doc._id, worker: 'w' });
+    expect(again.kind).to.equal('lost');
+    expect(again.kind === 'lost' && again.fresh?._rev).to.equal(doc._rev);
+    const gone = await writeOne(s, { _id: doc._id, _rev: doc._rev, _deleted: true });
+    expect(gone.kind).to.equal('written');
+    const recreated = await writeOne(s, { _id: doc._id, worker: 'w', status: 'waiting' });
+    expect(recreated.kind).to.equal('written');
     expect((await s.get(doc._id))?.status).to.equal('waiting');
   });
 
@@ -52,7 +80,7 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     const s = await open();
     expect(await s.get('no-such-task')).to.equal(null);
     const doc = await created(s, { _id: `d-${tag()}`, worker: 'w' });
-    await s.write({ ...doc, _deleted: true });
+    await writeOne(s, { ...doc, _deleted: true });
     expect(await s.get(doc._id)).to.equal(null);
     expect(await s.updateSeq()).to.be.a('string').and.not.equal('');
   });
@@ -71,7 +99,7 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
       { _id: `${t}-done`, worker, status: 'done', date: '2030-01-01T12:00:00.000Z' },
       { _id: `${t}-other`, worker: `${worker}-other`, status: 'waiting', date: '2030-01-01T12:00:00.000Z' },
     ];
-    await Promise.all(docs.map((doc) => s.write(doc)));
+    await s.write(docs.map((doc) => ({ doc })));
     const pages: string[][] = [];
     let bookmark: string | undefined;
     do {
@@ -87,10 +115,10 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     const s = await open();
     const worker = `lease-${tag()}`;
     const lease = (expires_at: string) => ({ instance: 'i1', expires_at });
-    await Promise.all([
-      s.write({ _id: `${worker}-old`, worker, status: 'running', lease: lease('2030-01-01T00:00:00.000Z') }),
-      s.write({ _id: `${worker}-new`, worker, status: 'running', lease: lease('2030-01-03T00:00:00.000Z') }),
-      s.write({ _id: `${worker}-sched`, worker, status: 'scheduled', lease: lease('2030-01-01T00:00:00.000Z') }),
+    await s.write([
+      { doc: { _id: `${worker}-old`, worker, status: 'running', lease: lease('2030-01-01T00:00:00.000Z') } },
+      { doc: { _id: `${worker}-new`, worker, status: 'running', lease: lease('2030-01-03T00:00:00.000Z') } },
+      { doc: { _id: `${worker}-sched`, worker, status: 'scheduled', lease: lease('2030-01-01T00:00:00.000Z') } },
     ]);
     const expired = await s.findExpiredLeases(worker, 'running', '2030-01-02T00:00:00.000Z', 10);
     expect(expired.map((doc) => doc._id)).to.deep.equal([`${worker}-old`]);
@@ -115,7 +143,7 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
       { _id: `${worker}-run-now-held`, worker, status: 'scheduled', date: '2099-01-01', run_now: '2030-01-01T00:00:00Z', lease: { instance: 'i', expires_at: '2099-01-01' } },
       { _id: `${worker}-run-now-done`, worker, status: 'done', date: '2099-01-01', run_now: '2030-01-01T00:00:00Z' },
     ];
-    await Promise.all(docs.map((doc) => s.write(doc)));
+    await s.write(docs.map((doc) => ({ doc })));
     const found = (await s.findUnreachable(worker, 100)).map((doc) => doc._id).sort();
     expect(found).to.deep.equal(
       ['no-status', 'unknown', 'object-status', 'no-date', 'number-date', 'run-no-lease', 'run-now', 'run-now-held'].map((n) => `${worker}-${n}`).sort(),
@@ -129,11 +157,11 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     feeds.push(s.follow({ worker, since: await s.updateSeq(), heartbeatMs: 300, onBatch: (batch) => void batches.push(batch) }));
     const seen = (): TaskDoc[] => batches.flatMap((b) => b.docs);
     const mine = await created(s, { _id: `${worker}-mine`, worker, status: 'waiting' });
-    await s.write({ _id: `${worker}-theirs`, worker: `${worker}-other`, status: 'waiting' });
-    const updated = await s.write({ ...mine, status: 'scheduled' });
-    if (!updated.ok) throw new Error('update failed');
+    await writeOne(s, { _id: `${worker}-theirs`, worker: `${worker}-other`, status: 'waiting' });
+    const updated = await writeOne(s, { ...mine, status: 'scheduled' });
+    if (updated.kind !== 'written') throw new Error('update failed');
     // as a user deletes: the tombstone keeps no `worker`
-    await s.write({ _id: updated.doc._id, _rev: updated.doc._rev, _deleted: true });
+    await writeOne(s, { _id: updated.doc._id, _rev: updated.doc._rev, _deleted: true });
     await waitFor(async () => seen().some((doc) => doc._deleted), { timeoutMs: 10_000, what: 'the deletion in the feed' });
     expect(seen().every((doc) => doc._id === `${worker}-mine`)).to.equal(true, JSON.stringify(seen()));
     expect(seen().at(-1)).to.include({ _id: `${worker}-mine`, _deleted: true });
@@ -146,7 +174,7 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     const a = await created(s, { _id: `many-${t}-a`, worker: 'w1', status: 'done' });
     await created(s, { _id: `many-${t}-b`, worker: 'w2', status: 'waiting' });
     const gone = await created(s, { _id: `many-${t}-gone`, worker: 'w1' });
-    await s.write({ _id: gone._id, _rev: gone._rev, _deleted: true });
+    await writeOne(s, { _id: gone._id, _rev: gone._rev, _deleted: true });
     const ids = [`many-${t}-b`, `many-${t}-missing`, a._id, gone._id];
     const found = await s.getMany(ids);
     expect([...found.keys()].sort()).to.deep.equal([...ids].sort());
@@ -167,10 +195,10 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     const a = await created(s, { _id: `docs-${t}-a`, worker: 'w1', status: 'waiting' });
     await created(s, { _id: `docs-${t}-other`, worker: 'w1', status: 'waiting' });
     await created(s, { _id: `docs-${t}-b`, worker: 'w2', status: 'running' });
-    const done = await s.write({ ...a, status: 'done' });
-    if (!done.ok) throw new Error('update failed');
+    const done = await writeOne(s, { ...a, status: 'done' });
+    if (done.kind !== 'written') throw new Error('update failed');
     await created(s, { _id: `docs-${t}-later`, worker: 'w3' });
-    await s.write({ _id: done.doc._id, _rev: done.doc._rev, _deleted: true });
+    await writeOne(s, { _id: done.doc._id, _rev: done.doc._rev, _deleted: true });
     await waitFor(async () => seen().some((doc) => doc._id === a._id && doc._deleted) && seen().some((doc) => doc._id === `docs-${t}-later`), {
       timeoutMs: 10_000,
       what: 'the watched changes in the feed',

@@ -93,11 +93,11 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     const s = await openStore({ url: target.countedUrl });
     const before = target.proxy.count('POST', '/_bulk_docs');
     const ids = Array.from({ length: 100 }, (_, i) => `batch-${i}-${randomBytes(3).toString('hex')}`);
-    const results = await Promise.all(ids.map((id) => s.write({ _id: id, worker: 'w', status: 'waiting', date: '2030-01-01' })));
+    const results = (await Promise.all(ids.map((id) => s.write([{ doc: { _id: id, worker: 'w', status: 'waiting', date: '2030-01-01' } }])))).flat();
     expect(target.proxy.count('POST', '/_bulk_docs') - before).to.equal(1);
     for (const [i, result] of results.entries()) {
-      expect(result.ok, ids[i]).to.equal(true);
-      if (!result.ok) continue;
+      expect(result.kind, ids[i]).to.equal('written');
+      if (result.kind !== 'written') continue;
       const stored = await s.get(ids[i]);
       expect(stored?._rev).to.equal(result.doc._rev);
     }
@@ -107,7 +107,7 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     const s = await openStore();
     const worker = `restart-${randomBytes(3).toString('hex')}`;
     const feed = follow(s, worker, await s.updateSeq());
-    const write = (id: string) => s.write({ _id: `${worker}-${id}`, worker, status: 'waiting' });
+    const write = (id: string) => s.write([{ doc: { _id: `${worker}-${id}`, worker, status: 'waiting' } }]);
     const has = (id: string) => feed.seen().some((doc) => doc._id === `${worker}-${id}`);
 
     await write('before');
@@ -130,7 +130,7 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     } finally {
       target.thaw();
     }
-    await s.write({ _id: `${worker}-x`, worker, status: 'waiting' });
+    await s.write([{ doc: { _id: `${worker}-x`, worker, status: 'waiting' } }]);
     await waitFor(() => Promise.resolve(feed.seen().some((doc) => doc._id === `${worker}-x`)), { timeoutMs: 20_000, what: 'the change after the thaw' });
     expect(feed.reconnects.length).to.be.at.least(1);
   });
@@ -140,12 +140,12 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     const id = `outage-${randomBytes(3).toString('hex')}`;
     await target.goDown();
     let settled = false;
-    const pending = s.write({ _id: id, worker: 'w', status: 'waiting' }).finally(() => (settled = true));
+    const pending = s.write([{ doc: { _id: id, worker: 'w', status: 'waiting' } }]).finally(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 700));
     expect(settled, 'the write must wait for the database').to.equal(false);
     await target.comeBack();
-    const result = await pending;
-    expect(result.ok).to.equal(true);
+    const [result] = await pending;
+    expect(result!.kind).to.equal('written');
     expect((await target.raw('GET', id)).status).to.equal(200);
   });
 
@@ -153,8 +153,8 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     const s = await openStore();
     await target.goDown();
     try {
-      const pending = s.write({ _id: `closed-${randomBytes(3).toString('hex')}`, worker: 'w' }).then(
-        () => expect.fail('the database is down'),
+      const pending = s.write([{ doc: { _id: `closed-${randomBytes(3).toString('hex')}`, worker: 'w' } }]).then(
+        ([outcome]) => (outcome!.kind === 'failed' ? (outcome!.error as { code?: string }).code : expect.fail('the database is down')),
         (e: { code?: string }) => e.code,
       );
       await new Promise((resolve) => setImmediate(resolve));

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { SafeEmitter } from '../../src/events';
 import { createWorkerMetrics, outcomeOf, type MeteredWorker } from '../../src/metrics/worker-metrics';
 import type { StoreHealth } from '../../src/store/types';
-import type { WorkerEvents } from '../../src/worker/worker-events';
+import type { WorkerEvents } from '../../src/worker/events';
 
 function standIn(overrides: Partial<MeteredWorker> = {}): MeteredWorker & { health: StoreHealth } {
   const health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };

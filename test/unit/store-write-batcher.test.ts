@@ -1,25 +1,32 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { bulkVerdict, matchRows, type BulkRow } from '../../src/store/bulk-docs';
-import { groupIntoBatches, WriteBatcher, type DocOutcome } from '../../src/store/write-batcher';
+import { groupIntoBatches, WriteBatcher, type BatchItem } from '../../src/store/write-batcher';
+import type { WriteAnswer } from '../../src/store/write-outcomes';
 
 /** A sender that records each batch and answers every document with `answer`. */
-function recordingSender(answer: (doc: TaskDoc, index: number) => DocOutcome = (doc) => ({ ok: true, doc: { ...doc, _rev: '2-x' } })) {
+function recordingSender(answer: (doc: TaskDoc, index: number) => WriteAnswer = (doc) => ({ ok: true, doc: { ...doc, _rev: '2-x' } })) {
   const batches: string[][] = [];
   return {
     batches,
-    send: async (docs: TaskDoc[]): Promise<DocOutcome[]> => {
+    send: async (docs: TaskDoc[]): Promise<WriteAnswer[]> => {
       batches.push(docs.map((doc) => doc._id));
       return docs.map(answer);
     },
   };
 }
 
+/** One document through the batcher, its answer alone (as one caller of many would write). */
+async function one(batcher: WriteBatcher, doc: TaskDoc, options: Omit<BatchItem, 'doc' | 'kind'> = {}): Promise<WriteAnswer> {
+  const [answer] = await batcher.write([{ doc, kind: 'plain', ...options }]);
+  return answer!;
+}
+
 describe('store: write batching', () => {
   it('sends the writes of one tick as one batch and gives each its own result', async () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send);
-    const results = await Promise.all(['a', 'b', 'c'].map((id) => batcher.write({ _id: id, _rev: '1-x', status: 'waiting' })));
+    const results = await Promise.all(['a', 'b', 'c'].map((id) => one(batcher, { _id: id, _rev: '1-x', status: 'waiting' })));
     expect(sender.batches).to.deep.equal([['a', 'b', 'c']]);
     expect(results.map((r) => r.ok && r.doc._id)).to.deep.equal(['a', 'b', 'c']);
     expect(results.every((r) => r.ok && r.doc._rev === '2-x')).to.equal(true);
@@ -28,8 +35,8 @@ describe('store: write batching', () => {
   it('joins writes issued by promise continuations of the same tick', async () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send);
-    const first = batcher.write({ _id: 'a' });
-    const second = Promise.resolve().then(() => batcher.write({ _id: 'b' }));
+    const first = one(batcher, { _id: 'a' });
+    const second = Promise.resolve().then(() => one(batcher, { _id: 'b' }));
     await Promise.all([first, second]);
     expect(sender.batches).to.deep.equal([['a', 'b']]);
   });
@@ -37,7 +44,7 @@ describe('store: write batching', () => {
   it('splits a large tick into batches of at most the limit', async () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 500 });
-    await Promise.all(Array.from({ length: 1201 }, (_, i) => batcher.write({ _id: `t${i}` })));
+    await Promise.all(Array.from({ length: 1201 }, (_, i) => one(batcher, { _id: `t${i}` })));
     expect(sender.batches.map((b) => b.length)).to.deep.equal([500, 500, 201]);
   });
 
@@ -51,9 +58,9 @@ describe('store: write batching', () => {
       },
       { maxDocsPerBatch: 2, maxBatchesInFlight: 1 },
     );
-    const first = ['a', 'b', 'c'].map((id) => batcher.write({ _id: id }));
+    const first = ['a', 'b', 'c'].map((id) => one(batcher, { _id: id }));
     await new Promise((resolve) => setImmediate(resolve));
-    const later = ['d', 'e'].map((id) => batcher.write({ _id: id }));
+    const later = ['d', 'e'].map((id) => one(batcher, { _id: id }));
     await new Promise((resolve) => setImmediate(resolve));
     expect(batches, 'one request in flight').to.deep.equal([['a', 'b']]);
     answers.shift()!();
@@ -73,10 +80,10 @@ describe('store: write batching', () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 2, maxBatchesInFlight: 1 });
     await Promise.all([
-      batcher.write({ _id: 'late' }, { neededByMs: 3000 }),
-      batcher.write({ _id: 'lease' }),
-      batcher.write({ _id: 'soon' }, { neededByMs: 1000 }),
-      batcher.write({ _id: 'later' }, { neededByMs: 3000 }),
+      one(batcher, { _id: 'late' }, { neededByMs: 3000 }),
+      one(batcher, { _id: 'lease' }),
+      one(batcher, { _id: 'soon' }, { neededByMs: 1000 }),
+      one(batcher, { _id: 'later' }, { neededByMs: 3000 }),
     ]);
     expect(sender.batches).to.deep.equal([['lease', 'soon'], ['late', 'later']]);
   });
@@ -84,8 +91,8 @@ describe('store: write batching', () => {
   it('sends writes of later ticks in later batches', async () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send);
-    await batcher.write({ _id: 'a' });
-    await batcher.write({ _id: 'b' });
+    await one(batcher, { _id: 'a' });
+    await one(batcher, { _id: 'b' });
     expect(sender.batches).to.deep.equal([['a'], ['b']]);
   });
 
@@ -96,36 +103,27 @@ describe('store: write batching', () => {
       return { ok: true, doc: { ...doc, _rev: '2-x' } };
     });
     const batcher = new WriteBatcher(sender.send);
-    const [fine, stale, refused] = await Promise.allSettled([
-      batcher.write({ _id: 'fine' }),
-      batcher.write({ _id: 'stale' }),
-      batcher.write({ _id: 'refused' }),
-    ]);
-    expect(fine).to.deep.include({ status: 'fulfilled' });
-    expect(stale).to.deep.equal({ status: 'fulfilled', value: { ok: false, conflict: true } });
-    expect(refused.status).to.equal('rejected');
-    expect((refused as PromiseRejectedResult).reason.code).to.equal('E_FORBIDDEN');
+    const [fine, stale, refused] = await batcher.write(['fine', 'stale', 'refused'].map((id) => ({ doc: { _id: id }, kind: 'plain' as const })));
+    expect(fine).to.deep.include({ ok: true });
+    expect(stale).to.deep.equal({ ok: false, conflict: true });
+    expect(refused!.ok).to.equal(false);
+    expect(refused && 'error' in refused && (refused.error as { code?: string }).code).to.equal('E_FORBIDDEN');
   });
 
-  it('rejects every write of a batch whose request failed', async () => {
+  it('answers every write of a batch whose request failed with that error', async () => {
     const batcher = new WriteBatcher(async () => {
       throw new Error('database gone');
     });
-    const outcomes = await Promise.allSettled([batcher.write({ _id: 'a' }), batcher.write({ _id: 'b' })]);
-    expect(outcomes.map((o) => o.status)).to.deep.equal(['rejected', 'rejected']);
+    const answers = await Promise.all([one(batcher, { _id: 'a' }), one(batcher, { _id: 'b' })]);
+    expect(answers.map((a) => !a.ok && 'error' in a && a.error.message)).to.deep.equal(['database gone', 'database gone']);
   });
 
-  it('writes the document as it was when write() was called', async () => {
-    const sent: TaskDoc[] = [];
-    const batcher = new WriteBatcher(async (docs) => {
-      sent.push(...docs);
-      return docs.map((doc) => ({ ok: true as const, doc }));
-    });
-    const doc: TaskDoc = { _id: 'a', lease: { instance: 'i1', expires_at: '2030-01-01T00:00:00.000Z' } };
-    const pending = batcher.write(doc);
-    doc.lease!.instance = 'changed later';
-    await pending;
-    expect(sent[0].lease?.instance).to.equal('i1');
+  it("answers one caller's batch in its own order, whatever the requests it was split into", async () => {
+    const sender = recordingSender();
+    const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 2 });
+    const answers = await batcher.write(['a', 'b', 'a', 'c'].map((id, i) => ({ doc: { _id: id, n: i }, kind: 'plain' as const })));
+    expect(sender.batches).to.deep.equal([['a', 'b'], ['a', 'c']]);
+    expect(answers.map((a) => a.ok && a.doc.n)).to.deep.equal([0, 1, 2, 3]);
   });
 });
 
@@ -144,7 +142,7 @@ describe('store: batch grouping', () => {
   it('sends two writes of one document in one tick as two requests, so one meets the other as a conflict', async () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send);
-    await Promise.all([batcher.write({ _id: 'a', _rev: '1-x' }), batcher.write({ _id: 'a', _rev: '1-x' })]);
+    await Promise.all([one(batcher, { _id: 'a', _rev: '1-x' }), one(batcher, { _id: 'a', _rev: '1-x' })]);
     expect(sender.batches).to.deep.equal([['a'], ['a']]);
   });
 });

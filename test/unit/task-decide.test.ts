@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { decide, isOwnWrite, leaseIsLive, type DecideContext } from '../../src/task/decide';
+import { decide, leaseIsLive, type DecideContext } from '../../src/task/decide';
+import { isOwnWrite } from '../../src/store/write-outcomes';
 import type { DependencyView } from '../../src/task/dependencies';
-import { describeLateness } from '../../src/worker/worker-events';
+import { describeLateness } from '../../src/worker/events';
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
 const ctx: DecideContext = {

@@ -1,13 +1,13 @@
 /**
- * The ready queue under limits (src/worker/flow-queue.ts), with a hand-moved clock: which task
+ * The ready queue under limits (src/worker/timing/flow-queue.ts), with a hand-moved clock: which task
  * a free run slot gets, what waits, and what a change of the live instances does to a run
  * claimed but not started yet.
  */
 import { expect } from 'chai';
 import type { Clock } from '../../src/clock';
 import type { LimitConfig } from '../../src/config';
-import { FlowQueue, JOIN_SETTLE_MS } from '../../src/worker/flow-queue';
-import { WINDOW_MARGIN_MS } from '../../src/worker/limiter';
+import { FlowQueue, JOIN_SETTLE_MS } from '../../src/worker/timing/flow-queue';
+import { WINDOW_MARGIN_MS } from '../../src/worker/timing/limiter';
 
 /** A clock the test moves; timers fire only when the test says so. */
 function handClock(): Clock & { nowMs: number; timers: Array<{ at: number; fn: () => void }> } {

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { jitterOffsetMs } from '../../src/task/series';
 import type { TaskDoc } from '../../src/types';
-import { WINDOW_MARGIN_MS } from '../../src/worker/limiter';
+import { WINDOW_MARGIN_MS } from '../../src/worker/timing/limiter';
 import { closeSimulationsAfterEach, iso, START_MS, Simulation } from '../helpers/memory-worker';
 import { mostInAnyWindow } from '../helpers/run-stats';
 

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { rendezvousOwner } from '../../src/worker/membership';
+import { rendezvousOwner } from '../../src/worker/peers/membership';
 import { closeSimulationsAfterEach, iso, Simulation, type SimWorker, type TestJob } from '../helpers/memory-worker';
 
 /** `count` task ids whose share is `owner`'s among the live instances. */

@@ -1,10 +1,10 @@
 /**
- * One limit as one instance applies it (src/worker/limiter.ts): its share by rank, and a
+ * One limit as one instance applies it (src/worker/timing/limiter.ts): its share by rank, and a
  * sliding window in which it never starts more than its share, whatever the order of claims,
  * starts and share changes. Times are passed in: no clock is involved.
  */
 import { expect } from 'chai';
-import { Limiter, shareOf, WINDOW_MARGIN_MS } from '../../src/worker/limiter';
+import { Limiter, shareOf, WINDOW_MARGIN_MS } from '../../src/worker/timing/limiter';
 import { mostInAnyWindow } from '../helpers/run-stats';
 
 /** Start as many runs as the limiter lets, one attempt every `stepMs`, for `forMs`; the start times. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import FakeTimers from '@sinonjs/fake-timers';
 import type { Clock } from '../../src/clock';
-import { SecondTimer } from '../../src/worker/second-timer';
+import { SecondTimer } from '../../src/worker/timing/second-timer';
 
 function fakeClock(startMs: number): { clock: Clock; fake: FakeTimers.Clock } {
   const fake = FakeTimers.createClock(startMs);

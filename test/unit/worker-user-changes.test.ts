@@ -121,7 +121,7 @@ describe('worker (in memory): a user changes a task it holds', () => {
     await sim.until(sim.next('task:scheduled', (e) => e.id === 'gone'));
     expect(a.worker.heldCount).to.equal(1);
     const doc = await sim.get('gone');
-    expect((await sim.store.write({ _id: 'gone', _rev: doc._rev, _deleted: true })).ok).to.equal(true);
+    expect((await sim.store.write([{ doc: { _id: 'gone', _rev: doc._rev, _deleted: true } }]))[0]!.kind).to.equal('written');
     await sim.settle();
     expect(a.worker.heldCount).to.equal(0);
     await sim.advanceTo(dateMs + 10_000);
@@ -135,7 +135,7 @@ describe('worker (in memory): a user changes a task it holds', () => {
     await sim.post({ _id: 'doomed', job: { name: 'hangs', arguments: [] } });
     await sim.until(sim.started('doomed'));
     const doc = await sim.get('doomed');
-    expect((await sim.store.write({ _id: 'doomed', _rev: doc._rev, _deleted: true })).ok).to.equal(true);
+    expect((await sim.store.write([{ doc: { _id: 'doomed', _rev: doc._rev, _deleted: true } }]))[0]!.kind).to.equal('written');
     await sim.until(() => a.worker.runningCount === 0 && a.worker.heldCount === 0, { withinMs: 1_000 });
     expect(sim.runsOf('doomed')[0]?.signal.aborted).to.equal(true);
     await sim.advance(120_000);

@@ -12,8 +12,8 @@
  * Without limits for this worker name there is one class and no limiter: `pop()` is the
  * ReadyQueue's own.
  */
-import { MAX_TIMER_STEP_MS, type Clock } from '../clock';
-import type { LimitConfig } from '../config';
+import { MAX_TIMER_STEP_MS, type Clock } from '../../clock';
+import type { LimitConfig } from '../../config';
 import { Limiter, shareOf, type LimitSpec } from './limiter';
 import { ReadyQueue, readyBefore, type ReadyOrder } from './ready-queue';
 

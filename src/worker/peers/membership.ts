@@ -8,10 +8,8 @@
  * computes the same owner from the same live set, and when an instance joins or leaves only the
  * tasks it wins or held move (CouchDB's replicator assigns jobs to nodes this way, mem3:owner).
  */
-import { hash53 } from '../hash';
-
-/** An instance silent for this many of its intervals is gone (a crash, a kill -9, a partition). */
-export const STALE_AFTER_BEATS = 3;
+import { hash53 } from '../../hash';
+import { STALE_AFTER_BEATS } from '../../store/control';
 
 export interface InstanceBeat {
   instance: string;

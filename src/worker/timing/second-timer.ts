@@ -8,7 +8,7 @@
  * When a timer fires the clock is read again and only tasks whose date has come are
  * emitted: Node may fire a timer a millisecond early, a task never starts early.
  */
-import { MAX_TIMER_STEP_MS, type Clock } from '../clock';
+import { MAX_TIMER_STEP_MS, type Clock } from '../../clock';
 
 export class SecondTimer {
   /** second (epoch s) → task id → due epoch ms */

@@ -15,12 +15,12 @@
  * A dependency that does not exist is read again once after MISSING_RECHECK_MS before it counts
  * as missing: tasks created together (a script, one `_bulk_docs`) may be seen one by one.
  */
-import type { Clock } from '../clock';
-import { toError } from '../errors';
-import type { Logger } from '../log';
-import type { Feed, TaskStore } from '../store/types';
-import { dependencyView, type DependencyView } from '../task/dependencies';
-import type { TaskDoc } from '../types';
+import type { Clock } from '../../clock';
+import { toError } from '../../errors';
+import type { Logger } from '../../log';
+import type { Feed, TaskStore } from '../../store/types';
+import { dependencyView, type DependencyView } from '../../task/dependencies';
+import type { TaskDoc } from '../../types';
 
 /** How long a missing dependency has to appear before its dependents go to `error`. */
 export const MISSING_RECHECK_MS = 1000;

@@ -1,6 +1,7 @@
 /**
  * What a worker instance reports as it works, and the log lines those reports become. The
- * metrics and the library API listen to the same events.
+ * metrics and the library API listen to the same events. Each task event is named for the
+ * transition it follows (src/types.ts, "Transitions"), in the past tense.
  */
 import { formatDuration } from '../format-duration';
 import type { Logger } from '../log';
@@ -11,10 +12,13 @@ export interface WorkerEvents extends Record<string, unknown> {
   'worker:ready': { instance: string; since: string };
   'worker:stopped': { instance: string };
   'task:scheduled': { id: string; date: string };
+  'task:claimed': { id: string };
   'task:started': { id: string; job: string; lateMs: number };
   /** `outcome`: how the job ended (success, failure, canceled, or the job's own later, retry, release). */
   'task:finished': { id: string; status: string; durationMs: number; outcome?: RunOutcome['kind']; error?: string; date?: string };
   'task:invalid': { id: string; message: string };
+  /** A task it waits for (`after`) failed, does not exist, repeats, or waits for it in turn. */
+  'task:dependency-failed': { id: string; message: string };
   'task:canceled': { id: string };
   'task:conflict': { id: string; during: string };
   /** A claim in a cluster that reached fewer copies than a quorum (a 202): not ours (SPEC §7). */
@@ -35,7 +39,9 @@ export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger):
     if (e.status === 'error') log.error(line);
     else log.info(line);
   });
+  events.on('task:claimed', (e) => log.debug(`task ${e.id} claimed`));
   events.on('task:invalid', (e) => log.error(`task ${e.id} error: ${e.message}`));
+  events.on('task:dependency-failed', (e) => log.error(`task ${e.id} error: ${e.message}`));
   events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));
   events.on('task:handed-back', (e) => log.info(`task ${e.id} handed back (waiting)`));
   events.on('task:throttled', (e) => log.debug(`task ${e.id} waited ${e.waitedMs} ms for limit ${e.limit}`));

@@ -8,10 +8,10 @@
  * - the lease sweep finds tasks whose holder died (an index on `lease.expires_at`).
  * Only tasks due within the horizon are read: the worker never reads all tasks.
  */
-import type { Clock } from '../clock';
-import type { Logger } from '../log';
-import type { Feed, TaskStore } from '../store/types';
-import type { TaskDoc } from '../types';
+import type { Clock } from '../../clock';
+import type { Logger } from '../../log';
+import type { Feed, TaskStore } from '../../store/types';
+import type { TaskDoc } from '../../types';
 
 /**
  * `date` strings are compared as text by the index. An extended ISO date with an offset can

@@ -11,8 +11,8 @@
  * every heartbeat interval.
  */
 import * as os from 'node:os';
-import { CouchRequestError, toError } from '../errors';
-import type { Logger } from '../log';
+import { CouchRequestError, toError } from '../../errors';
+import type { Logger } from '../../log';
 import {
   DEFAULT_INSTANCE_HEARTBEAT_MS,
   INSTANCE_PREFIX,
@@ -23,8 +23,8 @@ import {
   pauseDocId,
   type InstanceDoc,
   type TaskRequest,
-} from '../store/control';
-import type { ControlDoc, ControlStore, Feed } from '../store/types';
+} from '../../store/control';
+import type { ControlDoc, ControlStore, Feed } from '../../store/types';
 import { Membership } from './membership';
 
 export interface ControlLinkOptions {
