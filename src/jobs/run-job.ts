@@ -56,10 +56,14 @@ export interface StartJobOptions {
   log(): Logger;
   /** Milliseconds before the run fails with E_TIMEOUT; none or 0 = no limit. */
   timeoutMs?: number;
+  /** The clock the run's start and its timeout are read on. @default Date.now */
+  now?(): number;
 }
 
 /** A job started: its outcome, and the caller's way to cancel it. */
 export interface StartedJob {
+  /** When the job was called, by `options.now`. */
+  readonly startedAtMs: number;
   /** Never rejects: see runJob. */
   readonly outcome: Promise<RunOutcome>;
   /** The caller's cancel: the run ends as `{kind: 'canceled'}` (unless it has already ended) and the job's signal aborts with `reason`. */
@@ -121,17 +125,24 @@ export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOption
     finish({ kind: 'canceled' });
   };
 
+  const now = options.now ?? Date.now;
+  const startedAtMs = now();
   const timeoutMs = options.timeoutMs;
-  if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) {
-    timer = setTimeout(() => {
-      if (settled) return;
-      const timeout = new JobTimeoutError(timeoutMs);
-      // Finish first, so a job that reacts to the abort by rejecting at once cannot turn
-      // the timeout into an ordinary failure.
-      finish({ kind: 'failure', error: toTaskError(timeout) });
-      jobAbort.abort(timeout);
-    }, timeoutMs);
-  }
+  const onTimeout = (): void => {
+    if (settled) return;
+    // A timer may fire a millisecond before the clock shows its time: never early, as a date.
+    const leftMs = startedAtMs + timeoutMs! - now();
+    if (leftMs > 0) {
+      timer = setTimeout(onTimeout, leftMs);
+      return;
+    }
+    const timeout = new JobTimeoutError(timeoutMs!);
+    // Finish first, so a job that reacts to the abort by rejecting at once cannot turn the
+    // timeout into an ordinary failure.
+    finish({ kind: 'failure', error: toTaskError(timeout) });
+    jobAbort.abort(timeout);
+  };
+  if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) timer = setTimeout(onTimeout, timeoutMs);
 
   // One copy for both views of the task: nothing a job does to it reaches the worker's copy.
   const doc = copyDocument(task);
@@ -153,7 +164,7 @@ export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOption
     returned = fn(emitter, jobContext(jobAbort.signal, options.log, doc, runNumber(task)));
   } catch (err) {
     fail(err);
-    return { outcome, cancel };
+    return { startedAtMs, outcome, cancel };
   }
   if (isThenable(returned)) {
     // Promise.resolve adopts any thenable (and turns a throwing `then` into a rejection);
@@ -163,7 +174,7 @@ export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOption
     succeed(returned);
   }
   // undefined: the original contract; the run ends at an emitted event, timeout or cancel.
-  return { outcome, cancel };
+  return { startedAtMs, outcome, cancel };
 }
 
 /** The job's `ctx`: its logger is made on first use. */

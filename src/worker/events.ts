@@ -4,7 +4,7 @@
  * transition it follows (src/types.ts, "Transitions"), in the past tense.
  */
 import { formatDuration } from '../format-duration';
-import type { Logger } from '../log';
+import { quickLine, type Logger } from '../log';
 import type { SafeEmitter } from '../events';
 import type { RunOutcome } from '../types';
 
@@ -30,16 +30,15 @@ export interface WorkerEvents extends Record<string, unknown> {
 
 export function logWorkerEvents(events: SafeEmitter<WorkerEvents>, log: Logger): void {
   events.on('task:scheduled', (e) => log.info(`task ${e.id} scheduled for ${e.date}`));
-  events.on('task:started', (e) => log.info(`task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
+  // The two lines of every run: a burst logs thousands a second (log.ts, quickLine).
+  events.on('task:started', (e) => quickLine(log, 'info', `task ${e.id} running (job ${e.job}, ${describeLateness(e.lateMs)})`));
   events.on('task:finished', (e) => {
     const asked = e.outcome === 'later' || e.outcome === 'retry' || e.outcome === 'release' ? ` (the job asked: ${e.outcome})` : '';
     const how = e.status === 'waiting' ? `waiting, next run at ${e.date}${asked}` : e.status;
     const why = e.error ? `: ${e.error}` : '';
-    const line = `task ${e.id} ${how} after ${e.durationMs} ms${why}`;
-    if (e.status === 'error') log.error(line);
-    else log.info(line);
+    quickLine(log, e.status === 'error' ? 'error' : 'info', `task ${e.id} ${how} after ${e.durationMs} ms${why}`);
   });
-  events.on('task:claimed', (e) => log.debug(`task ${e.id} claimed`));
+  events.on('task:claimed', (e) => quickLine(log, 'debug', `task ${e.id} claimed`));
   events.on('task:invalid', (e) => log.error(`task ${e.id} error: ${e.message}`));
   events.on('task:dependency-failed', (e) => log.error(`task ${e.id} error: ${e.message}`));
   events.on('task:canceled', (e) => log.info(`task ${e.id} canceled`));

@@ -4,103 +4,115 @@
  * this instance rewrites the task too fast (a task repeating every few milliseconds). The
  * instance responsible for the task — the one holding its lease, or, with no holder, its owner —
  * carries it out with its own writes, at a moment it writes nothing else to the task, so it
- * cannot lose a race against them. This file says who is responsible, what waits, and what each
- * request writes; the pipeline carries them out.
+ * cannot lose a race against them.
+ *
+ * A run ends as the user asks: a cancel aborts it (recorded as canceled), a pause lets it finish
+ * (the task stays paused), a delete aborts it and deletes the task once it is over, a reschedule
+ * or a run now lets it finish and then moves the task or runs it again.
  */
 import { isLease, leasedBy } from '../../task/decide';
 import type { TaskRequest } from '../../store/control';
-import type { WriteOutcome } from '../../store/types';
 import type { TaskDoc } from '../../types';
 import type { HeldTask } from '../held-task';
+import type { HeldTasks } from '../held-tasks';
+import type { TaskWriter } from '../writer';
 
 /** Request writes tried again when the task changed meanwhile. */
 const REQUEST_TRIES = 5;
 
-export class WaitingRequests {
+export interface RequestDeskParts {
+  instance: string;
+  /** Task `id` is this instance's share. */
+  owns(id: string): boolean;
+  tasks: Pick<HeldTasks, 'get' | 'idle' | 'forget'>;
+  writer: Pick<TaskWriter, 'writeOne'>;
+  /** The task as the database holds it now (null: deleted). */
+  read(id: string): Promise<TaskDoc | null>;
+  /** The request is carried out (or cannot be): its document goes. */
+  remove(request: TaskRequest): void;
+  /** The run of task `id` under way, settling once its end has been written and acted on. */
+  runEnd(id: string): Promise<void> | undefined;
+  log(line: string): void;
+}
+
+export class RequestDesk {
   /** Requests waiting for their task to be idle here (task id → request). */
   private readonly waiting = new Map<string, TaskRequest>();
+
+  constructor(private readonly parts: RequestDeskParts) {}
 
   /** A request waits for task `id`. */
   has(id: string): boolean {
     return this.waiting.has(id);
   }
 
-  /** The request for task `id`, still waiting. */
-  get(id: string): TaskRequest | undefined {
-    return this.waiting.get(id);
+  /** A request came: it waits here if this instance is responsible for its task. True when it does. */
+  received(request: TaskRequest): boolean {
+    const held = this.parts.tasks.get(request.task);
+    const responsible = held
+      ? held.run !== undefined || leasedBy(held.doc, this.parts.instance) || (!isLease(held.doc.lease) && this.parts.owns(request.task))
+      : this.parts.owns(request.task);
+    if (responsible) this.waiting.set(request.task, request);
+    return responsible;
   }
 
-  wait(request: TaskRequest): void {
-    this.waiting.set(request.task, request);
-  }
-
-  /** The request for task `id`, no longer waiting. */
-  take(id: string): TaskRequest | undefined {
+  /**
+   * Carry out the request waiting for task `id` if the task allows it now (idle here, or not
+   * held; a run it can act on). Resolves with the documents to decide afterwards: the task as
+   * written, or as held when nothing was to be written. A request that must wait for a run's end
+   * is served again then (`again`).
+   */
+  async serve(id: string, again: () => void): Promise<TaskDoc[]> {
     const request = this.waiting.get(id);
+    if (!request) return [];
+    const task = this.parts.tasks.get(id);
+    const run = task?.run;
+    if (run && (run.ended || request.action === 'delete' || request.action === 'reschedule' || request.action === 'run-now')) {
+      // After the run's end is written (a delete aborts the run first).
+      if (!run.ended && request.action === 'delete') run.abort('deleted');
+      void this.parts.runEnd(id)?.finally(again);
+      return [];
+    }
+    if (!run && task && !task.idle) return []; // at its next idle moment
     this.waiting.delete(id);
-    return request;
+    try {
+      if (run && request.action === 'cancel') run.abort('cancel');
+      else if (run && request.action === 'pause') task!.pauseRun();
+      else return await this.write(request, task);
+      return [];
+    } finally {
+      this.parts.remove(request);
+    }
   }
-}
 
-/**
- * This instance carries a request about its task out when it runs it, holds its lease, or holds
- * it unleased as its owner (`owns`); a task it does not hold, when it is the task's owner.
- */
-export function isResponsible(held: HeldTask | undefined, instance: string, owns: boolean): boolean {
-  if (!held) return owns;
-  return held.run !== undefined || leasedBy(held.doc, instance) || (!isLease(held.doc.lease) && owns);
-}
-
-/**
- * What to do now with a request waiting for its task, as the task is here. A run ends as the
- * user asks: a cancel aborts it (recorded as canceled), a pause lets it finish (the task stays
- * paused), a delete aborts it and deletes the task once it is over, a reschedule or a run now
- * lets it finish and then moves the task or runs it again.
- */
-export type RequestStep =
-  /** The task is idle here, or not held: write the request now. */
-  | 'now'
-  /** A write or a claim of the task is in flight: at its next idle moment. */
-  | 'later'
-  /** After the run's end has been written (a reschedule, a run now; a run whose job has ended). */
-  | 'after-run'
-  /** Abort the run, then delete the task once its end is written. */
-  | 'abort-run'
-  /** Carried out on the run itself: its job is aborted, the run recorded as canceled. */
-  | 'cancel-run'
-  /** Carried out on the run itself: it finishes, and its finish keeps the task paused. */
-  | 'pause-run';
-
-export function requestStep(request: TaskRequest, held: HeldTask | undefined): RequestStep {
-  const run = held?.run;
-  if (run && run.ended) return 'after-run';
-  if (run) {
-    if (request.action === 'cancel') return 'cancel-run';
-    if (request.action === 'pause') return 'pause-run';
-    return request.action === 'delete' ? 'abort-run' : 'after-run';
+  /** The request written on the task as it is (held here and idle, or read), again on the task read back. */
+  private async write(request: TaskRequest, held: HeldTask | undefined): Promise<TaskDoc[]> {
+    const { tasks, writer, log } = this.parts;
+    let current: TaskDoc | null = held ? held.doc : await this.parts.read(request.task).catch(() => null);
+    if (!current) return [];
+    const task = tasks.idle(current);
+    for (let attempt = 0; attempt < REQUEST_TRIES && current; attempt++) {
+      const next = requestedDoc(current, request);
+      if (!next) break;
+      const outcome = await writer.writeOne(task, 'request', task.write('request', next));
+      task.wrote(outcome);
+      if (outcome.kind === 'written') {
+        const newer = task.takeNewer();
+        tasks.forget(task.id);
+        return newer ? [outcome.doc, newer] : [outcome.doc];
+      }
+      if (outcome.kind === 'failed') {
+        log(`task ${request.task}: the ${request.action} request could not be written: ${outcome.error.message}`);
+        tasks.forget(task.id);
+        return [];
+      }
+      current = outcome.fresh;
+    }
+    // Nothing (more) to write: a task held here goes on as it is; one read for this is let go.
+    if (held && task.idle) return [task.doc];
+    tasks.forget(task.id);
+    return [];
   }
-  return held && !held.idle ? 'later' : 'now';
-}
-
-/**
- * Writes what `request` asks on the task as it is (`current`), again on the task read back
- * when another write came first, a few times. Returns the document written, or undefined when
- * there was nothing to write or it could not be written (`failed` says why).
- */
-export async function carryOutRequest(
-  request: TaskRequest,
-  current: TaskDoc | null,
-  write: (next: TaskDoc) => Promise<WriteOutcome>,
-): Promise<{ written?: TaskDoc; failed?: Error }> {
-  for (let attempt = 0; attempt < REQUEST_TRIES && current; attempt++) {
-    const next = requestedDoc(current, request);
-    if (!next) return {};
-    const outcome = await write(next);
-    if (outcome.kind === 'written') return { written: outcome.doc };
-    if (outcome.kind === 'failed') return { failed: outcome.error };
-    current = outcome.fresh;
-  }
-  return {};
 }
 
 /**

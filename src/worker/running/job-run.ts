@@ -33,14 +33,13 @@ export interface StartRunOptions {
 export function startRun(options: StartRunOptions): JobRun {
   let abortReason: AbortReason | undefined;
   let ended = false;
-  const startedAtMs = options.clock.now();
-  const job = startJob(options.job, options.doc, { log: options.log, timeoutMs: options.timeoutMs });
+  const job = startJob(options.job, options.doc, { log: options.log, timeoutMs: options.timeoutMs, now: () => options.clock.now() });
   const outcome = job.outcome.then((result) => {
     ended = true;
     return result;
   });
   return {
-    startedAtMs,
+    startedAtMs: job.startedAtMs,
     outcome,
     get abortReason() {
       return abortReason;

@@ -47,7 +47,8 @@ export class SecondTimer {
     }
     bucket.set(id, dueMs);
     this.dueAt.set(id, dueMs);
-    if (dueMs < this.armedFor) this.arm();
+    // A timer that fires now takes every task due by then: a burst of overdue tasks arms once.
+    if (dueMs < this.armedFor && this.armedFor > this.clock.now()) this.arm();
   }
 
   remove(id: string, rearm = true): boolean {

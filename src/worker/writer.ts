@@ -1,0 +1,52 @@
+/**
+ * The one place a worker instance writes a task. Each write goes to the store with what its
+ * transition asks (task/writes.ts): the run lane for what a job or a user waits for, the
+ * background lane for the rest, the hold rule of SPEC §7 for claims and schedules. The store
+ * batches the writes of one turn into `_bulk_docs` requests and answers each with one outcome.
+ * Writes in flight are remembered, so a stop can wait for what the database really holds.
+ */
+import type { TaskStore, WriteOutcome } from '../store/types';
+import { isUrgent, takesHold, type Transition } from '../task/writes';
+import type { TaskDoc } from '../types';
+import type { HeldTask } from './held-task';
+
+/** A write of a held task, built by one of its transitions. */
+export interface Planned {
+  task: HeldTask;
+  transition: Transition;
+  doc: TaskDoc;
+}
+
+export class TaskWriter {
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(private readonly store: Pick<TaskStore, 'write'>) {}
+
+  /** One outcome per write, in order; a store that throws (closed) answers each as failed. */
+  write(planned: readonly Planned[]): Promise<WriteOutcome[]> {
+    const sent = this.store
+      .write(
+        planned.map(({ task, transition, doc }) => ({
+          doc,
+          lane: isUrgent(transition) ? 'run' : 'background',
+          claim: takesHold(transition),
+          neededByMs: task.task?.dueMs ?? 0,
+        })),
+      )
+      .catch((err: Error): WriteOutcome[] => planned.map(() => ({ kind: 'failed', error: err })));
+    this.inFlight.add(sent);
+    void sent.finally(() => this.inFlight.delete(sent));
+    return sent;
+  }
+
+  /** One write. */
+  async writeOne(task: HeldTask, transition: Transition, doc: TaskDoc): Promise<WriteOutcome> {
+    const [outcome] = await this.write([{ task, transition, doc }]);
+    return outcome!;
+  }
+
+  /** Settles once every write in flight now has its outcome. */
+  settled(): Promise<unknown> {
+    return Promise.allSettled([...this.inFlight]);
+  }
+}
