@@ -41,6 +41,8 @@ export interface DbNode {
   /** The environment an `after` command on this node runs with. */
   env: Record<string, string>;
   request<T>(method: string, docPath: string, body?: unknown): Promise<T>;
+  /** A continuous `_changes` feed of ids and revisions from `since` (changes-clock.ts reads it). */
+  changesEndpoint(since: string): { url: string; headers: Record<string, string> };
 }
 
 export interface BenchDb {
@@ -292,7 +294,15 @@ async function createDb(root: string, nodeUrls: readonly string[], label: string
   const envOf = (url: string): Record<string, string> => ({ AFTER_COUCHDB_URL: withoutCredentials(url), AFTER_DB: name, AFTER_HOME: path.join(place, 'home'), AFTER_CONFIG: configFile });
   const nodes: DbNode[] = nodeUrls.map((url) => {
     const endpoint = httpEndpoint(url);
-    return { displayUrl: endpoint.base, env: envOf(url), request: nodeRequest(endpoint, name) };
+    return {
+      displayUrl: endpoint.base,
+      env: envOf(url),
+      request: nodeRequest(endpoint, name),
+      changesEndpoint: (since: string) => ({
+        url: `${endpoint.base}/${name}/_changes?feed=continuous&heartbeat=5000&since=${encodeURIComponent(since)}`,
+        headers: endpoint.headers,
+      }),
+    };
   });
   const request = nodes[0]!.request;
   const adminUrl = options.adminUrl ?? nodeUrls[0]!;

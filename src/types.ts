@@ -39,6 +39,9 @@ export const STATUSES = [
 ] as const;
 export type Status = (typeof STATUSES)[number];
 
+/** Statuses after which a task is no worker's business until a user sets it going again. */
+export const FINISHED_STATUSES: readonly Status[] = ['done', 'error', 'canceled'];
+
 /** Statuses a worker acts on; the others are final (or, `paused`, kept aside) until a user changes them. */
 export const ACTIVE_STATUSES: readonly Status[] = ['waiting', 'scheduled', 'running', 'reschedule', 'cancel'];
 

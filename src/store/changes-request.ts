@@ -4,7 +4,7 @@
  */
 import { BY_WORKER_FILTER } from './design';
 import type { ChangeBatch, FeedOptions, ServerKind } from './types';
-import type { TaskDoc } from '../types';
+import { FINISHED_STATUSES, type TaskDoc } from '../types';
 
 /** @see FeedOptions.batchSize */
 export const DEFAULT_BATCH_SIZE = 1000;
@@ -28,21 +28,44 @@ export interface ChangesRequest {
   body?: unknown;
 }
 
+/**
+ * Which changes the worker feed of `worker` shows, as instance `instance` follows it: every
+ * deletion (a tombstone has no `worker`; a worker holding the task must learn it is gone), and
+ * the worker's tasks except finished ones and this instance's own claims (running under its
+ * lease). Those are mostly the echo of its own writes: in a burst, two of every three changes
+ * the feed would carry. What a user changes in such a task without changing that (its `data`
+ * while it runs, a run now) reaches the instance as a conflict at its next write of the task;
+ * a user's write that moves it (a cancel, a pause, waiting) shows. A `scheduled` hold stays in
+ * the feed: a user asks for a run now of a held task by writing `run_now` on it, and the
+ * instance must see it before the task's date. The same rule three ways: this function (the
+ * in-memory store), the selector below (CouchDB) and the `by_worker` filter of `_design/after`
+ * (pouchdb-server, design.ts), held together by a table test.
+ */
+export function feedShows(doc: TaskDoc, worker: string, instance?: string): boolean {
+  if (doc._deleted === true) return true;
+  if (doc.worker !== worker) return false;
+  const status = doc.status;
+  if ((FINISHED_STATUSES as readonly unknown[]).includes(status)) return false;
+  const lease = doc.lease as { instance?: unknown } | undefined;
+  const own = instance !== undefined && typeof lease === 'object' && lease !== null && lease.instance === instance;
+  return !(own && status === 'running');
+}
+
 /** The filter that asks for one worker's changes, as each server supports it. */
-export function workerChangesFilter(kind: ServerKind, worker: string): ChangesRequest {
+export function workerChangesFilter(kind: ServerKind, worker: string, instance?: string): ChangesRequest {
   if (kind === 'pouchdb-server') {
     // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
-    return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker } };
+    return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker, ...(instance !== undefined ? { instance } : {}) } };
   }
-  // A deletion leaves a tombstone without `worker`; it must pass so a worker holding the
-  // task learns it is gone.
-  const selector = { $or: [{ worker }, { _deleted: true }] };
+  const tasks: Record<string, unknown> = { worker, $not: { status: { $in: [...FINISHED_STATUSES] } } };
+  if (instance !== undefined) tasks.$nor = [{ 'lease.instance': instance, status: 'running' }];
+  const selector = { $or: [{ _deleted: true }, tasks] };
   return { method: 'POST', qs: { filter: '_selector' }, body: { selector } };
 }
 
 /** The request that asks for one worker's changes from `since`. */
 export function changesRequest(kind: ServerKind, options: FeedOptions, since: string): ChangesRequest {
-  return withFeedOptions(workerChangesFilter(kind, options.worker), since, options.heartbeatMs, options.batchSize);
+  return withFeedOptions(workerChangesFilter(kind, options.worker, options.instance), since, options.heartbeatMs, options.batchSize);
 }
 
 export function withFeedOptions(filter: ChangesRequest, since: string, heartbeatMs: number, batchSize = DEFAULT_BATCH_SIZE): ChangesRequest {

@@ -51,7 +51,7 @@ export function followChanges(conn: Connection, serverKind: ServerKind, options:
     conn,
     {
       label: `changes feed of worker ${options.worker}`,
-      filter: workerChangesFilter(serverKind, options.worker),
+      filter: workerChangesFilter(serverKind, options.worker, options.instance),
       since: options.since,
       heartbeatMs: options.heartbeatMs,
       batchSize: options.batchSize,

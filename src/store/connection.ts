@@ -58,16 +58,17 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     const line = skewWarnings.check(clock.skewMs());
     if (line) log[line.level](line.message);
   });
-  const server = nano({
+  const nanoConfig = {
     url: authenticatedUrl(config.couchdb),
-    agentOptions: observer.dispatcher,
     // pouchdb-server gzips its answers when asked (nano asks by default): the `_changes`
     // heartbeat newlines then sit in the compressor and never reach the feed's watchdog, and
     // every answer costs the server CPU. CouchDB does not compress anyway.
     headers: { 'Accept-Encoding': 'identity' },
     // A URL with a path (a proxy prefix) is a server URL here, never "server + database".
     parseUrl: false,
-  } as nano.Configuration);
+  };
+  /** nano for one request, its dispatcher watching the exchange (wire-observer.ts). */
+  const serverFor = (record: WireRecord) => nano({ ...nanoConfig, agentOptions: observer.dispatcherFor(record) } as nano.Configuration);
   const dbName = config.couchdb.db;
   const displayUrl = scrubUrl(config.couchdb.url);
   const closing = new AbortController();
@@ -104,16 +105,14 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     signal.addEventListener('abort', abortDispatch, { once: true });
     let body: unknown;
     try {
-      body = await observer.observe(record, () =>
-        server.relax({
-          method,
-          ...(opts.root ? {} : { db: opts.db ?? dbName }),
-          path: opts.path,
-          qs: opts.qs,
-          body: opts.body,
-          signal,
-        } as nano.RequestOptions),
-      );
+      body = await serverFor(record).relax({
+        method,
+        ...(opts.root ? {} : { db: opts.db ?? dbName }),
+        path: opts.path,
+        qs: opts.qs,
+        body: opts.body,
+        signal,
+      } as nano.RequestOptions);
     } catch (err) {
       const couch = err as { statusCode?: number; error?: unknown; reason?: unknown; message?: string };
       if (record.status !== undefined && record.status >= 300) {

@@ -16,7 +16,7 @@
 import type { AfterConfig } from '../config';
 import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { STATUSES } from '../types';
+import { FINISHED_STATUSES, STATUSES } from '../types';
 import { CONTROL_REVS_LIMIT, controlDbName } from './control';
 import { detectServer, docPath, openConnection, type Connection } from './connection';
 import type { ServerInfo } from './types';
@@ -92,12 +92,20 @@ export const BY_WORKER_STATUS_VIEW = '_design/after-stats/_view/by_worker_status
 /** The opt-in validator (`after init --validate`). */
 export const VALIDATE_DOC_ID = '_design/after-validate';
 
-/** Deletions pass the filter so a worker drops a deleted task from memory. */
+/**
+ * The worker feed's filter on pouchdb-server: the rule of `feedShows` (changes-request.ts).
+ * Deletions pass so a worker drops a deleted task from memory; an instance's own claims and
+ * finished tasks do not.
+ */
+export const BY_WORKER_FILTER_SOURCE =
+  'function (doc, req) { if (doc._deleted === true) { return true; } if (doc.worker !== req.query.worker) { return false; } ' +
+  `var s = doc.status; if (${JSON.stringify(FINISHED_STATUSES)}.indexOf(s) >= 0) { return false; } ` +
+  'var own = !!req.query.instance && doc.lease !== null && typeof doc.lease === "object" && doc.lease.instance === req.query.instance; ' +
+  'return !(own && s === "running"); }';
+
 const DESIGN_DOC_BODY = {
   language: 'javascript',
-  filters: {
-    by_worker: 'function (doc, req) { return doc._deleted === true || doc.worker === req.query.worker; }',
-  },
+  filters: { by_worker: BY_WORKER_FILTER_SOURCE },
   views: {
     // See UNREACHABLE: the same set of documents, for pouchdb-server, whose Mango ignores
     // partial indexes.

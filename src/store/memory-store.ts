@@ -27,6 +27,7 @@ import type {
   WriteOutcome,
 } from './types';
 import { toOutcomes, type WriteAnswer } from './write-outcomes';
+import { feedShows } from './changes-request';
 
 export interface MemoryStoreOptions {
   /** The database's clock. @default the system clock */
@@ -247,7 +248,7 @@ export class MemoryStore implements TaskStore {
 
   follow(options: FeedOptions): Feed {
     this.checkOpen();
-    const feed = followDb(this.db, options.since, options.onBatch, (doc) => doc._deleted === true || doc.worker === options.worker);
+    const feed = followDb(this.db, options.since, options.onBatch, (doc) => feedShows(doc, options.worker, options.instance));
     this.feeds.add(feed);
     return feed;
   }

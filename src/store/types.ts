@@ -67,6 +67,13 @@ export interface ChangeBatch {
 
 export interface FeedOptions {
   worker: string;
+  /**
+   * The instance following: the feed may leave out what tells it nothing new (changes-request.ts,
+   * `feedShows`): its own claims (running under its lease) and finished tasks. A user's change to
+   * such a task that keeps them so is seen at the instance's next write of the task, as a
+   * conflict. @default none: every change of the worker's tasks
+   */
+  instance?: string;
   since: string;
   /** Server heartbeat; the watchdog reconnects after 2 × this with no byte. */
   heartbeatMs: number;

@@ -4,13 +4,13 @@
  * bytes of a response still arriving (the `_changes` heartbeat) are invisible through it. It
  * also resolves with `''` when a body is cut off mid-way (an abort, a dropped socket).
  *
- * nano passes `agentOptions` to fetch as its undici dispatcher. This one forwards every
- * request to the process's global dispatcher and watches the response on the way: each
- * request started inside `observe(record, ...)` gets its status, headers, byte arrival and
- * socket failure written to `record` (AsyncLocalStorage carries the record from our call
- * through nano and fetch to `dispatch`).
+ * nano passes `agentOptions` to fetch as its undici dispatcher. The one `dispatcherFor(record)`
+ * gives forwards the request to the process's global dispatcher and watches the response on the
+ * way: its status, headers, byte arrival and socket failure are written to `record`. One
+ * dispatcher per request (connection.ts makes a nano for each, a few microseconds) carries the
+ * record there; AsyncLocalStorage would too, but it turns on Node's promise hooks, a cost on
+ * every promise of the process.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** One exchange as seen on the wire. */
 export interface WireRecord {
@@ -49,28 +49,21 @@ interface Dispatcher {
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
 export class WireObserver {
-  private readonly current = new AsyncLocalStorage<WireRecord>();
-
-  /** Give this to nano as `agentOptions`. */
-  readonly dispatcher: Dispatcher = { dispatch: (options, handler) => this.dispatch(options, handler) };
-
   constructor(private readonly onServerDate: (sample: ServerDateSample) => void) {}
 
-  /** Run `start` (which issues one request through nano) with `record` watching it. */
-  observe<T>(record: WireRecord, start: () => T): T {
-    return this.current.run(record, start);
+  /** Give this to nano as `agentOptions` for one request: `record` watches it. */
+  dispatcherFor(record: WireRecord): Dispatcher {
+    return { dispatch: (options, handler) => this.dispatch(options, handler, record) };
   }
 
-  private dispatch(options: unknown, handler: Handler): boolean {
+  private dispatch(options: unknown, handler: Handler, record: WireRecord): boolean {
     const inner = (globalThis as Record<symbol, Dispatcher | undefined>)[GLOBAL_DISPATCHER];
     if (!inner) throw new Error('no global HTTP dispatcher (Node.js fetch is not initialised)');
-    const record = this.current.getStore();
     const sentAt = Date.now();
     const seeHeaders = (status: number, headers: Record<string, string>): void => {
       const receivedAt = Date.now();
       const dateMs = headers.date ? Date.parse(headers.date) : NaN;
       if (Number.isFinite(dateMs)) this.onServerDate({ dateMs, sentAt, receivedAt });
-      if (!record) return;
       record.status = status;
       record.headers = headers;
       record.onHeaders?.(status);
@@ -83,12 +76,12 @@ export class WireObserver {
           // undici ≤ 6: onConnect(abort); undici ≥ 7: onRequestStart(controller)
           case 'onConnect':
             return (abort: (reason?: Error) => void, ...rest: unknown[]) => {
-              if (record) record.abortDispatch = (reason) => abort(reason);
+              record.abortDispatch = (reason) => abort(reason);
               return value.call(target, abort, ...rest);
             };
           case 'onRequestStart':
             return (controller: { abort(reason?: Error): void }, ...rest: unknown[]) => {
-              if (record) record.abortDispatch = (reason) => controller.abort(reason);
+              record.abortDispatch = (reason) => controller.abort(reason);
               return value.call(target, controller, ...rest);
             };
           // undici ≤ 6 handler API (Node 20, 22)
@@ -107,14 +100,14 @@ export class WireObserver {
           case 'onResponseData':
             return (...args: unknown[]) => {
               const chunk = args[args.length - 1] as { length?: number } | undefined;
-              record?.onBytes?.(chunk?.length ?? 0);
+              record.onBytes?.(chunk?.length ?? 0);
               return value.apply(target, args);
             };
           case 'onError':
           case 'onResponseError':
             return (...args: unknown[]) => {
               const error = args[args.length - 1];
-              if (record) record.failure = error instanceof Error ? error : new Error(String(error));
+              record.failure = error instanceof Error ? error : new Error(String(error));
               return value.apply(target, args);
             };
           default:

@@ -65,7 +65,10 @@ export class WriteBatcher {
     if (items.length === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const call: PendingCall = { answers: new Array<WriteAnswer>(items.length), left: items.length, resolve };
-      items.forEach((item, index) => this.pending.push({ ...item, call, index }));
+      for (let index = 0; index < items.length; index++) {
+        const item = items[index]!;
+        this.pending.push({ doc: item.doc, kind: item.kind, neededByMs: item.neededByMs, call, index });
+      }
       this.scheduleFlush();
     });
   }

@@ -125,6 +125,7 @@ export class Worker {
     this.follower = new Follower({
       store,
       worker: options.name,
+      instance: this.instance,
       clock,
       log,
       horizonMs: config.worker.horizon_ms,

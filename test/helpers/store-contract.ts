@@ -168,6 +168,24 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     expect(batches.every((b) => typeof b.lastSeq === 'string')).to.equal(true);
   });
 
+  it("leaves out of an instance's feed its own claims and finished tasks, and shows a user's change to them", async () => {
+    const s = await open();
+    const worker = `echo-${tag()}`;
+    const me = `host:1:${tag()}`;
+    const lease = (instance: string) => ({ instance, expires_at: '2030-01-01T00:00:00.000Z' });
+    const batches: ChangeBatch[] = [];
+    feeds.push(s.follow({ worker, instance: me, since: await s.updateSeq(), heartbeatMs: 300, onBatch: (batch) => void batches.push(batch) }));
+    const seen = (): string[] => batches.flatMap((b) => b.docs.map((doc) => `${doc._id}:${String(doc.status)}`));
+    const claimed = await created(s, { _id: `${worker}-claimed`, worker, status: 'running', lease: lease(me) });
+    await created(s, { _id: `${worker}-done`, worker, status: 'done' });
+    await created(s, { _id: `${worker}-theirs`, worker, status: 'running', lease: lease('host:2:other') });
+    await writeOne(s, { ...claimed, status: 'cancel' });
+    await waitFor(async () => seen().includes(`${worker}-claimed:cancel`), { timeoutMs: 10_000, what: "the user's cancel in the feed" });
+    expect(seen()).to.include(`${worker}-theirs:running`);
+    expect(seen()).not.to.include(`${worker}-claimed:running`);
+    expect(seen()).not.to.include(`${worker}-done:done`);
+  });
+
   it('gets several documents at once, whatever their worker: null for a missing or deleted one', async () => {
     const s = await open();
     const t = tag();

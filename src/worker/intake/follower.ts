@@ -26,6 +26,8 @@ const END_OF_TEXT_DATES = '9999-12-31T23:59:59.999Z';
 export interface FollowerOptions {
   store: TaskStore;
   worker: string;
+  /** This instance: its feed leaves out the echo of its own claims and schedules (store/changes-request.ts). */
+  instance: string;
   clock: Clock;
   log: Logger;
   horizonMs: number;
@@ -53,6 +55,7 @@ export class Follower {
     if (this.stopped) return { since };
     this.feed = store.follow({
       worker,
+      instance: this.options.instance,
       since,
       heartbeatMs,
       onBatch: (batch) => {
