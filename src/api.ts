@@ -35,7 +35,7 @@ export interface ConnectOptions {
   log?: Logger;
 }
 
-/** A task to create: the document of SPEC §2, with `date` also accepted as a Date. */
+/** A task to create: the document of docs/spec.md §2, with `date` also accepted as a Date. */
 export interface TaskInput {
   /** Choose the id (a second create with it fails with E_TASK_EXISTS). */
   _id?: string;

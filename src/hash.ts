@@ -2,7 +2,7 @@
  * A stable hash: the same number for the same text in every process, on every machine, in every
  * release. Instances agree through it without talking: which of them a task belongs to
  * (worker/peers/membership.ts) and where in its jitter window a repeat's occurrence runs
- * (task/repeat.ts). Changing it would move every jittered date and every task's owner at once.
+ * (task/series.ts). Changing it would move every jittered date and every task's owner at once.
  */
 
 /** cyrb53: a fast 53-bit string hash, well spread. An integer in [0, 2^53). */

@@ -23,9 +23,38 @@
  *              from the task id and the date, so every instance computes the same date.
  * - limit:     a rate (`"100/min"`) or concurrency cap in config `limits`, for a worker name or
  *              one job of it, shared by all its live instances; a task held back by one is throttled.
+ * - held task: a task an instance keeps in memory (worker/held-task.ts), in one phase: held (in the
+ *              per-second timer), blocked (waiting for its dependencies), due (waiting for a run
+ *              slot), claiming, claimed (waiting for its date), running, finishing, writing.
+ * - backup:    a task held by an instance whose share it is not: claimed only when its owner left
+ *              it unclaimed past a grace period (`worker.claim_grace_ms`).
+ *
+ * Transitions — what an instance does to a task, each with one name. The same word is the kind
+ * of decision that asks for it (task/decide.ts), the builder of its write (task/writes.ts), the
+ * `during` of a conflict, and the event and log line that follow it (`task:<word, past tense>`):
+ *
+ * | transition          | decision            | write (task/writes.ts)  | event                    |
+ * |---------------------|---------------------|-------------------------|--------------------------|
+ * | hold                | hold, keep          | none: kept in memory    | —                        |
+ * | schedule            | schedule            | `schedule`: scheduled + lease until date + grace | task:scheduled |
+ * | wait for            | wait-for            | none: blocked           | —                        |
+ * | take over           | take-over-run       | then `claim`            | —                        |
+ * | claim               | (a due task)        | `claim`: running + lease | task:claimed            |
+ * | start               | —                   | none: the job is called | task:started             |
+ * | renew               | —                   | `renew`: the lease moved on | —                    |
+ * | finish              | —                   | `finish`: done, error, waiting... (next-state.ts) | task:finished |
+ * | hand back           | —                   | `handBack`: waiting, no lease | task:handed-back   |
+ * | mark waiting        | mark-waiting        | `markWaiting`: waiting  | —                        |
+ * | invalid             | invalid             | `invalid`: error naming the field | task:invalid   |
+ * | dependency failed   | dependency-failed   | `dependencyFailed`: error (E_DEPENDENCY) | task:dependency-failed |
+ * | cancel              | cancel              | `cancel`: canceled      | task:canceled            |
+ * | request             | —                   | a user's request, carried out (peers/requests.ts) | — |
+ *
+ * A write that loses (someone else wrote first) emits `task:conflict` (or, a claim that reached
+ * fewer copies than a quorum in a cluster, `task:contested`) with the transition as `during`.
  */
 
-/** Every status a task document may carry (SPEC §3). */
+/** Every status a task document may carry (docs/spec.md §3). */
 export const STATUSES = [
   'waiting',
   'scheduled',

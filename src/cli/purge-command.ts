@@ -1,4 +1,4 @@
-/** `after purge --older-than 30d`: the retention command operators run (SPEC §7, growth). */
+/** `after purge --older-than 30d`: the retention command operators run (docs/spec.md §7, growth). */
 import type { Command } from 'commander';
 import { withEmbeddedAdmin } from '../embedded/admin-config';
 import { UsageError } from '../errors';

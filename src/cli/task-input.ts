@@ -156,7 +156,7 @@ function parseTimeout(text: string): number {
   return value;
 }
 
-/** A new task starts as "waiting" (SPEC §3) unless the document says otherwise. */
+/** A new task starts as "waiting" (docs/spec.md §3) unless the document says otherwise. */
 function withDefaults(doc: Partial<TaskDoc>): Partial<TaskDoc> {
   return doc.status === undefined ? { ...doc, status: 'waiting' } : doc;
 }

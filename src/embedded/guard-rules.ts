@@ -101,7 +101,7 @@ export function routeRule(method: string, url: string): RouteRule {
     }
   }
   if (segments.some((s) => s === '.' || s === '..')) return nobody(400, 'the request path may not contain . or .. segments');
-  // pouchdb-server 4.2 crashes on `_changes?filter=_selector` (SPEC §1); CouchDB supports it.
+  // pouchdb-server 4.2 crashes on `_changes?filter=_selector` (docs/spec.md §1); CouchDB supports it.
   // express-pouchdb JSON-parses query values, so `filter="_selector"` is the same request.
   if (query.getAll('filter').some((value) => jsonStringOrSelf(value) === '_selector')) return nobody(400, 'filter=_selector is not supported by the embedded server (use a design document filter)');
 

@@ -1,5 +1,5 @@
 /**
- * One run of a job function, under both contracts a job may follow (SPEC §4):
+ * One run of a job function, under both contracts a job may follow (docs/spec.md §4):
  *
  * - modern: `async function (task, ctx)` resolves the result or rejects;
  * - original: `function (task)` where `task` is an EventEmitter carrying the document's

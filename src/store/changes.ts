@@ -3,7 +3,7 @@
  * and the next request leaves only once onBatch has finished with it, so batches arrive in
  * order and a slow consumer never has changes piling up in memory.
  *
- * A feed can hang silently (SPEC §7 "The feed"): the server sends a heartbeat newline every
+ * A feed can hang silently (docs/spec.md §7 "The feed"): the server sends a heartbeat newline every
  * heartbeatMs while it waits, and a watchdog aborts the request when no byte arrived for
  * twice that. Every failure (the database stopped, restarted, deleted, a 5xx, a hang) ends
  * in a new request from the last seq handed to onBatch, after a backoff; the feed itself

@@ -1,6 +1,6 @@
 /**
  * The database's clock, estimated from the `Date` header of its responses. Leases are
- * judged by the database clock (SPEC §7 "Clocks"), so every instance must agree on it even
+ * judged by the database clock (docs/spec.md §7 "Clocks"), so every instance must agree on it even
  * when the machines' own clocks do not.
  *
  * A `Date` header has one-second resolution: a response stamped D was produced at a
@@ -11,7 +11,7 @@
  */
 import type { ServerDateSample } from './wire-observer';
 
-/** Beyond this, a worker warns that its clock disagrees with the database's (SPEC §7). */
+/** Beyond this, a worker warns that its clock disagrees with the database's (docs/spec.md §7). */
 export const SKEW_WARNING_MS = 1000;
 
 export class ClockSkewEstimator {

@@ -1,5 +1,5 @@
 /**
- * SPEC §7 "Claims in a cluster": in a CouchDB cluster (n > 1) two writes from the same `_rev`
+ * docs/spec.md §7 "Claims in a cluster": in a CouchDB cluster (n > 1) two writes from the same `_rev`
  * can both be accepted: each copy takes the first of them that reaches it and refuses the
  * other. The one that reached a quorum of copies gets 201, the others 202. Two quorums of n
  * copies share a copy, so at most one claim from a given revision gets 201:

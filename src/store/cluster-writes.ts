@@ -1,5 +1,5 @@
 /**
- * What a store remembers about its writes on a CouchDB cluster (SPEC §7 "Claims in a
+ * What a store remembers about its writes on a CouchDB cluster (docs/spec.md §7 "Claims in a
  * cluster"; the rules themselves are in cluster-confirm.ts): which revision it last wrote to a
  * quorum of copies, which tasks met a rival (a conflict, a 202), and the kept branches of
  * claims that stood down, looked at again until they are settled. Only a clustered store

@@ -81,7 +81,7 @@ class CouchStore implements TaskStore {
   private readonly feeds = new OpenFeeds();
   readonly health: StoreHealth = { requestErrors: 0, feedReconnects: 0 };
   readonly control: ControlStore & { close(): Promise<void> };
-  /** Only on a replicated CouchDB database (n > 1): SPEC §7 "Claims in a cluster". */
+  /** Only on a replicated CouchDB database (n > 1): docs/spec.md §7 "Claims in a cluster". */
   private readonly cluster: ClusterWrites | undefined;
 
   constructor(
@@ -282,7 +282,10 @@ class CouchStore implements TaskStore {
     const verdict = bulkVerdict(row);
     switch (verdict.kind) {
       case 'written':
-        return { ok: true, doc: { ...doc, _id: id, _rev: verdict.rev } };
+        // The document sent is the caller's to keep (TaskWrite.doc): it becomes the one written.
+        doc._id = id;
+        doc._rev = verdict.rev;
+        return { ok: true, doc };
       case 'conflict':
         return { ok: false, conflict: true };
       case 'unanswered':

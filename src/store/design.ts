@@ -3,7 +3,7 @@
  * database beside it. Idempotent: a second run writes nothing (no new revision anywhere) and
  * says "unchanged".
  *
- * SPEC §7 "JavaScript in the database is slow": CouchDB 3.x runs `validate_doc_update`, views
+ * docs/spec.md §7 "JavaScript in the database is slow": CouchDB 3.x runs `validate_doc_update`, views
  * and filters in `couchjs`, one round trip per document, so on CouchDB nothing a worker does
  * goes through JavaScript: its queries use Mango indexes (a partial one for the malformed
  * tasks), its feed a `_selector` filter. The counts `after status` and the dashboard read are a

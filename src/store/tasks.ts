@@ -2,7 +2,7 @@
  * Task documents as the CLI (`after task ...`), the library API and the dashboard create, read,
  * change and delete them: the same plain HTTP requests a user could make with curl, each
  * failing fast with a one-line error. A change that keeps losing to a fast worker becomes a
- * request document the worker carries out itself (SPEC §3 "a user's write always wins").
+ * request document the worker carries out itself (docs/spec.md §3 "a user's write always wins").
  * The queries (lists, counts) are in task-queries.ts.
  */
 import { randomBytes } from 'node:crypto';

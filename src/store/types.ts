@@ -24,7 +24,7 @@ export type WriteOutcome =
   | { kind: 'written'; doc: TaskDoc }
   /**
    * Someone else wrote first. `fresh` is the task as it is now (null: deleted), read back at
-   * once. `contestedRev`: in a cluster, our claim reached fewer copies than a quorum (SPEC §7),
+   * once. `contestedRev`: in a cluster, our claim reached fewer copies than a quorum (docs/spec.md §7),
    * so a rival may own the task; the database may still show this very revision, which is not
    * ours all the same, must not be held, nor taken for our own write on a later read.
    */
@@ -43,7 +43,10 @@ export type WriteLane = 'run' | 'background';
 
 /** One document write of a batch. */
 export interface TaskWrite {
-  /** The document to store, based on its `_rev`. Not copied: the caller must not change it afterwards. */
+  /**
+   * The document to store, based on its `_rev`. Not copied: the caller must not change it
+   * afterwards, and once written it is the document answered, with its new `_rev`.
+   */
   doc: TaskDoc;
   /** @default 'run' */
   lane?: WriteLane;
@@ -52,7 +55,7 @@ export interface TaskWrite {
   /**
    * The write makes this instance the task's holder (a `scheduled` hold, a `running` claim). In
    * a cluster such a write that reached fewer copies than a quorum (202) is not ownership: it
-   * comes back lost and `contestedRev` (SPEC §7). Other writes (a finish, a lease renewal) go on
+   * comes back lost and `contestedRev` (docs/spec.md §7). Other writes (a finish, a lease renewal) go on
    * the branch this instance already owns, and a 202 for them is a write still spreading.
    */
   claim?: boolean;

@@ -236,7 +236,7 @@ export function validateTaskDocUpdate(newDoc: any, _oldDoc?: any, _userCtx?: any
 }
 
 /**
- * The source text stored as `_design/after`'s `validate_doc_update`: the function made
+ * The source text stored as `_design/after-validate`'s `validate_doc_update`: the function made
  * anonymous, since CouchDB 3.4's couchjs refuses a named function ("Expression does not eval
  * to a function"). It starts with `function`: pouchdb-server evaluates `"return " + source`,
  * so a leading line comment would make it return nothing.

@@ -11,7 +11,7 @@ import type { WriteOutcome } from './types';
 /** What the database said of one document, before any read back. */
 export type WriteAnswer =
   | { ok: true; doc: TaskDoc }
-  /** `contestedRev`: a claim in a cluster that reached fewer copies than a quorum (SPEC §7). */
+  /** `contestedRev`: a claim in a cluster that reached fewer copies than a quorum (docs/spec.md §7). */
   | { ok: false; conflict: true; contestedRev?: string }
   | { ok: false; error: Error };
 

@@ -12,7 +12,7 @@
  * Without a time zone a pattern is read in UTC, never in the worker machine's own zone, so
  * a schedule does not change with the host it runs on.
  *
- * DST (croner's rules, which the tests pin; SPEC §7 names two croner DST bugs, #284 and
+ * DST (croner's rules, which the tests pin; docs/spec.md §7 names two croner DST bugs, #284 and
  * #286, fixed in 9.1.1 — this project pins a later release and keeps the DST tables):
  * - a *fixed-time* pattern (no `*` and no step in its second, minute and hour fields, e.g.
  *   `30 2 * * *` or `0 2,14 * * *`) whose local time does not exist that day runs at the

@@ -2,11 +2,11 @@
  * What an instance does with a task document it sees — a pure function of (document, instance,
  * database time, the instance's share). Every path that brings a document in (the cold-start
  * query, the `_changes` feed, the window refresh, the lease sweep, a re-read after a 409, a
- * change of the live instances) ends here, so the rules of SPEC §3 live in one place. What is
+ * change of the live instances) ends here, so the rules of docs/spec.md §3 live in one place. What is
  * then written is built by `writes.ts`.
  *
  * The share: instances of one worker name split the tasks among the live ones by rendezvous
- * hashing of the task id (SPEC §7 "Instances that split the work"). An instance claims the
+ * hashing of the task id (docs/spec.md §7 "Instances that split the work"). An instance claims the
  * tasks of its share at their date and holds the others as a backup: it claims one only when
  * it is still unclaimed `graceMs` after its date (its owner is busy, slow or gone). The claim
  * write still decides who runs a task; the share only keeps instances from racing for it.

@@ -2,7 +2,7 @@
  * What is written to a task document after a run: the one place that decides it, used by
  * every code path that finishes, cancels or rejects a task. Pure: the caller passes the
  * run's times and writes the returned document with its `_rev` (one write per run, which
- * keeps revisions few — SPEC §7 "Growth").
+ * keeps revisions few — docs/spec.md §7 "Growth").
  *
  * The returned document is new; the input is never mutated, and `_id`, `_rev` and every
  * field the worker does not own are kept as they are.

@@ -31,7 +31,7 @@ export function isUrgent(transition: Transition): boolean {
   return transition === 'claim' || transition === 'finish' || transition === 'request';
 }
 
-/** The writes that make this instance the task's holder (SPEC §7: in a cluster, a 202 for them is not ownership). */
+/** The writes that make this instance the task's holder (docs/spec.md §7: in a cluster, a 202 for them is not ownership). */
 export function takesHold(transition: Transition): boolean {
   return transition === 'claim' || transition === 'schedule';
 }

@@ -83,7 +83,7 @@ export function checkTaskId(id: string): string {
   return id;
 }
 
-/** A task document: `worker` is a string (SPEC §2: required) and it names a job or a date. */
+/** A task document: `worker` is a string (docs/spec.md §2: required) and it names a job or a date. */
 export function isTaskDoc(doc: unknown): doc is TaskDoc {
   if (typeof doc !== 'object' || doc === null) return false;
   const d = doc as Partial<TaskDoc>;
@@ -173,7 +173,7 @@ export async function applyAction(conn: Connection, id: string, action: TaskActi
         const parsed = parseTaskDate(date);
         if (!parsed.ok) throw new AfterError('E_USAGE', `invalid date: ${parsed.message}`);
         if (status === 'running' || status === 'cancel') refuse(id, `cannot be rescheduled: it is ${status}`);
-        // A finished task goes back to waiting (SPEC §3); a pending one is moved with `reschedule`.
+        // A finished task goes back to waiting (docs/spec.md §3); a pending one is moved with `reschedule`.
         return { ...doc, status: FINISHED.includes(status) ? 'waiting' : 'reschedule', date: new Date(parsed.ms).toISOString() };
       }
     }

@@ -21,7 +21,7 @@ export interface WorkerEvents extends Record<string, unknown> {
   'task:dependency-failed': { id: string; message: string };
   'task:canceled': { id: string };
   'task:conflict': { id: string; during: string };
-  /** A claim in a cluster that reached fewer copies than a quorum (a 202): not ours (SPEC §7). */
+  /** A claim in a cluster that reached fewer copies than a quorum (a 202): not ours (docs/spec.md §7). */
   'task:contested': { id: string; during: string };
   'task:handed-back': { id: string };
   /** A run starts that waited for a rate or concurrency limit (config `limits`, key `limit`). */

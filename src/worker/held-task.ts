@@ -3,18 +3,32 @@
  * of it: its newest document, its parsed form, its phase here, the write in flight and the
  * document seen meanwhile, its run.
  *
- *                 ┌──────────── schedule ─────────────┐
- *                 ▼                                   │
- *   (decided) ─▶ held ──due──▶ due ──claim──▶ claiming ──won──▶ claimed ──start──▶ running ──finish──▶ finishing ──▶ (let go)
- *                 │  blocked (waits for its dependencies) │ lost                 │ hand-back
- *                 └─ invalid / cancel / mark-waiting ─────┴──▶ (let go, or decided again on the document read back)
+ *                   ┌───────── wrote ◀── writing ◀── write, schedule ───────────┐ (from an idle phase, or claimed)
+ *                   ▼                                                           │
+ *   hold, block ─▶ held ─becomeDue─▶ due ─claim─▶ claiming ─claimed─▶ claimed ─start─▶ running ─finish─▶ finishing ─finished─▶ let go
+ *                blocked                            │ lost: held         │ release: held        │ abandoned: held
  *
- * Each transition checks the phase it leaves and returns the write to make (built by
- * task/writes.ts); the pipeline makes it and hands the outcome back to the matching method
- * (`claimed`, `finished`, `wrote`, `renewed`). A task is *busy* while a write of it is in
- * flight or its claimed run waits for its date: a newer document seen then waits (`newer`) and
- * is decided once the task is idle again. Phases and transitions use the words of the glossary
- * (src/types.ts).
+ * | from                        | transition        | to         | write it returns                        |
+ * |-----------------------------|-------------------|------------|-----------------------------------------|
+ * | idle (held, blocked, due)   | hold              | held       | —                                       |
+ * | idle                        | block             | blocked    | —                                       |
+ * | held                        | becomeDue         | due        | —                                       |
+ * | due                         | claim             | claiming   | claim                                   |
+ * | claiming                    | claimed           | claimed, or held when lost or failed   | —        |
+ * | claimed                     | release           | held       | — (the run will not start)              |
+ * | claimed                     | start             | running    | —                                       |
+ * | running                     | renew / renewed   | running    | renew                                   |
+ * | running                     | finish            | finishing  | finish (again after finishAgainOn)      |
+ * | finishing                   | finished          | let go, or held when lost or failed    | —        |
+ * | running, finishing          | abandoned         | held       | — (deleted, taken over, shutdown)       |
+ * | idle, claimed               | write / schedule  | writing    | schedule, hand-back, a verdict, request |
+ * | writing                     | wrote             | held       | —                                       |
+ *
+ * Each transition checks the phase it leaves (a wrong one is a bug, and throws) and returns the
+ * write to make (built by task/writes.ts); the pipeline makes it and hands the outcome back to
+ * the matching method. A task is *busy* while a write of it is in flight or its claimed run
+ * waits for its date: a newer document seen then is kept (`takeNewer`) and decided once the
+ * task is idle again. Phases and transitions use the words of the glossary (src/types.ts).
  */
 import { isLease, leasedBy } from '../task/decide';
 import type { ParsedTask } from '../task/validate';

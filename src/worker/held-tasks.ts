@@ -5,7 +5,7 @@
  * - the revision it last wrote of each, for a minute: a window query or a feed batch that left
  *   the database before that write can still bring the older revision afterwards (in a cluster
  *   a feed may even replay one); taken for news, it would send a claim that can only lose;
- * - its claims that lost in a cluster (SPEC §7, a 202): the database may show such a claim for
+ * - its claims that lost in a cluster (docs/spec.md §7, a 202): the database may show such a claim for
  *   a while, with our live lease, and it is not ours to hold or run.
  */
 import type { Clock } from '../clock';
@@ -150,7 +150,7 @@ export class HeldTasks {
     return known !== undefined && revGeneration(doc._rev) < known.generation;
   }
 
-  /** Our claim of `id`, revision `rev`, reached fewer copies than a quorum: not ours (SPEC §7). */
+  /** Our claim of `id`, revision `rev`, reached fewer copies than a quorum: not ours (docs/spec.md §7). */
   standDown(id: string, rev: string): void {
     this.stoodDown.set(id, rev);
   }

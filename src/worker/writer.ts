@@ -1,7 +1,7 @@
 /**
  * The one place a worker instance writes a task. Each write goes to the store with what its
  * transition asks (task/writes.ts): the run lane for what a job or a user waits for, the
- * background lane for the rest, the hold rule of SPEC §7 for claims and schedules. The store
+ * background lane for the rest, the hold rule of docs/spec.md §7 for claims and schedules. The store
  * batches the writes of one turn into `_bulk_docs` requests and answers each with one outcome.
  * Writes in flight are remembered, so a stop can wait for what the database really holds.
  */

@@ -1,7 +1,7 @@
 /**
  * A test database on a CouchDB cluster (COUCHDB_CLUSTER_URLS: one URL per node, as
  * `couchdb.sh cluster start` prints them): the same database seen through each node, so
- * instances of one worker can each talk to a different node (SPEC §7 "Claims in a cluster").
+ * instances of one worker can each talk to a different node (docs/spec.md §7 "Claims in a cluster").
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * SPEC §7 "Claims in a cluster" on a real 3-node CouchDB cluster: instances of one worker name,
+ * docs/spec.md §7 "Claims in a cluster" on a real 3-node CouchDB cluster: instances of one worker name,
  * each connected to a different node, race for the same claims. Two claims from one `_rev`
  * sent through different nodes can both be accepted (one 201, one 202); the store confirms a
  * 202 with a read of every copy and stands down (deleting its losing branch), so every side

@@ -1,5 +1,5 @@
 /**
- * Several instances of one worker name, crashes and shutdowns (issue 4, SPEC §3 guarantees):
+ * Several instances of one worker name, crashes and shutdowns (issue 4, docs/spec.md §3 guarantees):
  * every side effect happens once, a killed instance's run is taken over after its lease, a
  * stopped instance finishes its run and hands its holds back, concurrency is a cap.
  */

@@ -1,5 +1,5 @@
 /**
- * Retries and timeouts (issue 4, SPEC §2): a failed run with retries left goes back to
+ * Retries and timeouts (issue 4, docs/spec.md §2): a failed run with retries left goes back to
  * `waiting` at finish + delay × backoff^n; a run past its timeout is aborted, counts as a
  * failure with E_TIMEOUT and follows the same retry policy.
  */

@@ -1,5 +1,5 @@
 /**
- * SPEC §7 "Claims in a cluster": which branches a claim that got 202 deletes as it stands
+ * docs/spec.md §7 "Claims in a cluster": which branches a claim that got 202 deletes as it stands
  * down, from the leaves of every copy (`open_revs=all`, `r` = n), against a stand-in cluster.
  */
 import { expect } from 'chai';

@@ -1,6 +1,6 @@
 /**
  * Cron repeats: what croner accepts and refuses, its DST behaviour in four zones across both
- * 2026 transitions (pinned here, SPEC §7: croner had DST bugs #284 and #286), month ends and
+ * 2026 transitions (pinned here, docs/spec.md §7: croner had DST bugs #284 and #286), month ends and
  * leap days, limit/until, misfire after an outage, and overlap with a long run — all with
  * the clock passed in. Transitions: see task-zones.test.ts.
  */

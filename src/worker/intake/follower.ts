@@ -26,7 +26,7 @@ const END_OF_TEXT_DATES = '9999-12-31T23:59:59.999Z';
 export interface FollowerOptions {
   store: TaskStore;
   worker: string;
-  /** This instance: its feed leaves out the echo of its own claims and schedules (store/changes-request.ts). */
+  /** This instance: its feed leaves out the echo of its own claims (store/changes-request.ts, feedShows). */
   instance: string;
   clock: Clock;
   log: Logger;
