@@ -47,7 +47,7 @@ test-couchdb: build chromium
 	@test -n "$$COUCHDB_URL" || { echo "make test-couchdb: set COUCHDB_URL to a CouchDB server URL" >&2; exit 2; }
 	npx mocha 'dist/test/integration/**/*.test.js'
 
-# SPEC §7 claims on a CouchDB cluster, one worker instance per node (test/integration/cluster.test.ts):
+# docs/spec.md §7: claims on a CouchDB cluster, one worker instance per node (test/integration/cluster.test.ts):
 # COUCHDB_CLUSTER_URLS="$$(../shared/couchdb/couchdb.sh cluster url)" make test-cluster
 test-cluster: build
 	@test -n "$$COUCHDB_CLUSTER_URLS" || { echo "make test-cluster: set COUCHDB_CLUSTER_URLS to the cluster's node URLs, space-separated (couchdb.sh cluster start prints them)" >&2; exit 2; }
