@@ -57,9 +57,11 @@ export function workerChangesFilter(kind: ServerKind, worker: string, instance?:
     // `filter=_selector` crashes pouchdb-server 4.2: use the design-document filter there.
     return { method: 'GET', qs: { filter: BY_WORKER_FILTER, worker, ...(instance !== undefined ? { instance } : {}) } };
   }
-  const tasks: Record<string, unknown> = { worker, $not: { status: { $in: [...FINISHED_STATUSES] } } };
-  if (instance !== undefined) tasks.$nor = [{ 'lease.instance': instance, status: 'running' }];
-  const selector = { $or: [{ _deleted: true }, tasks] };
+  // Mango matches no condition on a field a document lacks, negated ones ($nin, $not) included:
+  // a task without `status` (it means waiting) needs a clause of its own.
+  const unfinished: Record<string, unknown> = { worker, status: { $nin: [...FINISHED_STATUSES] } };
+  if (instance !== undefined) unfinished.$nor = [{ 'lease.instance': instance, status: 'running' }];
+  const selector = { $or: [{ _deleted: true }, { worker, status: { $exists: false } }, unfinished] };
   return { method: 'POST', qs: { filter: '_selector' }, body: { selector } };
 }
 

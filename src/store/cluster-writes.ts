@@ -14,13 +14,20 @@ import type { Connection } from './connection';
 import type { WriteKind } from './write-batcher';
 import type { WriteAnswer } from './write-outcomes';
 
-/** When a kept branch of a claim that stood down is looked at again (ms after the previous look). */
-const KEPT_BRANCH_CHECKS_MS = [2_000, 5_000, 15_000, 60_000];
+/**
+ * When a kept branch of a claim that stood down is looked at again (ms after the previous look):
+ * soon and often at first, when the owner's next write (a renewal, the finish) usually comes,
+ * then less and less, two minutes in all.
+ */
+const KEPT_BRANCH_CHECKS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000];
+/** How long a closing store gives its kept branches a last look. */
+const LAST_LOOK_MS = 2_000;
 /** How many tasks the bookkeeping remembers; the oldest go first. */
 const REMEMBERED_TASKS = 20_000;
 
 export class ClusterWrites {
-  private readonly branchWatches = new Set<NodeJS.Timeout>();
+  /** The kept branches being watched, by the timer of their next look. */
+  private readonly branchWatches = new Map<NodeJS.Timeout, TaskDoc>();
   /** Task id → the revision this store last wrote to a quorum of copies (201). */
   private readonly quorumRevs = new Map<string, string>();
   /** Tasks that met a conflict or a 202 here: their stale branches are swept once they leave running. */
@@ -86,10 +93,37 @@ export class ClusterWrites {
     }));
   }
 
-  close(): void {
+  /**
+   * Tasks the feed shows on a branch beside the revision this store last wrote to a quorum (same
+   * generation, another revision): a rival claim that stood down but kept its branch, sorting
+   * higher than ours. The task is contended: once this store's write takes it out of `running`
+   * (the finish), the rival's branch is swept. Without this, a rival that stops before its owner
+   * writes again leaves the conflict behind.
+   */
+  noticeRivals(docs: readonly TaskDoc[]): void {
+    for (const doc of docs) {
+      const ours = this.quorumRevs.get(doc._id);
+      if (ours !== undefined && doc._rev !== undefined && ours !== doc._rev && revGeneration(ours) === revGeneration(doc._rev)) remember(this.contended, doc._id, true);
+    }
+  }
+
+  /**
+   * Stop watching. The branches still kept get a last look first (bounded in time): an instance
+   * that stops right after a burst would otherwise leave the conflicts its claims made.
+   */
+  async close(): Promise<void> {
     this.closed = true;
-    for (const timer of this.branchWatches) clearTimeout(timer);
+    for (const timer of this.branchWatches.keys()) clearTimeout(timer);
+    const kept = [...this.branchWatches.values()];
     this.branchWatches.clear();
+    const lastLooks = kept.map((written) => dropIfOvertaken(this.request, written, this.replicas, this.log).catch(() => false));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, LAST_LOOK_MS);
+      void Promise.all(lastLooks).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
@@ -107,7 +141,7 @@ export class ClusterWrites {
       );
     }, delayMs);
     timer.unref();
-    this.branchWatches.add(timer);
+    this.branchWatches.set(timer, written);
   }
 }
 

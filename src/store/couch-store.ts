@@ -232,7 +232,17 @@ class CouchStore implements TaskStore {
 
   follow(options: FeedOptions): Feed {
     if (this.closing.signal.aborted) throw closedError();
-    return this.feeds.add(followChanges(this.conn, this.server.kind, options, this.log, this.health));
+    const cluster = this.cluster;
+    const watched: FeedOptions = cluster
+      ? {
+          ...options,
+          onBatch: (batch) => {
+            cluster.noticeRivals(batch.docs);
+            return options.onBatch(batch);
+          },
+        }
+      : options;
+    return this.feeds.add(followChanges(this.conn, this.server.kind, watched, this.log, this.health));
   }
 
   followDocs(options: DocsFeedOptions): Feed {
@@ -241,8 +251,9 @@ class CouchStore implements TaskStore {
   }
 
   async close(): Promise<void> {
+    // The cluster's kept branches get their last look while requests still go.
+    await this.cluster?.close();
     this.closing.abort();
-    this.cluster?.close();
     await this.feeds.stopAll();
     await this.control.close();
     this.conn.close();

@@ -179,9 +179,11 @@ export function taskStoreContract(open: () => Promise<TaskStore>): void {
     const claimed = await created(s, { _id: `${worker}-claimed`, worker, status: 'running', lease: lease(me) });
     await created(s, { _id: `${worker}-done`, worker, status: 'done' });
     await created(s, { _id: `${worker}-theirs`, worker, status: 'running', lease: lease('host:2:other') });
+    await created(s, { _id: `${worker}-no-status`, worker });
     await writeOne(s, { ...claimed, status: 'cancel' });
     await waitFor(async () => seen().includes(`${worker}-claimed:cancel`), { timeoutMs: 10_000, what: "the user's cancel in the feed" });
     expect(seen()).to.include(`${worker}-theirs:running`);
+    expect(seen(), 'a task without a status (it means waiting)').to.include(`${worker}-no-status:undefined`);
     expect(seen()).not.to.include(`${worker}-claimed:running`);
     expect(seen()).not.to.include(`${worker}-done:done`);
   });

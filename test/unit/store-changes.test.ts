@@ -15,11 +15,8 @@ describe('store: changes requests', () => {
       selector: {
         $or: [
           { _deleted: true },
-          {
-            worker: 'nightly',
-            $not: { status: { $in: ['done', 'error', 'canceled'] } },
-            $nor: [{ 'lease.instance': 'host:1:abc', status: 'running' }],
-          },
+          { worker: 'nightly', status: { $exists: false } },
+          { worker: 'nightly', status: { $nin: ['done', 'error', 'canceled'] }, $nor: [{ 'lease.instance': 'host:1:abc', status: 'running' }] },
         ],
       },
     });

@@ -7,6 +7,8 @@ import { CouchRequestError } from '../../src/errors';
 import { silentLogger } from '../../src/log';
 import { dropIfOvertaken, standDown, sweepStaleBranches, winningLeaf } from '../../src/store/cluster-confirm';
 import type { RequestOptions, Response } from '../../src/store/connection';
+import { ClusterWrites } from '../../src/store/cluster-writes';
+import type { WriteAnswer } from '../../src/store/write-outcomes';
 
 type Leaf = Record<string, unknown>;
 
@@ -106,5 +108,63 @@ describe('store: the winning revision over every copy', () => {
     expect(pick([leaf('2-b'), leaf('3-z', { _deleted: true }, ['c'])])?._rev, 'live first').to.equal('2-b');
     expect(pick([leaf('3-z', { _deleted: true }, ['c'])]), 'all deleted').to.equal(null);
     expect(pick([leaf('2-b')])).not.to.have.property('_revisions');
+  });
+});
+
+/** Lets pending promise callbacks run until `done()` holds (a few turns at most). */
+async function waitUntil(done: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 50 && !done(); turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('store: a cluster store leaves no conflict behind (ClusterWrites)', () => {
+  const bulk = (rows: Array<Record<string, unknown>>, status = 201) => ({ status, rows });
+
+  it('a rival branch seen in the feed beside our quorum write is swept once our write takes the task out of running', async () => {
+    // After our finish, the leaves are our branch (3-f, done) and the rival's claim that stood
+    // down but kept its higher branch (2-z).
+    const db = fakeCluster([leaf('3-f', { status: 'done' }, ['a']), leaf('2-z', { lease: { instance: 'rival' } })]);
+    const cluster = new ClusterWrites(db.request, 3, silentLogger());
+    const claim = { _id: 'task/1', _rev: '1-p', status: 'running' };
+    await cluster.settle([claim], bulk([{ id: 'task/1', rev: '2-a' }]), ['claim'], [{ ok: true, doc: { ...claim, _rev: '2-a' } }]);
+    // The feed shows the rival's branch as the winner (same generation, higher id).
+    cluster.noticeRivals([{ _id: 'task/1', _rev: '2-z', status: 'running' }]);
+    const finish = { _id: 'task/1', _rev: '2-a', status: 'done' };
+    await cluster.settle([finish], bulk([{ id: 'task/1', rev: '3-f' }]), ['plain'], [{ ok: true, doc: { ...finish, _rev: '3-f' } }]);
+    await waitUntil(() => db.deleted().length > 0);
+    expect(db.deleted()).to.deep.equal(['2-z']);
+    await cluster.close();
+  });
+
+  it('without a rival seen, a finish sweeps nothing', async () => {
+    const db = fakeCluster([leaf('2-a')]);
+    const cluster = new ClusterWrites(db.request, 3, silentLogger());
+    const claim = { _id: 'task/1', _rev: '1-p', status: 'running' };
+    await cluster.settle([claim], bulk([{ id: 'task/1', rev: '2-a' }]), ['claim'], [{ ok: true, doc: { ...claim, _rev: '2-a' } }]);
+    cluster.noticeRivals([{ _id: 'task/1', _rev: '2-a', status: 'running' }]);
+    const finish = { _id: 'task/1', _rev: '2-a', status: 'done' };
+    await cluster.settle([finish], bulk([{ id: 'task/1', rev: '3-f' }]), ['plain'], [{ ok: true, doc: { ...finish, _rev: '3-f' } }]);
+    for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(db.requests).to.deep.equal([]);
+    await cluster.close();
+  });
+
+  it('a branch kept after standing down gets a last look when the store closes: deleted once overtaken', async () => {
+    // Our claim 2-b got 202 and sorts highest: kept. By the time the store closes, the owner's
+    // branch (2-a) has grown to 3-f.
+    let leaves: Leaf[] = [leaf('2-b'), leaf('2-a')];
+    const requests: RequestOptions[] = [];
+    const request = async <T>(options: RequestOptions): Promise<Response<T>> => {
+      requests.push(options);
+      if (options.method === 'DELETE') return { status: 200, body: { ok: true } as T, headers: {} };
+      return { status: 200, body: leaves.map((ok) => ({ ok })) as T, headers: {} };
+    };
+    const cluster = new ClusterWrites(request, 3, silentLogger());
+    const claim = { _id: 'task/1', _rev: '1-p', status: 'running' };
+    const answers: WriteAnswer[] = [{ ok: true, doc: { ...claim, _rev: '2-b' } }];
+    await cluster.settle([claim], bulk([{ id: 'task/1', rev: '2-b', accepted: true }], 202), ['claim'], answers);
+    expect(answers[0]).to.deep.equal({ ok: false, conflict: true, contestedRev: '2-b' });
+    leaves = [leaf('2-b'), leaf('3-f', { status: 'done' }, ['a'])];
+    await cluster.close();
+    expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.qs?.rev)).to.deep.equal(['2-b']);
   });
 });
