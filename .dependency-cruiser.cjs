@@ -59,7 +59,14 @@ module.exports = {
       comment: "store/schema.ts holds the database's shared names (databases, filters, indexes, limits): it imports no other part of store/.",
       severity: 'error',
       from: { path: '^src/store/schema\\.ts$' },
-      to: { path: '^src/store/', pathNot: ['^src/store/schema\\.ts$'] },
+      to: { path: '^src/store/', pathNot: ['^src/store/(schema|types)\\.ts$'] },
+    },
+    {
+      name: 'store-sides-apart',
+      comment: 'What the worker uses (store/for-workers) and what operators use (store/for-operators) share only the store\'s common files.',
+      severity: 'error',
+      from: { path: '^src/store/for-(workers|operators)/' },
+      to: { path: '^src/store/for-(workers|operators)/', pathNot: ['$1'] },
     },
     {
       name: 'jobs-below-the-worker',

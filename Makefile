@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 AFTER := node bin/after
 
-.PHONY: install build chromium run test test-unit test-integration test-couchdb test-cluster bench bench-peers-setup clean
+.PHONY: install build deps chromium run test test-unit test-integration test-couchdb test-cluster bench bench-peers-setup clean
 
 install: node_modules/.install-stamp
 
@@ -12,6 +12,11 @@ node_modules/.install-stamp: package.json package-lock.json
 
 build: install
 	npx tsc -p tsconfig.json
+
+# How the parts of src/ may import each other, with the rules written down in
+# .dependency-cruiser.cjs: no import loops, and every layer imports only those below it.
+deps: install
+	npx depcruise src --config .dependency-cruiser.cjs --output-type err
 
 # The dashboard tests drive Debian's chromium headless (test/integration/ui.test.ts); install it
 # when missing. CI runs as root. Where it cannot be installed those tests are skipped with a note.
@@ -32,8 +37,8 @@ run: build
 	$(AFTER) init
 	$(AFTER) start demo
 
-# The whole suite: unit tests, then integration tests on the embedded database.
-test: build chromium
+# The whole suite: the import rules, unit tests, then integration tests on the embedded database.
+test: build deps chromium
 	npx mocha 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 
 test-unit: build

@@ -21,7 +21,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
-import { peerBench, runPeerBurst, runPeerPrecision, type PeerBench } from './peers';
+import { peerBench, runPeerBurst, runPeerPrecision, type PeerBench } from './peers/index';
 import { formatTable, type Row } from './report';
 import { cleanUpOnInterrupt, couchdbServer, REPO_ROOT, startEmbeddedServer, type BenchServer } from './server';
 import { runBurst } from './workloads/burst';

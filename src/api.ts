@@ -9,17 +9,18 @@
  *   await after.create({ worker: 'mailer', date: new Date(), job: 'send_report' });
  */
 import * as path from 'node:path';
-import { loadConfig, type AfterConfig } from './config';
+import { loadConfig } from './config/load';
+import { type AfterConfig } from './config/types';
 import { AfterError, TaskInvalidError, UsageError } from './errors';
 import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, type JobRegistry, type LoadJobsOptions } from './jobs/loader';
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
 import { startWorkerWithSidecars } from './metrics/worker-sidecars';
-import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/task-queries';
-import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/tasks';
+import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/for-operators/task-queries';
+import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/for-operators/tasks';
 import { openConnection, type Connection } from './store/connection';
-import { pauseTask, resumeTask, runTaskNow } from './store/task-actions';
-import { pauseWorker, resumeWorker, type PauseReport } from './store/worker-pause';
+import { pauseTask, resumeTask, runTaskNow } from './store/for-operators/task-actions';
+import { pauseWorker, resumeWorker, type PauseReport } from './store/for-operators/worker-pause';
 import { parseTaskDate } from './task/dates';
 import { validateTask } from './task/validate';
 import type { JobSpec, TaskDoc } from './types';

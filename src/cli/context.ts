@@ -4,7 +4,8 @@
  * run it again under pm2).
  */
 import * as path from 'node:path';
-import { loadConfig, type AfterConfig } from '../config';
+import { loadConfig } from '../config/load';
+import { type AfterConfig } from '../config/types';
 import { consoleOutput, type Output } from './output';
 
 export interface CliContext {

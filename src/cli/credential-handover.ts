@@ -20,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { readSecretsFile, SECRET_ENV_KEYS } from '../secret-env';
+import { readSecretsFile, SECRET_ENV_KEYS } from '../config/secret-env';
 import { AfterError } from '../errors';
 import { exitCodeOf, setSteerSignalSource, setStopSignalSource, STEER_SIGNALS, STOP_SIGNALS, terminalHungUp, type StopSignalSource } from './signals';
 

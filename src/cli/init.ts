@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { withEmbeddedAdmin } from '../embedded/admin-config';
 import { AfterError, CouchRequestError } from '../errors';
-import { initDatabase, type InitReport } from '../store/design';
+import { initDatabase, type InitReport } from '../store/for-operators/init';
 import type { CliContext } from './context';
 
 export function registerInitCommand(program: Command, ctx: CliContext): void {

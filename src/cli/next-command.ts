@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors';
-import { getTask } from '../store/tasks';
+import { getTask } from '../store/for-operators/tasks';
 import { openConnection } from '../store/connection';
 import { parseTaskDate } from '../task/dates';
 import { printable } from '../text';

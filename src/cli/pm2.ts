@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SECRET_ENV_KEYS } from '../secret-env';
+import { SECRET_ENV_KEYS } from '../config/secret-env';
 import { AfterError, toError } from '../errors';
 import { isAlive } from '../process';
 import { pm2ProcessName, workerOfProcess } from './worker-name';

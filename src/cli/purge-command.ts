@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { withEmbeddedAdmin } from '../embedded/admin-config';
 import { UsageError } from '../errors';
 import { detectServer, openConnection } from '../store/connection';
-import { purgeFinished } from '../store/purge';
+import { purgeFinished } from '../store/for-operators/purge';
 import { approximateMs, parseCompactDuration } from '../task/duration';
 import type { CliContext } from './context';
 import { checkWorkerName } from './worker-name';

@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readSecretsFile, SECRET_ENV_KEYS, type SecretEnvValues } from '../secret-env';
+import { readSecretsFile, SECRET_ENV_KEYS, type SecretEnvValues } from '../config/secret-env';
 import type { Logger } from '../log';
 
 /** How often a worker waiting for its file, or holding its values, looks for a new file. */

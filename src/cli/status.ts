@@ -1,7 +1,7 @@
 /** `after status`: where the tasks are, and how many of each worker are in each status. */
 import type { Command } from 'commander';
-import { readWorkers, type InstanceView } from '../store/instances';
-import { statusCounts, type StatusCount } from '../store/task-queries';
+import { readWorkers, type InstanceView } from '../store/for-operators/instances';
+import { statusCounts, type StatusCount } from '../store/for-operators/task-queries';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
 import type { CliContext } from './context';

@@ -5,9 +5,9 @@
  * process (SIGHUP, or SIGUSR2 with --logs), through pm2.
  */
 import type { Command } from 'commander';
-import { readWorkers } from '../store/instances';
+import { readWorkers } from '../store/for-operators/instances';
 import { openConnection } from '../store/connection';
-import { pauseWorker, resumeWorker, type PauseReport } from '../store/worker-pause';
+import { pauseWorker, resumeWorker, type PauseReport } from '../store/for-operators/worker-pause';
 import { printable } from '../text';
 import type { CliContext } from './context';
 import { pm2Home, signalBackground } from './pm2';

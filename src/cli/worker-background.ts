@@ -4,13 +4,13 @@
  * never through pm2's environment (secrets-file.ts).
  */
 import * as fs from 'node:fs';
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
 import { workerLogFile } from '../log';
 import type { CliContext } from './context';
 import { listWorkers, pm2Home, startBackground, type WorkerProcess } from './pm2';
 import { secretsFile, secretsToHand, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
-import type { StartOptions } from './worker-commands';
+import type { StartOptions } from './start-options';
 
 /** pm2 waits this much longer than the worker's own grace before it sends SIGKILL. */
 const KILL_MARGIN_MS = 5000;

@@ -4,30 +4,20 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { AfterError } from '../errors';
 import { formatDuration } from '../format-duration';
 import { workerLogFile } from '../log';
-import type { SidecarOptions } from '../metrics/worker-sidecars';
-import type { WorkerOptions } from '../worker/worker';
 import type { CliContext } from './context';
 import { followFile, readLastLines } from './log-file';
 import { absolutePath, integerIn } from './options';
 import { formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, stopBackground } from './pm2';
 import { secretsFile, waitingMarker } from './secrets-file';
+import type { StartOptions } from './start-options';
 import { onStopSignal } from './signals';
 import { startInBackground } from './worker-background';
 import { checkWorkerName } from './worker-name';
-
-/** The options of `after start`, as commander parses them: the worker's and its sidecars', under their flag names. */
-export type StartOptions = Pick<WorkerOptions, 'concurrency'> & Omit<SidecarOptions, 'log'> & {
-  background?: boolean;
-  /** The worker's `jobsDir`. */
-  jobs?: string;
-  /** The worker's `leaseMs`. */
-  lease?: number;
-};
 
 export function registerWorkerCommands(program: Command, ctx: CliContext): void {
   program

@@ -5,7 +5,8 @@
  * and a clean stop on the first SIGINT or SIGTERM. Loaded only by `after start`: every other
  * command starts faster without the worker and all it imports.
  */
-import { loadConfig, type AfterConfig } from '../config';
+import { loadConfig } from '../config/load';
+import { type AfterConfig } from '../config/types';
 import { createLogger, detachConsole, workerLogFile } from '../log';
 import { startWorkerWithSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
@@ -13,7 +14,7 @@ import type { CliContext } from './context';
 import { carriesCredentials, launcherPid, runWorkerInChild } from './credential-handover';
 import { takeSecretsIntoCustody } from './secrets-file';
 import { onSteerSignal, onStopSignal, terminalHungUp } from './signals';
-import type { StartOptions } from './worker-commands';
+import type { StartOptions } from './start-options';
 import { steerBySignals } from './worker-reload';
 
 type WorkerLogger = ReturnType<typeof createLogger>;

@@ -13,7 +13,7 @@
  * credential launcher gets both signals relayed by it (credential-handover.ts). The SIGHUP a
  * closing terminal sends still stops a foreground worker, as it always did.
  */
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { toError } from '../errors';
 import { JobsInvalidError, assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
 import { detachConsole, reopenLogFiles, type Logger } from '../log';

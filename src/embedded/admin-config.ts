@@ -4,7 +4,7 @@
  * embedded server started from this AFTER_HOME. Everything else (workers, `after task`,
  * `after status`, the dashboard) connects with what is configured: anonymously on loopback.
  */
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { AfterError } from '../errors';
 import { adminFile, readAdminCredentials } from './admin-credentials';
 import { runningEmbeddedServer } from './server';

@@ -4,10 +4,34 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULTS } from '../config';
-import { REVS_LIMIT } from '../store/design';
+import { DEFAULTS } from '../config/defaults';
+import { REVS_LIMIT } from '../store/schema';
+import type { Logger } from '../log';
 import { hashAdminPassword, verifyAdminPassword, type AdminCredentials } from './admin-credentials';
-import type { EmbeddedOptions } from './server';
+
+/** How to start the embedded server (server.ts starts it). */
+export interface EmbeddedOptions {
+  /** Address to bind. @default config.embedded.host ("127.0.0.1") */
+  host: string;
+  port: number;
+  /** Where the LevelDB files live (created when missing). */
+  dir: string;
+  /** AFTER_HOME: pid, state and log files go here. */
+  home: string;
+  /** Detach and return once the server answers; otherwise stay attached (see `exited`). */
+  background: boolean;
+  /** More Host names the server answers to. @default config.embedded.allowed_hosts ([]) */
+  allowedHosts?: readonly string[];
+  /** Web origins allowed to call it from a browser (CORS). @default [] */
+  corsOrigins?: readonly string[];
+  /** Largest document, bytes. @default 8000000 (CouchDB's max_document_size) */
+  maxDocumentSize?: number;
+  /** Largest `_bulk_docs` body, bytes. @default 67108864 */
+  maxRequestSize?: number;
+  /** Time between compaction passes; 0 = never. @default 300000 */
+  compactIntervalMs?: number;
+  log?: Logger;
+}
 
 /** What launcher.ts is started with (one JSON argument: nothing secret in it). */
 export interface LauncherSettings {

@@ -15,34 +15,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { delay } from '../clock';
 import { AfterError } from '../errors';
-import { silentLogger, type Logger } from '../log';
+import { silentLogger } from '../log';
 import { ensureAdminCredentials } from './admin-credentials';
 import { embeddedFiles, isOldPouchdbServer, isOurServer, readPid, removeServerFiles, runningServer, writeServerFiles, type EmbeddedState } from './server-files';
 import { refuseTakenPort, waitUntilAnswering } from './server-probes';
-import { launcherSettings } from './server-settings';
-
-export interface EmbeddedOptions {
-  /** Address to bind. @default config.embedded.host ("127.0.0.1") */
-  host: string;
-  port: number;
-  /** Where the LevelDB files live (created when missing). */
-  dir: string;
-  /** AFTER_HOME: pid, state and log files go here. */
-  home: string;
-  /** Detach and return once the server answers; otherwise stay attached (see `exited`). */
-  background: boolean;
-  /** More Host names the server answers to. @default config.embedded.allowed_hosts ([]) */
-  allowedHosts?: readonly string[];
-  /** Web origins allowed to call it from a browser (CORS). @default [] */
-  corsOrigins?: readonly string[];
-  /** Largest document, bytes. @default 8000000 (CouchDB's max_document_size) */
-  maxDocumentSize?: number;
-  /** Largest `_bulk_docs` body, bytes. @default 67108864 */
-  maxRequestSize?: number;
-  /** Time between compaction passes; 0 = never. @default 300000 */
-  compactIntervalMs?: number;
-  log?: Logger;
-}
+import { launcherSettings, type EmbeddedOptions } from './server-settings';
 
 export interface EmbeddedServer {
   /** Server URL (no database name, no credentials). */

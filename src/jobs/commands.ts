@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandBinding } from '../config';
+import type { CommandBinding } from '../config/types';
 import { TaskInvalidError } from '../errors';
 import { checkStringArguments, DEFAULT_PROGRAM_TIMEOUT_MS, programEnvironment, runProgram, type ExecResult } from './program';
 import type { JobContext, JobFunction, JobTask } from './run-job';

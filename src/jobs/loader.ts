@@ -13,11 +13,11 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { AfterConfig, CommandBinding } from '../config';
+import type { AfterConfig, CommandBinding } from '../config/types';
 import { AfterError } from '../errors';
-import { enabledBuiltins, type BuiltinOptions } from './builtins';
+import { enabledBuiltins, type BuiltinOptions } from './builtins/index';
 import { commandJob, commandProblems, describeCommand } from './commands';
-import { isJobName } from './job-name';
+import { isJobName } from '../task/job-name';
 import { describeValue, firstLine, forgetCachedModules, functionExports, isObject, jobFunctionOf, loadContained } from './job-module';
 import type { JobFunction } from './run-job';
 

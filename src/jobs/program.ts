@@ -9,7 +9,7 @@
  * process tree ended with it (process-tree.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { DEFAULTS } from '../config';
+import { DEFAULTS } from '../config/defaults';
 import { AfterError, JobTimeoutError, TaskInvalidError } from '../errors';
 import type { Logger } from '../log';
 import { newProgramTree, RUN_COOKIE_ENV } from './process-tree';

@@ -2,7 +2,7 @@
  * Which changes a feed asks `_changes` for, as each server supports it, and what an answer
  * holds. changes.ts makes the requests.
  */
-import { BY_WORKER_FILTER } from './design';
+import { BY_WORKER_FILTER } from './schema';
 import type { ChangeBatch, FeedOptions, ServerKind } from './types';
 import { FINISHED_STATUSES, type TaskDoc } from '../types';
 

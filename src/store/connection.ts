@@ -4,7 +4,8 @@
  * CouchRequestError that names its cause without a credential.
  */
 import nano from 'nano';
-import { authenticatedUrl, scrubUrl, type AfterConfig } from '../config';
+import { authenticatedUrl, scrubUrl } from '../config/urls';
+import { type AfterConfig } from '../config/types';
 import { backoffMs, delay } from '../clock';
 import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';

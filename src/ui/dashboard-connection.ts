@@ -20,8 +20,8 @@
  */
 import { AfterError } from '../errors';
 import type { Connection, RequestOptions, Response } from '../store/connection';
-import { PAUSE_PREFIX, REQUEST_PREFIX, controlDbName } from '../store/control';
-import { BY_WORKER_STATUS_VIEW } from '../store/design';
+import { PAUSE_PREFIX, REQUEST_PREFIX, controlDbName } from '../store/schema';
+import { BY_WORKER_STATUS_VIEW } from '../store/schema';
 
 /** Whether the dashboard may make this request on the tasks database `dbName`. */
 export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions, 'method' | 'path' | 'root' | 'db'>): boolean {

@@ -10,11 +10,11 @@
  */
 import { AfterError } from '../errors';
 import type { Connection } from '../store/connection';
-import { readWorkers, type InstanceView } from '../store/instances';
-import { pauseTask, resumeTask, runTaskNow } from '../store/task-actions';
-import { listRecentFailures, listTasks, readDependencyStates, statusCounts, type DependencyState, type StatusCount } from '../store/task-queries';
-import { CANCEL_INTENT, getTask, rescheduleIntent, updateTask, type TaskIntent } from '../store/tasks';
-import { checkWorkerNameForPause, pauseWorker, resumeWorker, type PauseReport } from '../store/worker-pause';
+import { readWorkers, type InstanceView } from '../store/for-operators/instances';
+import { pauseTask, resumeTask, runTaskNow } from '../store/for-operators/task-actions';
+import { listRecentFailures, listTasks, readDependencyStates, statusCounts, type DependencyState, type StatusCount } from '../store/for-operators/task-queries';
+import { CANCEL_INTENT, getTask, rescheduleIntent, updateTask, type TaskIntent } from '../store/for-operators/tasks';
+import { checkWorkerNameForPause, pauseWorker, resumeWorker, type PauseReport } from '../store/for-operators/worker-pause';
 import { parseTaskDate } from '../task/dates';
 import type { TaskDoc } from '../types';
 

@@ -38,7 +38,19 @@ import { revGeneration } from '../revision';
 import type { WriteOutcome } from '../store/types';
 import type { NextStateOptions, RunRecord } from '../task/next-state';
 import type { RunOutcome, TaskDoc } from '../types';
-import type { AbortReason, JobRun } from './running/job-run';
+
+/** Why a run was stopped from outside. */
+export type AbortReason = 'cancel' | 'deleted' | 'taken-over' | 'shutdown';
+
+export interface JobRun {
+  readonly startedAtMs: number;
+  /** Resolves with the job's outcome once it has settled (or been abandoned). */
+  readonly outcome: Promise<RunOutcome>;
+  readonly abortReason: AbortReason | undefined;
+  /** The job has settled: an abort now changes nothing, its outcome is being recorded. */
+  readonly ended: boolean;
+  abort(reason: AbortReason): void;
+}
 
 export type Phase =
   /** In the per-second timer, waiting for its claim time (nothing in flight). */

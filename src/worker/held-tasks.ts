@@ -9,7 +9,7 @@
  *   a while, with our live lease, and it is not ours to hold or run.
  */
 import type { Clock } from '../clock';
-import type { LimitConfig } from '../config';
+import type { LimitConfig } from '../config/types';
 import { leaseIsLive } from '../task/decide';
 import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';

@@ -6,8 +6,8 @@
  *               give a verdict, wait for its dependencies, take an expired run over
  *   3. hold     held tasks wait in the per-second timer; at their claim time they are due
  *   4. claim    due tasks, as many as there are free run slots, claimed in one bulk write
- *   5. run      each claimed task's job at its date (running/start-gate.ts), its lease renewed
- *   6. finish   each run's outcome written (running/finish.ts), beside the next wave's claims
+ *   5. run      each claimed task's job at its date (running/run.ts), its lease renewed
+ *   6. finish   each run's outcome written (running/run.ts), beside the next wave's claims
  *
  * A HeldTask (held-task.ts) is the state of one task here, changed only through its own
  * transitions; HeldTasks (held-tasks.ts) says where each one waits. This file moves tasks from
@@ -20,12 +20,12 @@
  * after the stages.
  */
 import { within, type Clock } from '../clock';
-import type { LimitConfig } from '../config';
+import type { LimitConfig } from '../config/types';
 import { UnknownJobError } from '../errors';
 import type { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
-import type { TaskRequest } from '../store/control';
+import type { TaskRequest } from '../store/schema';
 import type { ControlStore, TaskStore } from '../store/types';
 import { decide, isLease, leasedBy, type DecideContext, type Decision } from '../task/decide';
 import type { DependencyLookup } from '../task/dependencies';
@@ -37,10 +37,8 @@ import type { WorkerEvents } from './events';
 import { describeLease, type HeldTask, type Missed } from './held-task';
 import { HeldTasks } from './held-tasks';
 import { RequestDesk } from './peers/requests';
-import { finishRun, type RunEnd } from './running/finish';
-import { startRun } from './running/job-run';
+import { finishRun, startRun, untilStart, type RunEnd, type StartGateParts, type StartVerdict } from './running/run';
 import { LeaseRenewals } from './running/lease-renewals';
-import { untilStart, type StartGateParts, type StartVerdict } from './running/start-gate';
 import { RunSlots } from './timing/run-slots';
 import { TaskWriter, type Planned } from './writer';
 
@@ -409,7 +407,7 @@ export class Pipeline {
 
   // ── 6. finish ──────────────────────────────────────────────────────────────────────────
 
-  /** What follows a run's end (running/finish.ts): the task let go, its next date or the newest document decided. */
+  /** What follows a run's end (running/run.ts): the task let go, its next date or the newest document decided. */
   private async ended(task: HeldTask, end: RunEnd): Promise<void> {
     switch (end.kind) {
       case 'shutdown':

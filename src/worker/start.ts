@@ -1,10 +1,10 @@
 /** Starting a worker instance: load its jobs, connect (waiting for the database), follow. */
 import { backoffMs, delay } from '../clock';
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { AfterError, CouchRequestError } from '../errors';
 import { jobsOptionsOf, loadJobs } from '../jobs/loader';
 import type { Logger } from '../log';
-import { createStore } from '../store/couch-store';
+import { createStore } from '../store/for-workers/couch-store';
 import type { TaskStore } from '../store/types';
 import { Worker, type WorkerOptions } from './worker';
 import { logWorkerEvents } from './events';

@@ -9,11 +9,11 @@
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { systemClock, within, type Clock } from '../clock';
-import type { AfterConfig } from '../config';
+import type { AfterConfig } from '../config/types';
 import { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS } from '../store/control';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS } from '../store/schema';
 import type { StoreHealth, TaskStore } from '../store/types';
 import type { WorkerEvents } from './events';
 import { DependencyWatch } from './intake/dependency-watch';

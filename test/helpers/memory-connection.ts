@@ -7,7 +7,7 @@
  * every request, answer and delivered batch, so a simulation knows when all is quiet.
  */
 import { AfterError } from '../../src/errors';
-import type { MemoryStore } from '../../src/store/memory-store';
+import type { MemoryStore } from '../../src/store/for-workers/memory-store';
 import type {
   ControlDoc,
   ControlFeedOptions,

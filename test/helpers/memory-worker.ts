@@ -17,10 +17,11 @@
 import * as os from 'node:os';
 import FakeTimers from '@sinonjs/fake-timers';
 import { registryFromFunctions } from '../../src/api';
-import { parseConfig, type AfterConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
+import { type AfterConfig } from '../../src/config/types';
 import type { JobFunction } from '../../src/jobs/run-job';
 import { silentLogger } from '../../src/log';
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/for-workers/memory-store';
 import type { TaskDoc } from '../../src/types';
 import { Worker, type WorkerEvents } from '../../src/worker/worker';
 import { Connection } from './memory-connection';

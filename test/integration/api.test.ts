@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { connect, registryFromFunctions, startWorker } from '../../src/api';
 import { AfterError, TaskInvalidError } from '../../src/errors';
 import type { TaskDoc } from '../../src/types';
-import { REPO_ROOT, useSuiteDb, waitFor } from '../helpers';
+import { REPO_ROOT, useSuiteDb, waitFor } from '../helpers/index';
 
 const EXAMPLE_DOC = path.join(REPO_ROOT, 'README.md');
 

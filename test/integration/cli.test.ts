@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, REPO_ROOT, freePort, isAlive, pm2DaemonPid, runCli, spawnCli, stopPm2Daemon, useSuiteDb, waitFor, waitForStatus, type CliResult } from '../helpers';
+import { FIXTURE_JOBS, REPO_ROOT, freePort, isAlive, pm2DaemonPid, runCli, spawnCli, stopPm2Daemon, useSuiteDb, waitFor, waitForStatus, type CliResult } from '../helpers/index';
 
 const PM2_BIN = path.join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const PASSWORD = 's3cret';

@@ -29,7 +29,7 @@ import {
   waitForStatus,
   type TestDb,
   type WorkerProcess,
-} from '../helpers';
+} from '../helpers/index';
 import { clusterHome, clusterScript, clusterUrls, mapLimited, nodePid, onNode } from '../helpers/cluster';
 
 const TASKS = 500;

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, sessionOf, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, sessionOf, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
 
 /** Descendants that left the process group are found through /proc (Linux). */
 const HAS_PROC = fs.existsSync('/proc/self/environ');

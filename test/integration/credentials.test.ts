@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, runCli, runTask, startWorker, useSuiteDb, waitFor, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, runCli, runTask, startWorker, useSuiteDb, waitFor, type TestDb } from '../helpers/index';
 
 /**
  * The test database's URL with a password in it, and that password: COUCHDB_URL's own, or the

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { Command } from 'commander';
 import { registerNextCommand } from '../../src/cli/next-command';
-import { iso, postTask, readRecords, startWorker, useSuiteDb, waitForStatus } from '../helpers';
+import { iso, postTask, readRecords, startWorker, useSuiteDb, waitForStatus } from '../helpers/index';
 
 describe('cron repeats with a worker', function () {
   this.timeout(60_000);

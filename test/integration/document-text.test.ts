@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { workerLogFile } from '../../src/log';
-import { runCli, startWorker, useSuiteDb, waitForStatus } from '../helpers';
+import { runCli, startWorker, useSuiteDb, waitForStatus } from '../helpers/index';
 
 /** C0 controls except the newline that ends each line, DEL, C1, line separators, bidi controls. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles } from '../../src/embedded/server-files';
 import { startEmbedded, stopEmbedded } from '../../src/embedded/server';
-import { freePort, runCli, startTestDb, startWorker, waitFor, type CliResult } from '../helpers';
+import { freePort, runCli, startTestDb, startWorker, waitFor, type CliResult } from '../helpers/index';
 
 interface Answer {
   status: number;

@@ -11,7 +11,7 @@ import { AfterError } from '../../src/errors';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles } from '../../src/embedded/server-files';
 import { embeddedStatus, startEmbedded, stopEmbedded } from '../../src/embedded/server';
-import { freePort, isAlive, startDb, waitFor, waitForStatus } from '../helpers';
+import { freePort, isAlive, startDb, waitFor, waitForStatus } from '../helpers/index';
 
 describe('embedded server', function () {
   let root: string;

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTasks, readRecords, runCli, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers';
+import { iso, postTasks, readRecords, runCli, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers/index';
 import { mostInAnyWindow } from '../helpers/run-stats';
 
 describe('flow control across worker processes', function () {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { runCli, useSuiteDb } from '../helpers';
+import { runCli, useSuiteDb } from '../helpers/index';
 
 const CRONTAB = `# m h dom mon dow command
 SHELL=/bin/bash

@@ -4,12 +4,12 @@
  */
 import { expect } from 'chai';
 import { AfterError } from '../../src/errors';
-import { listTasks, statusCounts } from '../../src/store/task-queries';
-import { createTask, deleteTask, getTask, updateTask } from '../../src/store/tasks';
+import { listTasks, statusCounts } from '../../src/store/for-operators/task-queries';
+import { createTask, deleteTask, getTask, updateTask } from '../../src/store/for-operators/tasks';
 import type { Connection } from '../../src/store/connection';
-import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/design';
+import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/schema';
 import type { TaskDoc } from '../../src/types';
-import { runCli, useSuiteDb, type TestDb } from '../helpers';
+import { runCli, useSuiteDb, type TestDb } from '../helpers/index';
 
 describe('after init', function () {
   const db = useSuiteDb({ init: false });

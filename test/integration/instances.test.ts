@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForDoc, waitForStatus } from '../helpers';
+import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForDoc, waitForStatus } from '../helpers/index';
 import { maxOverlap } from '../helpers/run-stats';
 
 describe('instances of one worker name', function () {

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, startTestDb, startWorker, waitFor, waitForStatus, type TestDb } from '../helpers';
+import { FIXTURE_JOBS, startTestDb, startWorker, waitFor, waitForStatus, type TestDb } from '../helpers/index';
 
 const FIXTURE_JOB_NAMES = ['succeeds', 'throws', 'rejects', 'hangs', 'slow', 'records', 'reports-context', 'emitter-done', 'emitter-error', 'esm-job', 'fromIndexA', 'fromIndexB', 'index', 'exec', 'webhook'];
 const DOCUMENTS = 300;

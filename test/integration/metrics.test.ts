@@ -2,7 +2,7 @@
  * `after start <name> --metrics-port N`: /metrics scraped while tasks run, as Prometheus would.
  */
 import { expect } from 'chai';
-import { FIXTURE_JOBS, postTask, runCli, spawnCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { FIXTURE_JOBS, postTask, runCli, spawnCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
 
 /** The value of one sample line, e.g. `after_runs_total{job="succeeds",outcome="success",worker="m"}`; 0 when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {

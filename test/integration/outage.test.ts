@@ -4,7 +4,7 @@
  * run once, and no worker process exits. Needs the embedded server's stop()/restart().
  */
 import { expect } from 'chai';
-import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers';
+import { iso, postTasks, readRecords, startWorker, useSuiteDb, waitForAll, waitForStatus } from '../helpers/index';
 
 const OUTAGE_MS = 5_000;
 

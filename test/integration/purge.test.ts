@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { runCli, useSuiteDb } from '../helpers';
+import { runCli, useSuiteDb } from '../helpers/index';
 
 describe('after purge', function () {
   this.timeout(60_000);

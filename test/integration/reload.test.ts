@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTask, runCli, runTask, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { iso, postTask, runCli, runTask, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
 
 /** A jobs folder of its own: `version` returns the text given, `slow_version` takes a while first. */
 function jobsFolder(root: string): { dir: string; version(text: string): void; write(file: string, text: string): void } {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTasks, startWorker, useSuiteDb, waitForDoc, waitForStatus } from '../helpers';
+import { iso, postTasks, startWorker, useSuiteDb, waitForDoc, waitForStatus } from '../helpers/index';
 
 /** The worker-wide default timeout this file's config sets (`worker.timeout_ms`). */
 const DEFAULT_TIMEOUT_MS = 1_500;

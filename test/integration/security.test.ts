@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FIXTURE_JOBS, freePort, runCli, startTestDb, startWorker, waitFor, waitForStatus } from '../helpers';
+import { FIXTURE_JOBS, freePort, runCli, startTestDb, startWorker, waitFor, waitForStatus } from '../helpers/index';
 
 const PASSWORD = 'Pa55-w0rd-never-shown';
 

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { databaseRequest } from '../helpers/db';
 import type { TaskDoc } from '../../src/types';
-import { getTask, iso, postTask, readRecords, runCli, startWorker, updateTask, useSuiteDb, waitFor, waitForDoc, waitForStatus, type TestDb, type WorkerProcess } from '../helpers';
+import { getTask, iso, postTask, readRecords, runCli, startWorker, updateTask, useSuiteDb, waitFor, waitForDoc, waitForStatus, type TestDb, type WorkerProcess } from '../helpers/index';
 
 describe('steering a running schedule', function () {
   this.timeout(120_000);

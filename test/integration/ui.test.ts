@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/log';
 import type { Connection } from '../../src/store/connection';
 import type { TaskDoc } from '../../src/types';
 import { startDashboard, type Dashboard } from '../../src/ui/server';
-import { getTask, postTask, startCli, startWorker, useSuiteDb, waitFor, waitForStatus, type ChildHandle } from '../helpers';
+import { getTask, postTask, startCli, startWorker, useSuiteDb, waitFor, waitForStatus, type ChildHandle } from '../helpers/index';
 import { databaseRequest } from '../helpers/db';
 
 const CHROMIUM = '/usr/bin/chromium';

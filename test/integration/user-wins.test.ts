@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTask, runCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { iso, postTask, runCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
 
 describe('a user\'s write wins over a fast worker', function () {
   this.timeout(60_000);

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
-import { FIXTURE_JOBS, REPO_ROOT, iso, postTask, readRecords, startTestDb, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers';
+import { FIXTURE_JOBS, REPO_ROOT, iso, postTask, readRecords, startTestDb, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
 
 const EXAMPLE_JOBS = path.join(REPO_ROOT, 'jobs');
 

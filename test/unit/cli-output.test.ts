@@ -3,7 +3,7 @@ import { AfterError } from '../../src/errors';
 import { errorLines, formatTable } from '../../src/cli/output';
 import { formatDuration } from '../../src/format-duration';
 import { countsTable, instancesLines } from '../../src/cli/status';
-import type { InstanceView } from '../../src/store/instances';
+import type { InstanceView } from '../../src/store/for-operators/instances';
 
 describe('cli: output helpers', () => {
   describe('formatDuration', () => {

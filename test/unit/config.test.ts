@@ -2,8 +2,9 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { authenticatedUrl, loadConfig, parseConfig, scrubUrl } from '../../src/config';
-import { lineAndColumn } from '../../src/json-file';
+import { authenticatedUrl, scrubUrl } from '../../src/config/urls';
+import { loadConfig, parseConfig } from '../../src/config/load';
+import { lineAndColumn } from '../../src/config/json-file';
 import { ConfigError } from '../../src/errors';
 
 const where = { file: '/etc/after/config.json', base: '/etc/after' };

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { CommandBinding } from '../../src/config';
+import type { CommandBinding } from '../../src/config/types';
 import { commandJob, commandProblems, describeCommand } from '../../src/jobs/commands';
 import { runJob } from '../../src/jobs/run-job';
 import { silentLogger } from '../../src/log';

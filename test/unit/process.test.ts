@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isAlive } from '../../src/process';
-import { waitFor } from '../helpers';
+import { waitFor } from '../helpers/index';
 
 describe('isAlive', () => {
   let parent: ChildProcess | undefined;

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import * as vm from 'node:vm';
-import { VALIDATE_DOC_UPDATE_SOURCE } from '../../src/store/validate-doc';
+import { VALIDATE_DOC_UPDATE_SOURCE } from '../../src/store/for-operators/validate-doc';
 import { invalidState, canceledState, nextState } from '../../src/task/next-state';
 import { MAX_DATE_MS } from '../../src/task/dates';
 import { validateTask } from '../../src/task/validate';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { changesRequest, feedShows, toBatch } from '../../src/store/changes-request';
-import { BY_WORKER_FILTER_SOURCE } from '../../src/store/design';
+import { BY_WORKER_FILTER_SOURCE } from '../../src/store/for-operators/init';
 import type { FeedOptions } from '../../src/store/types';
 import type { TaskDoc } from '../../src/types';
 

@@ -5,10 +5,10 @@
 import { expect } from 'chai';
 import { CouchRequestError } from '../../src/errors';
 import { silentLogger } from '../../src/log';
-import { dropIfOvertaken, standDown, sweepStaleBranches, winningLeaf } from '../../src/store/cluster-confirm';
+import { dropIfOvertaken, standDown, sweepStaleBranches, winningLeaf } from '../../src/store/for-workers/cluster-confirm';
 import type { RequestOptions, Response } from '../../src/store/connection';
-import { ClusterWrites } from '../../src/store/cluster-writes';
-import type { WriteAnswer } from '../../src/store/write-outcomes';
+import { ClusterWrites } from '../../src/store/for-workers/cluster-writes';
+import type { WriteAnswer } from '../../src/store/for-workers/write-outcomes';
 
 type Leaf = Record<string, unknown>;
 

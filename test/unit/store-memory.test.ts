@@ -1,5 +1,5 @@
 /** The in-memory TaskStore passes the contract the HTTP stores pass (test/helpers/store-contract.ts). */
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/for-workers/memory-store';
 import { taskStoreContract } from '../helpers/store-contract';
 
 describe('store (in memory)', () => {

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { Connection, RequestOptions, Response } from '../../src/store/connection';
-import { listTasks } from '../../src/store/task-queries';
+import { listTasks } from '../../src/store/for-operators/task-queries';
 import type { TaskDoc } from '../../src/types';
 
 const asCanceled: TaskDoc = { _id: 'later', _rev: '4-b', worker: 'mailer', date: '2031-01-01T09:00:00Z', job: 'send', status: 'canceled' };

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { bulkVerdict, matchRows, type BulkRow } from '../../src/store/bulk-docs';
-import { groupIntoBatches, WriteBatcher, type BatchItem } from '../../src/store/write-batcher';
-import type { WriteAnswer } from '../../src/store/write-outcomes';
+import { groupIntoBatches, WriteBatcher, type BatchItem } from '../../src/store/for-workers/write-batcher';
+import type { WriteAnswer } from '../../src/store/for-workers/write-outcomes';
 
 /** A sender that records each batch and answers every document with `answer`. */
 function recordingSender(answer: (doc: TaskDoc, index: number) => WriteAnswer = (doc) => ({ ok: true, doc: { ...doc, _rev: '2-x' } })) {

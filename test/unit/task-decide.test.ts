@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
 import { decide, leaseIsLive, type DecideContext } from '../../src/task/decide';
-import { isOwnWrite } from '../../src/store/write-outcomes';
+import { isOwnWrite } from '../../src/store/for-workers/write-outcomes';
 import type { DependencyView } from '../../src/task/dependencies';
 import { describeLateness } from '../../src/worker/events';
 

@@ -4,7 +4,7 @@
  * out by the instance that holds the task even when the task repeats every 20 ms.
  */
 import { expect } from 'chai';
-import type { RequestAction } from '../../src/store/control';
+import type { RequestAction } from '../../src/store/schema';
 import { closeSimulationsAfterEach, iso, Simulation, START_MS } from '../helpers/memory-worker';
 
 const pause = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.pauseName(worker, { paused_at: iso(sim.now) });

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { Clock } from '../../src/clock';
-import type { LimitConfig } from '../../src/config';
+import type { LimitConfig } from '../../src/config/types';
 import { FlowQueue, JOIN_SETTLE_MS } from '../../src/worker/timing/flow-queue';
 import { WINDOW_MARGIN_MS } from '../../src/worker/timing/limiter';
 

@@ -3,8 +3,7 @@
  * transition writes, and what a document seen in each phase means.
  */
 import { expect } from 'chai';
-import { HeldTask } from '../../src/worker/held-task';
-import type { JobRun } from '../../src/worker/running/job-run';
+import { HeldTask, type JobRun } from '../../src/worker/held-task';
 import { validateTask, type ParsedTask } from '../../src/task/validate';
 import type { WriteContext } from '../../src/task/writes';
 import type { RunOutcome, TaskDoc } from '../../src/types';

@@ -13,17 +13,7 @@
 import * as os from 'node:os';
 import { CouchRequestError, toError } from '../../errors';
 import type { Logger } from '../../log';
-import {
-  DEFAULT_INSTANCE_HEARTBEAT_MS,
-  INSTANCE_PREFIX,
-  REQUEST_PREFIX,
-  instanceDocId,
-  isPausing,
-  parseRequest,
-  pauseDocId,
-  type InstanceDoc,
-  type TaskRequest,
-} from '../../store/control';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, REQUEST_PREFIX, instanceDocId, isPausing, parseRequest, pauseDocId, type InstanceDoc, type TaskRequest } from '../../store/schema';
 import type { ControlDoc, ControlStore, Feed } from '../../store/types';
 import { Membership } from './membership';
 

@@ -9,7 +9,7 @@
  * tasks it wins or held move (CouchDB's replicator assigns jobs to nodes this way, mem3:owner).
  */
 import { hash53 } from '../../hash';
-import { STALE_AFTER_BEATS } from '../../store/control';
+import { STALE_AFTER_BEATS } from '../../store/schema';
 
 export interface InstanceBeat {
   instance: string;

@@ -11,7 +11,7 @@
  * or a run now lets it finish and then moves the task or runs it again.
  */
 import { isLease, leasedBy } from '../../task/decide';
-import type { TaskRequest } from '../../store/control';
+import type { TaskRequest } from '../../store/schema';
 import type { TaskDoc } from '../../types';
 import type { HeldTask } from '../held-task';
 import type { HeldTasks } from '../held-tasks';

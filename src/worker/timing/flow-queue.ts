@@ -13,7 +13,7 @@
  * ReadyQueue's own.
  */
 import { MAX_TIMER_STEP_MS, type Clock } from '../../clock';
-import type { LimitConfig } from '../../config';
+import type { LimitConfig } from '../../config/types';
 import { Limiter, shareOf, type LimitSpec } from './limiter';
 import { ReadyQueue, readyBefore, type ReadyOrder } from './ready-queue';
 

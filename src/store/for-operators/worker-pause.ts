@@ -11,11 +11,11 @@
  *
  * `after pause|resume`, the library API and the dashboard use the functions below.
  */
-import { AfterError, CouchRequestError, UsageError } from '../errors';
-import { docPath, withRetry, type Connection, type RequestOptions, type Response } from './connection';
-import { controlDbName, isPausing, pauseDocId } from './control';
-import { BY_WORKER_STATUS_VIEW } from './design';
-import { isDocNotFound, isMissingDatabase } from './request-errors';
+import { AfterError, CouchRequestError, UsageError } from '../../errors';
+import { docPath, withRetry, type Connection, type RequestOptions, type Response } from '../connection';
+import { controlDbName, isPausing, pauseDocId } from '../schema';
+import { BY_WORKER_STATUS_VIEW } from '../schema';
+import { isDocNotFound, isMissingDatabase } from '../request-errors';
 
 export interface PauseReport {
   worker: string;

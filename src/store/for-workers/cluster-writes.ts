@@ -5,12 +5,12 @@
  * claims that stood down, looked at again until they are settled. Only a clustered store
  * (n > 1) makes one.
  */
-import type { Logger } from '../log';
-import { revGeneration } from '../revision';
-import type { TaskDoc } from '../types';
-import type { BulkAnswer } from './bulk-docs';
+import type { Logger } from '../../log';
+import { revGeneration } from '../../revision';
+import type { TaskDoc } from '../../types';
+import type { BulkAnswer } from '../bulk-docs';
 import { dropIfOvertaken, leafRevisions, standDown, sweepStaleBranches, winningLeaf } from './cluster-confirm';
-import type { Connection } from './connection';
+import type { Connection } from '../connection';
 import type { WriteKind } from './write-batcher';
 import type { WriteAnswer } from './write-outcomes';
 

@@ -8,9 +8,9 @@
  * jobs).
  */
 import { randomBytes } from 'node:crypto';
-import { systemClock, type Clock } from '../clock';
-import { AfterError } from '../errors';
-import { STATUSES, type TaskDoc } from '../types';
+import { systemClock, type Clock } from '../../clock';
+import { AfterError } from '../../errors';
+import { STATUSES, type TaskDoc } from '../../types';
 import type {
   ChangeBatch,
   ControlDoc,
@@ -25,9 +25,9 @@ import type {
   TaskStore,
   TaskWrite,
   WriteOutcome,
-} from './types';
+} from '../types';
 import { toOutcomes, type WriteAnswer } from './write-outcomes';
-import { feedShows } from './changes-request';
+import { feedShows } from '../changes-request';
 
 export interface MemoryStoreOptions {
   /** The database's clock. @default the system clock */

@@ -4,9 +4,9 @@
  * and a conflict whose document turns out to be our own write (the first try landed, only its
  * answer was lost, the retry met it) counts as written.
  */
-import { revGeneration } from '../revision';
-import type { TaskDoc } from '../types';
-import type { WriteOutcome } from './types';
+import { revGeneration } from '../../revision';
+import type { TaskDoc } from '../../types';
+import type { WriteOutcome } from '../types';
 
 /** What the database said of one document, before any read back. */
 export type WriteAnswer =

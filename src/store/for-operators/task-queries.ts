@@ -3,12 +3,12 @@
  * dashboard: lists through the Mango indexes `after init` creates, counts from the
  * `by_worker_status` view. A missing index or view is E_NOT_INITIALIZED ("run 'after init'").
  */
-import { AfterError, CouchRequestError } from '../errors';
-import { revGeneration } from '../revision';
-import { STATUSES, type TaskDoc } from '../types';
-import type { Connection } from './connection';
-import { BY_WORKER_STATUS_VIEW, STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from './design';
-import { isMissingDatabase } from './request-errors';
+import { AfterError, CouchRequestError } from '../../errors';
+import { revGeneration } from '../../revision';
+import { STATUSES, type TaskDoc } from '../../types';
+import type { Connection } from '../connection';
+import { BY_WORKER_STATUS_VIEW, STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from '../schema';
+import { isMissingDatabase } from '../request-errors';
 
 export interface TaskFilter {
   worker?: string;

@@ -3,7 +3,7 @@
  * (AFTER_SECRETS_FILE) a background worker reads them from instead of its environment.
  */
 import * as fs from 'node:fs';
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 import { parseJsonFile } from './json-file';
 
 /**

@@ -25,11 +25,11 @@
  * copy's own `_conflicts`, and a copy that took only one of the writes has none (on the same
  * cluster it showed the rival in 6 of 48 races, `open_revs=all` in 69 of 69).
  */
-import { CouchRequestError } from '../errors';
-import type { Logger } from '../log';
-import { revGeneration } from '../revision';
-import type { TaskDoc } from '../types';
-import { docPath, type RequestOptions, type Response } from './connection';
+import { CouchRequestError } from '../../errors';
+import type { Logger } from '../../log';
+import { revGeneration } from '../../revision';
+import type { TaskDoc } from '../../types';
+import { docPath, type RequestOptions, type Response } from '../connection';
 
 type Request = <T>(options: RequestOptions) => Promise<Response<T>>;
 

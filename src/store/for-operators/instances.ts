@@ -5,9 +5,9 @@
  * when it stops cleanly). An instance whose last heartbeat is older than STALE_AFTER_BEATS of its
  * intervals, by the database's clock, is not live (a crash, a kill -9).
  */
-import { CouchRequestError } from '../errors';
-import type { Connection } from './connection';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, STALE_AFTER_BEATS, controlDbName, isPausing, type InstanceDoc } from './control';
+import { CouchRequestError } from '../../errors';
+import type { Connection } from '../connection';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, STALE_AFTER_BEATS, controlDbName, isPausing, type InstanceDoc } from '../schema';
 
 export interface InstanceView extends Omit<InstanceDoc, '_id' | '_rev' | 'type'> {
   /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now. */

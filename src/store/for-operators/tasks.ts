@@ -6,12 +6,12 @@
  * The queries (lists, counts) are in task-queries.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { delay } from '../clock';
-import { AfterError } from '../errors';
-import type { TaskDoc } from '../types';
-import { docPath, withRetry, type Connection } from './connection';
-import { REQUEST_PREFIX, controlDbName, type RequestAction } from './control';
-import { isConflict, isDocNotFound } from './request-errors';
+import { delay } from '../../clock';
+import { AfterError } from '../../errors';
+import type { TaskDoc } from '../../types';
+import { docPath, withRetry, type Connection } from '../connection';
+import { REQUEST_PREFIX, controlDbName, type RequestAction } from '../schema';
+import { isConflict, isDocNotFound } from '../request-errors';
 
 /** Writes tried when someone else changed the task between our read and our write. */
 const UPDATE_TRIES = 5;

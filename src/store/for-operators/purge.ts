@@ -5,12 +5,12 @@
  * `max_document_id_number`); pouchdb-server has no `_purge`, so there finished tasks are
  * deleted and the database compacted, which drops their bodies and old revisions.
  */
-import { CouchRequestError } from '../errors';
-import type { TaskDoc } from '../types';
-import { bulkVerdict, postBulkDocs } from './bulk-docs';
-import type { Connection } from './connection';
-import { STATUS_DATE, useIndex } from './design';
-import type { ServerInfo } from './types';
+import { CouchRequestError } from '../../errors';
+import type { TaskDoc } from '../../types';
+import { bulkVerdict, postBulkDocs } from '../bulk-docs';
+import type { Connection } from '../connection';
+import { STATUS_DATE, useIndex } from '../schema';
+import type { ServerInfo } from '../types';
 
 export const FINISHED_STATUSES = ['done', 'error', 'canceled'] as const;
 const PAGE = 500;

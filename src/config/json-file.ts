@@ -3,7 +3,7 @@
  * line and column and never quote the file: it may hold a password.
  */
 import { parse as parseJsonc, ParseErrorCode, type ParseError } from 'jsonc-parser';
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 /** What each syntax error means, in words that quote nothing from the file. */
 const JSON_PROBLEMS: Partial<Record<ParseErrorCode, string>> = {

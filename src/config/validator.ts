@@ -2,7 +2,7 @@
  * Checks of config values, each failing with one ConfigError line that names the file and the
  * field and never quotes a secret (a credential setting is described by its type only).
  */
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 /** setTimeout's limit: a longer timeout would fire at once. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;

@@ -13,84 +13,14 @@
  * feeds, and its Mango ignores partial indexes: there the feed filter and the malformed-task
  * query are a design document's filter and view (measured: as fast as Mango there).
  */
-import type { AfterConfig } from '../config';
-import { CouchRequestError } from '../errors';
-import { silentLogger, type Logger } from '../log';
-import { FINISHED_STATUSES, STATUSES } from '../types';
-import { CONTROL_REVS_LIMIT, controlDbName } from './control';
-import { detectServer, docPath, openConnection, type Connection } from './connection';
-import type { ServerInfo } from './types';
+import type { AfterConfig } from '../../config/types';
+import { CouchRequestError } from '../../errors';
+import { silentLogger, type Logger } from '../../log';
+import { FINISHED_STATUSES, STATUSES } from '../../types';
+import { CONTROL_REVS_LIMIT, DESIGN_DOC_ID, type MangoIndex, REVS_LIMIT, STATS_DOC_ID, VALIDATE_DOC_ID, controlDbName, mangoIndexesFor } from '../schema';
+import { detectServer, docPath, openConnection, type Connection } from '../connection';
+import type { ServerInfo } from '../types';
 import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
-
-/** A Mango index After's queries name in `use_index` (always as [ddoc, name]). */
-export interface MangoIndex {
-  ddoc: string;
-  name: string;
-  fields: readonly string[];
-}
-
-/** Due tasks of a worker by date (findByStatus). */
-export const WORKER_STATUS_DATE: MangoIndex = { ddoc: 'after-worker-status-date', name: 'worker-status-date', fields: ['worker', 'status', 'date'] };
-/** Runs whose lease has expired (findExpiredLeases). */
-export const WORKER_STATUS_LEASE: MangoIndex = { ddoc: 'after-worker-status-lease', name: 'worker-status-lease', fields: ['worker', 'status', 'lease.expires_at'] };
-/** Tasks of any worker by status and date (listing, purge). */
-export const STATUS_DATE: MangoIndex = { ddoc: 'after-status-date', name: 'status-date', fields: ['status', 'date'] };
-
-/**
- * Tasks no other index reaches (findUnreachable, CouchDB only): Mango indexes skip a document
- * missing an indexed field and order an object or array after every string, so a task with no
- * `status` (which means "waiting"), an unknown one, an active one with no string `date`, or a
- * `running` one without a lease is found by no date or lease query. Nor, in time, is a task a
- * user asked to run now (`run_now`) whose `date` is later than the window. A partial index holds
- * just those; the worker gives each one a status, a verdict or its run, so it stays small.
- */
-export const UNREACHABLE: MangoIndex & { partial: Record<string, unknown> } = {
-  ddoc: 'after-unreachable',
-  name: 'unreachable',
-  fields: ['worker'],
-  partial: unreachableSelector(),
-};
-
-/** The indexes every server gets. */
-export const MANGO_INDEXES: readonly MangoIndex[] = [WORKER_STATUS_DATE, WORKER_STATUS_LEASE, STATUS_DATE];
-
-/** The indexes of a server: the partial one where Mango honours it (CouchDB). */
-export function mangoIndexesFor(kind: ServerInfo['kind']): readonly MangoIndex[] {
-  return kind === 'couchdb' ? [...MANGO_INDEXES, UNREACHABLE] : MANGO_INDEXES;
-}
-
-function unreachableSelector(): Record<string, unknown> {
-  const dated = ['waiting', 'scheduled', 'reschedule', 'cancel'];
-  return {
-    $or: [
-      { status: { $exists: false } },
-      { status: { $nin: [...STATUSES] } },
-      { status: { $in: dated }, date: { $exists: false } },
-      { status: { $in: dated }, date: { $not: { $regex: '^\\d{4}-\\d{2}-\\d{2}' } } },
-      { status: 'running', 'lease.expires_at': { $exists: false } },
-      { status: 'running', 'lease.expires_at': { $not: { $type: 'string' } } },
-      { status: { $in: ['waiting', 'scheduled', 'reschedule'] }, run_now: { $type: 'string' } },
-    ],
-  };
-}
-
-/** `use_index` value for an index: CouchDB and pouchdb-server both take ["<ddoc>", "<name>"]. */
-export function useIndex(index: MangoIndex): [string, string] {
-  return [index.ddoc, index.name];
-}
-
-/** pouchdb-server's design document: the worker feed's filter and the malformed-task view. */
-export const DESIGN_DOC_ID = '_design/after';
-/** `_changes?filter=after/by_worker&worker=<name>`: pouchdb-server crashes on `_selector` feeds. */
-export const BY_WORKER_FILTER = 'after/by_worker';
-/** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches (pouchdb-server). */
-export const UNREACHABLE_BY_WORKER_VIEW = '_design/after/_view/unreachable_by_worker';
-/** The counts `after status` and the dashboard read; no worker query touches it. */
-export const STATS_DOC_ID = '_design/after-stats';
-/** `_design/after-stats/_view/by_worker_status?group=true`: task counts by [worker, status]. */
-export const BY_WORKER_STATUS_VIEW = '_design/after-stats/_view/by_worker_status';
-/** The opt-in validator (`after init --validate`). */
-export const VALIDATE_DOC_ID = '_design/after-validate';
 
 /**
  * The worker feed's filter on pouchdb-server: the rule of `feedShows` (changes-request.ts).
@@ -144,9 +74,6 @@ const VALIDATE_DOC_BODY = {
   language: 'javascript',
   validate_doc_update: VALIDATE_DOC_UPDATE_SOURCE,
 };
-
-/** Few revisions kept per document: a task is rewritten on every run, its old bodies are of no use. */
-export const REVS_LIMIT = 20;
 
 export type InitOutcome = 'created' | 'updated' | 'unchanged' | 'skipped' | 'removed';
 

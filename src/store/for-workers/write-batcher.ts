@@ -7,7 +7,7 @@
  * database works on one while the worker reads the answer of another, so a burst's waves
  * overlap instead of taking turns (bench W1).
  */
-import type { TaskDoc } from '../types';
+import type { TaskDoc } from '../../types';
 import type { WriteAnswer } from './write-outcomes';
 
 /** Writes `docs` (one request) and reports each document's answer, in the same order. */

@@ -14,10 +14,10 @@
  * `run_now`, removes `run_now` with that run's result, and a repeating task keeps its series
  * (next-state.ts). A task that is running is refused: a second run cannot start while one runs.
  */
-import { AfterError } from '../errors';
-import type { TaskDoc } from '../types';
+import { AfterError } from '../../errors';
+import type { TaskDoc } from '../../types';
 import { PAUSE_INTENT, updateTask, type TaskIntent } from './tasks';
-import type { Connection } from './connection';
+import type { Connection } from '../connection';
 
 const FINISHED = ['done', 'error', 'canceled'];
 

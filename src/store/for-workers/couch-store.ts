@@ -2,18 +2,18 @@
  * The TaskStore over CouchDB or pouchdb-server: batched writes whose conflicts are ordinary
  * results, indexed queries, the database clock, and the worker's changes feed.
  */
-import type { AfterConfig } from '../config';
-import { AfterError, CouchRequestError } from '../errors';
-import { silentLogger, type Logger } from '../log';
-import type { TaskDoc } from '../types';
-import { bulkVerdict, postBulkDocs, type BulkRow } from './bulk-docs';
-import { OpenFeeds, followChanges, followDocIds } from './changes';
+import type { AfterConfig } from '../../config/types';
+import { AfterError, CouchRequestError } from '../../errors';
+import { silentLogger, type Logger } from '../../log';
+import type { TaskDoc } from '../../types';
+import { bulkVerdict, postBulkDocs, type BulkRow } from '../bulk-docs';
+import { OpenFeeds, followChanges, followDocIds } from '../changes';
 import { ClusterWrites } from './cluster-writes';
-import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from './connection';
-import { openControlStore } from './control';
-import { isDocNotFound } from './request-errors';
-import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from './design';
-import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, TaskWrite, WriteOutcome } from './types';
+import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from '../connection';
+import { openControlStore } from './control-store';
+import { isDocNotFound } from '../request-errors';
+import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from '../schema';
+import type { ControlStore, DocsFeedOptions, Feed, FeedOptions, FindPage, ServerInfo, StoreHealth, TaskStore, TaskWrite, WriteOutcome } from '../types';
 import { WriteBatcher, type BatchItem, type WriteKind } from './write-batcher';
 import { toOutcomes, type WriteAnswer } from './write-outcomes';
 

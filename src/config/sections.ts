@@ -3,9 +3,9 @@
  * `worker`, `commands` and `limits`, each validated field by field (config.ts reads the rest).
  */
 import * as path from 'node:path';
-import type { CommandBinding, EmbeddedConfig, LimitConfig, WorkerConfig } from './config';
-import { MAX_TIMEOUT_MS, type Validator } from './config-validator';
-import { isJobName } from './jobs/job-name';
+import type { CommandBinding, EmbeddedConfig, LimitConfig, WorkerConfig } from './types';
+import { MAX_TIMEOUT_MS, type Validator } from './validator';
+import { isJobName } from '../task/job-name';
 import { SECRET_ENV_KEYS } from './secret-env';
 
 /** The `embedded` section, paths resolved by `resolve`. */

@@ -1,0 +1,29 @@
+/** Every setting's default value (docs/spec.md §6): what a missing key means. */
+export const DEFAULTS = {
+  couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false },
+  jobs: './jobs',
+  builtins: { exec: false, webhook: true },
+  embedded: {
+    host: '127.0.0.1',
+    port: 5984,
+    dir: './data',
+    allowed_hosts: [] as readonly string[],
+    cors_origins: [] as readonly string[],
+    max_document_size: 8_000_000,
+    max_request_size: 64 * 1024 * 1024,
+    compact_interval_ms: 300_000,
+  },
+  worker: {
+    concurrency: 10,
+    lease_ms: 30_000,
+    timeout_ms: 0,
+    horizon_ms: 120_000,
+    heartbeat_ms: 10_000,
+    grace_ms: 10_000,
+    history_limit: 10,
+    min_repeat_ms: 1000,
+    claim_grace_ms: 2000,
+    program_timeout_ms: 3_600_000,
+  },
+  log: { level: 'info', dir: './logs' },
+} as const;
