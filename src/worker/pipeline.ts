@@ -19,23 +19,18 @@
  * or resumed, a user's request, a dependency changed, a reload) enters through the methods
  * after the stages.
  */
-import { within, type Clock } from '../clock';
-import type { LimitConfig } from '../config/types';
+import { within } from '../clock';
 import { UnknownJobError } from '../errors';
-import type { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
-import type { Logger } from '../log';
 import type { TaskRequest } from '../store/schema';
-import type { ControlStore, TaskStore } from '../store/types';
 import { decide, isLease, leasedBy, type DecideContext, type Decision } from '../task/decide';
-import type { DependencyLookup } from '../task/dependencies';
 import type { ParsedTask } from '../task/validate';
 import * as writes from '../task/writes';
 import type { Transition, WriteContext } from '../task/writes';
 import type { TaskDoc } from '../types';
-import type { WorkerEvents } from './events';
 import { describeLease, type HeldTask, type Missed } from './held-task';
 import { HeldTasks } from './held-tasks';
+import type { PipelineOptions, PipelineSettings } from './pipeline-parts';
 import { RequestDesk } from './peers/requests';
 import { finishRun, startRun, untilStart, type RunEnd, type StartGateParts, type StartVerdict } from './running/run';
 import { LeaseRenewals } from './running/lease-renewals';
@@ -51,53 +46,6 @@ import { TaskWriter, type Planned } from './writer';
 export const CLAIM_AHEAD_MS = 250;
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
 const DUE_SOON_MS = 1000;
-
-/** What the pipeline reads of the live instances and the worker name's pause (peers/control-link.ts). */
-export interface Peers {
-  /** Task `id` is this instance's share. */
-  owns(id: string): boolean;
-  readonly paused: boolean;
-  readonly live: readonly string[];
-  /** `instance` let a run lease expire: count it gone now. */
-  suspect(instance: string): void;
-}
-
-/** What the pipeline asks of the tasks waited for (intake/dependency-watch.ts). */
-export interface Dependencies {
-  readonly lookup: DependencyLookup;
-  watch(taskId: string, ids: readonly string[]): void;
-  unwatch(taskId: string): void;
-}
-
-/** The settings a reload may change. */
-export interface PipelineSettings {
-  concurrency: number;
-  horizonMs: number;
-  minRepeatMs: number;
-  /** The default job timeout; 0 for none. */
-  timeoutMs: number;
-  historyLimit: number;
-}
-
-export interface PipelineOptions {
-  worker: string;
-  instance: string;
-  store: Pick<TaskStore, 'write' | 'getMany' | 'dbNow'>;
-  /** Where users' requests are removed once carried out. */
-  control: Pick<ControlStore, 'remove'>;
-  clock: Clock;
-  log: Logger;
-  events: SafeEmitter<WorkerEvents>;
-  peers: Peers;
-  dependencies: Dependencies;
-  /** config `limits`: rate and concurrency limits of worker names and jobs. */
-  limits: Readonly<Record<string, LimitConfig>>;
-  leaseMs: number;
-  /** How long past its date another instance's task waits before this one claims it. */
-  graceMs: number;
-  settings: PipelineSettings;
-  jobs: JobRegistry;
-}
 
 export class Pipeline {
   private readonly tasks: HeldTasks;

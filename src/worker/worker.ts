@@ -19,7 +19,8 @@ import type { WorkerEvents } from './events';
 import { DependencyWatch } from './intake/dependency-watch';
 import { Follower } from './intake/follower';
 import { ControlLink } from './peers/control-link';
-import { Pipeline, type PipelineSettings } from './pipeline';
+import { Pipeline } from './pipeline';
+import type { PipelineSettings } from './pipeline-parts';
 
 export type { WorkerEvents } from './events';
 
