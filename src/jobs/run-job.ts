@@ -90,98 +90,133 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
 }
 
 /**
- * Starts `fn` for `task` (see runJob) with what a worker's run needs and nothing more: one
- * AbortController (the job's signal), one copy of the document, and a logger only if the job
- * asks for one. A worker starts thousands of these a second in a burst.
+ * Starts `fn` for `task` (see runJob) with what a worker's run needs and nothing more: the job's
+ * signal, its copy of the document and its logger are made when the job first reaches for them
+ * (most jobs never touch some of them), and the job's events go straight to the run instead of
+ * through listeners. A worker starts thousands of these a second in a burst.
  */
 export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOptions): StartedJob {
-  const jobAbort = new AbortController();
-  let settled = false;
-  let timer: NodeJS.Timeout | undefined;
-  let resolveOutcome!: (outcome: RunOutcome) => void;
-  const outcome = new Promise<RunOutcome>((resolve) => (resolveOutcome = resolve));
-
-  const finish = (result: RunOutcome): void => {
-    if (settled) return;
-    settled = true;
-    if (timer) clearTimeout(timer);
-    resolveOutcome(result);
-  };
-  const runAgain = (request: RunAgainRequest): void => finish(runAgainOutcome(request, Date.now(), storableResult));
-  const succeed = (value: unknown): void => {
-    if (settled) return;
-    if (isRunAgainRequest(value)) runAgain(value);
-    else finish(storableResult(value));
-  };
-  const fail = (thrown: unknown): void => {
-    if (settled) return;
-    // `throw ctx.retry('5m')` says the same as returning it.
-    if (isRunAgainRequest(thrown)) runAgain(thrown);
-    else finish({ kind: 'failure', error: toTaskError(thrown) });
-  };
-  const cancel = (reason: unknown): void => {
-    if (settled) return;
-    jobAbort.abort(reason);
-    finish({ kind: 'canceled' });
-  };
-
-  const now = options.now ?? Date.now;
-  const startedAtMs = now();
-  const timeoutMs = options.timeoutMs;
-  const onTimeout = (): void => {
-    if (settled) return;
-    // A timer may fire a millisecond before the clock shows its time: never early, as a date.
-    const leftMs = startedAtMs + timeoutMs! - now();
-    if (leftMs > 0) {
-      timer = setTimeout(onTimeout, leftMs);
-      return;
-    }
-    const timeout = new JobTimeoutError(timeoutMs!);
-    // Finish first, so a job that reacts to the abort by rejecting at once cannot turn the
-    // timeout into an ordinary failure.
-    finish({ kind: 'failure', error: toTaskError(timeout) });
-    jobAbort.abort(timeout);
-  };
-  if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) timer = setTimeout(onTimeout, timeoutMs);
-
-  // One copy for both views of the task: nothing a job does to it reaches the worker's copy.
-  const doc = copyDocument(task);
-  const emitter = createTaskEmitter(doc, jobAbort.signal);
-  // These listeners stay for the emitter's whole life: without an 'error' listener, a job's
-  // late `task.emit('error')` would throw inside the job and could crash the worker.
-  emitter.on('done', (result?: unknown) => succeed(result));
-  emitter.on('error', (err?: unknown) => fail(err === undefined ? new Error('job reported an error') : err));
-  for (const kind of RUN_AGAIN_KINDS) {
-    emitter.on(kind, (delay?: unknown, detail?: unknown) => {
-      if (settled) return;
-      const request = kind === 'release' && delay === undefined ? runAgainBuilders.release() : new RunAgainRequest(kind, delay, detail);
-      runAgain(request);
-    });
-  }
-
+  const run = new RunningJob(options.now ?? Date.now, options.timeoutMs);
+  const emitter = taskEmitter(task, run);
   let returned: unknown;
   try {
-    returned = fn(emitter, jobContext(jobAbort.signal, options.log, doc, runNumber(task)));
+    returned = fn(emitter, runContext(run, task, options.log));
   } catch (err) {
-    fail(err);
-    return { startedAtMs, outcome, cancel };
+    run.fail(err);
+    return run;
   }
   if (isThenable(returned)) {
     // Promise.resolve adopts any thenable (and turns a throwing `then` into a rejection);
     // both handlers are attached, so a rejection after the run ended is never unhandled.
-    Promise.resolve(returned).then(succeed, fail);
+    Promise.resolve(returned).then(
+      (value) => run.succeed(value),
+      (err: unknown) => run.fail(err),
+    );
   } else if (returned !== undefined) {
-    succeed(returned);
+    run.succeed(returned);
   }
   // undefined: the original contract; the run ends at an emitted event, timeout or cancel.
-  return { startedAtMs, outcome, cancel };
+  return run;
 }
 
-/** The job's `ctx`: its logger is made on first use. */
-function jobContext(signal: AbortSignal, makeLog: () => Logger, doc: TaskDoc, runs: number): JobContext {
+/**
+ * One run's end, whichever way it comes first: the job's result or error (returned, thrown or
+ * emitted), its request to run again, the timeout, or the caller's cancel. Everything after the
+ * first is ignored, so a job that settles twice can neither change its outcome nor crash the worker.
+ */
+class RunningJob implements StartedJob {
+  readonly startedAtMs: number;
+  readonly outcome: Promise<RunOutcome>;
+  private settled = false;
+  private resolveOutcome!: (outcome: RunOutcome) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private controller: AbortController | undefined;
+  private abortedWith: { reason: unknown } | undefined;
+
+  constructor(
+    private readonly now: () => number,
+    private readonly timeoutMs: number | undefined,
+  ) {
+    this.startedAtMs = now();
+    this.outcome = new Promise<RunOutcome>((resolve) => (this.resolveOutcome = resolve));
+    if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0) this.timer = setTimeout(() => this.onTimeout(), timeoutMs);
+  }
+
+  /** The job's signal, made when the job first looks at it (aborted already if the run was). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortedWith) this.controller.abort(this.abortedWith.reason);
+    }
+    return this.controller.signal;
+  }
+
+  succeed(value: unknown): void {
+    if (this.settled) return;
+    if (isRunAgainRequest(value)) this.runAgain(value);
+    else this.finish(storableResult(value));
+  }
+
+  fail(thrown: unknown): void {
+    if (this.settled) return;
+    // `throw ctx.retry('5m')` says the same as returning it.
+    if (isRunAgainRequest(thrown)) this.runAgain(thrown);
+    else this.finish({ kind: 'failure', error: toTaskError(thrown) });
+  }
+
+  runAgain(request: RunAgainRequest): void {
+    if (this.settled) return;
+    this.finish(runAgainOutcome(request, Date.now(), storableResult));
+  }
+
+  cancel(reason: unknown): void {
+    if (this.settled) return;
+    this.abort(reason);
+    this.finish({ kind: 'canceled' });
+  }
+
+  private onTimeout(): void {
+    if (this.settled) return;
+    // A timer may fire a millisecond before the clock shows its time: never early, as a date.
+    const leftMs = this.startedAtMs + this.timeoutMs! - this.now();
+    if (leftMs > 0) {
+      this.timer = setTimeout(() => this.onTimeout(), leftMs);
+      return;
+    }
+    const timeout = new JobTimeoutError(this.timeoutMs!);
+    // Finish first, so a job that reacts to the abort by rejecting at once cannot turn the
+    // timeout into an ordinary failure.
+    this.finish({ kind: 'failure', error: toTaskError(timeout) });
+    this.abort(timeout);
+  }
+
+  private abort(reason: unknown): void {
+    if (this.abortedWith) return;
+    this.abortedWith = { reason };
+    this.controller?.abort(reason);
+  }
+
+  private finish(result: RunOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.resolveOutcome(result);
+  }
+}
+
+/**
+ * The job's `ctx`: its signal, copy of the document and logger are made on first use. They are
+ * the context's own fields (getters), so a job that spreads `{ ...ctx }` gets them too.
+ */
+function runContext(run: RunningJob, task: TaskDoc, makeLog: () => Logger): JobContext {
+  let doc: TaskDoc | undefined;
   let log: Logger | undefined;
-  const ctx = { signal, doc, runs, ...runAgainBuilders } as JobContext;
-  Object.defineProperty(ctx, 'log', { get: () => (log ??= makeLog()), enumerable: true, configurable: true });
+  const ctx = { runs: runNumber(task), ...runAgainBuilders } as JobContext;
+  Object.defineProperties(ctx, {
+    signal: { get: () => run.signal, enumerable: true, configurable: true },
+    doc: { get: () => (doc ??= copyDocument(task)), enumerable: true, configurable: true },
+    log: { get: () => (log ??= makeLog()), enumerable: true, configurable: true },
+  });
   return ctx;
 }
 
@@ -192,20 +227,78 @@ function runNumber(doc: TaskDoc): number {
 }
 
 /**
- * The first argument of a job: a fresh EventEmitter with the document's fields copied on.
- * A field whose name the emitter already has (`on`, `emit`, `_events`, `__proto__`, ...) is
- * left out: copied, it would replace the method the job needs to report its end.
+ * A job's first argument built on its own (to call a job directly): `signal` is its signal, and
+ * the events that end a run go to its listeners only.
  */
 export function createTaskEmitter(doc: TaskDoc, signal: AbortSignal): JobTask {
-  const emitter = new EventEmitter() as EventEmitter & Record<string, unknown>;
-  for (const field of Object.keys(doc)) {
-    // A plain assignment makes the same own, enumerable, writable field as defineProperty, and
-    // costs far less: a worker in a burst makes thousands of these a second. No field of an
-    // EventEmitter is a setter, and the ones it has are skipped.
-    if (field in emitter || field === 'signal') continue;
-    emitter[field] = doc[field];
+  const ignore = (): void => undefined;
+  return taskEmitter(doc, { signal, succeed: ignore, fail: ignore, runAgain: ignore });
+}
+
+/** Where a TaskEmitter reports the events that end its run. */
+const RUN = Symbol('run');
+/** The events by which a job of the original contract ends its run. */
+const ENDING_EVENTS = new Set<string | symbol>(['done', 'error', ...RUN_AGAIN_KINDS]);
+
+/** What a TaskEmitter tells of the job's end. */
+type RunEnds = Pick<RunningJob, 'signal' | 'succeed' | 'fail' | 'runAgain'>;
+
+/**
+ * The first argument of a job: an EventEmitter carrying the document's fields. Emitting `done`,
+ * `error`, `later`, `retry` or `release` ends the run (the job's own listeners hear them too),
+ * and a late `error` with no listener never throws inside the job.
+ */
+class TaskEmitter extends EventEmitter {
+  declare [RUN]: RunEnds;
+
+  get signal(): AbortSignal {
+    return this[RUN].signal;
   }
-  Object.defineProperty(emitter, 'signal', { value: signal, enumerable: false, writable: false });
+
+  override emit(name: string | symbol, ...args: unknown[]): boolean {
+    const run = this[RUN];
+    if (name === 'done') run.succeed(args[0]);
+    else if (name === 'error') run.fail(args[0] === undefined ? new Error('job reported an error') : args[0]);
+    else if (name === 'later' || name === 'retry' || name === 'release') {
+      const [delay, detail] = args;
+      run.runAgain(name === 'release' && delay === undefined ? runAgainBuilders.release() : new RunAgainRequest(name, delay, detail));
+    }
+    if (name === 'error' && this.listenerCount('error') === 0) return true;
+    return super.emit(name, ...args) || ENDING_EVENTS.has(name);
+  }
+}
+
+/**
+ * The first argument of a job: a fresh EventEmitter with the document's fields on it. A field
+ * whose name the emitter already has (`on`, `emit`, `signal`, `_events`, `__proto__`, ...) is
+ * left out: copied, it would replace what the job needs to report its end. A field holding an
+ * object is copied when the job first reads it, so nothing a job does to it reaches the worker's
+ * copy, and a job that never reads it costs no copy.
+ */
+function taskEmitter(doc: TaskDoc, run: RunEnds): JobTask {
+  const emitter = new TaskEmitter() as TaskEmitter & Record<string, unknown>;
+  emitter[RUN] = run;
+  for (const field of Object.keys(doc)) {
+    if (field in emitter) continue;
+    const value = doc[field];
+    if (typeof value !== 'object' || value === null) {
+      // A plain assignment makes the same own, enumerable, writable field as defineProperty, for far less.
+      emitter[field] = value;
+      continue;
+    }
+    Object.defineProperty(emitter, field, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const copy = copyDocument(value);
+        Object.defineProperty(emitter, field, { value: copy, enumerable: true, writable: true, configurable: true });
+        return copy;
+      },
+      set(replaced: unknown) {
+        Object.defineProperty(emitter, field, { value: replaced, enumerable: true, writable: true, configurable: true });
+      },
+    });
+  }
   return emitter as unknown as JobTask;
 }
 
@@ -214,8 +307,8 @@ export function createTaskEmitter(doc: TaskDoc, signal: AbortSignal): JobTask {
  * is what a task document is (and faster than structuredClone for one); its depth was checked
  * when the task was validated.
  */
-function copyDocument(doc: TaskDoc): TaskDoc {
-  return JSON.parse(JSON.stringify(doc)) as TaskDoc;
+function copyDocument<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -273,7 +273,7 @@ export class Pipeline {
       this.options.events.emit('task:claimed', { id: task.id });
       const run = this.run(task);
       this.runs.set(task.id, run);
-      this.work(run.finally(() => this.runs.delete(task.id)));
+      this.work(run);
     });
   }
 
@@ -287,7 +287,8 @@ export class Pipeline {
       slotHeld = false;
     };
     try {
-      const verdict = await untilStart(task, this.startGate);
+      const gate = untilStart(task, this.startGate);
+      const verdict = typeof gate === 'string' ? gate : await gate;
       if (verdict !== 'start') {
         freeSlot();
         return await this.notStarted(task, verdict);
@@ -308,6 +309,7 @@ export class Pipeline {
       await this.ended(task, end);
     } finally {
       freeSlot();
+      this.runs.delete(task.id);
     }
   }
 

@@ -40,9 +40,8 @@ export class TaskWriter {
   }
 
   /** One write. */
-  async writeOne(task: HeldTask, transition: Transition, doc: TaskDoc): Promise<WriteOutcome> {
-    const [outcome] = await this.write([{ task, transition, doc }]);
-    return outcome!;
+  writeOne(task: HeldTask, transition: Transition, doc: TaskDoc): Promise<WriteOutcome> {
+    return this.write([{ task, transition, doc }]).then((outcomes) => outcomes[0]!);
   }
 
   /** Settles once every write in flight now has its outcome. */

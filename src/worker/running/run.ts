@@ -54,18 +54,25 @@ export interface StartGateParts {
   startWaitMs(id: string): number;
 }
 
-/** Waits until the claimed `task` may start, or says why it will not. */
-export async function untilStart(task: HeldTask, parts: StartGateParts): Promise<StartVerdict> {
-  const { clock } = parts;
+/**
+ * Waits until the claimed `task` may start, or says why it will not. A run that need not wait
+ * (its date has come, its limits have room) has its answer at once, without a turn of the
+ * event loop: in a burst, every task of a wave is such a run.
+ */
+export function untilStart(task: HeldTask, parts: StartGateParts): StartVerdict | Promise<StartVerdict> {
   if (parts.stopping()) return 'stopping';
+  if (task.task!.dueMs > parts.clock.now() || parts.startWaitMs(task.id) > 0) return waitToStart(task, parts);
+  return verdictNow(task, parts) ?? 'start';
+}
+
+async function waitToStart(task: HeldTask, parts: StartGateParts): Promise<StartVerdict> {
+  const { clock } = parts;
   const dateMs = task.task!.dueMs;
   for (let waitMs = dateMs - clock.now(); waitMs > 0 && !parts.stopping(); waitMs = dateMs - clock.now()) {
     await sleep(clock, waitMs);
   }
-  if (parts.hasRequest(task.id)) return 'request';
-  if (parts.stopping()) return 'stopping';
-  if (task.overtaken) return 'overtaken';
-  if (parts.paused()) return 'paused';
+  const verdict = verdictNow(task, parts);
+  if (verdict) return verdict;
   // The limits are checked here and the job called in the same turn: no other start of this
   // instance comes between (limiter.ts).
   for (let waitMs = parts.startWaitMs(task.id); waitMs > 0; waitMs = parts.startWaitMs(task.id)) {
@@ -74,6 +81,15 @@ export async function untilStart(task: HeldTask, parts: StartGateParts): Promise
     if (parts.stopping() || parts.hasRequest(task.id) || task.overtaken) return givenUp(task, parts);
   }
   return 'start';
+}
+
+/** At its date: what keeps the run from starting, if anything. */
+function verdictNow(task: HeldTask, parts: StartGateParts): StartVerdict | undefined {
+  if (parts.hasRequest(task.id)) return 'request';
+  if (parts.stopping()) return 'stopping';
+  if (task.overtaken) return 'overtaken';
+  if (parts.paused()) return 'paused';
+  return undefined;
 }
 
 /** A run that will not start after waiting for its limits: what comes instead. */
@@ -151,7 +167,7 @@ export async function finishRun(task: HeldTask, run: JobRun, outcome: RunOutcome
   const { log, events } = parts;
   // A renewal still in flight (the database away, say) goes first: the finish is written on
   // the `_rev` it leaves, and it may have learnt that the run was taken over meanwhile.
-  await task.renewing;
+  if (task.renewing) await task.renewing;
   const reason = run.abortReason;
   if (reason === 'shutdown') {
     task.abandoned();
