@@ -221,14 +221,7 @@ export class HeldTask {
 
   /** The claim's outcome: won (claimed, the run may start at its date), or what to do instead. */
   claimed(outcome: WriteOutcome): Missed | undefined {
-    this.expect('claiming', 'claimed');
-    this.inFlight = undefined;
-    if (outcome.kind === 'written') {
-      this.current = outcome.doc;
-      this.now = 'claimed';
-      return undefined;
-    }
-    return this.missed(outcome);
+    return this.settle(outcome, 'claiming', 'claimed', 'claimed');
   }
 
   /**
@@ -361,14 +354,7 @@ export class HeldTask {
 
   /** The outcome of `write`: the task is idle again, held (the caller says where next). */
   wrote(outcome: WriteOutcome): Missed | undefined {
-    this.expect('writing', 'wrote');
-    this.inFlight = undefined;
-    if (outcome.kind === 'written') {
-      this.current = outcome.doc;
-      this.now = 'held';
-      return undefined;
-    }
-    return this.missed(outcome);
+    return this.settle(outcome, 'writing', 'held', 'wrote');
   }
 
   // ── Inside ─────────────────────────────────────────────────────────────────────────────
@@ -401,6 +387,16 @@ export class HeldTask {
   private adopt<T>(fresh: TaskDoc, answer: T): T {
     this.current = fresh;
     return answer;
+  }
+
+  /** The outcome of the write made in phase `from` (the transition `name`): written, the task moves to `to`; else it is held. */
+  private settle(outcome: WriteOutcome, from: Phase, to: Phase, name: string): Missed | undefined {
+    this.expect(from, name);
+    this.inFlight = undefined;
+    if (outcome.kind !== 'written') return this.missed(outcome);
+    this.current = outcome.doc;
+    this.now = to;
+    return undefined;
   }
 
   /** A write that did not land: the task is idle (held) for the caller to let go or decide again. */
