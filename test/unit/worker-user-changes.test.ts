@@ -26,6 +26,19 @@ describe('worker (in memory): a user changes a task it holds', () => {
     expect(doc).not.to.have.property('lease');
   });
 
+  it("a user's change to a running task's data (its feed leaves the running task out) is kept by the run's finish", async () => {
+    const sim = new Simulation();
+    await sim.start();
+    await sim.post({ _id: 'edited', job: { name: 'gated', arguments: [] }, data: { version: 1 } });
+    await sim.until(sim.started('edited'));
+    await sim.edit('edited', (doc) => ({ ...doc, data: { version: 2 } }));
+    const finished = sim.finished('edited');
+    sim.openGate('edited');
+    expect((await sim.until(finished)).payload.status).to.equal('done');
+    expect(await sim.get('edited')).to.deep.include({ status: 'done', executions: 1, data: { version: 2 } });
+    expect(sim.runsOf('edited')).to.have.length(1);
+  });
+
   it('cancel that lands after the job ended, while its lease heartbeat was on its way: canceled, the repeat stops', async () => {
     const sim = new Simulation({ worker: { lease_ms: 3_000 } });
     const a = await sim.start();
