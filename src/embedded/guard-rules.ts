@@ -54,6 +54,13 @@ export interface RouteRule {
   reason?: string;
   /** For `nobody`: the status to answer with. */
   status?: number;
+  /**
+   * The database the request reaches (its decoded name): its `_security` members apply to
+   * everyone but the server admin (database-access.ts).
+   */
+  database?: string;
+  /** Where the request carries a Mango selector a non-admin's may not use `$regex` in (query-rules.ts). */
+  selector?: 'body' | 'query';
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -71,8 +78,14 @@ const DATABASE_POSTS: Record<string, BodyKind> = {
   _ensure_full_commit: 'json',
 };
 
-/** GET endpoints of a database that only read. */
-const DATABASE_READS = new Set(['_all_docs', '_changes', '_index']);
+/**
+ * GET endpoints of a database that only read. `_security` is readable by the database's members,
+ * as on CouchDB; `_design_docs` and `_local_docs` are not served by express-pouchdb 4.2 (404),
+ * but are answered only once membership allows, as CouchDB answers them.
+ */
+const DATABASE_READS = new Set(['_all_docs', '_changes', '_index', '_security', '_design_docs', '_local_docs']);
+/** Where the embedded server keeps a database's `_security` (pouchdb-security): admin only, whatever the method. */
+const SECURITY_DOC_ID = '_local/_security';
 
 /** Design document handlers that run the handler's JavaScript on a request: admin only. */
 const DESIGN_HANDLERS = new Set(['_show', '_list', '_update', '_rewrite']);
@@ -112,7 +125,7 @@ export function routeRule(method: string, url: string): RouteRule {
   }
   if (segments.slice(0, -1).some((s) => s === '')) return admin('paths with empty segments need the server admin');
   if (first.startsWith('_')) return serverRule(verb, first);
-  return databaseRule(verb, first, rest);
+  return { ...databaseRule(verb, first, rest, query), database: first };
 }
 
 function serverRule(verb: string, endpoint: string): RouteRule {
@@ -125,7 +138,7 @@ function serverRule(verb: string, endpoint: string): RouteRule {
   return admin(`${endpoint} needs the server admin`);
 }
 
-function databaseRule(verb: string, db: string, rest: string[]): RouteRule {
+function databaseRule(verb: string, db: string, rest: string[], query: URLSearchParams): RouteRule {
   if (rest.length === 0) {
     if (READ_METHODS.has(verb)) return anyone();
     if (verb === 'POST') return anyone('json', 'single');
@@ -136,14 +149,21 @@ function databaseRule(verb: string, db: string, rest: string[]): RouteRule {
   const [head = '', ...tail] = rest;
   if (head === '_design' || head.startsWith('_design/')) return designRule(verb, [...head.split('/'), ...tail]);
   if (head === '_local' || head.startsWith('_local/')) {
+    // pouchdb-security reads a database's members from this document: writing it would open the
+    // database (CouchDB keeps `_security` elsewhere; there it is an ordinary local document).
+    if ([...head.split('/'), ...tail].slice(0, 2).join('/') === SECURITY_DOC_ID) return admin(`${SECURITY_DOC_ID} holds the database's members on the embedded server: only the server admin may use it`);
     if (READ_METHODS.has(verb) || verb === 'DELETE') return anyone();
     if (verb === 'PUT' && rest.length <= 2) return anyone('json', 'single');
     return admin(`${verb} on _local documents needs the server admin`);
   }
   if (head.startsWith('_')) {
-    if (rest.length === 1 && READ_METHODS.has(verb) && DATABASE_READS.has(head)) return anyone();
+    if (rest.length === 1 && READ_METHODS.has(verb) && DATABASE_READS.has(head)) {
+      return head === '_changes' && query.has('selector') ? { ...anyone(), selector: 'query' } : anyone();
+    }
     if (rest.length === 1 && verb === 'POST' && DATABASE_POSTS[head] !== undefined) {
-      return anyone(DATABASE_POSTS[head], head === '_bulk_docs' ? 'bulk' : undefined);
+      const rule = anyone(DATABASE_POSTS[head], head === '_bulk_docs' ? 'bulk' : undefined);
+      if (head === '_find' || head === '_explain') return { ...rule, selector: 'body' };
+      return head === '_changes' && query.has('selector') ? { ...rule, selector: 'query' } : rule;
     }
     return admin(`${verb} /${db}/${head} needs the server admin`);
   }
@@ -171,6 +191,7 @@ function designRule(verb: string, segments: string[]): RouteRule {
 /** Why a non-admin may not write document `id`, or null when it is an ordinary or `_local` document. */
 export function reservedIdProblem(id: unknown): string | null {
   if (typeof id !== 'string' || !id.startsWith('_')) return null;
+  if (id === SECURITY_DOC_ID) return `${SECURITY_DOC_ID} holds the database's members on the embedded server: only the server admin may write it`;
   if (id.startsWith('_local/')) return null;
   if (id.startsWith('_design/')) return 'only the server admin may write design documents';
   return `document ids starting with _ are reserved (${id.slice(0, 40)})`;

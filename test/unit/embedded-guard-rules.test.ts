@@ -41,7 +41,8 @@ describe('embedded server guard: who may make which request', () => {
     ['POST', '/tasks/_view_cleanup', 'admin'],
     ['POST', '/tasks/_purge', 'admin'],
     ['PUT', '/tasks/_revs_limit', 'admin'],
-    ['GET', '/tasks/_security', 'admin'],
+    ['GET', '/tasks/_security', 'anyone'],
+    ['GET', '/tasks/_design_docs', 'anyone'],
     ['PUT', '/tasks/_security', 'admin'],
     ['POST', '/tasks/_temp_view', 'admin'],
     ['POST', '/tasks/_index', 'admin'],
@@ -70,6 +71,11 @@ describe('embedded server guard: who may make which request', () => {
     ['PUT', '/tasks/_local/checkpoint', 'anyone', { body: 'json', writes: 'single' }],
     ['PUT', '/tasks/_local%2Fcheckpoint', 'anyone', { body: 'json', writes: 'single' }],
     ['DELETE', '/tasks/_local/checkpoint', 'anyone'],
+    // pouchdb-security keeps the members in _local/_security: whoever writes it opens the database
+    ['PUT', '/tasks/_local/_security', 'admin'],
+    ['PUT', '/tasks/_local%2F_security', 'admin'],
+    ['GET', '/tasks/_local/_security', 'admin'],
+    ['DELETE', '/tasks/_local/_security?rev=0-1', 'admin'],
     // design documents: read and query, never write
     ['GET', '/tasks/_design/after', 'anyone'],
     ['GET', '/tasks/_design/after/_view/by_worker_status?group=true', 'anyone'],
@@ -102,12 +108,31 @@ describe('embedded server guard: who may make which request', () => {
       if (access === 'admin' || access === 'nobody') expect(rule.reason).to.be.a('string').and.not.equal('');
     });
   }
+
+  it('names the database of every request inside one, so its members apply', () => {
+    expect(routeRule('POST', '/tasks/_find').database).to.equal('tasks');
+    expect(routeRule('GET', '/tasks%5Fcontrol/x').database).to.equal('tasks_control');
+    expect(routeRule('GET', '/tasks/_changes?feed=continuous').database).to.equal('tasks');
+    expect(routeRule('GET', '/').database).to.equal(undefined);
+    expect(routeRule('GET', '/_uuids').database).to.equal(undefined);
+  });
+
+  it('marks where a request carries a Mango selector', () => {
+    expect(routeRule('POST', '/tasks/_find').selector).to.equal('body');
+    expect(routeRule('POST', '/tasks/_explain').selector).to.equal('body');
+    expect(routeRule('GET', '/tasks/_changes?selector=%7B%7D').selector).to.equal('query');
+    expect(routeRule('POST', '/tasks/_changes?selector=%7B%7D').selector).to.equal('query');
+    expect(routeRule('GET', '/tasks/_changes?feed=longpoll').selector).to.equal(undefined);
+  });
 });
 
 describe('embedded server guard: the documents a non-admin writes', () => {
   const cases: Array<{ name: string; writes: 'single' | 'bulk' | 'copy'; request: Parameters<typeof documentWriteProblem>[1]; refused: boolean }> = [
     { name: 'an ordinary task', writes: 'single', request: { body: { worker: 'w' } }, refused: false },
     { name: 'a _local document', writes: 'single', request: { body: { _id: '_local/x' } }, refused: false },
+    { name: 'the document holding the members', writes: 'single', request: { body: { _id: '_local/_security' } }, refused: true },
+    { name: 'the document holding the members, in a bulk', writes: 'bulk', request: { body: { docs: [{ _id: '_local/_security', security: {} }] } }, refused: true },
+    { name: 'a copy onto the document holding the members', writes: 'copy', request: { destination: '_local/_security' }, refused: true },
     { name: 'a body _id naming a design document', writes: 'single', request: { body: { _id: '_design/evil' } }, refused: true },
     { name: 'a reserved _id', writes: 'single', request: { body: { _id: '_security' } }, refused: true },
     { name: '?id= naming a design document', writes: 'single', request: { body: {}, queryId: '_design/evil' }, refused: true },
