@@ -138,6 +138,8 @@ export interface StartWorkerOptions {
   leaseMs?: number;
   /** Serve Prometheus metrics on this port (127.0.0.1). */
   metricsPort?: number;
+  /** `Host` names a scraper may use beside the loopback names (a page that rebinds its DNS name is refused). @default [] */
+  metricsAllowedHosts?: readonly string[];
   /** @default a silent logger */
   log?: Logger;
 }
@@ -156,6 +158,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     name: options.name,
     log,
     metricsPort: options.metricsPort,
+    ...(options.metricsAllowedHosts ? { metricsAllowedHosts: options.metricsAllowedHosts } : {}),
     ...(jobs ? { jobs } : {}),
     ...(jobsDir !== undefined ? { jobsDir } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),

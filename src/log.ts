@@ -43,10 +43,7 @@ export function createLogger(options: LoggerOptions): Logger {
   if (options.console !== false) {
     transports.push(new winston.transports.Console({ stderrLevels: ['error', 'warn'] }));
   }
-  if (options.file) {
-    fs.mkdirSync(path.dirname(options.file), { recursive: true });
-    transports.push(new winston.transports.File({ filename: options.file }));
-  }
+  if (options.file) transports.push(privateFileTransport(options.file));
   return winston.createLogger({
     level: options.level,
     format: winston.format.combine(scrub(), winston.format.timestamp(), line),
@@ -66,13 +63,28 @@ export function reopenLogFiles(logger: Logger): string[] {
   const reopened: string[] = [];
   for (const old of files) {
     const filename = path.join(old.dirname, old.filename);
-    fs.mkdirSync(old.dirname, { recursive: true });
-    logger.add(new winston.transports.File({ filename, level: old.level }));
+    logger.add(privateFileTransport(filename, old.level));
     logger.remove(old);
     old.close?.();
     reopened.push(filename);
   }
   return reopened;
+}
+
+/**
+ * Log lines name tasks, jobs, hosts and the errors of runs: a log file is its owner's only,
+ * `0600` (a folder After creates for it, `0700`), whatever the umask. A file that exists
+ * already (from an older After, or made by logrotate) is made `0600` too.
+ */
+export function createPrivateFile(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  fs.chmodSync(file, 0o600);
+}
+
+function privateFileTransport(filename: string, level?: string): winston.transports.FileTransportInstance {
+  createPrivateFile(filename);
+  return new winston.transports.File({ filename, ...(level !== undefined && { level }), options: { flags: 'a', mode: 0o600 } });
 }
 
 /** Stop writing to the console (its terminal was closed: writing there can crash Node); files go on. */

@@ -42,6 +42,7 @@ export async function startInBackground(ctx: CliContext, name: string, opts: Sta
   if (opts.lease !== undefined) args.push('--lease', String(opts.lease));
   if (opts.metricsPort !== undefined) args.push('--metrics-port', String(opts.metricsPort));
   if (opts.metricsHost !== undefined) args.push('--metrics-host', opts.metricsHost);
+  for (const name of opts.metricsAllowedHost ?? []) args.push('--metrics-allowed-host', name);
 
   const env = (): Record<string, string> => {
     const env: Record<string, string> = { AFTER_HOME: config.home };

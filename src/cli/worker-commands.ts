@@ -12,7 +12,7 @@ import type { SidecarOptions } from '../metrics/worker-sidecars';
 import type { WorkerOptions } from '../worker/worker';
 import type { CliContext } from './context';
 import { followFile, readLastLines } from './log-file';
-import { absolutePath, integerIn } from './options';
+import { absolutePath, collectHostNames, integerIn } from './options';
 import { formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, stopBackground } from './pm2';
 import { secretsFile, waitingMarker } from './secrets-file';
@@ -21,7 +21,9 @@ import { startInBackground } from './worker-background';
 import { checkWorkerName } from './worker-name';
 
 /** The options of `after start`, as commander parses them: the worker's and its sidecars', under their flag names. */
-export type StartOptions = Pick<WorkerOptions, 'concurrency'> & Omit<SidecarOptions, 'log'> & {
+export type StartOptions = Pick<WorkerOptions, 'concurrency'> & Omit<SidecarOptions, 'log' | 'metricsAllowedHosts'> & {
+  /** `--metrics-allowed-host`, repeatable: the sidecars' `metricsAllowedHosts`. */
+  metricsAllowedHost?: string[];
   background?: boolean;
   /** The worker's `jobsDir`. */
   jobs?: string;
@@ -39,6 +41,11 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
     .option('--lease <ms>', 'how long a claim holds before another instance may take a run over', integerIn(1000, 86_400_000))
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://127.0.0.1:<n>/metrics (0: any free port)', integerIn(0, 65535))
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option(
+      '--metrics-allowed-host <name>',
+      'also answer metrics scrapes under this name or address (name[:port]; repeatable), e.g. the address Prometheus scrapes with --metrics-host 0.0.0.0',
+      collectHostNames,
+    )
     .action(async (name: string, opts: StartOptions) => {
       checkWorkerName(name);
       if (opts.background) return startInBackground(ctx, name, opts);

@@ -86,6 +86,7 @@ async function runWorker(
       log,
       metricsPort: opts.metricsPort,
       metricsHost: opts.metricsHost,
+      metricsAllowedHosts: opts.metricsAllowedHost,
       // The process `after status` shows and a user signals: the launcher's, when one runs this worker.
       pid: launcherPid() ?? process.pid,
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),

@@ -12,7 +12,6 @@
  * Paths are judged on their decoded segments, the way express routes them: `%5Fdesign` is
  * `_design`, and `/tasks/_design%2Fx` is the document `_design/x`.
  */
-import { fieldDeeperThan } from '../task/validate';
 
 /** Who may make a request. */
 export type Access =
@@ -242,25 +241,66 @@ export function oversizedDocument(body: unknown, maxBytes: number): string | nul
 }
 
 /**
- * The first document of a write nested deeper than `maxDepth` levels (`_id`, or its place in a
- * `_bulk_docs`), or null. pouchdb-server's map functions and filters copy a document
- * recursively and fail on one a few thousand levels deep: such a document would be in no index
- * and no feed, a task no worker ever sees. It is refused at the door instead, with the same
- * limit the worker puts on a task (task/validate.ts MAX_DOCUMENT_DEPTH).
+ * What is wrong with the shape of the documents a write carries, or null: the first document
+ * (`_id`, or its place in a `_bulk_docs`) that
+ * - is nested deeper than `maxDepth` levels: pouchdb-server's map functions and filters copy a
+ *   document recursively and fail on one a few thousand levels deep, so such a document would
+ *   be in no index and no feed, a task no worker ever sees; or
+ * - holds a `__proto__` key at any depth: PouchDB copies a document with plain assignment
+ *   before storing it, which sets the copy's prototype instead of a key, so `{"repeat":
+ *   {"days": 1, "__proto__": {}}}` was stored as `{"repeat": {"days": 1}}` without a word
+ *   (CouchDB keeps the key, and the worker reports it as unknown).
+ * One walk with its own stack, so its cost is bounded by the request's size, never its depth.
  */
-export function overlyNestedDocument(body: unknown, maxDepth: number): string | null {
+export function documentShapeProblem(body: unknown, maxDepth: number): string | null {
   const bulk = (body as { docs?: unknown } | undefined)?.docs;
   const docs = Array.isArray(bulk) ? bulk : [body];
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     if (typeof doc !== 'object' || doc === null) continue;
-    const field = fieldDeeperThan(doc, maxDepth);
-    if (field !== undefined) {
+    const problem = shapeProblem(doc, maxDepth);
+    if (problem !== null) {
       const id = (doc as { _id?: unknown })._id;
-      return `${typeof id === 'string' ? id : Array.isArray(bulk) ? `docs[${i}]` : 'the document'}: ${field} is nested more than ${maxDepth} levels deep`;
+      return `${typeof id === 'string' ? id : Array.isArray(bulk) ? `docs[${i}]` : 'the document'}: ${problem}`;
     }
   }
   return null;
+}
+
+interface Place {
+  value: object;
+  depth: number;
+  key: string;
+  parent: Place | null;
+}
+
+function shapeProblem(doc: object, maxDepth: number): string | null {
+  const stack: Place[] = [];
+  // A top-level `__proto__` starts with `_`: PouchDB refuses it ("Bad special document member"), as CouchDB does.
+  for (const [key, value] of Object.entries(doc)) {
+    if (typeof value === 'object' && value !== null) stack.push({ value, depth: 1, key, parent: null });
+  }
+  while (stack.length > 0) {
+    const place = stack.pop()!;
+    if (place.depth > maxDepth) return `${topField(place)} is nested more than ${maxDepth} levels deep`;
+    for (const [key, inner] of Object.entries(place.value)) {
+      if (key === '__proto__') return prototypeKeyProblem(key, place);
+      if (typeof inner === 'object' && inner !== null) stack.push({ value: inner, depth: place.depth + 1, key, parent: place });
+    }
+  }
+  return null;
+}
+
+function topField(place: Place): string {
+  let top = place;
+  while (top.parent !== null) top = top.parent;
+  return top.key;
+}
+
+function prototypeKeyProblem(key: string, parent: Place): string {
+  const path: string[] = [key];
+  for (let at: Place | null = parent; at !== null; at = at.parent) path.unshift(at.key);
+  return `${path.join('.')}: a "__proto__" key would be dropped without a word by the embedded server's storage (PouchDB takes it for the object's prototype); rename it`;
 }
 
 /** A query value as express-pouchdb reads it: JSON when it parses as a JSON string, else as sent. */

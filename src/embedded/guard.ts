@@ -29,7 +29,7 @@ import {
   hostAllowed,
   isLoopback,
   jsonStringOrSelf,
-  overlyNestedDocument,
+  documentShapeProblem,
   oversizedDocument,
   routeRule,
   type RouteRule,
@@ -193,8 +193,8 @@ function admitBody(
       if (oversized !== null) return refuse(res, 413, 'document_too_large', oversized);
     }
     if (rule.writes) {
-      const nested = overlyNestedDocument(req.body, MAX_DOCUMENT_DEPTH);
-      if (nested !== null) return refuse(res, 400, 'bad_request', nested);
+      const shape = documentShapeProblem(req.body, MAX_DOCUMENT_DEPTH);
+      if (shape !== null) return refuse(res, 400, 'bad_request', shape);
     }
     if (writeRefusal() || selectorRefusal()) return;
     next();

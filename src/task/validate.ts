@@ -74,6 +74,10 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
   if (doc._id !== undefined && typeof doc._id !== 'string') {
     return { ok: false, field: '_id', message: `_id: ${quoteValue(doc._id)} is not a string` };
   }
+  if (doc._id === '.' || doc._id === '..') {
+    // Only _bulk_docs or a POST body can create it: no URL can name it afterwards.
+    return { ok: false, field: '_id', message: `_id: ${quoteValue(doc._id)} cannot be addressed over HTTP (a URL resolves "." and ".." away), so no one could read, cancel or reschedule it` };
+  }
 
   const worker = checkName(doc.worker, 'worker');
   if (!worker.ok) return worker;

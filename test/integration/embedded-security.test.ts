@@ -187,6 +187,8 @@ describe('embedded server: locked by default', function () {
     expect(admin.password.length).to.be.at.least(43); // 32 random bytes, base64url
     expect(fs.statSync(path.join(home, 'db-admin.json')).mode & 0o777).to.equal(0o600);
     expect(fs.statSync(home).mode & 0o777).to.equal(0o700);
+    // Its log too (and every log file After writes: log.ts createPrivateFile).
+    expect(fs.statSync(embeddedFiles(home).log).mode & 0o777).to.equal(0o600);
     expect(new URL(adminUrl).password).to.equal(admin.password);
 
     for (const args of [

@@ -180,6 +180,34 @@ describe('security', function () {
     expect(Date.now() - signalled, 'SIGTERM to exit (grace 2 s)').to.be.below(2000 + 5000);
   });
 
+  it('a "__proto__", "constructor" or "prototype" key inside repeat or retry is reported like any unknown key, never dropped', async () => {
+    const db = await startTestDb();
+    const { child: worker } = await startWorker(db, 'keys');
+    // JSON text as curl sends it: "__proto__" is a key like any other (JSON.parse keeps it as one, and JSON.stringify sends it).
+    const task = (field: string, json: string): string => `{"worker": "keys", "date": "2013-01-12", "job": "succeeds", "${field}": ${json}}`;
+    const cases = [
+      { text: task('repeat', '{"days": 1, "__proto__": {"x": 1}}'), key: '__proto__' },
+      { text: task('retry', '{"limit": 2, "__proto__": {"x": 1}}'), key: '__proto__' },
+      { text: task('repeat', '{"days": 1, "constructor": 1}'), key: 'constructor' },
+      { text: task('repeat', '{"cron": "0 9 * * *", "prototype": 1}'), key: 'prototype' },
+      { text: task('retry', '{"limit": 2, "constructor": {"x": 1}}'), key: 'constructor' },
+    ];
+    for (const c of cases) {
+      const { status, body } = await db.request<{ id?: string; reason?: string }>('POST', '', JSON.parse(c.text));
+      if (c.key === '__proto__' && db.kind === 'embedded') {
+        // PouchDB would store it as {"days": 1}: refused at the door, naming where it is.
+        expect(status, c.text).to.equal(400);
+        expect(body.reason, c.text).to.match(/(repeat|retry)\.__proto__: a "__proto__" key would be dropped/);
+        continue;
+      }
+      expect(status, `${c.text}: ${JSON.stringify(body)}`).to.equal(201);
+      const failed = await waitForStatus(db, body.id!, 'error', 20_000);
+      expect(failed.error?.message, c.text).to.match(new RegExp(`^(repeat|retry): unknown (duration )?key "${c.key}"`));
+      expect(failed.executions ?? 0).to.equal(0);
+    }
+    expect(worker.running).to.equal(true);
+  });
+
   it('CLI input: a missing file, malformed JSON and ids with / or .. are one line naming the problem, exit 1, no stack', async () => {
     const db = await startTestDb();
     const cases: Array<{ args: string[]; mentions: RegExp }> = [
@@ -189,6 +217,12 @@ describe('security', function () {
       { args: ['task', 'get', 'a/../b'], mentions: /a\/\.\.\/b/ },
       { args: ['task', 'get', '../_all_dbs'], mentions: /_all_dbs/ },
       { args: ['task', 'cancel', '../../etc/passwd'], mentions: /passwd/ },
+      // A URL resolves these away: `GET /<db>/..` is the server's welcome.
+      { args: ['task', 'get', '..'], mentions: /"\.\."/ },
+      { args: ['task', 'get', '.'], mentions: /"\."/ },
+      { args: ['task', 'cancel', '..'], mentions: /"\.\."/ },
+      { args: ['task', 'reschedule', '.', '2040-01-01'], mentions: /"\."/ },
+      { args: ['task', 'add', '--json', '{"_id": "..", "worker": "w", "date": "2040-01-01", "job": "succeeds"}'], mentions: /"\.\."/ },
     ];
     for (const c of cases) {
       const result = await runCli(c.args, { env: db.env });

@@ -5,7 +5,7 @@ import {
   documentWriteProblem,
   hostAllowed,
   isLoopback,
-  overlyNestedDocument,
+  documentShapeProblem,
   oversizedDocument,
   routeRule,
   type Access,
@@ -162,10 +162,19 @@ describe('embedded server guard: the documents a non-admin writes', () => {
       for (let i = 0; i < depth; i++) value = { a: value };
       return value;
     };
-    expect(overlyNestedDocument({ _id: 'deep', data: nested(101) }, 100)).to.equal('deep: data is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
+    expect(documentShapeProblem({ _id: 'deep', data: nested(101) }, 100)).to.equal('deep: data is nested more than 100 levels deep');
+    expect(documentShapeProblem({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
+    expect(documentShapeProblem({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
+    expect(documentShapeProblem({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
+  });
+
+  it('finds a "__proto__" key at any depth below the top (PouchDB would drop it silently), naming its path', () => {
+    const proto = (json: string): unknown => JSON.parse(json);
+    expect(documentShapeProblem(proto('{"_id": "t", "repeat": {"days": 1, "__proto__": {}}}'), 100)).to.match(/^t: repeat\.__proto__: a "__proto__" key/);
+    expect(documentShapeProblem(proto('{"docs": [{"_id": "a"}, {"data": [{"x": {"__proto__": 1}}]}]}'), 100)).to.match(/^docs\[1\]: data\.0\.x\.__proto__: /);
+    expect(documentShapeProblem(proto('{"repeat": {"days": 1, "constructor": 2, "prototype": 3}}'), 100)).to.equal(null);
+    // At the top it starts with "_": the server refuses it itself, as CouchDB does.
+    expect(documentShapeProblem(proto('{"__proto__": {"x": 1}}'), 100)).to.equal(null);
   });
 });
 
