@@ -18,6 +18,13 @@ import { parseRetry, Retry } from './retry';
 export interface ParsedTask extends ValidTask {
   repeatParsed?: Repeat;
   retryParsed?: Retry;
+  /**
+   * The shortest time from the end of a run to the next run the worker may set (a retry, a
+   * job's `ctx.later`/`retry`/`release`): `worker.min_repeat_ms` when the task was checked.
+   * A `repeat` shorter than it is refused here; a run-again sooner than it is raised to it
+   * (next-state.ts). @default DEFAULT_MIN_REPEAT_MS
+   */
+  minRepeatMs?: number;
 }
 
 export type TaskValidation = { ok: true; task: ParsedTask } | { ok: false; field: string; message: string };
@@ -98,6 +105,7 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
     job: job.value,
     priority: 0,
     afterFailure: 'error',
+    minRepeatMs,
   };
 
   if (doc.repeat !== undefined) {
