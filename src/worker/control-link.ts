@@ -25,7 +25,8 @@ import {
   type TaskRequest,
 } from '../store/control';
 import type { ControlDoc, ControlStore, Feed } from '../store/types';
-import { Membership } from './membership';
+import { formatDuration } from '../format-duration';
+import { believedIntervalMs, Membership } from './membership';
 
 export interface ControlLinkOptions {
   store: ControlStore;
@@ -58,6 +59,8 @@ export class ControlLink {
   private connected = false;
   private ownHeartbeatSeen = false;
   private missingReported = false;
+  /** Instance documents whose heartbeat was dated too far ahead, already reported (once each). */
+  private readonly futureReported = new Set<string>();
   private beating: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ControlLinkOptions) {
@@ -199,9 +202,10 @@ export class ControlLink {
           continue;
         }
         const heartbeatMs = typeof doc.heartbeat_at === 'string' ? Date.parse(doc.heartbeat_at) : NaN;
-        const intervalMs = typeof doc.interval_ms === 'number' && doc.interval_ms > 0 ? doc.interval_ms : DEFAULT_INSTANCE_HEARTBEAT_MS;
-        if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true });
-        else this.membership.observe({ instance, heartbeatMs, intervalMs });
+        const intervalMs = believedIntervalMs(typeof doc.interval_ms === 'number' ? doc.interval_ms : NaN, DEFAULT_INSTANCE_HEARTBEAT_MS);
+        const seenAtMs = this.options.dbNow();
+        if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true }, seenAtMs);
+        else if (this.membership.observe({ instance, heartbeatMs, intervalMs }, seenAtMs) === 'future') this.reportFuture(id, String(doc.heartbeat_at), heartbeatMs - seenAtMs);
         membershipTouched = true;
       } else if (id === pauseDocId(worker)) {
         const paused = isPausing(doc);
@@ -217,5 +221,14 @@ export class ControlLink {
     }
     if (membershipTouched) this.refresh();
     if (announcedNow && !this.stopped) this.options.onMembershipChange();
+  }
+
+  /** Once per document: a heartbeat dated ahead is a clock far off or a forged document, and it does not count. */
+  private reportFuture(id: string, heartbeatAt: string, aheadMs: number): void {
+    if (this.futureReported.has(id)) return;
+    this.futureReported.add(id);
+    this.options.log.warn(
+      `instance document ${id} dates its heartbeat ${heartbeatAt}, ${formatDuration(aheadMs)} ahead of the database's clock: ignored, the instance does not count as live (a clock far off, or a document written by someone else)`,
+    );
   }
 }
