@@ -95,7 +95,7 @@ export function connect(options: ConnectOptions = {}): Client {
     database: `${conn.dbName} on ${conn.displayUrl}`,
     async create(task) {
       const doc = taskDoc(task);
-      const valid = validateTask(doc as TaskDoc, { minRepeatMs: config.worker.min_repeat_ms });
+      const valid = validateTask(doc as TaskDoc, { minRepeatMs: config.worker.min_repeat_ms, maxTaskBytes: config.worker.max_task_size });
       if (!valid.ok) throw new TaskInvalidError(valid.field, `invalid task: ${valid.message}`);
       const created = await createTask(conn, doc);
       return { ...doc, status: doc.status ?? 'waiting', _id: created.id, _rev: created.rev } as TaskDoc;

@@ -35,6 +35,8 @@ export function parseWorker(v: Validator, worker: Record<string, unknown>, defau
     min_repeat_ms: v.integer(worker.min_repeat_ms, 'worker.min_repeat_ms', defaults.min_repeat_ms, 1, 86_400_000),
     claim_grace_ms: v.integer(worker.claim_grace_ms, 'worker.claim_grace_ms', defaults.claim_grace_ms, 0, 3_600_000),
     program_timeout_ms: v.integer(worker.program_timeout_ms, 'worker.program_timeout_ms', defaults.program_timeout_ms, 0, MAX_TIMEOUT_MS),
+    // CouchDB refuses documents over its max_document_size (8,000,000 by default) whatever this says.
+    max_task_size: v.integer(worker.max_task_size, 'worker.max_task_size', defaults.max_task_size, 1024, 8_000_000),
   };
 }
 

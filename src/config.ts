@@ -15,6 +15,7 @@ import { Validator } from './config-validator';
 import { ConfigError } from './errors';
 import { parseJsonFile } from './json-file';
 import { withSecretsFile } from './secret-env';
+import { DEFAULT_MAX_TASK_BYTES } from './task/validate';
 
 export interface CouchConfig {
   /** Server URL, without the database name. May carry credentials; never print it raw. */
@@ -46,7 +47,10 @@ export interface EmbeddedConfig {
   allowed_hosts: readonly string[];
   /** Web origins (`https://app.example.com`) whose pages may call the server (CORS). @default [] */
   cors_origins: readonly string[];
-  /** Largest document a request may write, bytes (CouchDB's default). @default 8000000 */
+  /**
+   * Largest document a request may write, bytes: refused with 413 above it.
+   * @default worker.max_task_size (1000000)
+   */
   max_document_size: number;
   /** Largest `_bulk_docs` body, bytes; each of its documents still obeys max_document_size. @default 67108864 */
   max_request_size: number;
@@ -82,6 +86,12 @@ export interface WorkerConfig {
    * command's binding (`timeout`) sets one; 0 = none. @default 3600000 (1 h)
    */
   program_timeout_ms: number;
+  /**
+   * Largest task document, in bytes of JSON (at most 8000000, CouchDB's own limit). A larger task
+   * ends in `error` naming its size; the embedded server refuses it at the door
+   * (embedded.max_document_size follows this unless set). @default 1000000
+   */
+  max_task_size: number;
 }
 
 export interface LogConfig {
@@ -160,7 +170,7 @@ export const DEFAULTS = {
     dir: './data',
     allowed_hosts: [] as readonly string[],
     cors_origins: [] as readonly string[],
-    max_document_size: 8_000_000,
+    max_document_size: DEFAULT_MAX_TASK_BYTES,
     max_request_size: 64 * 1024 * 1024,
     compact_interval_ms: 300_000,
   },
@@ -175,6 +185,7 @@ export const DEFAULTS = {
     min_repeat_ms: 1000,
     claim_grace_ms: 2000,
     program_timeout_ms: 3_600_000,
+    max_task_size: DEFAULT_MAX_TASK_BYTES,
   },
   log: { level: 'info', dir: './logs' },
 } as const;
@@ -235,6 +246,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   if (!LOG_LEVELS.includes(level)) v.fail('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
 
   const resolve = (p: string): string => path.resolve(where.base, p);
+  // The embedded server's door follows the task size limit unless told otherwise.
+  const workerConfig = parseWorker(v, worker, DEFAULTS.worker);
   const config: AfterConfig = {
     couchdb: {
       url,
@@ -250,8 +263,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     },
     commands: parseCommands(v, root.commands ?? {}, resolve),
     limits: parseLimits(v, root.limits ?? {}),
-    embedded: parseEmbedded(v, embedded, DEFAULTS.embedded, resolve),
-    worker: parseWorker(v, worker, DEFAULTS.worker),
+    embedded: parseEmbedded(v, embedded, { ...DEFAULTS.embedded, max_document_size: workerConfig.max_task_size }, resolve),
+    worker: workerConfig,
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
     file: where.file === '(defaults)' ? null : where.file,

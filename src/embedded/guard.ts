@@ -31,6 +31,7 @@ import {
   jsonStringOrSelf,
   documentShapeProblem,
   oversizedDocument,
+  shapeMayBeWrong,
   routeRule,
   type RouteRule,
 } from './guard-rules';
@@ -74,8 +75,8 @@ interface BodyParserError extends Error {
 const CORS_METHODS = 'GET, HEAD, POST, PUT, DELETE, COPY';
 const CORS_REQUEST_HEADERS = new Set(['accept', 'authorization', 'content-type', 'destination', 'if-match', 'if-none-match', 'origin', 'referer', 'x-requested-with']);
 const CORS_EXPOSED_HEADERS = 'cache-control, content-type, etag, server, x-couch-request-id, x-couch-update-newrev';
-/** Where body-parser leaves the raw length of what it parsed (its `verify` hook). */
-const BODY_BYTES = Symbol('bodyBytes');
+/** Where body-parser leaves the raw bytes of what it parsed (its `verify` hook). */
+const BODY_TEXT = Symbol('bodyText');
 
 export function createGuard(settings: GuardSettings): Middleware {
   const hosts = allowedHostValues(settings.port, settings.bindHost, settings.allowedHosts);
@@ -84,7 +85,7 @@ export function createGuard(settings: GuardSettings): Middleware {
   // It marks a parsed request (`req._body`), so express-pouchdb's own parser skips it.
   const bodyParser = require('body-parser') as { json(options: Record<string, unknown>): JsonParser };
   const verify = (req: IncomingMessage, _res: ServerResponse, buf: Buffer): void => {
-    (req as unknown as Record<symbol, number>)[BODY_BYTES] = buf.length;
+    (req as unknown as Record<symbol, Buffer>)[BODY_TEXT] = buf;
   };
   const documentParser = bodyParser.json({ limit: settings.maxDocumentBytes, verify });
   const bulkParser = bodyParser.json({ limit: settings.maxRequestBytes, verify });
@@ -153,7 +154,7 @@ function admitBody(
   const isAdmin = identity.kind === 'admin';
   const length = contentLength(req);
   const limit = rule.body === 'bulk' ? settings.maxRequestBytes : settings.maxDocumentBytes;
-  if (length !== undefined && length > limit) return afterBody(req, res, () => tooLarge(res, rule.body));
+  if (length !== undefined && length > limit) return afterBody(req, res, () => tooLarge(res, rule.body, settings));
   // A non-admin's documents may not be design documents: checked once the body is read.
   const writeRefusal = (): boolean => {
     if (isAdmin || !rule.writes) return false;
@@ -186,13 +187,14 @@ function admitBody(
 
   const parser = rule.body === 'bulk' ? parsers.bulkParser : parsers.documentParser;
   parser(req, res, (err) => {
-    if (err) return bodyError(res, err, rule.body);
-    const bodyBytes = (req as unknown as Record<symbol, number | undefined>)[BODY_BYTES] ?? 0;
-    if (rule.body === 'bulk' && bodyBytes > settings.maxDocumentBytes) {
+    if (err) return bodyError(res, err, rule.body, settings);
+    const bodyText = (req as unknown as Record<symbol, Buffer | undefined>)[BODY_TEXT] ?? Buffer.alloc(0);
+    delete (req as unknown as Record<symbol, Buffer | undefined>)[BODY_TEXT];
+    if (rule.body === 'bulk' && bodyText.length > settings.maxDocumentBytes) {
       const oversized = oversizedDocument(req.body, settings.maxDocumentBytes);
-      if (oversized !== null) return refuse(res, 413, 'document_too_large', oversized);
+      if (oversized !== null) return refuse(res, 413, 'document_too_large', `${oversized}: ${documentTooLarge(settings.maxDocumentBytes)}`);
     }
-    if (rule.writes) {
+    if (rule.writes && shapeMayBeWrong(bodyText, MAX_DOCUMENT_DEPTH, rule.writes === 'bulk' ? 3 : 1)) {
       const shape = documentShapeProblem(req.body, MAX_DOCUMENT_DEPTH);
       if (shape !== null) return refuse(res, 400, 'bad_request', shape);
     }
@@ -247,10 +249,10 @@ function answerPreflight(req: GuardRequest, res: ServerResponse): void {
   res.end();
 }
 
-function bodyError(res: ServerResponse, err: BodyParserError, kind: RouteRule['body']): void {
+function bodyError(res: ServerResponse, err: BodyParserError, kind: RouteRule['body'], settings: GuardSettings): void {
   switch (err.type) {
     case 'entity.too.large':
-      return tooLarge(res, kind);
+      return tooLarge(res, kind, settings);
     case 'entity.parse.failed':
       return refuse(res, 400, 'bad_request', 'invalid_json');
     case 'encoding.unsupported':
@@ -276,9 +278,14 @@ function afterBody(req: IncomingMessage, res: ServerResponse, answer: () => void
   req.resume();
 }
 
-function tooLarge(res: ServerResponse, kind: RouteRule['body']): void {
-  if (kind === 'bulk') refuse(res, 413, 'too_large', 'the request entity is too large');
-  else refuse(res, 413, 'document_too_large', 'the document is larger than the server\'s max_document_size');
+function tooLarge(res: ServerResponse, kind: RouteRule['body'], settings: GuardSettings): void {
+  if (kind === 'bulk') refuse(res, 413, 'too_large', `the request is larger than ${settings.maxRequestBytes} bytes (embedded.max_request_size)`);
+  else refuse(res, 413, 'document_too_large', documentTooLarge(settings.maxDocumentBytes));
+}
+
+/** The reason a document over the limit is refused: the limit, and the settings that set it. */
+function documentTooLarge(maxBytes: number): string {
+  return `the document is larger than ${maxBytes} bytes, the largest this server takes (embedded.max_document_size, which follows worker.max_task_size): keep large data elsewhere and put a reference to it in the task`;
 }
 
 function refuseWith(res: ServerResponse, refusal: Refusal): void {

@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import { AfterError, JobTimeoutError, toTaskError } from '../errors';
 import type { Logger } from '../log';
 import type { RunOutcome, TaskDoc } from '../types';
+import { jobCopy } from './job-copy';
 import { isRunAgainRequest, runAgainBuilders, runAgainOutcome, RunAgainRequest, RUN_AGAIN_KINDS, type RunAgainBuilders } from './run-again';
 
 /** What a job receives as its second argument. */
@@ -108,8 +109,10 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
       }, timeoutMs);
     }
 
-    const doc = copyDocument(task);
-    const emitter = createTaskEmitter(copyDocument(task), jobAbort.signal);
+    // One copy for the job, its fields copied when first read (job-copy.ts); ctx.doc and the
+    // emitter's fields are the same copy.
+    const doc = jobCopy(task);
+    const emitter = createTaskEmitter(doc, jobAbort.signal);
     // These listeners stay for the emitter's whole life: without an 'error' listener, a job's
     // late `task.emit('error')` would throw inside the job and could crash the worker.
     emitter.on('done', (result?: unknown) => succeed(result));
@@ -153,22 +156,21 @@ function runNumber(doc: TaskDoc): number {
  */
 export function createTaskEmitter(doc: TaskDoc, signal: AbortSignal): JobTask {
   const emitter = new EventEmitter();
-  for (const [field, value] of Object.entries(doc)) {
+  const fields = doc as unknown as Record<string, unknown>;
+  for (const field of Object.keys(doc)) {
     if (field in emitter || field === 'signal') continue;
-    Object.defineProperty(emitter, field, { value, enumerable: true, writable: true, configurable: true });
+    // Read through to `doc`, so a field of a lazy copy (job-copy.ts) is copied only when read.
+    Object.defineProperty(emitter, field, {
+      get: () => fields[field],
+      set: (value: unknown) => void (fields[field] = value),
+      enumerable: true,
+      configurable: true,
+    });
   }
   Object.defineProperty(emitter, 'signal', { value: signal, enumerable: false, writable: false });
   return emitter as JobTask;
 }
 
-/** A deep copy, so nothing a job does to its task reaches the worker's copy. */
-function copyDocument(doc: TaskDoc): TaskDoc {
-  try {
-    return structuredClone(doc);
-  } catch {
-    return JSON.parse(JSON.stringify(doc)) as TaskDoc;
-  }
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

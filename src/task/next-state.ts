@@ -26,12 +26,17 @@
  * shorter than it is refused by validate.ts instead; its dates stay on the series' grid.
  * Before issue 19 a task with `"retry": {"delay": 0}` whose job failed at once re-ran as fast as
  * the database answered (202 runs in 27 s), and so did a job returning `ctx.release(0)`.
+ *
+ * Nor does a run make the task larger than `worker.max_task_size`: a result that would is not
+ * stored, and the run counts as failed (E_TASK_TOO_LARGE), so the worker never writes a document
+ * the embedded server would refuse (413) or that it would itself refuse when it next reads it.
  */
 import type { HistoryEntry, LastRun, RunAgain, RunOutcome, TaskDoc, TaskError } from '../types';
 import { formatDate, MAX_DATE_MS, parseTaskDate } from './dates';
 import { retryDelayMs } from './retry';
+import { documentBytes } from './document-size';
 import { nextRepeat } from './series';
-import { DEFAULT_MIN_REPEAT_MS, type ParsedTask } from './validate';
+import { DEFAULT_MAX_TASK_BYTES, DEFAULT_MIN_REPEAT_MS, type ParsedTask } from './validate';
 
 export interface RunRecord {
   /** When the job was started; a non-finite value means it never started. */
@@ -53,6 +58,18 @@ export function nextState(
   run: RunRecord,
   options: NextStateOptions,
 ): TaskDoc {
+  const next = stateAfter(doc, task, outcome, run, options);
+  if (outcome.kind !== 'success' && outcome.kind !== 'later') return next;
+  const size = documentBytes(next);
+  const maxTaskBytes = task.maxTaskBytes ?? DEFAULT_MAX_TASK_BYTES;
+  if (size !== 'unserialisable' && size <= maxTaskBytes) return next;
+  const message =
+    `the job's result would make the task ${size === 'unserialisable' ? 'impossible to write' : `${size} bytes`}, ` +
+    `more than the ${maxTaskBytes} a task may have (worker.max_task_size); write large output elsewhere and return a reference to it`;
+  return stateAfter(doc, task, { kind: 'failure', error: { message, code: 'E_TASK_TOO_LARGE' } }, run, options);
+}
+
+function stateAfter(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
   const next: TaskDoc = { ...doc };
   delete next.lease;
   const extra = isExtraRun(task);

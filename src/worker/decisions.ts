@@ -173,7 +173,7 @@ export class Decisions {
       horizonEndMs: nowMs + config.worker.horizon_ms,
       dueSoonEndMs: core.clock.now() + DUE_SOON_MS,
       owns: (id) => core.control.owns(id),
-      validation: { minRepeatMs: config.worker.min_repeat_ms },
+      validation: { minRepeatMs: config.worker.min_repeat_ms, maxTaskBytes: config.worker.max_task_size },
       dependencies: this.sources.dependencies.lookup,
     };
   }

@@ -155,7 +155,7 @@ describe('security', function () {
     }
   });
 
-  it('a task nested 3,000 levels deep: the embedded server refuses it naming the depth, a CouchDB task goes to error naming it; SIGTERM stays within the grace', async () => {
+  it('a task nested 3,000 levels deep: the embedded server refuses it naming the depth, a CouchDB task runs (the worker never walks a payload); SIGTERM stays within the grace', async () => {
     const db = await startTestDb({ config: { worker: { grace_ms: 2000 } } });
     let data: unknown = 'bottom';
     for (let i = 0; i < 3000; i++) data = { a: data };
@@ -170,8 +170,9 @@ describe('security', function () {
       expect(bulk.status).to.equal(400);
     } else {
       expect(posted.status, JSON.stringify(posted.body).slice(0, 200)).to.equal(201);
-      const failed = await waitForStatus(db, posted.body.id, 'error', 20_000);
-      expect(failed.error?.message).to.equal('data: nested more than 100 levels deep');
+      // Serialised natively (the job gets a JSON copy past structuredClone's reach), never walked.
+      const done = await waitForStatus(db, posted.body.id, 'done', 20_000);
+      expect(done.executions).to.equal(1);
     }
     expect(`${worker.stdout}${worker.stderr}`).to.not.match(/cannot reach CouchDB|Maximum call stack/);
     const signalled = Date.now();
@@ -205,6 +206,28 @@ describe('security', function () {
       expect(failed.error?.message, c.text).to.match(new RegExp(`^(repeat|retry): unknown (duration )?key "${c.key}"`));
       expect(failed.executions ?? 0).to.equal(0);
     }
+    expect(worker.running).to.equal(true);
+  });
+
+  it('a task over worker.max_task_size (1 MB): refused at the embedded server\'s door, in error naming its size on CouchDB, never run; a task beside it runs (issue 19, row 5)', async () => {
+    const db = await startTestDb();
+    const { child: worker } = await startWorker(db, 'sized');
+    // 110,000 keys: about 1.5 MB of JSON, the shape that cost the most to walk.
+    const data = Object.fromEntries(Array.from({ length: 110_000 }, (_, i) => [`k${i}`, i]));
+    const now = new Date().toISOString();
+    const big = await db.request<{ id?: string; reason?: string }>('POST', '', { worker: 'sized', date: now, job: 'succeeds', data });
+    const small = await db.request<{ id: string }>('POST', '', { worker: 'sized', date: now, job: 'succeeds' });
+    expect(small.status).to.equal(201);
+    if (db.kind === 'embedded') {
+      expect(big.status).to.equal(413);
+      expect(big.body.reason).to.match(/larger than 1000000 bytes/);
+    } else {
+      expect(big.status).to.equal(201);
+      const failed = await waitForStatus(db, big.body.id!, 'error', 20_000);
+      expect(failed.error?.message).to.match(/^document: \d{7} bytes, more than the 1000000 a task may have \(worker\.max_task_size\)/);
+      expect(failed.executions ?? 0).to.equal(0);
+    }
+    await waitForStatus(db, small.body.id, 'done', 20_000);
     expect(worker.running).to.equal(true);
   });
 

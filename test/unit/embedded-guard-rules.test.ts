@@ -8,6 +8,7 @@ import {
   documentShapeProblem,
   oversizedDocument,
   routeRule,
+  shapeMayBeWrong,
   type Access,
 } from '../../src/embedded/guard-rules';
 
@@ -166,6 +167,24 @@ describe('embedded server guard: the documents a non-admin writes', () => {
     expect(documentShapeProblem({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
     expect(documentShapeProblem({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
     expect(documentShapeProblem({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
+  });
+
+  it('tells from the bytes alone when a write may be too deep or hold "__proto__", so the walk runs only then', () => {
+    const nestedText = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const cases: Array<[text: string, wrapperLevels: number, may: boolean]> = [
+      [`{"data": ${nestedText(100)}}`, 1, false],
+      [`{"data": ${nestedText(101)}}`, 1, true],
+      [`{"docs": [{"data": ${nestedText(100)}}]}`, 3, false],
+      [`{"docs": [{"data": ${nestedText(101)}}]}`, 3, true],
+      // Brackets in strings (an escaped quote included) are no nesting.
+      [`{"s": "a \\" ${'{['.repeat(200)}"}`, 1, false],
+      ['{"repeat": {"__proto__": 1}}', 1, true],
+      ['{"repeat": {"\\u005f_proto__": 1}}', 1, true],
+    ];
+    for (const [text, wrapperLevels, may] of cases) {
+      JSON.parse(text);
+      expect(shapeMayBeWrong(Buffer.from(text), 100, wrapperLevels), text.slice(0, 60)).to.equal(may);
+    }
   });
 
   it('finds a "__proto__" key at any depth below the top (PouchDB would drop it silently), naming its path', () => {

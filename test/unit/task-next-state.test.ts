@@ -283,6 +283,27 @@ describe('nextState', () => {
     }
   });
 
+  describe('no document larger than worker.max_task_size (issue 19, row 5)', () => {
+    it('a result that would make the task too big is not stored: the run fails with E_TASK_TOO_LARGE, the old result stays', () => {
+      const next = after({ result: 'small', data: 'x'.repeat(600_000) }, success('y'.repeat(500_000)));
+      expect(next.status).to.equal('error');
+      expect(next.error?.code).to.equal('E_TASK_TOO_LARGE');
+      expect(next.error?.message).to.match(/^the job's result would make the task \d+ bytes, more than the 1000000 a task may have \(worker\.max_task_size\)/);
+      expect(next.result).to.equal('small');
+      expect(next.executions).to.equal(1);
+    });
+
+    it('with a retry policy, that failure is retried like any other', () => {
+      const next = after({ retry: { limit: 2 }, data: 'x'.repeat(600_000) }, success('y'.repeat(500_000)));
+      expect(next).to.deep.include({ status: 'waiting', retries: 1 });
+      expect(next.error?.code).to.equal('E_TASK_TOO_LARGE');
+    });
+
+    it('a result that fits is stored', () => {
+      expect(after({ data: 'x'.repeat(600_000) }, success('y'.repeat(300_000)))).to.deep.include({ status: 'done', result: 'y'.repeat(300_000) });
+    });
+  });
+
   describe('run now (run_now before the date: one extra run)', () => {
     const NEXT = '2013-01-12T12:00:00.000Z';
     const ASKED = '2013-01-12T10:00:00.000Z';
