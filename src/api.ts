@@ -179,11 +179,10 @@ export function registryFromFunctions(
     builtins: config.builtins,
     commands: config.commands ?? {},
     configFile: config.file ?? null,
-    ...(config.worker ? { programTimeoutMs: config.worker.program_timeout_ms } : {}),
+    ...(config.worker ? { programTimeoutMs: config.worker.program_timeout_ms, programUser: config.worker.program_user } : {}),
   };
   const jobs = new Map<string, JobEntry>();
-  addBuiltins(jobs, options);
-  const problems: string[] = [];
+  const problems: string[] = addBuiltins(jobs, options);
   for (const [name, fn] of Object.entries(functions)) {
     if (!isJobName(name)) problems.push(`${JSON.stringify(name)} cannot be a job name (no "/", "\\" or NUL)`);
     else if (typeof fn !== 'function') problems.push(`${name} is ${typeof fn}, not a job function`);

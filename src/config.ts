@@ -92,6 +92,12 @@ export interface WorkerConfig {
    * (embedded.max_document_size follows this unless set). @default 1000000
    */
   max_task_size: number;
+  /**
+   * The user the programs of commands and `exec` run as, when the worker runs as root; a worker
+   * that is not root runs them as itself (and refuses any other user). null: `nobody` for a root
+   * worker. A command's own `user` wins. @default null
+   */
+  program_user: string | null;
 }
 
 export interface LogConfig {
@@ -128,6 +134,8 @@ export interface CommandBinding {
   env: Readonly<Record<string, string>>;
   /** Absolute folder the program runs in; null = the worker's current folder. @default null */
   cwd: string | null;
+  /** The user it runs as (needs a root worker); null = worker.program_user. @default null */
+  user: string | null;
 }
 
 /**
@@ -186,6 +194,7 @@ export const DEFAULTS = {
     claim_grace_ms: 2000,
     program_timeout_ms: 3_600_000,
     max_task_size: DEFAULT_MAX_TASK_BYTES,
+    program_user: null as string | null,
   },
   log: { level: 'info', dir: './logs' },
 } as const;

@@ -15,6 +15,7 @@ import { followFile, readLastLines } from './log-file';
 import { absolutePath, collectHostNames, integerIn } from './options';
 import { formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, stopBackground } from './pm2';
+import { credentialSocketPath } from './credential-socket';
 import { secretsFile, waitingMarker } from './secrets-file';
 import { onStopSignal } from './signals';
 import { startInBackground } from './worker-background';
@@ -62,7 +63,8 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
       checkWorkerName(name);
       const config = ctx.config();
       const report = await stopBackground(pm2Home(config.home), name);
-      // The worker wrote its credentials back as it exited; nothing will restart it now.
+      // What a keeper killed while it waited may have left: its socket; and an older After's files.
+      fs.rmSync(credentialSocketPath(config.home, name), { force: true });
       fs.rmSync(secretsFile(config.home, name), { force: true });
       fs.rmSync(waitingMarker(secretsFile(config.home, name)), { force: true });
       ctx.out.line(`worker ${name} stopped`);

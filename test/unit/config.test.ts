@@ -37,6 +37,14 @@ describe('config', () => {
     expect(() => parseConfig({ worker: { max_task_size: 8_000_001 } }, where)).to.throw(ConfigError, /worker\.max_task_size/);
   });
 
+  it('takes a user for programs (worker.program_user, a command\'s user), null when none is given', () => {
+    expect(parseConfig({}, where).worker.program_user).to.equal(null);
+    const config = parseConfig({ worker: { program_user: 'after-jobs' }, commands: { backup: { argv: ['/bin/true'], user: 'backup' } } }, where);
+    expect([config.worker.program_user, config.commands.backup!.user]).to.deep.equal(['after-jobs', 'backup']);
+    expect(() => parseConfig({ worker: { program_user: 'no such user' } }, where)).to.throw(ConfigError, /worker\.program_user/);
+    expect(() => parseConfig({ commands: { x: { argv: ['/bin/true'], user: 5 } } }, where)).to.throw(ConfigError, /commands\.x\.user/);
+  });
+
   it('points at the embedded server when no CouchDB URL is configured', () => {
     const config = parseConfig({ embedded: { port: 15984 } }, where);
     expect(config.couchdb.url).to.equal('http://127.0.0.1:15984');
@@ -249,6 +257,7 @@ describe('config', () => {
       timeout_ms: 3_600_000,
       env: {},
       cwd: null,
+      user: null,
     });
     expect(config.commands.report).to.deep.equal({
       argv: ['/etc/after/bin/report'],
@@ -257,6 +266,7 @@ describe('config', () => {
       timeout_ms: 5_400_000,
       env: { MODE: 'x' },
       cwd: '/etc/after/work',
+      user: null,
     });
     expect(config.commands.quick).to.include({ timeout_ms: 1500 });
     expect(config.commands.quick!.argv).to.deep.equal(['printf', 'hi']);
