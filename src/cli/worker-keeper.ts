@@ -13,7 +13,7 @@
  * relayed to the worker; after a stop the keeper exits with the worker's code and writes
  * nothing: the next keeper pm2 starts waits for `after start <name> -b` to hand them over again.
  */
-import type { Logger } from '../log';
+import { reopenLogFiles, type Logger } from '../log';
 import type { SecretEnvValues } from '../secret-env';
 import { launchWorker, RELAYED_SIGNALS } from './credential-handover';
 import { exitCodeOf, STOP_SIGNALS } from './signals';
@@ -47,6 +47,8 @@ export async function keepWorker(options: KeeperOptions): Promise<number> {
       stopping = signal;
       wakeFromPause();
     }
+    // The keeper writes to the worker's log file too: after logrotate moved it, both open it again.
+    if (signal === 'SIGUSR2') reopenLogFiles(log);
     current?.relay(signal);
   };
   for (const signal of RELAYED_SIGNALS) process.on(signal, relay);
