@@ -96,7 +96,7 @@ export function connect(options: ConnectOptions = {}): Client {
     database: `${conn.dbName} on ${conn.displayUrl}`,
     async create(task) {
       const doc = taskDoc(task);
-      const valid = validateTask(doc as TaskDoc, { minRepeatMs: config.worker.min_repeat_ms });
+      const valid = validateTask(doc as TaskDoc, { minRepeatMs: config.worker.min_repeat_ms, maxTaskBytes: config.worker.max_task_size });
       if (!valid.ok) throw new TaskInvalidError(valid.field, `invalid task: ${valid.message}`);
       const created = await createTask(conn, doc);
       return { ...doc, status: doc.status ?? 'waiting', _id: created.id, _rev: created.rev } as TaskDoc;
@@ -139,6 +139,8 @@ export interface StartWorkerOptions {
   leaseMs?: number;
   /** Serve Prometheus metrics on this port (127.0.0.1). */
   metricsPort?: number;
+  /** `Host` names a scraper may use beside the loopback names (a page that rebinds its DNS name is refused). @default [] */
+  metricsAllowedHosts?: readonly string[];
   /** @default a silent logger */
   log?: Logger;
 }
@@ -157,6 +159,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     name: options.name,
     log,
     metricsPort: options.metricsPort,
+    ...(options.metricsAllowedHosts ? { metricsAllowedHosts: options.metricsAllowedHosts } : {}),
     ...(jobs ? { jobs } : {}),
     ...(jobsDir !== undefined ? { jobsDir } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -177,11 +180,10 @@ export function registryFromFunctions(
     builtins: config.builtins,
     commands: config.commands ?? {},
     configFile: config.file ?? null,
-    ...(config.worker ? { programTimeoutMs: config.worker.program_timeout_ms } : {}),
+    ...(config.worker ? { programTimeoutMs: config.worker.program_timeout_ms, programUser: config.worker.program_user } : {}),
   };
   const jobs = new Map<string, JobEntry>();
-  addBuiltins(jobs, options);
-  const problems: string[] = [];
+  const problems: string[] = addBuiltins(jobs, options);
   for (const [name, fn] of Object.entries(functions)) {
     if (!isJobName(name)) problems.push(`${JSON.stringify(name)} cannot be a job name (no "/", "\\" or NUL)`);
     else if (typeof fn !== 'function') problems.push(`${name} is ${typeof fn}, not a job function`);

@@ -136,7 +136,7 @@ class LineSink extends TransportStream {
   }
 
   private open(): void {
-    fs.mkdirSync(path.dirname(this.file!), { recursive: true });
+    createPrivateFile(this.file!);
     this.fd = fs.openSync(this.file!, 'a', 0o600);
   }
 
@@ -203,6 +203,17 @@ export function reopenLogFiles(logger: Logger): string[] {
     reopened.push(sink.file);
   }
   return reopened;
+}
+
+/**
+ * Log lines name tasks, jobs, hosts and the errors of runs: a log file is its owner's only,
+ * `0600` (a folder After creates for it, `0700`), whatever the umask. A file that exists
+ * already (from an older After, or made by logrotate) is made `0600` too.
+ */
+export function createPrivateFile(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  fs.chmodSync(file, 0o600);
 }
 
 /** Stop writing to the console (its terminal was closed: writing there can crash Node); files go on. */

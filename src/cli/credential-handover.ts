@@ -25,7 +25,7 @@ import { AfterError } from '../errors';
 import { exitCodeOf, setSteerSignalSource, setStopSignalSource, STEER_SIGNALS, STOP_SIGNALS, terminalHungUp, type StopSignalSource } from './signals';
 
 /** What the launcher relays to its worker: the stop signals, and SIGHUP (reload) and SIGUSR2 (reopen logs). */
-const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [...STOP_SIGNALS, ...STEER_SIGNALS];
+export const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [...STOP_SIGNALS, ...STEER_SIGNALS];
 
 /** Names the launched worker's end of the pipe: credentials first, then relayed stop requests. */
 export const LAUNCH_FD_ENV = 'AFTER_LAUNCH_FD';
@@ -55,57 +55,80 @@ export function carriesCredentials(env: NodeJS.ProcessEnv): boolean {
   }
 }
 
+/** A worker running as this process's child, its credentials handed over through the pipe. */
+export interface LaunchedWorker {
+  readonly pid: number | undefined;
+  /** How the child ended; rejects when it could not be started at all. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Relay a request (a stop, SIGHUP or SIGUSR2) to the child, as a line on the pipe. */
+  relay(signal: NodeJS.Signals): void;
+}
+
 /**
- * The launcher: `after <argv>` again as a child with a scrubbed environment, the credentials
- * written to its pipe, stop signals relayed; resolves with the exit code to exit with.
+ * `after <argv>` again as a child with `values` written to its pipe and the credentials (and
+ * AFTER_SECRETS_FILE) taken out of its environment. In a session of its own: a terminal's
+ * Ctrl-C reaches this process only, which relays it.
  */
-export function runWorkerInChild(env: NodeJS.ProcessEnv, binPath: string, argv: readonly string[]): Promise<number> {
+export function launchWorker(values: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv, binPath: string, argv: readonly string[]): LaunchedWorker {
+  const childEnv: NodeJS.ProcessEnv = { ...env, [LAUNCH_FD_ENV]: String(LAUNCH_FD) };
+  for (const key of [...SECRET_ENV_KEYS, 'AFTER_SECRETS_FILE']) delete childEnv[key];
+  const child = spawn(process.execPath, [...process.execArgv, binPath, ...argv], {
+    env: childEnv,
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    detached: true,
+  });
+  const pipe = child.stdio[LAUNCH_FD] as net.Socket;
+  // The worker may be gone already (it failed at start); its exit code says why.
+  pipe.on('error', () => undefined);
+  pipe.write(`${JSON.stringify(values)}\n`);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', (err) => reject(new AfterError('E_WORKER_START', `cannot start the worker process: ${err.message}`)));
+    child.on('exit', (code, signal) => {
+      pipe.destroy();
+      resolve({ code, signal });
+    });
+  });
+  return {
+    pid: child.pid,
+    exited,
+    relay: (signal) => {
+      if (!pipe.destroyed) pipe.write(`${signal}\n`);
+    },
+  };
+}
+
+/**
+ * The foreground launcher: the worker as a child (launchWorker), with the credentials of this
+ * command's environment, stop signals relayed; resolves with the exit code to exit with.
+ */
+export async function runWorkerInChild(env: NodeJS.ProcessEnv, binPath: string, argv: readonly string[]): Promise<number> {
   const values: Record<string, string> = {};
   for (const key of SECRET_ENV_KEYS) if (env[key]) values[key] = env[key]!;
   // As config.ts reads it: what the file holds wins over the environment.
   if (env.AFTER_SECRETS_FILE) Object.assign(values, readSecretsFile(env.AFTER_SECRETS_FILE));
 
-  const childEnv: NodeJS.ProcessEnv = { ...env, [LAUNCH_FD_ENV]: String(LAUNCH_FD) };
-  for (const key of [...SECRET_ENV_KEYS, 'AFTER_SECRETS_FILE']) delete childEnv[key];
-
-  return new Promise<number>((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, binPath, ...argv], {
-      env: childEnv,
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-      // A session of its own: the terminal's Ctrl-C reaches the launcher only, which relays it.
-      detached: true,
-    });
-    const pipe = child.stdio[LAUNCH_FD] as net.Socket;
-    // The worker may be gone already (it failed at start); its exit code says why.
-    pipe.on('error', () => undefined);
-    pipe.write(`${JSON.stringify(values)}\n`);
-
-    const relay = (received: NodeJS.Signals): void => {
-      // The terminal was closed: the user meant the worker to stop, not to reload.
-      const signal = received === 'SIGHUP' && terminalHungUp() ? 'SIGTERM' : received;
-      if (!pipe.destroyed) pipe.write(`${signal}\n`);
-    };
-    for (const signal of RELAYED_SIGNALS) process.on(signal, relay);
-    child.on('error', (err) => {
-      for (const signal of RELAYED_SIGNALS) process.off(signal, relay);
-      reject(new AfterError('E_WORKER_START', `cannot start the worker process: ${err.message}`));
-    });
-    child.on('exit', (code, signal) => {
-      for (const signal of RELAYED_SIGNALS) process.off(signal, relay);
-      pipe.destroy();
-      if (signal !== null) {
-        // Die the same way, so a shell or supervisor sees what it would have seen.
-        try {
-          process.kill(process.pid, signal);
-        } catch {
-          // fall through to the conventional code
-        }
-        resolve(exitCodeOf(signal));
-        return;
+  const worker = launchWorker(values, env, binPath, argv);
+  const relay = (received: NodeJS.Signals): void => {
+    // The terminal was closed: the user meant the worker to stop, not to reload.
+    worker.relay(received === 'SIGHUP' && terminalHungUp() ? 'SIGTERM' : received);
+  };
+  for (const signal of RELAYED_SIGNALS) process.on(signal, relay);
+  try {
+    const { code, signal } = await worker.exited;
+    if (signal !== null) {
+      // Die the same way, so a shell or supervisor sees what it would have seen.
+      for (const relayed of RELAYED_SIGNALS) process.off(relayed, relay);
+      try {
+        process.kill(process.pid, signal);
+      } catch {
+        // fall through to the conventional code
       }
-      resolve(code ?? 1);
-    });
-  });
+      return exitCodeOf(signal);
+    }
+    return code ?? 1;
+  } finally {
+    for (const signal of RELAYED_SIGNALS) process.off(signal, relay);
+  }
 }
 
 /**

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SECRET_ENV_KEYS } from '../config/secret-env';
+import { createPrivateFile } from '../log';
 import { AfterError, toError } from '../errors';
 import { isAlive } from '../process';
 import { pm2ProcessName, workerOfProcess } from './worker-name';
@@ -141,6 +142,8 @@ export async function startBackground(home: string, spec: BackgroundWorker): Pro
       );
     }
     const logs = path.join(home, 'logs');
+    // pm2 appends to these without choosing their mode: made private first.
+    for (const file of [`${name}-out.log`, `${name}-error.log`]) createPrivateFile(path.join(logs, file));
     await call<unknown>((cb) =>
       pm2.start(
         {

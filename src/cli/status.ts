@@ -25,8 +25,15 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
     });
 }
 
-/** Live instances (heartbeat recent by the database's clock), one row each. */
+/**
+ * Live instances (heartbeat recent by the database's clock), one row each; then the suspect ones
+ * (heartbeat dated ahead of the database's clock), which no worker counts.
+ */
 export function instancesLines(instances: readonly InstanceView[]): string[] {
+  return [...liveLines(instances), ...suspectLines(instances)];
+}
+
+function liveLines(instances: readonly InstanceView[]): string[] {
   const live = instances.filter((instance) => instance.live);
   if (live.length === 0) return ['no live worker instances'];
   // Instances of a worker name with `limits` report their throttled tasks: a column then.
@@ -37,6 +44,16 @@ export function instancesLines(instances: readonly InstanceView[]): string[] {
   ]);
   const headers = ['WORKER', 'INSTANCE', 'HOST', 'PID', 'HEARTBEAT', 'RUNNING', 'HELD', ...(limited ? ['THROTTLED'] : [])];
   return [`live instances: ${live.length}`, ...formatTable(headers, rows)];
+}
+
+function suspectLines(instances: readonly InstanceView[]): string[] {
+  const suspect = instances.filter((instance) => instance.suspect);
+  if (suspect.length === 0) return [];
+  const rows = suspect.map((i) => [i.worker, i.instance, i.host, String(i.pid), i.heartbeat_at]);
+  return [
+    `suspect instances: ${suspect.length} (heartbeat dated ahead of the database's clock: a clock far off, or a document written by someone else; workers ignore them)`,
+    ...formatTable(['WORKER', 'INSTANCE', 'HOST', 'PID', 'HEARTBEAT DATED'], rows),
+  ];
 }
 
 /**

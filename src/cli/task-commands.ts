@@ -56,7 +56,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .option('--id <id>', 'choose the task id (a second add with the same id fails)')
     .action(async (opts: AddOptions) => {
       const doc = readTaskInput(opts);
-      const validation = validateTask(doc as TaskDoc, { minRepeatMs: ctx.config().worker.min_repeat_ms });
+      const validation = validateTask(doc as TaskDoc, { minRepeatMs: ctx.config().worker.min_repeat_ms, maxTaskBytes: ctx.config().worker.max_task_size });
       if (!validation.ok) throw new UsageError(`invalid task: ${validation.message}`);
       const created = await createTask(connect(), doc);
       ctx.out.line(printable(created.id));

@@ -1,21 +1,22 @@
 /**
  * `after start <name> -b`: the worker as a pm2 process running `after start <name>` (all pm2
- * calls are in pm2.ts). Credentials reach it through a secrets file it takes into custody,
- * never through pm2's environment (secrets-file.ts).
+ * calls are in pm2.ts). Credentials reach it through a Unix socket its process listens on
+ * (credential-socket.ts), never through pm2's environment or a file.
  */
-import * as fs from 'node:fs';
-import type { AfterConfig } from '../config/types';
 import { assertNoJobProblems, jobsOptionsOf, loadJobs } from '../jobs/loader';
 import { workerLogFile } from '../log';
 import type { CliContext } from './context';
+import { CREDENTIALS_SOCKET_ENV, credentialSocketPath, sendCredentials } from './credential-socket';
 import { listWorkers, pm2Home, startBackground, type WorkerProcess } from './pm2';
-import { secretsFile, secretsToHand, waitForSecretsTaken, waitingMarker, writeSecrets } from './secrets-file';
+import { secretsToHand } from './secrets-file';
 import type { StartOptions } from './start-options';
 
 /** pm2 waits this much longer than the worker's own grace before it sends SIGKILL. */
 const KILL_MARGIN_MS = 5000;
-/** How long `after start -b` waits for a running worker to take the credentials handed to it. */
-const HANDOVER_WAIT_MS = 5000;
+/** How long `after start -b` waits for the worker's process to take its credentials. */
+const HANDOVER_WAIT_MS = 15_000;
+/** How long it tries a running worker's socket: one that listens answers at once. */
+const RUNNING_HANDOVER_WAIT_MS = 1000;
 
 export async function startInBackground(ctx: CliContext, name: string, opts: StartOptions): Promise<void> {
   const config = ctx.config();
@@ -23,16 +24,16 @@ export async function startInBackground(ctx: CliContext, name: string, opts: Sta
   // line, instead of letting pm2 restart a worker that can never start.
   assertNoJobProblems(await loadJobs(opts.jobs ?? config.jobs, jobsOptionsOf(config)));
   // Read before pm2 loads: it removes the credentials from this process's environment.
-  const secretsSource = { ...ctx.env };
-  const handsSecrets = Object.keys(secretsToHand(secretsSource)).length > 0;
+  const secrets = secretsToHand({ ...ctx.env });
+  const handsSecrets = Object.keys(secrets).length > 0;
+  const socket = handsSecrets ? credentialSocketPath(config.home, name) : undefined;
   const home = pm2Home(config.home);
 
-  // A worker waiting for the credentials it lost (killed with SIGKILL, restarted by pm2 with no
-  // file to read) gets them; any other running worker is left alone (startBackground refuses).
-  const waiting = handsSecrets && fs.existsSync(waitingMarker(secretsFile(config.home, name)));
-  const running = waiting ? (await listWorkers(home)).find((w) => w.worker === name && w.state === 'online') : undefined;
-  if (running) {
-    await handCredentialsAgain(ctx, config, name, running, secretsSource);
+  // A worker waiting for the credentials it lost (pm2 started its process again) gets them;
+  // any other running worker is left alone (startBackground refuses).
+  const running = socket ? (await listWorkers(home)).find((w) => w.worker === name && w.state === 'online') : undefined;
+  if (running && socket && (await sendCredentials(socket, secrets, RUNNING_HANDOVER_WAIT_MS))) {
+    ctx.out.line(`worker ${name} was waiting for its credentials (${describe(running)}); it has taken them`);
     return;
   }
 
@@ -42,11 +43,12 @@ export async function startInBackground(ctx: CliContext, name: string, opts: Sta
   if (opts.lease !== undefined) args.push('--lease', String(opts.lease));
   if (opts.metricsPort !== undefined) args.push('--metrics-port', String(opts.metricsPort));
   if (opts.metricsHost !== undefined) args.push('--metrics-host', opts.metricsHost);
+  for (const name of opts.metricsAllowedHost ?? []) args.push('--metrics-allowed-host', name);
 
   const env = (): Record<string, string> => {
     const env: Record<string, string> = { AFTER_HOME: config.home };
-    // Only when there is something to hand over: a worker told of a file waits for it.
-    if (handsSecrets) env.AFTER_SECRETS_FILE = writeSecrets(config.home, name, secretsSource);
+    // Only when there is something to hand over: a worker told of a socket waits on it.
+    if (socket) env[CREDENTIALS_SOCKET_ENV] = socket;
     if (config.file) env.AFTER_CONFIG = config.file;
     if (ctx.env.AFTER_JOBS) env.AFTER_JOBS = config.jobs;
     return env;
@@ -60,17 +62,15 @@ export async function startInBackground(ctx: CliContext, name: string, opts: Sta
     env,
     killTimeoutMs: config.worker.grace_ms + KILL_MARGIN_MS,
   });
-  const pid = started.pid === null ? '' : `, pid ${started.pid}`;
-  ctx.out.line(`worker ${name} started in the background (${started.state}${pid}); log: ${workerLogFile(config.log.dir, name)}`);
+  const log = workerLogFile(config.log.dir, name);
+  if (socket && !(await sendCredentials(socket, secrets, HANDOVER_WAIT_MS))) {
+    ctx.out.line(`worker ${name} started in the background (${describe(started)}) but did not take its credentials within ${HANDOVER_WAIT_MS / 1000} s; see 'after log ${name}' (${log})`);
+    process.exitCode = 1;
+    return;
+  }
+  ctx.out.line(`worker ${name} started in the background (${describe(started)}); log: ${log}`);
 }
 
-/** `after start <name> -b` on a worker waiting for its credentials: hands them over. */
-async function handCredentialsAgain(ctx: CliContext, config: AfterConfig, name: string, running: WorkerProcess, env: NodeJS.ProcessEnv): Promise<void> {
-  const file = writeSecrets(config.home, name, env);
-  const pid = running.pid === null ? '' : `, pid ${running.pid}`;
-  if (await waitForSecretsTaken(file, HANDOVER_WAIT_MS)) {
-    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); it has taken them`);
-  } else {
-    ctx.out.line(`worker ${name} was waiting for its credentials (${running.state}${pid}); they are in ${file} for it to take (see 'after log ${name}')`);
-  }
+function describe(worker: WorkerProcess): string {
+  return `${worker.state}${worker.pid === null ? '' : `, pid ${worker.pid}`}`;
 }

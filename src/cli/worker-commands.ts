@@ -10,9 +10,10 @@ import { formatDuration } from '../format-duration';
 import { workerLogFile } from '../log';
 import type { CliContext } from './context';
 import { followFile, readLastLines } from './log-file';
-import { absolutePath, integerIn } from './options';
+import { absolutePath, collectHostNames, integerIn } from './options';
 import { formatTable } from './output';
 import { flushLogs, listWorkers, pm2Home, stopBackground } from './pm2';
+import { credentialSocketPath } from './credential-socket';
 import { secretsFile, waitingMarker } from './secrets-file';
 import type { StartOptions } from './start-options';
 import { onStopSignal } from './signals';
@@ -29,6 +30,11 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
     .option('--lease <ms>', 'how long a claim holds before another instance may take a run over', integerIn(1000, 86_400_000))
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://127.0.0.1:<n>/metrics (0: any free port)', integerIn(0, 65535))
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option(
+      '--metrics-allowed-host <name>',
+      'also answer metrics scrapes under this name or address (name[:port]; repeatable), e.g. the address Prometheus scrapes with --metrics-host 0.0.0.0',
+      collectHostNames,
+    )
     .action(async (name: string, opts: StartOptions) => {
       checkWorkerName(name);
       if (opts.background) return startInBackground(ctx, name, opts);
@@ -45,7 +51,8 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
       checkWorkerName(name);
       const config = ctx.config();
       const report = await stopBackground(pm2Home(config.home), name);
-      // The worker wrote its credentials back as it exited; nothing will restart it now.
+      // What a keeper killed while it waited may have left: its socket; and an older After's files.
+      fs.rmSync(credentialSocketPath(config.home, name), { force: true });
       fs.rmSync(secretsFile(config.home, name), { force: true });
       fs.rmSync(waitingMarker(secretsFile(config.home, name)), { force: true });
       ctx.out.line(`worker ${name} stopped`);

@@ -1,5 +1,6 @@
 /**
- * `after start <name>` in the foreground (and, under pm2, the background worker itself): the
+ * `after start <name>` in the foreground (and, under pm2, the background worker, or its keeper
+ * when it has credentials: worker-keeper.ts): the
  * credentials kept out of the worker's environment, the worker with its metrics endpoint
  * (metrics/worker-sidecars.ts, as the library's startWorker), SIGHUP and SIGUSR2 steering it,
  * and a clean stop on the first SIGINT or SIGTERM. Loaded only by `after start`: every other
@@ -12,9 +13,11 @@ import { startWorkerWithSidecars } from '../metrics/worker-sidecars';
 import type { Worker } from '../worker/worker';
 import type { CliContext } from './context';
 import { carriesCredentials, launcherPid, runWorkerInChild } from './credential-handover';
-import { takeSecretsIntoCustody } from './secrets-file';
+import { CREDENTIALS_SOCKET_ENV, receiveCredentials } from './credential-socket';
+import { takeSecrets } from './secrets-file';
 import { onSteerSignal, onStopSignal, terminalHungUp } from './signals';
 import type { StartOptions } from './start-options';
+import { keepWorker } from './worker-keeper';
 import { steerBySignals } from './worker-reload';
 
 type WorkerLogger = ReturnType<typeof createLogger>;
@@ -23,38 +26,43 @@ export async function runInForeground(ctx: CliContext, name: string, opts: Start
   // Under pm2 (which sets pm_id) every console line would be written a second time into
   // pm2's own out file; the worker's log file already has it, and `after log` reads that.
   const underPm2 = process.env.pm_id !== undefined;
+  // A worker an older After started under pm2 has AFTER_SECRETS_FILE instead of the socket.
+  const socketPath = underPm2 ? ctx.env[CREDENTIALS_SOCKET_ENV] : undefined;
   const secretsPath = underPm2 ? ctx.env.AFTER_SECRETS_FILE : undefined;
-  if (secretsPath === undefined && launcherPid() === undefined && carriesCredentials(ctx.env)) {
+  if (socketPath === undefined && secretsPath === undefined && launcherPid() === undefined && carriesCredentials(ctx.env)) {
     // The credentials must not be in the worker's own environment, where the programs its jobs
     // run could read them (/proc/<pid>/environ): the worker runs as a child without them.
     process.exitCode = await runWorkerInChild(ctx.env, ctx.binPath, process.argv.slice(2));
     return;
   }
-  // A background worker reads its secrets file itself (below), and its configuration with them.
-  const envWithoutFile = omit(ctx.env, 'AFTER_SECRETS_FILE');
-  let config = secretsPath ? loadConfig(envWithoutFile) : ctx.config();
-  let readConfig = (): AfterConfig => loadConfig(ctx.env);
+  // A background worker's process with credentials receives them (below) and keeps the worker
+  // running as its child (worker-keeper.ts), never in its own environment.
+  const envWithoutFile = omit(omit(ctx.env, 'AFTER_SECRETS_FILE'), CREDENTIALS_SOCKET_ENV);
+  const config = socketPath || secretsPath ? loadConfig(envWithoutFile) : ctx.config();
+  const readConfig = (): AfterConfig => loadConfig(ctx.env);
   // SIGHUP and SIGUSR2 would end the process by default: until the worker runs, they change nothing.
   const untilStarted = onSteerSignal(() => undefined);
   const log = createLogger({ level: config.log.level, file: workerLogFile(config.log.dir, name), console: !underPm2 });
   const stop = onStopSignal();
-  if (secretsPath) {
-    const secrets = await takeSecretsIntoCustody(secretsPath, { worker: name, log, stopRequested: stop.requested }).catch(async (err) => {
+  if (socketPath || secretsPath) {
+    const waitFor = { worker: name, log, stopRequested: stop.requested };
+    const received = socketPath ? receiveCredentials(socketPath, waitFor) : takeSecrets(secretsPath!, waitFor);
+    const secrets = await received.catch(async (err: unknown) => {
       // Written to the worker's log, where `after log <name>` shows why it keeps restarting.
       log.error(`cannot start worker ${name}: ${(err as Error).message}`);
       stop.dispose();
       await closeLogger(log);
       throw err;
     });
+    stop.dispose();
+    untilStarted.dispose();
     if (!secrets) {
       log.info(`${stop.signal ?? 'stop'}: worker ${name} stopped while waiting for its credentials`);
-      stop.dispose();
-      await closeLogger(log);
-      return;
+    } else {
+      process.exitCode = await keepWorker({ worker: name, values: secrets, env: envWithoutFile, binPath: ctx.binPath, argv: process.argv.slice(2), log });
     }
-    const withSecrets = { ...envWithoutFile, ...secrets.values };
-    readConfig = () => loadConfig(withSecrets);
-    config = readConfig();
+    await closeLogger(log);
+    return;
   }
   try {
     await runWorker(config, readConfig, name, opts, log, stop, underPm2);
@@ -87,6 +95,7 @@ async function runWorker(
       log,
       metricsPort: opts.metricsPort,
       metricsHost: opts.metricsHost,
+      metricsAllowedHosts: opts.metricsAllowedHost,
       // The process `after status` shows and a user signals: the launcher's, when one runs this worker.
       pid: launcherPid() ?? process.pid,
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),

@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_TASK_BYTES } from '../task/validate';
+
 /** Every setting's default value (docs/spec.md §6): what a missing key means. */
 export const DEFAULTS = {
   couchdb: { url: 'http://127.0.0.1:5984', db: 'tasks', username: '', password: '', validate_doc_update: false },
@@ -9,7 +11,7 @@ export const DEFAULTS = {
     dir: './data',
     allowed_hosts: [] as readonly string[],
     cors_origins: [] as readonly string[],
-    max_document_size: 8_000_000,
+    max_document_size: DEFAULT_MAX_TASK_BYTES,
     max_request_size: 64 * 1024 * 1024,
     compact_interval_ms: 300_000,
   },
@@ -24,6 +26,8 @@ export const DEFAULTS = {
     min_repeat_ms: 1000,
     claim_grace_ms: 2000,
     program_timeout_ms: 3_600_000,
+    max_task_size: DEFAULT_MAX_TASK_BYTES,
+    program_user: null as string | null,
   },
   log: { level: 'info', dir: './logs' },
 } as const;

@@ -75,6 +75,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   if (!LOG_LEVELS.includes(level)) v.fail('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
 
   const resolve = (p: string): string => path.resolve(where.base, p);
+  // The embedded server's door follows the task size limit unless told otherwise.
+  const workerConfig = parseWorker(v, worker, DEFAULTS.worker);
   const config: AfterConfig = {
     couchdb: {
       url,
@@ -90,8 +92,8 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     },
     commands: parseCommands(v, root.commands ?? {}, resolve),
     limits: parseLimits(v, root.limits ?? {}),
-    embedded: parseEmbedded(v, embedded, DEFAULTS.embedded, resolve),
-    worker: parseWorker(v, worker, DEFAULTS.worker),
+    embedded: parseEmbedded(v, embedded, { ...DEFAULTS.embedded, max_document_size: workerConfig.max_task_size }, resolve),
+    worker: workerConfig,
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
     file: where.file === '(defaults)' ? null : where.file,

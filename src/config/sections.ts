@@ -35,7 +35,18 @@ export function parseWorker(v: Validator, worker: Record<string, unknown>, defau
     min_repeat_ms: v.integer(worker.min_repeat_ms, 'worker.min_repeat_ms', defaults.min_repeat_ms, 1, 86_400_000),
     claim_grace_ms: v.integer(worker.claim_grace_ms, 'worker.claim_grace_ms', defaults.claim_grace_ms, 0, 3_600_000),
     program_timeout_ms: v.integer(worker.program_timeout_ms, 'worker.program_timeout_ms', defaults.program_timeout_ms, 0, MAX_TIMEOUT_MS),
+    // CouchDB refuses documents over its max_document_size (8,000,000 by default) whatever this says.
+    max_task_size: v.integer(worker.max_task_size, 'worker.max_task_size', defaults.max_task_size, 1024, 8_000_000),
+    program_user: userName(v, worker.program_user, 'worker.program_user'),
   };
+}
+
+/** A user name (or uid) for programs, or null when none is given; whether it exists is checked when the jobs are loaded. */
+function userName(v: Validator, value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  const name = v.string(value, field, '');
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(name)) v.fail(field, 'must be a user name (or a uid) of this machine');
+  return name;
 }
 
 /** `scheme://host[:port]`, nothing else: what a browser sends as Origin. */
@@ -56,7 +67,7 @@ function compactInterval(v: Validator, value: unknown, fallback: number): number
 }
 
 /** A command binding's settings. */
-const COMMAND_KEYS = ['argv', 'arguments', 'stdin', 'timeout', 'env', 'cwd', 'comment'];
+const COMMAND_KEYS = ['argv', 'arguments', 'stdin', 'timeout', 'env', 'cwd', 'user', 'comment'];
 /** Variables After sets itself in a program's environment, or keeps from it. */
 const RESERVED_PROGRAM_ENV = new Set<string>(['AFTER_TASK_ID', 'AFTER_RUN_COOKIE', 'AFTER_SECRETS_FILE', ...SECRET_ENV_KEYS]);
 
@@ -102,6 +113,7 @@ export function parseCommands(v: Validator, raw: unknown, resolve: (p: string) =
       timeout_ms: binding.timeout === undefined ? null : v.timeout(binding.timeout, `${field}.timeout`),
       env,
       cwd,
+      user: userName(v, binding.user, `${field}.user`),
     };
   }
   return commands;

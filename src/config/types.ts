@@ -33,7 +33,10 @@ export interface EmbeddedConfig {
   allowed_hosts: readonly string[];
   /** Web origins (`https://app.example.com`) whose pages may call the server (CORS). @default [] */
   cors_origins: readonly string[];
-  /** Largest document a request may write, bytes (CouchDB's default). @default 8000000 */
+  /**
+   * Largest document a request may write, bytes: refused with 413 above it.
+   * @default worker.max_task_size (1000000)
+   */
   max_document_size: number;
   /** Largest `_bulk_docs` body, bytes; each of its documents still obeys max_document_size. @default 67108864 */
   max_request_size: number;
@@ -69,6 +72,18 @@ export interface WorkerConfig {
    * command's binding (`timeout`) sets one; 0 = none. @default 3600000 (1 h)
    */
   program_timeout_ms: number;
+  /**
+   * Largest task document, in bytes of JSON (at most 8000000, CouchDB's own limit). A larger task
+   * ends in `error` naming its size; the embedded server refuses it at the door
+   * (embedded.max_document_size follows this unless set). @default 1000000
+   */
+  max_task_size: number;
+  /**
+   * The user the programs of commands and `exec` run as, when the worker runs as root; a worker
+   * that is not root runs them as itself (and refuses any other user). null: `nobody` for a root
+   * worker. A command's own `user` wins. @default null
+   */
+  program_user: string | null;
 }
 
 export interface LogConfig {
@@ -105,6 +120,8 @@ export interface CommandBinding {
   env: Readonly<Record<string, string>>;
   /** Absolute folder the program runs in; null = the worker's current folder. @default null */
   cwd: string | null;
+  /** The user it runs as (needs a root worker); null = worker.program_user. @default null */
+  user: string | null;
 }
 
 /**

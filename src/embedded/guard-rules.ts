@@ -12,7 +12,6 @@
  * Paths are judged on their decoded segments, the way express routes them: `%5Fdesign` is
  * `_design`, and `/tasks/_design%2Fx` is the document `_design/x`.
  */
-import { fieldDeeperThan } from '../task/validate';
 
 /** Who may make a request. */
 export type Access =
@@ -54,6 +53,13 @@ export interface RouteRule {
   reason?: string;
   /** For `nobody`: the status to answer with. */
   status?: number;
+  /**
+   * The database the request reaches (its decoded name): its `_security` members apply to
+   * everyone but the server admin (database-access.ts).
+   */
+  database?: string;
+  /** Where the request carries a Mango selector a non-admin's may not use `$regex` in (query-rules.ts). */
+  selector?: 'body' | 'query';
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -71,8 +77,14 @@ const DATABASE_POSTS: Record<string, BodyKind> = {
   _ensure_full_commit: 'json',
 };
 
-/** GET endpoints of a database that only read. */
-const DATABASE_READS = new Set(['_all_docs', '_changes', '_index']);
+/**
+ * GET endpoints of a database that only read. `_security` is readable by the database's members,
+ * as on CouchDB; `_design_docs` and `_local_docs` are not served by express-pouchdb 4.2 (404),
+ * but are answered only once membership allows, as CouchDB answers them.
+ */
+const DATABASE_READS = new Set(['_all_docs', '_changes', '_index', '_security', '_design_docs', '_local_docs']);
+/** Where the embedded server keeps a database's `_security` (pouchdb-security): admin only, whatever the method. */
+const SECURITY_DOC_ID = '_local/_security';
 
 /** Design document handlers that run the handler's JavaScript on a request: admin only. */
 const DESIGN_HANDLERS = new Set(['_show', '_list', '_update', '_rewrite']);
@@ -112,7 +124,7 @@ export function routeRule(method: string, url: string): RouteRule {
   }
   if (segments.slice(0, -1).some((s) => s === '')) return admin('paths with empty segments need the server admin');
   if (first.startsWith('_')) return serverRule(verb, first);
-  return databaseRule(verb, first, rest);
+  return { ...databaseRule(verb, first, rest, query), database: first };
 }
 
 function serverRule(verb: string, endpoint: string): RouteRule {
@@ -125,7 +137,7 @@ function serverRule(verb: string, endpoint: string): RouteRule {
   return admin(`${endpoint} needs the server admin`);
 }
 
-function databaseRule(verb: string, db: string, rest: string[]): RouteRule {
+function databaseRule(verb: string, db: string, rest: string[], query: URLSearchParams): RouteRule {
   if (rest.length === 0) {
     if (READ_METHODS.has(verb)) return anyone();
     if (verb === 'POST') return anyone('json', 'single');
@@ -136,14 +148,21 @@ function databaseRule(verb: string, db: string, rest: string[]): RouteRule {
   const [head = '', ...tail] = rest;
   if (head === '_design' || head.startsWith('_design/')) return designRule(verb, [...head.split('/'), ...tail]);
   if (head === '_local' || head.startsWith('_local/')) {
+    // pouchdb-security reads a database's members from this document: writing it would open the
+    // database (CouchDB keeps `_security` elsewhere; there it is an ordinary local document).
+    if ([...head.split('/'), ...tail].slice(0, 2).join('/') === SECURITY_DOC_ID) return admin(`${SECURITY_DOC_ID} holds the database's members on the embedded server: only the server admin may use it`);
     if (READ_METHODS.has(verb) || verb === 'DELETE') return anyone();
     if (verb === 'PUT' && rest.length <= 2) return anyone('json', 'single');
     return admin(`${verb} on _local documents needs the server admin`);
   }
   if (head.startsWith('_')) {
-    if (rest.length === 1 && READ_METHODS.has(verb) && DATABASE_READS.has(head)) return anyone();
+    if (rest.length === 1 && READ_METHODS.has(verb) && DATABASE_READS.has(head)) {
+      return head === '_changes' && query.has('selector') ? { ...anyone(), selector: 'query' } : anyone();
+    }
     if (rest.length === 1 && verb === 'POST' && DATABASE_POSTS[head] !== undefined) {
-      return anyone(DATABASE_POSTS[head], head === '_bulk_docs' ? 'bulk' : undefined);
+      const rule = anyone(DATABASE_POSTS[head], head === '_bulk_docs' ? 'bulk' : undefined);
+      if (head === '_find' || head === '_explain') return { ...rule, selector: 'body' };
+      return head === '_changes' && query.has('selector') ? { ...rule, selector: 'query' } : rule;
     }
     return admin(`${verb} /${db}/${head} needs the server admin`);
   }
@@ -171,6 +190,7 @@ function designRule(verb: string, segments: string[]): RouteRule {
 /** Why a non-admin may not write document `id`, or null when it is an ordinary or `_local` document. */
 export function reservedIdProblem(id: unknown): string | null {
   if (typeof id !== 'string' || !id.startsWith('_')) return null;
+  if (id === SECURITY_DOC_ID) return `${SECURITY_DOC_ID} holds the database's members on the embedded server: only the server admin may write it`;
   if (id.startsWith('_local/')) return null;
   if (id.startsWith('_design/')) return 'only the server admin may write design documents';
   return `document ids starting with _ are reserved (${id.slice(0, 40)})`;
@@ -221,25 +241,91 @@ export function oversizedDocument(body: unknown, maxBytes: number): string | nul
 }
 
 /**
- * The first document of a write nested deeper than `maxDepth` levels (`_id`, or its place in a
- * `_bulk_docs`), or null. pouchdb-server's map functions and filters copy a document
- * recursively and fail on one a few thousand levels deep: such a document would be in no index
- * and no feed, a task no worker ever sees. It is refused at the door instead, with the same
- * limit the worker puts on a task (task/validate.ts MAX_DOCUMENT_DEPTH).
+ * What is wrong with the shape of the documents a write carries, or null: the first document
+ * (`_id`, or its place in a `_bulk_docs`) that
+ * - is nested deeper than `maxDepth` levels: pouchdb-server's map functions and filters copy a
+ *   document recursively and fail on one a few thousand levels deep, so such a document would
+ *   be in no index and no feed, a task no worker ever sees; or
+ * - holds a `__proto__` key at any depth: PouchDB copies a document with plain assignment
+ *   before storing it, which sets the copy's prototype instead of a key, so `{"repeat":
+ *   {"days": 1, "__proto__": {}}}` was stored as `{"repeat": {"days": 1}}` without a word
+ *   (CouchDB keeps the key, and the worker reports it as unknown).
+ * One walk with its own stack, so its cost is bounded by the request's size, never its depth.
  */
-export function overlyNestedDocument(body: unknown, maxDepth: number): string | null {
+export function documentShapeProblem(body: unknown, maxDepth: number): string | null {
   const bulk = (body as { docs?: unknown } | undefined)?.docs;
   const docs = Array.isArray(bulk) ? bulk : [body];
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     if (typeof doc !== 'object' || doc === null) continue;
-    const field = fieldDeeperThan(doc, maxDepth);
-    if (field !== undefined) {
+    const problem = shapeProblem(doc, maxDepth);
+    if (problem !== null) {
       const id = (doc as { _id?: unknown })._id;
-      return `${typeof id === 'string' ? id : Array.isArray(bulk) ? `docs[${i}]` : 'the document'}: ${field} is nested more than ${maxDepth} levels deep`;
+      return `${typeof id === 'string' ? id : Array.isArray(bulk) ? `docs[${i}]` : 'the document'}: ${problem}`;
     }
   }
   return null;
+}
+
+/**
+ * Whether the JSON text of a write may break documentShapeProblem's rules, from the bytes alone:
+ * nesting past `maxDepth` levels below the documents (`wrapperLevels` for the body's own
+ * objects: 1 for a document, 3 for `{"docs": [...]}`), a `"__proto__"`, or a `\u` escape (which
+ * could spell one). A scan of the bytes costs about 2 ms a megabyte where the walk over the
+ * parsed objects costs 30: the walk runs only when this says it may find something.
+ */
+export function shapeMayBeWrong(text: Buffer, maxDepth: number, wrapperLevels: number): boolean {
+  if (text.includes('__proto__') || text.includes('\\u')) return true;
+  let depth = 0;
+  let inString = false;
+  const limit = maxDepth + wrapperLevels;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+interface Place {
+  value: object;
+  depth: number;
+  key: string;
+  parent: Place | null;
+}
+
+function shapeProblem(doc: object, maxDepth: number): string | null {
+  const stack: Place[] = [];
+  // A top-level `__proto__` starts with `_`: PouchDB refuses it ("Bad special document member"), as CouchDB does.
+  for (const [key, value] of Object.entries(doc)) {
+    if (typeof value === 'object' && value !== null) stack.push({ value, depth: 1, key, parent: null });
+  }
+  while (stack.length > 0) {
+    const place = stack.pop()!;
+    if (place.depth > maxDepth) return `${topField(place)} is nested more than ${maxDepth} levels deep`;
+    for (const [key, inner] of Object.entries(place.value)) {
+      if (key === '__proto__') return prototypeKeyProblem(key, place);
+      if (typeof inner === 'object' && inner !== null) stack.push({ value: inner, depth: place.depth + 1, key, parent: place });
+    }
+  }
+  return null;
+}
+
+function topField(place: Place): string {
+  let top = place;
+  while (top.parent !== null) top = top.parent;
+  return top.key;
+}
+
+function prototypeKeyProblem(key: string, parent: Place): string {
+  const path: string[] = [key];
+  for (let at: Place | null = parent; at !== null; at = at.parent) path.unshift(at.key);
+  return `${path.join('.')}: a "__proto__" key would be dropped without a word by the embedded server's storage (PouchDB takes it for the object's prototype); rename it`;
 }
 
 /** A query value as express-pouchdb reads it: JSON when it parses as a JSON string, else as sent. */

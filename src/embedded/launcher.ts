@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { startCompactor, type CompactableDb } from './compactor';
+import type { SecurityObject } from './database-access';
 import { createGuard } from './guard';
 import { installValidation } from './validation';
 import type { LauncherSettings } from './server-settings';
@@ -29,6 +30,15 @@ import type { LauncherSettings } from './server-settings';
 const EXCLUDED_PARTS = ['routes/fauxton', 'routes/rewrite', 'routes/cluster-rewrite', 'routes/vhosts', 'routes/special-test-auth', 'validation'];
 /** How long a stop may wait for the databases to close before exiting anyway. */
 const CLOSE_TIMEOUT_MS = 5000;
+/** express-pouchdb's authentication database (couch_httpd_auth.authentication_db). */
+const USERS_DB = '_users';
+/** Where pouchdb-security keeps a database's `_security`. */
+const SECURITY_DOC_ID = '_local/_security';
+
+/** The reads the guard makes of a database, without a user (pouchdb-security: the server's own). */
+interface StoredDocuments {
+  get(id: string): Promise<Record<string, unknown>>;
+}
 
 interface LevelDown {
   compactRange(start: Buffer, end: Buffer, callback: (err?: Error) => void): void;
@@ -83,8 +93,9 @@ function main(settings: LauncherSettings): void {
     .plugin(require('pouchdb-adapter-leveldb'));
   const expressPouchDB = require('express-pouchdb') as (options: Record<string, unknown>) => ExpressPouchApp;
   const { getOrCreateDB } = require('express-pouchdb/lib/create-or-delete-dbs') as {
-    getOrCreateDB(pouch: PouchConstructor, name: string): Promise<CompactableDb>;
+    getOrCreateDB(pouch: PouchConstructor, name: string): Promise<CompactableDb & StoredDocuments>;
   };
+  const cleanFilename = require('express-pouchdb/lib/clean-filename') as (name: string) => string;
 
   const pouchApp = expressPouchDB({ configPath: settings.configFile, overrideMode: { exclude: EXCLUDED_PARTS } });
   // Registered last, where express-pouchdb's own `validation` part registers its wrapper.
@@ -123,6 +134,19 @@ function main(settings: LauncherSettings): void {
       maxDocumentBytes: settings.maxDocumentBytes,
       maxRequestBytes: settings.maxRequestBytes,
       admins: () => pouchApp.couchConfig.getSection('admins'),
+      userDocument: async (name) => {
+        const users = await getOrCreateDB(pouch, USERS_DB);
+        return users.get(`org.couchdb.user:${name}`).catch(() => null);
+      },
+      securityOf: async (name) => {
+        // The name as express-pouchdb resolves it; never created here (that would be a PUT).
+        const dbName = cleanFilename(name);
+        if (!(await pouch.allDbs()).includes(dbName)) return null;
+        const db = await getOrCreateDB(pouch, dbName);
+        // Read without a user: pouchdb-security takes that for the server itself.
+        const stored = await db.get(SECURITY_DOC_ID).catch(() => null);
+        return (stored as { security?: SecurityObject } | null)?.security ?? {};
+      },
     }),
   );
   app.use(pouchApp);
@@ -164,6 +188,13 @@ function main(settings: LauncherSettings): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // express-pouchdb leaves some rejections unhandled (an anonymous continuous `_changes` on a
+  // members-only database did, before the guard refused it); Node.js would end the server, and
+  // every worker's database with it. One line in db.log instead.
+  process.on('unhandledRejection', (reason) => {
+    const why = reason instanceof Error ? reason.message : typeof reason === 'object' && reason !== null ? JSON.stringify(reason) : String(reason);
+    log('error', `unhandled rejection in express-pouchdb: ${why.slice(0, 300)}`);
+  });
 }
 
 function directorySize(dir: string): number {

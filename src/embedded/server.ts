@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { delay } from '../clock';
 import { AfterError } from '../errors';
-import { silentLogger } from '../log';
+import { createPrivateFile, silentLogger } from '../log';
 import { ensureAdminCredentials } from './admin-credentials';
 import { embeddedFiles, isOldPouchdbServer, isOurServer, readPid, removeServerFiles, runningServer, writeServerFiles, type EmbeddedState } from './server-files';
 import { refuseTakenPort, waitUntilAnswering } from './server-probes';
@@ -62,6 +62,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
 
   let child: ChildProcess;
   if (options.background) {
+    createPrivateFile(files.log);
     const out = fs.openSync(files.log, 'a');
     try {
       // cwd = dir: express-pouchdb creates files relative to its cwd when not told otherwise.

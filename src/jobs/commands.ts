@@ -14,11 +14,14 @@ import * as path from 'node:path';
 import type { CommandBinding } from '../config/types';
 import { TaskInvalidError } from '../errors';
 import { checkStringArguments, DEFAULT_PROGRAM_TIMEOUT_MS, programEnvironment, runProgram, type ExecResult } from './program';
+import type { ProgramUser } from './program-user';
 import type { JobContext, JobFunction, JobTask } from './run-job';
 
 export interface CommandOptions {
   /** Limit of a run when neither the task nor the binding sets one; 0: none. @default 1 h */
   defaultTimeoutMs?: number;
+  /** The user the program runs as (program-user.ts); none: the worker's own. */
+  user?: ProgramUser;
 }
 
 /** The job function of command `name`. */
@@ -29,7 +32,8 @@ export function commandJob(name: string, binding: CommandBinding, options: Comma
     const added = taskArguments(name, binding, ctx.doc.job);
     return runProgram({
       argv: [...binding.argv, ...added],
-      env: programEnvironment(ctx.doc._id, binding.env),
+      env: programEnvironment(ctx.doc._id, binding.env, options.user),
+      ...(options.user ? { user: options.user } : {}),
       ...(binding.cwd !== null ? { cwd: binding.cwd } : {}),
       ...stdinOf(binding, ctx.doc),
       signal: ctx.signal,
@@ -98,12 +102,13 @@ export function commandProblems(name: string, binding: CommandBinding): string[]
   return problems;
 }
 
-/** How `after jobs` shows a command: its argv, and what a task may add. */
-export function describeCommand(binding: CommandBinding): string {
+/** How `after jobs` shows a command: its argv, what a task may add, and whom it runs as. */
+export function describeCommand(binding: CommandBinding, user?: ProgramUser): string {
   const argv = binding.argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ');
   const extras = [
     binding.arguments === 'append' ? '+ task arguments' : '',
     binding.stdin !== 'none' ? `< task ${binding.stdin === 'data' ? 'data' : 'document'}` : '',
+    user ? `as ${user.name}` : '',
   ].filter(Boolean);
   return `command: ${argv}${extras.length > 0 ? ` ${extras.join(' ')}` : ''}`;
 }

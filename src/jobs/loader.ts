@@ -18,6 +18,7 @@ import { AfterError } from '../errors';
 import { enabledBuiltins, type BuiltinOptions } from './builtins/index';
 import { commandJob, commandProblems, describeCommand } from './commands';
 import { isJobName } from '../task/job-name';
+import { chooseProgramUser } from './program-user';
 import { describeValue, firstLine, forgetCachedModules, functionExports, isObject, jobFunctionOf, loadContained } from './job-module';
 import type { JobFunction } from './run-job';
 
@@ -64,6 +65,8 @@ export interface LoadJobsOptions {
   commands?: Readonly<Record<string, CommandBinding>>;
   /** Limit of a command or exec run when nothing else sets one; 0: none. @default 3600000 */
   programTimeoutMs?: number;
+  /** worker.program_user: whom programs run as (program-user.ts). @default null */
+  programUser?: string | null;
   /** The config file the commands come from, as problems name it. @default "config" */
   configFile?: string | null;
   /**
@@ -81,6 +84,7 @@ export function jobsOptionsOf(config: Pick<AfterConfig, 'builtins' | 'commands' 
     builtins: config.builtins,
     commands: config.commands,
     programTimeoutMs: config.worker.program_timeout_ms,
+    programUser: config.worker.program_user,
     configFile: config.file,
   };
 }
@@ -132,7 +136,8 @@ export async function loadJobs(dir: string, options: LoadJobsOptions = {}): Prom
   const jobs = new Map<string, JobEntry>();
   const problems: JobProblem[] = [];
 
-  addBuiltins(jobs, options);
+  const configFile = options.configFile ? displayPath(options.configFile) : 'config';
+  for (const reason of addBuiltins(jobs, options)) problems.push(jobProblem(configFile, reason));
 
   const files = (await fs.readdir(absoluteDir)).filter(isJobFileName).sort();
   const indexFiles = files
@@ -220,9 +225,19 @@ async function loadIndex(
   }
 }
 
-/** Registers the built-in jobs the options enable. */
-export function addBuiltins(jobs: Map<string, JobEntry>, options: LoadJobsOptions): void {
-  for (const [name, fn] of enabledBuiltins(options.builtins, programDefaults(options))) jobs.set(name, { name, source: 'built-in', fn });
+/**
+ * Registers the built-in jobs the options enable; returns what keeps one from running (`exec`'s
+ * program user), each naming the setting.
+ */
+export function addBuiltins(jobs: Map<string, JobEntry>, options: LoadJobsOptions): string[] {
+  const problems: string[] = [];
+  const wantsExec = options.builtins?.exec === true;
+  const user = wantsExec ? chooseProgramUser(options.programUser ?? null, 'worker.program_user', process.getuid?.()) : { ok: true as const, user: undefined };
+  if (!user.ok) problems.push(`builtins.exec: ${user.problem}`);
+  const builtins = user.ok ? options.builtins : { ...options.builtins, exec: false };
+  const execOptions = { ...programDefaults(options), ...(user.ok && user.user ? { user: user.user } : {}) };
+  for (const [name, fn] of enabledBuiltins(builtins, execOptions)) jobs.set(name, { name, source: 'built-in', fn });
+  return problems;
 }
 
 /**
@@ -238,12 +253,14 @@ export function addCommands(jobs: Map<string, JobEntry>, problems: JobProblem[],
       problems.push(jobProblem(file, `commands.${name}: ${definedBy(existing)}; rename the command`));
       continue;
     }
-    const wrong = commandProblems(name, binding);
+    const user = chooseProgramUser(binding.user ?? options.programUser ?? null, binding.user !== null ? `commands.${name}.user` : 'worker.program_user', process.getuid?.());
+    const wrong = [...commandProblems(name, binding), ...(user.ok ? [] : [user.problem])];
     if (wrong.length > 0) {
       for (const reason of wrong) problems.push(jobProblem(file, reason));
       continue;
     }
-    jobs.set(name, { name, source: describeCommand(binding), fn: commandJob(name, binding, programDefaults(options)) });
+    const runAs = user.ok ? user.user : undefined;
+    jobs.set(name, { name, source: describeCommand(binding, runAs), fn: commandJob(name, binding, { ...programDefaults(options), ...(runAs ? { user: runAs } : {}) }) });
   }
 }
 

@@ -4,7 +4,8 @@
  * The program is spawned detached, so it leads a process group of its own and one signal to
  * the group reaches what it started. A descendant that left the group (`setsid`, a daemon's
  * double fork) escapes that signal, so every run also carries a unique marker in its
- * environment, which descendants inherit: at the end, every process of the worker's user whose
+ * environment, which descendants inherit: at the end, every process of the worker's user (of
+ * any user, for a root worker, whose programs run as another: program-user.ts) whose
  * environment holds the marker is signalled too. This is Jenkins' ProcessTreeKiller technique
  * (BUILD_ID / JENKINS_NODE_COOKIE). It needs /proc (Linux); elsewhere only the group is
  * signalled. A descendant that clears its own environment and leaves the group is not found:
@@ -130,10 +131,20 @@ function groupExists(pgid: number | undefined): boolean {
   }
 }
 
-/** The pids of the worker user's processes whose environment carries `cookie`. */
-async function markedPids(cookie: string): Promise<number[]> {
+/**
+ * Whose processes are looked at: the worker's user's, or everyone's for a root worker (its
+ * programs may run as another user, program-user.ts, and root may read any environment).
+ */
+function ownerFilter(): ((uid: number) => boolean) | undefined {
   const uid = process.getuid?.();
-  if (uid === undefined) return [];
+  if (uid === undefined) return undefined;
+  return uid === 0 ? () => true : (owner) => owner === uid;
+}
+
+/** The pids of the processes (see ownerFilter) whose environment carries `cookie`. */
+async function markedPids(cookie: string): Promise<number[]> {
+  const owned = ownerFilter();
+  if (owned === undefined) return [];
   let entries: string[];
   try {
     entries = await fs.promises.readdir(PROC);
@@ -143,7 +154,7 @@ async function markedPids(cookie: string): Promise<number[]> {
   const found = await Promise.all(
     entries.filter(isPid).map(async (entry) => {
       try {
-        if ((await fs.promises.stat(`${PROC}/${entry}`)).uid !== uid) return undefined;
+        if (!owned((await fs.promises.stat(`${PROC}/${entry}`)).uid)) return undefined;
         return cookieOf(await fs.promises.readFile(`${PROC}/${entry}/environ`)) === cookie ? Number(entry) : undefined;
       } catch {
         // gone, or not ours to read
@@ -157,8 +168,8 @@ async function markedPids(cookie: string): Promise<number[]> {
 /** markedPids for several cookies at once, synchronously (for the exit hook). */
 function markedPidsSync(cookies: ReadonlySet<string>): Map<string, number[]> {
   const byCookie = new Map<string, number[]>();
-  const uid = process.getuid?.();
-  if (uid === undefined) return byCookie;
+  const owned = ownerFilter();
+  if (owned === undefined) return byCookie;
   let entries: string[];
   try {
     entries = fs.readdirSync(PROC);
@@ -167,7 +178,7 @@ function markedPidsSync(cookies: ReadonlySet<string>): Map<string, number[]> {
   }
   for (const entry of entries.filter(isPid)) {
     try {
-      if (fs.statSync(`${PROC}/${entry}`).uid !== uid) continue;
+      if (!owned(fs.statSync(`${PROC}/${entry}`).uid)) continue;
       const cookie = cookieOf(fs.readFileSync(`${PROC}/${entry}/environ`));
       if (cookie === undefined || !cookies.has(cookie) || Number(entry) === process.pid) continue;
       byCookie.set(cookie, [...(byCookie.get(cookie) ?? []), Number(entry)]);

@@ -13,6 +13,7 @@ import { DEFAULTS } from '../config/defaults';
 import { AfterError, JobTimeoutError, TaskInvalidError } from '../errors';
 import type { Logger } from '../log';
 import { newProgramTree, RUN_COOKIE_ENV } from './process-tree';
+import type { ProgramUser } from './program-user';
 
 /** Bytes of stdout and of stderr kept, each. */
 export const EXEC_OUTPUT_LIMIT = 64 * 1024;
@@ -54,16 +55,20 @@ export interface ProgramRun {
   /** For a line about processes the program left running. */
   log: Logger;
   taskId: string;
+  /** The user it runs as (the worker must be root); none: the worker's own. */
+  user?: ProgramUser;
 }
 
 /**
- * The environment a program gets: PATH, HOME and LANG of the worker, the task's id and the
- * command's own fixed variables — nothing else of the worker's (so no credential, whatever the
- * worker's environment holds) — and the marker that finds its process tree.
+ * The environment a program gets: PATH and LANG of the worker, HOME (of the user it runs as),
+ * the task's id and the command's own fixed variables — nothing else of the worker's (so no
+ * credential, whatever the worker's environment holds) — and the marker that finds its process
+ * tree.
  */
-export function programEnvironment(taskId: string, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+export function programEnvironment(taskId: string, extra: Readonly<Record<string, string>> = {}, user?: ProgramUser): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
-  if (process.env.HOME !== undefined) env.HOME = process.env.HOME;
+  if (user) env.HOME = user.home;
+  else if (process.env.HOME !== undefined) env.HOME = process.env.HOME;
   if (process.env.LANG !== undefined) env.LANG = process.env.LANG;
   Object.assign(env, extra);
   env.AFTER_TASK_ID = taskId;
@@ -90,6 +95,8 @@ export function runProgram(run: ProgramRun): Promise<ExecResult> {
         stdio: [run.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         env: { ...run.env, [RUN_COOKIE_ENV]: tree.cookie },
         ...(run.cwd !== undefined ? { cwd: run.cwd } : {}),
+        // Another user: Node then drops the worker's supplementary groups too (setgroups).
+        ...(run.user ? { uid: run.user.uid, gid: run.user.gid } : {}),
         detached: true,
       });
     } catch (err) {

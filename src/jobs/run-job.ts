@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import { AfterError, JobTimeoutError, toTaskError } from '../errors';
 import type { Logger } from '../log';
 import type { RunOutcome, TaskDoc } from '../types';
+import { jobCopy } from './job-copy';
 import { isRunAgainRequest, runAgainBuilders, runAgainOutcome, RunAgainRequest, RUN_AGAIN_KINDS, type RunAgainBuilders } from './run-again';
 
 /** What a job receives as its second argument. */
@@ -97,10 +98,11 @@ export function runJob(fn: JobFunction, task: TaskDoc, ctx: RunJobContext): Prom
  */
 export function startJob(fn: JobFunction, task: TaskDoc, options: StartJobOptions): StartedJob {
   const run = new RunningJob(options.now ?? Date.now, options.timeoutMs);
-  const emitter = taskEmitter(task, run);
+  const copy = new LazyCopy(task);
+  const emitter = taskEmitter(task, copy, run);
   let returned: unknown;
   try {
-    returned = fn(emitter, runContext(run, task, options.log));
+    returned = fn(emitter, runContext(run, task, copy, options.log));
   } catch (err) {
     run.fail(err);
     return run;
@@ -208,13 +210,12 @@ class RunningJob implements StartedJob {
  * The job's `ctx`: its signal, copy of the document and logger are made on first use. They are
  * the context's own fields (getters), so a job that spreads `{ ...ctx }` gets them too.
  */
-function runContext(run: RunningJob, task: TaskDoc, makeLog: () => Logger): JobContext {
-  let doc: TaskDoc | undefined;
+function runContext(run: RunningJob, task: TaskDoc, copy: LazyCopy, makeLog: () => Logger): JobContext {
   let log: Logger | undefined;
   const ctx = { runs: runNumber(task), ...runAgainBuilders } as JobContext;
   Object.defineProperties(ctx, {
     signal: { get: () => run.signal, enumerable: true, configurable: true },
-    doc: { get: () => (doc ??= copyDocument(task)), enumerable: true, configurable: true },
+    doc: { get: () => copy.doc, enumerable: true, configurable: true },
     log: { get: () => (log ??= makeLog()), enumerable: true, configurable: true },
   });
   return ctx;
@@ -232,7 +233,21 @@ function runNumber(doc: TaskDoc): number {
  */
 export function createTaskEmitter(doc: TaskDoc, signal: AbortSignal): JobTask {
   const ignore = (): void => undefined;
-  return taskEmitter(doc, { signal, succeed: ignore, fail: ignore, runAgain: ignore });
+  return taskEmitter(doc, new LazyCopy(doc), { signal, succeed: ignore, fail: ignore, runAgain: ignore });
+}
+
+/**
+ * The run's one copy of its task (job-copy.ts), made when the job first reads `ctx.doc` or a
+ * field of the emitter holding an object: `task.data` and `ctx.doc.data` are the same copy.
+ */
+class LazyCopy {
+  private made: TaskDoc | undefined;
+
+  constructor(private readonly task: TaskDoc) {}
+
+  get doc(): TaskDoc {
+    return (this.made ??= jobCopy(this.task));
+  }
 }
 
 /** Where a TaskEmitter reports the events that end its run. */
@@ -275,7 +290,7 @@ class TaskEmitter extends EventEmitter {
  * object is copied when the job first reads it, so nothing a job does to it reaches the worker's
  * copy, and a job that never reads it costs no copy.
  */
-function taskEmitter(doc: TaskDoc, run: RunEnds): JobTask {
+function taskEmitter(doc: TaskDoc, copy: LazyCopy, run: RunEnds): JobTask {
   const emitter = new TaskEmitter() as TaskEmitter & Record<string, unknown>;
   emitter[RUN] = run;
   for (const field of Object.keys(doc)) {
@@ -290,9 +305,9 @@ function taskEmitter(doc: TaskDoc, run: RunEnds): JobTask {
       enumerable: true,
       configurable: true,
       get() {
-        const copy = copyDocument(value);
-        Object.defineProperty(emitter, field, { value: copy, enumerable: true, writable: true, configurable: true });
-        return copy;
+        const copied = (copy.doc as unknown as Record<string, unknown>)[field];
+        Object.defineProperty(emitter, field, { value: copied, enumerable: true, writable: true, configurable: true });
+        return copied;
       },
       set(replaced: unknown) {
         Object.defineProperty(emitter, field, { value: replaced, enumerable: true, writable: true, configurable: true });
@@ -300,15 +315,6 @@ function taskEmitter(doc: TaskDoc, run: RunEnds): JobTask {
     });
   }
   return emitter as unknown as JobTask;
-}
-
-/**
- * A deep copy, so nothing a job does to its task reaches the worker's copy. Through JSON, which
- * is what a task document is (and faster than structuredClone for one); its depth was checked
- * when the task was validated.
- */
-function copyDocument<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -16,6 +16,8 @@ export interface SidecarOptions {
   metricsPort?: number;
   /** @default "127.0.0.1" */
   metricsHost?: string;
+  /** `Host` names a scraper may use beside the loopback names and metricsHost. @default [] */
+  metricsAllowedHosts?: readonly string[];
   log: Logger;
 }
 
@@ -29,7 +31,7 @@ export interface WorkerSidecars {
 
 export async function openWorkerSidecars(options: SidecarOptions): Promise<WorkerSidecars> {
   const server: MetricsServer | undefined =
-    options.metricsPort === undefined ? undefined : await startMetricsServer({ port: options.metricsPort, host: options.metricsHost });
+    options.metricsPort === undefined ? undefined : await startMetricsServer({ port: options.metricsPort, host: options.metricsHost, allowedHosts: options.metricsAllowedHosts });
   let metrics: WorkerMetrics | undefined;
   let closed: Promise<void> | undefined;
   return {
@@ -55,8 +57,8 @@ export async function openWorkerSidecars(options: SidecarOptions): Promise<Worke
  * the worker is done (or at once when it cannot start).
  */
 export async function startWorkerWithSidecars(options: WorkerOptions & Omit<SidecarOptions, 'log'>): Promise<{ worker: Worker; sidecars: WorkerSidecars }> {
-  const { metricsPort, metricsHost, ...workerOptions } = options;
-  const sidecars = await openWorkerSidecars({ metricsPort, metricsHost, log: options.log });
+  const { metricsPort, metricsHost, metricsAllowedHosts, ...workerOptions } = options;
+  const sidecars = await openWorkerSidecars({ metricsPort, metricsHost, metricsAllowedHosts, log: options.log });
   let worker: Worker;
   try {
     worker = await startWorker(workerOptions);

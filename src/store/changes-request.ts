@@ -39,7 +39,7 @@ export interface ChangesRequest {
  * the feed: a user asks for a run now of a held task by writing `run_now` on it, and the
  * instance must see it before the task's date. The same rule three ways: this function (the
  * in-memory store), the selector below (CouchDB) and the `by_worker` filter of `_design/after`
- * (pouchdb-server, design.ts), held together by a table test.
+ * (pouchdb-server, for-operators/init.ts), held together by a table test.
  */
 export function feedShows(doc: TaskDoc, worker: string, instance?: string): boolean {
   if (doc._deleted === true) return true;

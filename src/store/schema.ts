@@ -94,6 +94,25 @@ export const REQUEST_PREFIX = 'request:';
 export const DEFAULT_INSTANCE_HEARTBEAT_MS = 10_000;
 /** An instance silent for this many of its intervals is gone (a crash, a kill -9, a partition). */
 export const STALE_AFTER_BEATS = 3;
+/**
+ * How far ahead of a reader's clock a heartbeat may be dated and still count. Instances date
+ * their heartbeats by the database's clock, which each estimates within about a second
+ * (docs/spec.md §7: a worker warns past 1 s), so a date further ahead is a clock far off or a forgery.
+ */
+export const HEARTBEAT_FUTURE_TOLERANCE_MS = 5_000;
+/** The longest interval a heartbeat document is believed to keep (After writes every 10 s). */
+export const MAX_HEARTBEAT_INTERVAL_MS = 60_000;
+
+/** Whether a heartbeat dated `heartbeatMs` claims a time too far ahead of `nowMs` to be believed. */
+export function isFutureHeartbeat(heartbeatMs: number, nowMs: number): boolean {
+  return heartbeatMs > nowMs + HEARTBEAT_FUTURE_TOLERANCE_MS;
+}
+
+/** The interval a document claims, as believed: positive, at most MAX_HEARTBEAT_INTERVAL_MS. */
+export function believedIntervalMs(claimedMs: number, fallbackMs: number): number {
+  const interval = Number.isFinite(claimedMs) && claimedMs > 0 ? claimedMs : fallbackMs;
+  return Math.min(interval, MAX_HEARTBEAT_INTERVAL_MS);
+}
 
 export type RequestAction = 'cancel' | 'delete' | 'reschedule' | 'pause' | 'run-now';
 export const REQUEST_ACTIONS: readonly RequestAction[] = ['cancel', 'delete', 'reschedule', 'pause', 'run-now'];

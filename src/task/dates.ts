@@ -17,6 +17,8 @@ export type DateParse = { ok: true; ms: number } | { ok: false; message: string 
 
 /** The last instant a task date may name: 9999-12-31T23:59:59.999Z. */
 export const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** The first: 0001-01-01T00:00:00.000Z (Date.UTC would read year 1 as 1901). */
+const MIN_DATE_MS = new Date(0).setUTCFullYear(1, 0, 1);
 
 /** The real zone offsets on Earth span −12:00 … +14:00; the worker's margin is 14 h. */
 const MAX_OFFSET_MINUTES = 14 * 60;
@@ -66,7 +68,10 @@ export function parseTaskDate(value: unknown): DateParse {
 
   const offsetMinutes = zone === undefined ? 0 : parseOffsetMinutes(zone);
   if (offsetMinutes === undefined) return rejected(value, `zone offset ${zone} is outside −14:00…+14:00`);
-  return { ok: true, ms: date.getTime() - offsetMinutes * 60_000 };
+  const ms = date.getTime() - offsetMinutes * 60_000;
+  // The worker writes dates in UTC: `0001-01-01T00:00+14:00` would come back as year 0000.
+  if (ms < MIN_DATE_MS || ms > MAX_DATE_MS) return rejected(value, 'is outside 0001-01-01T00:00:00Z–9999-12-31T23:59:59.999Z once in UTC, the dates a task is written with');
+  return { ok: true, ms };
 }
 
 /** The canonical form the worker writes: `toISOString()`, always UTC with milliseconds. */

@@ -19,12 +19,24 @@
  * A run made for a user's `run_now` before the task's date (an extra run) removes `run_now`;
  * a repeating task then keeps its `date` (success or failure: the series neither moves nor
  * ends, and no repetition is counted), a one-shot task ends as its run did.
+ *
+ * No run comes sooner than `worker.min_repeat_ms` after the last one ended: a retry's
+ * `delay × backoff^n`, and the delay or date a job asks for (`later`, `retry`, `release`, and
+ * the `run_now` a released extra run writes), are raised to it (`earliestNextRunMs`). A `repeat`
+ * shorter than it is refused by validate.ts instead; its dates stay on the series' grid.
+ * Before issue 19 a task with `"retry": {"delay": 0}` whose job failed at once re-ran as fast as
+ * the database answered (202 runs in 27 s), and so did a job returning `ctx.release(0)`.
+ *
+ * Nor does a run make the task larger than `worker.max_task_size`: a result that would is not
+ * stored, and the run counts as failed (E_TASK_TOO_LARGE), so the worker never writes a document
+ * the embedded server would refuse (413) or that it would itself refuse when it next reads it.
  */
 import type { HistoryEntry, LastRun, RunAgain, RunOutcome, TaskDoc, TaskError } from '../types';
 import { formatDate, MAX_DATE_MS, parseTaskDate } from './dates';
 import { retryDelayMs } from './retry';
+import { documentBytes } from './document-size';
 import { nextRepeat } from './series';
-import type { ParsedTask } from './validate';
+import { DEFAULT_MAX_TASK_BYTES, DEFAULT_MIN_REPEAT_MS, type ParsedTask } from './validate';
 
 export interface RunRecord {
   /** When the job was started; a non-finite value means it never started. */
@@ -46,6 +58,18 @@ export function nextState(
   run: RunRecord,
   options: NextStateOptions,
 ): TaskDoc {
+  const next = stateAfter(doc, task, outcome, run, options);
+  if (outcome.kind !== 'success' && outcome.kind !== 'later') return next;
+  const size = documentBytes(next);
+  const maxTaskBytes = task.maxTaskBytes ?? DEFAULT_MAX_TASK_BYTES;
+  if (size !== 'unserialisable' && size <= maxTaskBytes) return next;
+  const message =
+    `the job's result would make the task ${size === 'unserialisable' ? 'impossible to write' : `${size} bytes`}, ` +
+    `more than the ${maxTaskBytes} a task may have (worker.max_task_size); write large output elsewhere and return a reference to it`;
+  return stateAfter(doc, task, { kind: 'failure', error: { message, code: 'E_TASK_TOO_LARGE' } }, run, options);
+}
+
+function stateAfter(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
   const next: TaskDoc = { ...doc };
   delete next.lease;
   const extra = isExtraRun(task);
@@ -64,7 +88,7 @@ export function nextState(
   if (outcome.kind === 'release') {
     // Handed back: no run and no failure counted, the same run again later. An extra run keeps
     // the series' date and asks again through `run_now`.
-    const againMs = runAgainAtMs(outcome.when, run.finishedAtMs);
+    const againMs = runAgainAtMs(outcome.when, run.finishedAtMs, task);
     if (extra) next.run_now = formatDate(againMs);
     else {
       keepAnchor(next, doc, task);
@@ -88,7 +112,7 @@ export function nextState(
       // The job chose its next run, whatever the repeat says; an interval series keeps its anchor.
       keepAnchor(next, doc, task);
       next.status = 'waiting';
-      next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs));
+      next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs, task));
       return next;
     }
     if (task.repeatParsed && extra) {
@@ -128,7 +152,7 @@ export function nextState(
     // The job asked for it: retried whatever the retry policy says, and counted.
     keepAnchor(next, doc, task);
     next.status = 'waiting';
-    next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs));
+    next.date = formatDate(runAgainAtMs(outcome.when, run.finishedAtMs, task));
     next.retries = retriesSoFar + 1;
     return next;
   }
@@ -142,7 +166,8 @@ export function nextState(
     // A retry moves `date`; the series must still count from its first date.
     keepAnchor(next, doc, task);
     next.status = 'waiting';
-    next.date = formatDate(run.finishedAtMs + retryDelayMs(task.retryParsed, retriesSoFar, run.finishedAtMs));
+    const retryAtMs = run.finishedAtMs + retryDelayMs(task.retryParsed, retriesSoFar, run.finishedAtMs);
+    next.date = formatDate(Math.max(retryAtMs, earliestNextRunMs(run.finishedAtMs, task)));
     next.retries = retriesSoFar + 1;
     return next;
   }
@@ -159,11 +184,19 @@ export function isExtraRun(task: ParsedTask): boolean {
   return task.runNowMs !== undefined && task.runNowMs < task.dateMs;
 }
 
-/** When a job asked to run again: its delay after the run's end, or its date. */
-export function runAgainAtMs(when: RunAgain, finishedAtMs: number): number {
+/**
+ * When a job asked to run again: its delay after the run's end, or its date, but never sooner
+ * than the task's minimum after the run's end.
+ */
+export function runAgainAtMs(when: RunAgain, finishedAtMs: number, task: Pick<ParsedTask, 'minRepeatMs'>): number {
   const ms = 'atMs' in when ? when.atMs : finishedAtMs + when.delayMs;
   // A date past 9999-12-31 cannot be written as a task date.
-  return Math.min(Math.max(ms, 0), MAX_DATE_MS);
+  return Math.min(Math.max(ms, earliestNextRunMs(finishedAtMs, task)), MAX_DATE_MS);
+}
+
+/** The soonest the worker may set a task's next run, for a run that ended at `finishedAtMs`. */
+export function earliestNextRunMs(finishedAtMs: number, task: Pick<ParsedTask, 'minRepeatMs'>): number {
+  return Math.min(finishedAtMs + (task.minRepeatMs ?? DEFAULT_MIN_REPEAT_MS), MAX_DATE_MS);
 }
 
 /** A task that failed validation: `error.message` names the field and the value. */

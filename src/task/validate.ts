@@ -4,12 +4,14 @@
  * throws: it returns the first field that is wrong, with a message naming the field and
  * the value, which the worker stores as the task's `error.message`.
  *
- * User payloads (`data`, `job.arguments`, unknown fields) are passed along untouched and
- * never walked, so their size and depth cannot matter here.
+ * User payloads (`data`, `job.arguments`, `result`, unknown fields) are passed along untouched
+ * and never walked key by key: the document's size is measured with one native serialisation
+ * (document-size.ts) and held to `worker.max_task_size`.
  */
 import { AFTER_FAILURES, JobSpec, RepeatSpec, RetrySpec, Status, STATUSES, TaskDoc, ValidTask } from '../types';
 import { parseTaskDate, quoteValue } from './dates';
 import { cronShortestGapMs } from './cron';
+import { documentBytes } from './document-size';
 import { approximateMs } from './duration';
 import { parseRepeat, Repeat } from './repeat';
 import { parseRetry, Retry } from './retry';
@@ -18,6 +20,19 @@ import { parseRetry, Retry } from './retry';
 export interface ParsedTask extends ValidTask {
   repeatParsed?: Repeat;
   retryParsed?: Retry;
+  /**
+   * The shortest time from the end of a run to the next run the worker may set (a retry, a
+   * job's `ctx.later`/`retry`/`release`): `worker.min_repeat_ms` when the task was checked.
+   * A `repeat` shorter than it is refused here; a run-again sooner than it is raised to it
+   * (next-state.ts). @default DEFAULT_MIN_REPEAT_MS
+   */
+  minRepeatMs?: number;
+  /**
+   * The largest the document may be, in bytes of JSON (`worker.max_task_size` when the task was
+   * checked): a larger one is refused here, and a run whose result would make it larger fails
+   * (next-state.ts). @default DEFAULT_MAX_TASK_BYTES
+   */
+  maxTaskBytes?: number;
 }
 
 export type TaskValidation = { ok: true; task: ParsedTask } | { ok: false; field: string; message: string };
@@ -38,16 +53,25 @@ export const DEFAULT_MIN_REPEAT_MS = 1000;
  */
 export const MIN_REPEAT_FLOOR_MS = 1;
 /**
- * The deepest nesting a task document may have. structuredClone and other recursive copies
- * throw "Maximum call stack size exceeded" a few thousand levels down; no schedule needs more
- * than a few levels, so a deeper document is an error with this reason, found by a walk that
- * stops as soon as it passes the limit.
+ * The deepest nesting the embedded server takes in a document (guard-rules.ts): its map
+ * functions and filters copy a document recursively and fail a few thousand levels down. The
+ * worker itself refuses only what it could not serialise (document-size.ts).
  */
 export const MAX_DOCUMENT_DEPTH = 100;
+/**
+ * `worker.max_task_size`'s default: the largest task document, in bytes of JSON. A document
+ * costs the worker (and the embedded server, which answers everyone from one thread) about
+ * 20 ms per megabyte each time it is parsed, serialised or copied, and a task is all three
+ * several times on its way to a run; at 1 MB the tasks due beside it stay within 100 ms of
+ * their dates (docs/performance.md). CouchDB's own limit is 8 MB (8,000,000 bytes).
+ */
+export const DEFAULT_MAX_TASK_BYTES = 1_000_000;
 
 export interface ValidateOptions {
   /** Repeats shorter than this are refused. @default DEFAULT_MIN_REPEAT_MS */
   minRepeatMs?: number;
+  /** Documents larger than this (bytes of JSON) are refused. @default DEFAULT_MAX_TASK_BYTES */
+  maxTaskBytes?: number;
 }
 /** setTimeout's limit: a longer timeout would fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -66,13 +90,16 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     return { ok: false, field: 'document', message: `document: ${quoteValue(doc)} is not a JSON object` };
   }
-  const deepField = fieldDeeperThan(doc, MAX_DOCUMENT_DEPTH);
-  if (deepField !== undefined) {
-    return { ok: false, field: deepField, message: `${deepField}: nested more than ${MAX_DOCUMENT_DEPTH} levels deep` };
-  }
+  const maxTaskBytes = options.maxTaskBytes ?? DEFAULT_MAX_TASK_BYTES;
+  const size = documentSizeProblem(doc, maxTaskBytes);
+  if (size !== undefined) return { ok: false, field: 'document', message: size };
   const minRepeatMs = Math.max(MIN_REPEAT_FLOOR_MS, options.minRepeatMs ?? DEFAULT_MIN_REPEAT_MS);
   if (doc._id !== undefined && typeof doc._id !== 'string') {
     return { ok: false, field: '_id', message: `_id: ${quoteValue(doc._id)} is not a string` };
+  }
+  if (doc._id === '.' || doc._id === '..') {
+    // Only _bulk_docs or a POST body can create it: no URL can name it afterwards.
+    return { ok: false, field: '_id', message: `_id: ${quoteValue(doc._id)} cannot be addressed over HTTP (a URL resolves "." and ".." away), so no one could read, cancel or reschedule it` };
   }
 
   const worker = checkName(doc.worker, 'worker');
@@ -94,6 +121,8 @@ export function validateTask(doc: TaskDoc, options: ValidateOptions = {}): TaskV
     job: job.value,
     priority: 0,
     afterFailure: 'error',
+    minRepeatMs,
+    maxTaskBytes,
   };
 
   if (doc.repeat !== undefined) {
@@ -178,22 +207,14 @@ function checkAfter(value: unknown, ownId: string): Check<string[]> {
   return { ok: true, value: ids };
 }
 
-/**
- * The top-level field under which `value` nests deeper than `limit` levels, or undefined. A walk
- * with its own stack (a deep document must not overflow ours either) that stops at the limit,
- * so its cost is bounded by the document's size and never its depth.
- */
-export function fieldDeeperThan(doc: object, limit: number): string | undefined {
-  for (const [field, value] of Object.entries(doc)) {
-    if (typeof value !== 'object' || value === null) continue;
-    const stack: Array<{ value: object; depth: number }> = [{ value, depth: 1 }];
-    while (stack.length > 0) {
-      const top = stack.pop()!;
-      if (top.depth > limit) return field;
-      for (const inner of Object.values(top.value)) {
-        if (typeof inner === 'object' && inner !== null) stack.push({ value: inner, depth: top.depth + 1 });
-      }
-    }
+/** Why the document is too big (or too deep) to be a task, or undefined. */
+export function documentSizeProblem(doc: object, maxTaskBytes: number): string | undefined {
+  const size = documentBytes(doc);
+  if (size === 'unserialisable') {
+    return 'document: nested too deep to be written back as JSON (thousands of levels); a task has no use for such nesting';
+  }
+  if (size > maxTaskBytes) {
+    return `document: ${size} bytes, more than the ${maxTaskBytes} a task may have (worker.max_task_size); keep large data elsewhere and put a reference to it in the task`;
   }
   return undefined;
 }

@@ -34,6 +34,8 @@ export interface PipelineSettings {
   concurrency: number;
   horizonMs: number;
   minRepeatMs: number;
+  /** The largest task document, bytes of JSON (worker.max_task_size). */
+  maxTaskBytes: number;
   /** The default job timeout; 0 for none. */
   timeoutMs: number;
   historyLimit: number;

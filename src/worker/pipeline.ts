@@ -555,7 +555,7 @@ export class Pipeline {
       horizonEndMs: nowMs + this.settings.horizonMs,
       dueSoonEndMs: clock.now() + DUE_SOON_MS,
       owns: (id) => peers.owns(id),
-      validation: { minRepeatMs: this.settings.minRepeatMs },
+      validation: { minRepeatMs: this.settings.minRepeatMs, maxTaskBytes: this.settings.maxTaskBytes },
       dependencies: dependencies.lookup,
     };
   }

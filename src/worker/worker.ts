@@ -255,6 +255,7 @@ function settingsOf(options: WorkerOptions): PipelineSettings {
     concurrency: options.concurrency ?? worker.concurrency,
     horizonMs: worker.horizon_ms,
     minRepeatMs: worker.min_repeat_ms,
+    maxTaskBytes: worker.max_task_size,
     timeoutMs: worker.timeout_ms,
     historyLimit: worker.history_limit,
   };

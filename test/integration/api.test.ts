@@ -91,6 +91,30 @@ describe('library API', function () {
     }
   });
 
+  it('refuses the ids "." and ".." (a URL resolves them to the database or the server) on every call, as the dashboard does', async () => {
+    const client = connect({ config: db.config() });
+    try {
+      for (const id of ['.', '..']) {
+        const calls: Array<[string, () => Promise<unknown>]> = [
+          ['get', () => client.get(id)],
+          ['cancel', () => client.cancel(id)],
+          ['reschedule', () => client.reschedule(id, '2040-01-01')],
+          ['delete', () => client.delete(id)],
+          ['create', () => client.create({ _id: id, worker: 'w', date: '2040-01-01', job: 'succeeds' })],
+        ];
+        for (const [name, call] of calls) {
+          const err = await call().then(() => null, (e: unknown) => e);
+          expect(err, `${name}(${JSON.stringify(id)})`).to.be.instanceOf(AfterError);
+          expect((err as AfterError).code, `${name}(${JSON.stringify(id)}): ${(err as Error).message}`).to.be.oneOf(['E_RESERVED_ID', 'E_TASK_INVALID']);
+        }
+      }
+      // The database and its tasks are untouched.
+      expect((await db.request('GET', '')).status).to.equal(200);
+    } finally {
+      client.close();
+    }
+  });
+
   it('steers: pause and resume a worker name (its worker honours it), pause, resume and run a task now', async () => {
     const client = connect({ config: db.config() });
     const worker = await startWorker({ name: 'api-steer', config: db.config(), jobs: { count: async (_task, ctx) => ({ run: ctx.runs }) } });

@@ -416,7 +416,7 @@ describe('cli', function () {
       }
     });
 
-    it('a background worker gets the URL through a 0600 file, never through pm2', async () => {
+    it('a background worker gets the URL through a socket, never through pm2 or a file', async () => {
       // A worker still waiting for its database stops only when pm2's kill_timeout
       // (grace_ms + 5 s) runs out: keep that short.
       const config = JSON.parse(fs.readFileSync(db.env.AFTER_CONFIG!, 'utf8')) as Record<string, unknown>;
@@ -427,21 +427,21 @@ describe('cli', function () {
       expectOk(started);
       expect(started.stdout + started.stderr).not.to.contain(PASSWORD);
 
-      const secrets = path.join(home, 'secrets', 'secretive.json');
-      expect(fs.statSync(path.dirname(secrets)).mode & 0o777).to.equal(0o700);
+      const secrets = path.join(home, 'secrets');
+      expect(fs.statSync(secrets).mode & 0o777).to.equal(0o700);
 
       // The worker runs (waiting for its database) and logs where it connects, scrubbed: it
-      // got the URL from the file, which it removed (it writes it back when it exits).
+      // got the URL through the socket, which is gone once the keeper took it.
       const logFile = path.join(db.config().log.dir, 'secretive.log');
       const port = new URL(secretUrl).port;
       await waitFor(async () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes(`127.0.0.1:${port}`), {
         timeoutMs: 20_000,
         what: 'the worker to log its connection attempts',
       });
-      expect(fs.existsSync(secrets), 'the worker took its secrets file').to.equal(false);
+      expect(fs.readdirSync(secrets), 'nothing in the secrets folder').to.deep.equal([]);
       const jlist = spawnSync(process.execPath, [PM2_BIN, 'jlist'], { env: { ...process.env, PM2_HOME: path.join(home, 'pm2') }, encoding: 'utf8' });
       expect(jlist.stdout).to.contain('after-secretive');
-      expect(jlist.stdout).to.contain('AFTER_SECRETS_FILE');
+      expect(jlist.stdout).to.contain('AFTER_CREDENTIALS_SOCKET');
       expect(jlist.stdout).not.to.contain(PASSWORD);
 
       for (const args of [['list'], ['log', 'secretive'], ['stop', 'secretive']]) {
@@ -452,7 +452,7 @@ describe('cli', function () {
       for (const file of [logFile, ...fs.readdirSync(path.join(home, 'pm2', 'logs')).map((f) => path.join(home, 'pm2', 'logs', f))]) {
         expect(fs.readFileSync(file, 'utf8'), file).not.to.contain(PASSWORD);
       }
-      expect(fs.existsSync(secrets), 'stop removes the secrets file').to.equal(false);
+      expect(fs.readdirSync(secrets), 'nothing left in the secrets folder').to.deep.equal([]);
       expect(pm2DaemonPid(home)).to.equal(null);
     });
   });

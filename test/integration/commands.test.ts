@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TaskDoc } from '../../src/types';
 import { FIXTURE_JOBS, iso, isAlive, postTask, runCli, sessionOf, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
@@ -32,11 +33,16 @@ describe('commands and exec', function () {
   const escaped: number[] = [];
 
   before(() => {
-    pidDir = fs.mkdtempSync(path.join(db.root, 'pids-'));
+    // Writable by the programs, which a root worker runs as nobody (worker.program_user).
+    pidDir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-pids-'));
+    fs.chmodSync(pidDir, 0o777);
   });
   after(() => {
     for (const pid of escaped) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(pidDir, { recursive: true, force: true });
   });
+  /** How `after jobs` ends a command's line: a root worker runs programs as nobody. */
+  const runsAs = process.getuid?.() === 0 ? ' as nobody' : '';
 
   /** A task due now. */
   const post = (task: Record<string, unknown>): Promise<string> => postTask(db, { date: iso(Date.now()), ...task });
@@ -59,8 +65,8 @@ describe('commands and exec', function () {
   it('after jobs lists the commands with their program', async () => {
     const listed = await runCli(['jobs', '--jobs', FIXTURE_JOBS], { env: db.env });
     expect(listed.code, listed.stderr).to.equal(0);
-    expect(listed.stdout).to.match(/^\s+echo-data\s+command: \/bin\/cat < task data$/m);
-    expect(listed.stdout).to.match(/^\s+greet\s+command: \/usr\/bin\/printf .*\+ task arguments$/m);
+    expect(listed.stdout).to.match(new RegExp(`^\\s+echo-data\\s+command: /bin/cat < task data${runsAs}$`, 'm'));
+    expect(listed.stdout).to.match(new RegExp(`^\\s+greet\\s+command: /usr/bin/printf .*\\+ task arguments${runsAs}$`, 'm'));
     expect(listed.stdout).to.not.match(/^\s+exec\s/m);
   });
 

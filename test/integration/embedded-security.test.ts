@@ -165,18 +165,20 @@ describe('embedded server: locked by default', function () {
     expect(read.body).to.include({ worker: 'manobi', status: 'waiting' });
   });
 
-  it('refuses a 10 MB document with 413 and takes a 7 MB one', async () => {
-    const tooLarge = await send(`${url}/tasks`, 'POST', { body: task(10 * 1024 * 1024) });
+  it('refuses a document over 1 MB (worker.max_task_size) with 413 naming the limit, and takes one just under it', async () => {
+    const tooLarge = await send(`${url}/tasks`, 'POST', { body: task(1_000_001) });
     expect(tooLarge.status).to.equal(413);
     expect(tooLarge.body).to.have.property('error', 'document_too_large');
-    const bulkTooLarge = await send(`${url}/tasks/_bulk_docs`, 'POST', { body: { docs: [{ _id: 'small-one', ...task() }, { _id: 'huge-one', ...task(9 * 1024 * 1024) }] } });
+    expect(tooLarge.body.reason).to.match(/1000000 bytes.*worker\.max_task_size/);
+    const bulkTooLarge = await send(`${url}/tasks/_bulk_docs`, 'POST', { body: { docs: [{ _id: 'small-one', ...task() }, { _id: 'huge-one', ...task(1_100_000) }] } });
     expect(bulkTooLarge.status).to.equal(413);
+    expect(bulkTooLarge.body.reason).to.match(/^huge-one: /);
     expect((await send(`${url}/tasks/small-one`, 'GET')).status).to.equal(404);
 
-    const fits = await send(`${url}/tasks`, 'POST', { body: task(7 * 1024 * 1024) });
+    const fits = await send(`${url}/tasks`, 'POST', { body: task(990_000) });
     expect(fits.status, JSON.stringify(fits.body).slice(0, 200)).to.equal(201);
     // A bulk larger than one document's limit, each document within it, passes.
-    const bulk = await send(`${url}/tasks/_bulk_docs`, 'POST', { body: { docs: [task(5 * 1024 * 1024), task(5 * 1024 * 1024)] } });
+    const bulk = await send(`${url}/tasks/_bulk_docs`, 'POST', { body: { docs: [task(900_000), task(900_000)] } });
     expect(bulk.status).to.equal(201);
     expect(bulk.body.filter((row: { ok?: boolean }) => row.ok)).to.have.length(2);
   });
@@ -187,6 +189,8 @@ describe('embedded server: locked by default', function () {
     expect(admin.password.length).to.be.at.least(43); // 32 random bytes, base64url
     expect(fs.statSync(path.join(home, 'db-admin.json')).mode & 0o777).to.equal(0o600);
     expect(fs.statSync(home).mode & 0o777).to.equal(0o700);
+    // Its log too (and every log file After writes: log.ts createPrivateFile).
+    expect(fs.statSync(embeddedFiles(home).log).mode & 0o777).to.equal(0o600);
     expect(new URL(adminUrl).password).to.equal(admin.password);
 
     for (const args of [

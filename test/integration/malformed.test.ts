@@ -18,13 +18,18 @@ const DOCUMENTS = 300;
 const SEED = process.env.AFTER_FC_SEED ? Number(process.env.AFTER_FC_SEED) : 20_261_123;
 /** A reason names the field first: `date: ...`, `job.name: ...`, `repeat.days: ...`. */
 /** A reason names the field; a payload nested past the depth limit is named by its top-level field. */
-const NAMES_A_FIELD = /^((worker|date|job|status|repeat|retry|timeout)(\.[\w$]+)?: \S|[^:\s]+: nested more than \d+ levels deep$)/;
+const NAMES_A_FIELD = /^((worker|date|job|status|repeat|retry|timeout)(\.[\w$]+)?: \S|document: \d+ bytes, more than the \d+ a task may have)/;
 /**
  * Both servers reserve top-level keys starting with `_` they do not know: CouchDB answers 400,
  * pouchdb-server 500, both "Bad special document member" (pouchdb-server stores `__proto__`).
  */
-/** The embedded server refuses a document nested past the depth limit at the door (400). */
-const TOO_DEEP = (w: { status: number; reason?: string }): boolean => w.status === 400 && / is nested more than \d+ levels deep$/.test(w.reason ?? '');
+/**
+ * The embedded server refuses at the door (400) a document nested past the depth limit, or with a
+ * nested "__proto__" key (PouchDB would drop it), and (413) one over worker.max_task_size.
+ */
+const REFUSED_AT_THE_DOOR = (w: { status: number; reason?: string }): boolean =>
+  (w.status === 400 && / is nested more than \d+ levels deep$|"__proto__" key would be dropped/.test(w.reason ?? '')) ||
+  (w.status === 413 && /larger than \d+ bytes/.test(w.reason ?? ''));
 const RESERVED_KEY = (w: { status: number; reason?: string }): boolean =>
   (w.status === 400 || w.status === 500) && /Bad special document member/.test(w.reason ?? '');
 
@@ -108,7 +113,7 @@ const FIELD_MUTATIONS: fc.Arbitrary<Overrides>[] = [
   fc.constant({ job: undefined }),
 ];
 
-/** Payloads beside a bad field: large, deep (past the depth limit: then that is the reason), odd keys. */
+/** Payloads beside a bad field: over the size limit (then that is the reason), deep, odd keys. */
 const payload = fc.oneof(
   fc.constant<Overrides>({}),
   fc.constant<Overrides>({ data: 'x'.repeat(2 * 1024 * 1024) }),
@@ -184,7 +189,8 @@ describe('malformed task documents', function () {
 
   async function expectSentinelsRun(name: string): Promise<void> {
     const sentinel = await db.request<{ id: string }>('POST', '', { worker: name, date: new Date().toISOString(), job: 'succeeds' });
-    const big = await db.request<{ id: string }>('POST', '', { worker: name, date: '2013-01-12', job: 'succeeds', data: 'y'.repeat(2 * 1024 * 1024) });
+    // Just under worker.max_task_size (1,000,000 bytes of JSON).
+    const big = await db.request<{ id: string }>('POST', '', { worker: name, date: '2013-01-12', job: 'succeeds', data: 'y'.repeat(990_000) });
     expect(sentinel.status).to.equal(201);
     expect(big.status).to.equal(201);
     await waitForStatus(db, sentinel.body.id, 'done', 30_000);
@@ -202,7 +208,7 @@ describe('malformed task documents', function () {
     const refused = written.filter((w) => w.status === 403);
     const stored = written.filter((w) => w.status === 201);
     const reserved = written.filter(RESERVED_KEY);
-    const other = written.filter((w) => w.status !== 403 && w.status !== 201 && !RESERVED_KEY(w) && !TOO_DEEP(w));
+    const other = written.filter((w) => w.status !== 403 && w.status !== 201 && !RESERVED_KEY(w) && !REFUSED_AT_THE_DOOR(w));
     expect(other, JSON.stringify(other)).to.deep.equal([]);
     for (const r of refused) expect(r.reason, r.id).to.match(NAMES_A_FIELD);
     // Most are clearly invalid: the database refuses them itself.
@@ -220,7 +226,7 @@ describe('malformed task documents', function () {
     expect((await db.adminRequest('PUT', '')).status).to.equal(201);
     const docs = malformedDocs(name, DOCUMENTS, SEED + 1);
     const written = await writeAll(docs, 'early');
-    const other = written.filter((w) => w.status !== 201 && !RESERVED_KEY(w) && !TOO_DEEP(w));
+    const other = written.filter((w) => w.status !== 201 && !RESERVED_KEY(w) && !REFUSED_AT_THE_DOOR(w));
     expect(other, JSON.stringify(other)).to.deep.equal([]);
     await db.init();
     const { child: worker } = await startWorker(db, name);

@@ -2,7 +2,8 @@
  * `after start <name> --metrics-port N`: /metrics scraped while tasks run, as Prometheus would.
  */
 import { expect } from 'chai';
-import { FIXTURE_JOBS, postTask, runCli, spawnCli, startWorker, useSuiteDb, waitFor, waitForStatus } from '../helpers/index';
+import { FIXTURE_JOBS, iso, postTask, postTasks, runCli, spawnCli, startWorker, useSuiteDb, waitFor, waitForAll, waitForStatus } from '../helpers/index';
+import { databaseRequest } from '../helpers/db';
 
 /** The value of one sample line, e.g. `after_runs_total{job="succeeds",outcome="success",worker="m"}`; 0 when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -123,4 +124,31 @@ describe('live instances (heartbeat documents, after status)', function () {
     const docs = await db.request<{ rows: Array<{ id: string }> }>('GET', `../${db.dbName}_control/_all_docs`);
     expect(docs.body.rows.filter((row) => row.id.startsWith('instance:')), 'the instance document is deleted on a clean stop').to.have.length(0);
   });
+
+  it('instance documents dated in 2099 take no share: 20 tasks due together start on time; each is logged once and `after status` shows it as suspect (issue 19, row 4)', async () => {
+    const control = databaseRequest(db.url, `${db.dbName}_control`);
+    for (let n = 1; n <= 3; n++) {
+      const put = await control('PUT', encodeURIComponent(`instance:forged:fake:${n}:x`), {
+        type: 'instance', worker: 'forged', instance: `fake:${n}:x`, host: 'nowhere', pid: n, started_at: '2026-01-01T00:00:00Z',
+        heartbeat_at: '2099-01-01T00:00:00Z', interval_ms: 10_000, running: 0, held: 0,
+      });
+      expect(put.status).to.be.oneOf([201, 202]);
+    }
+    const { child: worker } = await startWorker(db, 'forged');
+    const date = Date.now() + 1_500;
+    const ids = await postTasks(db, Array.from({ length: 20 }, () => ({ worker: 'forged', date: iso(date), job: 'records' })));
+    const done = await waitForAll(db, 'forged', ids, 'done', 30_000);
+    // Before: the three "live" fakes owned most of them, which ran only after the claim grace (2 s).
+    const lateness = done.map((doc) => Date.parse(doc.last_run!.started_at) - Date.parse(String(doc.date)));
+    expect(Math.max(...lateness), `lateness ${lateness.join(', ')} ms`).to.be.below(1_000);
+    for (let n = 1; n <= 3; n++) {
+      const said = `${worker.stdout}${worker.stderr}`.split('\n').filter((line) => line.includes(`instance document instance:forged:fake:${n}:x dates its heartbeat 2099-01-01T00:00:00Z`));
+      expect(said, `the warning about fake ${n}`).to.have.length(1);
+    }
+    const status = await runCli(['status'], { env: db.env });
+    expect(status.stdout).to.match(/live instances: 1\b/);
+    expect(status.stdout).to.match(/^suspect instances: 3 /m);
+    expect(status.stdout).to.match(/^forged\s+fake:1:x\s+nowhere\s+1\s+2099-01-01T00:00:00Z$/m);
+  });
 });
+

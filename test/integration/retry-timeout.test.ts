@@ -5,14 +5,15 @@
  */
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { iso, postTasks, startWorker, useSuiteDb, waitForDoc, waitForStatus } from '../helpers/index';
+import { iso, postTask, postTasks, readRecords, startWorker, useSuiteDb, waitFor, waitForDoc, waitForStatus } from '../helpers/index';
 
 /** The worker-wide default timeout this file's config sets (`worker.timeout_ms`). */
 const DEFAULT_TIMEOUT_MS = 1_500;
 
 describe('retries and timeouts', function () {
   this.timeout(60_000);
-  const db = useSuiteDb({ config: { worker: { timeout_ms: DEFAULT_TIMEOUT_MS } } });
+  // A minimum below the 400 ms the backoff test starts from (the default is 1 s).
+  const db = useSuiteDb({ config: { worker: { timeout_ms: DEFAULT_TIMEOUT_MS, min_repeat_ms: 100 } } });
   // One instance per test, stopped when the test ends.
   beforeEach(async () => {
     await startWorker(db, 'retrier');
@@ -81,4 +82,40 @@ describe('retries and timeouts', function () {
     const after = (await db.request<TaskDoc>('GET', id!)).body;
     expect(after.status).to.equal('canceled');
   });
+});
+
+describe('no run again sooner than worker.min_repeat_ms (issue 19, row 3)', function () {
+  this.timeout(60_000);
+  const MIN_MS = 600;
+  const db = useSuiteDb({ config: { worker: { min_repeat_ms: MIN_MS } } });
+  beforeEach(async () => {
+    await startWorker(db, 'eager');
+  });
+
+  /** Time from the end of each run to the start of the next, from the task's history (oldest first). */
+  function gapsOf(doc: TaskDoc): number[] {
+    const runs = [...(doc.history ?? [])].reverse();
+    return runs.slice(1).map((entry, i) => Date.parse(entry.started_at) - Date.parse(runs[i]!.finished_at));
+  }
+
+  it('a webhook task failing at once with "retry": {"delay": 0} re-runs no sooner than the minimum', async () => {
+    // The issue's probe: before, it re-ran every 60-100 ms (202 runs in 27 s).
+    const id = await postTask(db, { worker: 'eager', date: iso(Date.now()), job: { name: 'webhook', arguments: ['http://127.0.0.1:1/'] }, retry: { limit: 1_000_000, delay: 0 } });
+    const doc = await waitForDoc(db, id, (d) => (d.history?.length ?? 0) >= 3, 20_000, 'three failed runs');
+    const gaps = gapsOf(doc);
+    expect(gaps.length).to.be.at.least(2);
+    for (const gap of gaps) expect(gap, `gaps ${gaps.join(', ')} ms`).to.be.at.least(MIN_MS);
+    expect(doc.error?.message).to.match(/webhook: POST http:\/\/127\.0\.0\.1:1\/ failed/);
+  });
+
+  for (const outcome of ['later', 'retry', 'release'] as const) {
+    it(`a job asking ctx.${outcome}(0) three times runs again no sooner than the minimum each time`, async () => {
+      const id = await postTask(db, { worker: 'eager', date: iso(Date.now()), job: 'steers', data: { outcome, delay: 0, times: 3 } });
+      const done = await waitForStatus(db, id, 'done', 30_000);
+      expect(done.result).to.deep.equal({ calls: 4 });
+      const starts = await waitFor(async () => { const runs = readRecords().filter((r) => r.id === id); return runs.length === 4 && runs; }, { timeoutMs: 5000, what: 'four recorded calls' });
+      const startGaps = starts.slice(1).map((run, i) => run.startedAt - starts[i]!.startedAt);
+      for (const gap of startGaps) expect(gap, `starts ${startGaps.join(', ')} ms apart`).to.be.at.least(MIN_MS);
+    });
+  }
 });

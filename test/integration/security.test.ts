@@ -155,7 +155,7 @@ describe('security', function () {
     }
   });
 
-  it('a task nested 3,000 levels deep: the embedded server refuses it naming the depth, a CouchDB task goes to error naming it; SIGTERM stays within the grace', async () => {
+  it('a task nested 3,000 levels deep: the embedded server refuses it naming the depth, a CouchDB task runs (the worker never walks a payload); SIGTERM stays within the grace', async () => {
     const db = await startTestDb({ config: { worker: { grace_ms: 2000 } } });
     let data: unknown = 'bottom';
     for (let i = 0; i < 3000; i++) data = { a: data };
@@ -170,14 +170,65 @@ describe('security', function () {
       expect(bulk.status).to.equal(400);
     } else {
       expect(posted.status, JSON.stringify(posted.body).slice(0, 200)).to.equal(201);
-      const failed = await waitForStatus(db, posted.body.id, 'error', 20_000);
-      expect(failed.error?.message).to.equal('data: nested more than 100 levels deep');
+      // Serialised natively (the job gets a JSON copy past structuredClone's reach), never walked.
+      const done = await waitForStatus(db, posted.body.id, 'done', 20_000);
+      expect(done.executions).to.equal(1);
     }
     expect(`${worker.stdout}${worker.stderr}`).to.not.match(/cannot reach CouchDB|Maximum call stack/);
     const signalled = Date.now();
     worker.kill('SIGTERM');
     expect(await worker.exited).to.equal(0);
     expect(Date.now() - signalled, 'SIGTERM to exit (grace 2 s)').to.be.below(2000 + 5000);
+  });
+
+  it('a "__proto__", "constructor" or "prototype" key inside repeat or retry is reported like any unknown key, never dropped', async () => {
+    const db = await startTestDb();
+    const { child: worker } = await startWorker(db, 'keys');
+    // JSON text as curl sends it: "__proto__" is a key like any other (JSON.parse keeps it as one, and JSON.stringify sends it).
+    const task = (field: string, json: string): string => `{"worker": "keys", "date": "2013-01-12", "job": "succeeds", "${field}": ${json}}`;
+    const cases = [
+      { text: task('repeat', '{"days": 1, "__proto__": {"x": 1}}'), key: '__proto__' },
+      { text: task('retry', '{"limit": 2, "__proto__": {"x": 1}}'), key: '__proto__' },
+      { text: task('repeat', '{"days": 1, "constructor": 1}'), key: 'constructor' },
+      { text: task('repeat', '{"cron": "0 9 * * *", "prototype": 1}'), key: 'prototype' },
+      { text: task('retry', '{"limit": 2, "constructor": {"x": 1}}'), key: 'constructor' },
+    ];
+    for (const c of cases) {
+      const { status, body } = await db.request<{ id?: string; reason?: string }>('POST', '', JSON.parse(c.text));
+      if (c.key === '__proto__' && db.kind === 'embedded') {
+        // PouchDB would store it as {"days": 1}: refused at the door, naming where it is.
+        expect(status, c.text).to.equal(400);
+        expect(body.reason, c.text).to.match(/(repeat|retry)\.__proto__: a "__proto__" key would be dropped/);
+        continue;
+      }
+      expect(status, `${c.text}: ${JSON.stringify(body)}`).to.equal(201);
+      const failed = await waitForStatus(db, body.id!, 'error', 20_000);
+      expect(failed.error?.message, c.text).to.match(new RegExp(`^(repeat|retry): unknown (duration )?key "${c.key}"`));
+      expect(failed.executions ?? 0).to.equal(0);
+    }
+    expect(worker.running).to.equal(true);
+  });
+
+  it('a task over worker.max_task_size (1 MB): refused at the embedded server\'s door, in error naming its size on CouchDB, never run; a task beside it runs (issue 19, row 5)', async () => {
+    const db = await startTestDb();
+    const { child: worker } = await startWorker(db, 'sized');
+    // 110,000 keys: about 1.5 MB of JSON, the shape that cost the most to walk.
+    const data = Object.fromEntries(Array.from({ length: 110_000 }, (_, i) => [`k${i}`, i]));
+    const now = new Date().toISOString();
+    const big = await db.request<{ id?: string; reason?: string }>('POST', '', { worker: 'sized', date: now, job: 'succeeds', data });
+    const small = await db.request<{ id: string }>('POST', '', { worker: 'sized', date: now, job: 'succeeds' });
+    expect(small.status).to.equal(201);
+    if (db.kind === 'embedded') {
+      expect(big.status).to.equal(413);
+      expect(big.body.reason).to.match(/larger than 1000000 bytes/);
+    } else {
+      expect(big.status).to.equal(201);
+      const failed = await waitForStatus(db, big.body.id!, 'error', 20_000);
+      expect(failed.error?.message).to.match(/^document: \d{7} bytes, more than the 1000000 a task may have \(worker\.max_task_size\)/);
+      expect(failed.executions ?? 0).to.equal(0);
+    }
+    await waitForStatus(db, small.body.id, 'done', 20_000);
+    expect(worker.running).to.equal(true);
   });
 
   it('CLI input: a missing file, malformed JSON and ids with / or .. are one line naming the problem, exit 1, no stack', async () => {
@@ -189,6 +240,12 @@ describe('security', function () {
       { args: ['task', 'get', 'a/../b'], mentions: /a\/\.\.\/b/ },
       { args: ['task', 'get', '../_all_dbs'], mentions: /_all_dbs/ },
       { args: ['task', 'cancel', '../../etc/passwd'], mentions: /passwd/ },
+      // A URL resolves these away: `GET /<db>/..` is the server's welcome.
+      { args: ['task', 'get', '..'], mentions: /"\.\."/ },
+      { args: ['task', 'get', '.'], mentions: /"\."/ },
+      { args: ['task', 'cancel', '..'], mentions: /"\.\."/ },
+      { args: ['task', 'reschedule', '.', '2040-01-01'], mentions: /"\."/ },
+      { args: ['task', 'add', '--json', '{"_id": "..", "worker": "w", "date": "2040-01-01", "job": "succeeds"}'], mentions: /"\.\."/ },
     ];
     for (const c of cases) {
       const result = await runCli(c.args, { env: db.env });

@@ -49,7 +49,7 @@ describe('cli: output helpers', () => {
 
   describe('instancesLines', () => {
     const instance = (fields: Partial<InstanceView>): InstanceView => ({
-      worker: 'mailer', instance: 'h:1:a', host: 'h', pid: 1, started_at: '', heartbeat_at: '', interval_ms: 10_000, running: 2, held: 5, live: true, age_ms: 2_000, ...fields,
+      worker: 'mailer', instance: 'h:1:a', host: 'h', pid: 1, started_at: '', heartbeat_at: '', interval_ms: 10_000, running: 2, held: 5, live: true, age_ms: 2_000, suspect: false, ...fields,
     });
     it('shows a THROTTLED column only when an instance reports one (its worker name has limits)', () => {
       expect(instancesLines([instance({})])[1]).to.not.contain('THROTTLED');
@@ -57,6 +57,14 @@ describe('cli: output helpers', () => {
       expect(lines[1]).to.match(/HELD\s+THROTTLED/);
       expect(lines[2]).to.match(/\b5\s+12$/);
       expect(lines[3]).to.match(/\b5\s+-$/);
+    });
+
+    it('lists an instance whose heartbeat is dated ahead as suspect, not live', () => {
+      const lines = instancesLines([instance({}), instance({ instance: 'fake:1', live: false, suspect: true, age_ms: 0, heartbeat_at: '2099-01-01T00:00:00Z' })]);
+      expect(lines[0]).to.equal('live instances: 1');
+      expect(lines.slice(0, 3).join('\n')).to.not.contain('fake:1');
+      expect(lines[3]).to.match(/^suspect instances: 1 \(heartbeat dated ahead/);
+      expect(lines[5]).to.match(/fake:1 .*2099-01-01T00:00:00Z$/);
     });
   });
 

@@ -20,13 +20,30 @@ describe('config', () => {
       dir: '/etc/after/data',
       allowed_hosts: [],
       cors_origins: [],
-      max_document_size: 8_000_000,
+      max_document_size: 1_000_000,
       max_request_size: 64 * 1024 * 1024,
       compact_interval_ms: 300_000,
     });
     expect(config.worker).to.include({ concurrency: 10, lease_ms: 30_000 });
     expect(config.log).to.deep.equal({ level: 'info', dir: '/etc/after/logs' });
     expect(Object.isFrozen(config.worker)).to.equal(true);
+  });
+
+  it('holds tasks to 1 MB by default, at most 8 MB, and the embedded server\'s door follows unless set', () => {
+    expect(parseConfig({}, where).worker.max_task_size).to.equal(1_000_000);
+    const bigger = parseConfig({ worker: { max_task_size: 4_000_000 } }, where);
+    expect([bigger.worker.max_task_size, bigger.embedded.max_document_size]).to.deep.equal([4_000_000, 4_000_000]);
+    const own = parseConfig({ worker: { max_task_size: 2_000_000 }, embedded: { max_document_size: 3_000_000 } }, where);
+    expect([own.worker.max_task_size, own.embedded.max_document_size]).to.deep.equal([2_000_000, 3_000_000]);
+    expect(() => parseConfig({ worker: { max_task_size: 8_000_001 } }, where)).to.throw(ConfigError, /worker\.max_task_size/);
+  });
+
+  it('takes a user for programs (worker.program_user, a command\'s user), null when none is given', () => {
+    expect(parseConfig({}, where).worker.program_user).to.equal(null);
+    const config = parseConfig({ worker: { program_user: 'after-jobs' }, commands: { backup: { argv: ['/bin/true'], user: 'backup' } } }, where);
+    expect([config.worker.program_user, config.commands.backup!.user]).to.deep.equal(['after-jobs', 'backup']);
+    expect(() => parseConfig({ worker: { program_user: 'no such user' } }, where)).to.throw(ConfigError, /worker\.program_user/);
+    expect(() => parseConfig({ commands: { x: { argv: ['/bin/true'], user: 5 } } }, where)).to.throw(ConfigError, /commands\.x\.user/);
   });
 
   it('points at the embedded server when no CouchDB URL is configured', () => {
@@ -241,6 +258,7 @@ describe('config', () => {
       timeout_ms: 3_600_000,
       env: {},
       cwd: null,
+      user: null,
     });
     expect(config.commands.report).to.deep.equal({
       argv: ['/etc/after/bin/report'],
@@ -249,6 +267,7 @@ describe('config', () => {
       timeout_ms: 5_400_000,
       env: { MODE: 'x' },
       cwd: '/etc/after/work',
+      user: null,
     });
     expect(config.commands.quick).to.include({ timeout_ms: 1500 });
     expect(config.commands.quick!.argv).to.deep.equal(['printf', 'hi']);

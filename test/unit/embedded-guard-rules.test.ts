@@ -5,9 +5,10 @@ import {
   documentWriteProblem,
   hostAllowed,
   isLoopback,
-  overlyNestedDocument,
+  documentShapeProblem,
   oversizedDocument,
   routeRule,
+  shapeMayBeWrong,
   type Access,
 } from '../../src/embedded/guard-rules';
 
@@ -41,7 +42,8 @@ describe('embedded server guard: who may make which request', () => {
     ['POST', '/tasks/_view_cleanup', 'admin'],
     ['POST', '/tasks/_purge', 'admin'],
     ['PUT', '/tasks/_revs_limit', 'admin'],
-    ['GET', '/tasks/_security', 'admin'],
+    ['GET', '/tasks/_security', 'anyone'],
+    ['GET', '/tasks/_design_docs', 'anyone'],
     ['PUT', '/tasks/_security', 'admin'],
     ['POST', '/tasks/_temp_view', 'admin'],
     ['POST', '/tasks/_index', 'admin'],
@@ -70,6 +72,11 @@ describe('embedded server guard: who may make which request', () => {
     ['PUT', '/tasks/_local/checkpoint', 'anyone', { body: 'json', writes: 'single' }],
     ['PUT', '/tasks/_local%2Fcheckpoint', 'anyone', { body: 'json', writes: 'single' }],
     ['DELETE', '/tasks/_local/checkpoint', 'anyone'],
+    // pouchdb-security keeps the members in _local/_security: whoever writes it opens the database
+    ['PUT', '/tasks/_local/_security', 'admin'],
+    ['PUT', '/tasks/_local%2F_security', 'admin'],
+    ['GET', '/tasks/_local/_security', 'admin'],
+    ['DELETE', '/tasks/_local/_security?rev=0-1', 'admin'],
     // design documents: read and query, never write
     ['GET', '/tasks/_design/after', 'anyone'],
     ['GET', '/tasks/_design/after/_view/by_worker_status?group=true', 'anyone'],
@@ -102,12 +109,31 @@ describe('embedded server guard: who may make which request', () => {
       if (access === 'admin' || access === 'nobody') expect(rule.reason).to.be.a('string').and.not.equal('');
     });
   }
+
+  it('names the database of every request inside one, so its members apply', () => {
+    expect(routeRule('POST', '/tasks/_find').database).to.equal('tasks');
+    expect(routeRule('GET', '/tasks%5Fcontrol/x').database).to.equal('tasks_control');
+    expect(routeRule('GET', '/tasks/_changes?feed=continuous').database).to.equal('tasks');
+    expect(routeRule('GET', '/').database).to.equal(undefined);
+    expect(routeRule('GET', '/_uuids').database).to.equal(undefined);
+  });
+
+  it('marks where a request carries a Mango selector', () => {
+    expect(routeRule('POST', '/tasks/_find').selector).to.equal('body');
+    expect(routeRule('POST', '/tasks/_explain').selector).to.equal('body');
+    expect(routeRule('GET', '/tasks/_changes?selector=%7B%7D').selector).to.equal('query');
+    expect(routeRule('POST', '/tasks/_changes?selector=%7B%7D').selector).to.equal('query');
+    expect(routeRule('GET', '/tasks/_changes?feed=longpoll').selector).to.equal(undefined);
+  });
 });
 
 describe('embedded server guard: the documents a non-admin writes', () => {
   const cases: Array<{ name: string; writes: 'single' | 'bulk' | 'copy'; request: Parameters<typeof documentWriteProblem>[1]; refused: boolean }> = [
     { name: 'an ordinary task', writes: 'single', request: { body: { worker: 'w' } }, refused: false },
     { name: 'a _local document', writes: 'single', request: { body: { _id: '_local/x' } }, refused: false },
+    { name: 'the document holding the members', writes: 'single', request: { body: { _id: '_local/_security' } }, refused: true },
+    { name: 'the document holding the members, in a bulk', writes: 'bulk', request: { body: { docs: [{ _id: '_local/_security', security: {} }] } }, refused: true },
+    { name: 'a copy onto the document holding the members', writes: 'copy', request: { destination: '_local/_security' }, refused: true },
     { name: 'a body _id naming a design document', writes: 'single', request: { body: { _id: '_design/evil' } }, refused: true },
     { name: 'a reserved _id', writes: 'single', request: { body: { _id: '_security' } }, refused: true },
     { name: '?id= naming a design document', writes: 'single', request: { body: {}, queryId: '_design/evil' }, refused: true },
@@ -137,10 +163,37 @@ describe('embedded server guard: the documents a non-admin writes', () => {
       for (let i = 0; i < depth; i++) value = { a: value };
       return value;
     };
-    expect(overlyNestedDocument({ _id: 'deep', data: nested(101) }, 100)).to.equal('deep: data is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
-    expect(overlyNestedDocument({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
+    expect(documentShapeProblem({ _id: 'deep', data: nested(101) }, 100)).to.equal('deep: data is nested more than 100 levels deep');
+    expect(documentShapeProblem({ data: nested(101) }, 100)).to.equal('the document: data is nested more than 100 levels deep');
+    expect(documentShapeProblem({ docs: [{ _id: 'ok', data: nested(100) }, { job: nested(150) }] }, 100)).to.equal('docs[1]: job is nested more than 100 levels deep');
+    expect(documentShapeProblem({ _id: 'ok', data: nested(100) }, 100)).to.equal(null);
+  });
+
+  it('tells from the bytes alone when a write may be too deep or hold "__proto__", so the walk runs only then', () => {
+    const nestedText = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const cases: Array<[text: string, wrapperLevels: number, may: boolean]> = [
+      [`{"data": ${nestedText(100)}}`, 1, false],
+      [`{"data": ${nestedText(101)}}`, 1, true],
+      [`{"docs": [{"data": ${nestedText(100)}}]}`, 3, false],
+      [`{"docs": [{"data": ${nestedText(101)}}]}`, 3, true],
+      // Brackets in strings (an escaped quote included) are no nesting.
+      [`{"s": "a \\" ${'{['.repeat(200)}"}`, 1, false],
+      ['{"repeat": {"__proto__": 1}}', 1, true],
+      ['{"repeat": {"\\u005f_proto__": 1}}', 1, true],
+    ];
+    for (const [text, wrapperLevels, may] of cases) {
+      JSON.parse(text);
+      expect(shapeMayBeWrong(Buffer.from(text), 100, wrapperLevels), text.slice(0, 60)).to.equal(may);
+    }
+  });
+
+  it('finds a "__proto__" key at any depth below the top (PouchDB would drop it silently), naming its path', () => {
+    const proto = (json: string): unknown => JSON.parse(json);
+    expect(documentShapeProblem(proto('{"_id": "t", "repeat": {"days": 1, "__proto__": {}}}'), 100)).to.match(/^t: repeat\.__proto__: a "__proto__" key/);
+    expect(documentShapeProblem(proto('{"docs": [{"_id": "a"}, {"data": [{"x": {"__proto__": 1}}]}]}'), 100)).to.match(/^docs\[1\]: data\.0\.x\.__proto__: /);
+    expect(documentShapeProblem(proto('{"repeat": {"days": 1, "constructor": 2, "prototype": 3}}'), 100)).to.equal(null);
+    // At the top it starts with "_": the server refuses it itself, as CouchDB does.
+    expect(documentShapeProblem(proto('{"__proto__": {"x": 1}}'), 100)).to.equal(null);
   });
 });
 

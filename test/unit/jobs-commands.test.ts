@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/log';
 import type { RunOutcome, TaskDoc } from '../../src/types';
 
 function binding(overrides: Partial<CommandBinding> & Pick<CommandBinding, 'argv'>): CommandBinding {
-  return { arguments: 'none', stdin: 'none', timeout_ms: null, env: {}, cwd: null, ...overrides };
+  return { arguments: 'none', stdin: 'none', timeout_ms: null, env: {}, cwd: null, user: null, ...overrides };
 }
 
 function task(fields: Partial<TaskDoc> = {}): TaskDoc {

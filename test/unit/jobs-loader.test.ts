@@ -221,14 +221,16 @@ describe('jobs loader', () => {
   });
 
   describe('commands from the config', () => {
-    const bound = (argv: string[]): CommandBinding => ({ argv, arguments: 'none', stdin: 'none', timeout_ms: null, env: {}, cwd: null });
+    const bound = (argv: string[]): CommandBinding => ({ argv, arguments: 'none', stdin: 'none', timeout_ms: null, env: {}, cwd: null, user: null });
 
     it('are jobs like the others, listed by after jobs with their program', async () => {
       const registry = await loadJobs(GOOD_JOBS, { commands: { greet: bound(['/usr/bin/printf', 'hello']) }, configFile: '/etc/after/config.json' });
       expect(registry.problems).to.deep.equal([]);
       expect(registry.names()).to.include('greet');
       expect(await run(registry.resolve('greet'))).to.deep.equal({ kind: 'success', result: { code: 0, stdout: 'hello', stderr: '' } });
-      expect(describeJobs(registry).find((line) => line.startsWith('greet '))).to.match(/command: \/usr\/bin\/printf hello$/);
+      // A root worker runs programs as nobody (program-user.ts), and says so.
+      const runsAs = process.getuid?.() === 0 ? ' as nobody' : '';
+      expect(describeJobs(registry).find((line) => line.startsWith('greet '))).to.match(new RegExp(`command: /usr/bin/printf hello${runsAs}$`));
     });
 
     it('report a name taken by a built-in, a job file or an index export, and a missing program, all at once', async () => {

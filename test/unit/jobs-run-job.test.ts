@@ -123,6 +123,19 @@ describe('runJob', () => {
       expect((doc.job as { arguments: unknown[] }).arguments).to.deep.equal([2, 3, 'test']);
     });
 
+    it('copies a document nested past structuredClone\'s reach (3,000 levels) once, and the job reads it', async () => {
+      let data: unknown = 'bottom';
+      for (let i = 0; i < 3000; i++) data = { a: data };
+      const doc = taskDoc({ data });
+      const outcome = await run((task, ctx) => {
+        let depth = 0;
+        for (let at = ctx.doc.data as { a?: unknown }; typeof at === 'object' && at !== null; at = at.a as { a?: unknown }) depth++;
+        // The emitter's fields are the same copy as ctx.doc: one copy per run.
+        return { depth, same: task.data === ctx.doc.data, copied: ctx.doc.data !== doc.data };
+      }, { doc });
+      expect(outcome).to.deep.equal({ kind: 'success', result: { depth: 3000, same: true, copied: true } });
+    });
+
     it('still works when the document has fields named like EventEmitter members', async () => {
       // JSON.parse makes "__proto__" an own field, as a document read from CouchDB would have it
       const doc = JSON.parse(

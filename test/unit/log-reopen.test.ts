@@ -50,3 +50,39 @@ describe('log files opened again (SIGUSR2)', () => {
     expect(reopenLogFiles(createLogger({ level: 'info', console: false }))).to.deep.equal([]);
   });
 });
+
+describe('log files are their owner\'s only', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-log-'));
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const mode = (file: string): string => (fs.statSync(file).mode & 0o777).toString(8);
+
+  it('creates a worker log 0600 in a new 0700 folder whatever the umask, makes an existing one 0600, and a reopened one too', async () => {
+    const previous = process.umask(0o022);
+    try {
+      const file = path.join(dir, 'logs', 'billing.log');
+      const log = createLogger({ level: 'info', file, console: false });
+      log.info('a line');
+      await waitFor(async () => fs.readFileSync(file, 'utf8').includes('a line'), { timeoutMs: 5000, what: 'the line' });
+      expect(mode(file)).to.equal('600');
+      expect(mode(path.dirname(file))).to.equal('700');
+
+      const older = path.join(dir, 'older.log');
+      fs.writeFileSync(older, 'from an older After\n', { mode: 0o644 });
+      createLogger({ level: 'info', file: older, console: false });
+      expect(mode(older)).to.equal('600');
+
+      fs.renameSync(file, `${file}.1`);
+      reopenLogFiles(log);
+      log.info('after the rotation');
+      await waitFor(async () => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('after the rotation'), { timeoutMs: 5000, what: 'the new file' });
+      expect(mode(file)).to.equal('600');
+    } finally {
+      process.umask(previous);
+    }
+  });
+});

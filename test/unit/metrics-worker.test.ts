@@ -4,7 +4,9 @@
  * feed lag), including a scrape while the database does not answer.
  */
 import { expect } from 'chai';
+import * as http from 'node:http';
 import { SafeEmitter } from '../../src/events';
+import { startMetricsServer } from '../../src/metrics/metrics-server';
 import { createWorkerMetrics, outcomeOf, type MeteredWorker } from '../../src/metrics/worker-metrics';
 import type { StoreHealth } from '../../src/store/types';
 import type { WorkerEvents } from '../../src/worker/events';
@@ -88,4 +90,42 @@ describe('the outcome label of a finished run', () => {
   for (const [finished, label] of cases) {
     it(`${finished.outcome} ending ${finished.status} → ${label}`, () => expect(outcomeOf(finished)).to.equal(label));
   }
+});
+
+describe('the metrics endpoint: Host names (DNS rebinding)', () => {
+  /** A GET with exactly this Host header (fetch would not let a test set it). */
+  function get(port: number, host: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/metrics', headers: { host }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('answers the loopback names and --metrics-allowed-host names, and 421 to any other Host', async () => {
+    const server = await startMetricsServer({ port: 0, allowedHosts: ['prometheus.lan', 'scraper.lan:9999'] });
+    try {
+      const worker = standIn();
+      const metrics = createWorkerMetrics(worker, { defaultMetrics: false });
+      server.use(metrics.registry);
+      const port = Number(new URL(server.url).port);
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `prometheus.lan:${port}`, 'scraper.lan:9999']) {
+        const answer = await get(port, host);
+        expect(answer.status, host).to.equal(200);
+        expect(answer.body, host).to.include('after_');
+      }
+      for (const host of [`evil.test:${port}`, `rebound.attacker.example:${port}`, 'scraper.lan:80', `localhost:${port + 1}`]) {
+        const answer = await get(port, host);
+        expect(answer.status, host).to.equal(421);
+        expect(answer.body, host).to.not.include('after_');
+      }
+      metrics.detach();
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -45,6 +45,9 @@ describe('task dates', () => {
       { name: 'second 60', value: '2013-01-12T10:00:60Z', reason: /second 60/ },
       { name: 'year 0000', value: '0000-01-01', reason: /0001/ },
       { name: 'a five-digit year', value: '10000-01-01', reason: /0001/ },
+      // The worker writes every date it sets in UTC: these would come back as years 0000 and 10000.
+      { name: 'year 0001 at +14:00 (year 0000 in UTC)', value: '0001-01-01T00:00:00.025+14:00', reason: /once in UTC/ },
+      { name: 'year 9999 at -14:00 (year 10000 in UTC)', value: '9999-12-31T23:00:00-14:00', reason: /once in UTC/ },
       { name: 'an expanded year', value: '+002013-01-12', reason: /0001/ },
       { name: 'a zone beyond +14:00', value: '2013-01-12T10:00+15:00', reason: /zone/ },
       { name: 'zone minutes 60', value: '2013-01-12T10:00+01:60', reason: /zone/ },

@@ -9,7 +9,7 @@ const FINISHED = Date.parse('2013-01-12T10:00:02.000Z');
 const run: RunRecord = { startedAtMs: STARTED, finishedAtMs: FINISHED, worker: 'nightly', instance: 'host-1:42' };
 const lease = { instance: 'host-1:42', expires_at: '2013-01-12T10:00:30.000Z' };
 
-function task(fields: Record<string, unknown> = {}): { doc: TaskDoc; parsed: ParsedTask } {
+function task(fields: Record<string, unknown> = {}, minRepeatMs?: number): { doc: TaskDoc; parsed: ParsedTask } {
   const doc: TaskDoc = {
     _id: 'task-1',
     _rev: '3-abc',
@@ -21,7 +21,7 @@ function task(fields: Record<string, unknown> = {}): { doc: TaskDoc; parsed: Par
     note: { kept: true },
     ...fields,
   };
-  const validated = validateTask(doc);
+  const validated = validateTask(doc, minRepeatMs === undefined ? {} : { minRepeatMs });
   if (!validated.ok) throw new Error(`fixture is invalid: ${validated.message}`);
   return { doc, parsed: validated.task };
 }
@@ -29,8 +29,8 @@ function task(fields: Record<string, unknown> = {}): { doc: TaskDoc; parsed: Par
 const success = (result: unknown): RunOutcome => ({ kind: 'success', result });
 const failure: RunOutcome = { kind: 'failure', error: { message: 'boom', code: 'E_BOOM' } };
 
-function after(fields: Record<string, unknown>, outcome: RunOutcome, historyLimit = 10, record = run): TaskDoc {
-  const { doc, parsed } = task(fields);
+function after(fields: Record<string, unknown>, outcome: RunOutcome, historyLimit = 10, record = run, minRepeatMs?: number): TaskDoc {
+  const { doc, parsed } = task(fields, minRepeatMs);
   const frozen = JSON.stringify(doc);
   const next = nextState(doc, parsed, outcome, record, { historyLimit });
   expect(JSON.stringify(doc)).to.equal(frozen, 'nextState mutated its input');
@@ -255,6 +255,52 @@ describe('nextState', () => {
       expect(after({}, later({ delayMs: 1 })).history?.[0]).to.include({ status: 'done' });
       expect(after({}, retry(1)).history?.[0]).to.deep.include({ status: 'error', error: { message: 'not yet', code: 'E_RETRY' } });
       expect(after({}, release(1))).to.not.have.property('history');
+    });
+  });
+
+  describe('no run again sooner than worker.min_repeat_ms after the run ended (issue 19, row 3)', () => {
+    // FINISHED is 10:00:02.000; with a 1 s minimum nothing runs before 10:00:03.000.
+    const failed: RunOutcome = failure;
+    const cases: Array<{ name: string; fields: Record<string, unknown>; outcome: RunOutcome; minRepeatMs?: number; expected: Record<string, unknown> }> = [
+      { name: 'retry.delay 0: raised to the minimum', fields: { retry: { limit: 1_000_000, delay: 0 } }, outcome: failed, expected: { status: 'waiting', date: '2013-01-12T10:00:03.000Z', retries: 1 } },
+      { name: 'retry.delay 0 with backoff, later failures: still the minimum', fields: { retry: { limit: 9, delay: 'PT0S', backoff: 4 }, retries: 5 }, outcome: failed, expected: { date: '2013-01-12T10:00:03.000Z', retries: 6 } },
+      { name: 'retry.delay 200 ms under a 5 s minimum', fields: { retry: { limit: 3, delay: { ms: 200 } } }, outcome: failed, minRepeatMs: 5000, expected: { date: '2013-01-12T10:00:07.000Z' } },
+      { name: 'retry.delay × backoff past the minimum: as asked', fields: { retry: { limit: 9, delay: { ms: 400 }, backoff: 3 }, retries: 2 }, outcome: failed, expected: { date: '2013-01-12T10:00:05.600Z' } },
+      { name: 'ctx.later(0)', fields: {}, outcome: { kind: 'later', result: null, when: { delayMs: 0 } }, expected: { status: 'waiting', date: '2013-01-12T10:00:03.000Z' } },
+      { name: 'ctx.later(a date already past)', fields: {}, outcome: { kind: 'later', result: null, when: { atMs: Date.parse('2013-01-12T09:00:00Z') } }, expected: { date: '2013-01-12T10:00:03.000Z' } },
+      { name: 'ctx.retry(10 ms)', fields: {}, outcome: { kind: 'retry', error: { message: 'again' }, when: { delayMs: 10 } }, expected: { date: '2013-01-12T10:00:03.000Z', retries: 1 } },
+      { name: 'ctx.release(0)', fields: {}, outcome: { kind: 'release', when: { delayMs: 0 } }, expected: { date: '2013-01-12T10:00:03.000Z' } },
+      { name: 'ctx.release(0) on a run-now extra run: run_now raised too', fields: { date: '2013-01-12T12:00:00Z', repeat: { hours: 2 }, run_now: DATE }, outcome: { kind: 'release', when: { delayMs: 0 } }, expected: { date: '2013-01-12T12:00:00Z', run_now: '2013-01-12T10:00:03.000Z' } },
+      { name: 'ctx.later(2 min) under a 1 min minimum: as asked', fields: {}, outcome: { kind: 'later', result: null, when: { delayMs: 120_000 } }, minRepeatMs: 60_000, expected: { date: '2013-01-12T10:02:02.000Z' } },
+      // Starts stay a whole repeat apart, which validate holds to the minimum: a run that outlasted
+      // its 1 s interval (10:00:00.250 to 10:00:02) is followed by the series' own next date.
+      { name: 'a repeat keeps its own dates (validate refuses one shorter than the minimum)', fields: { repeat: { seconds: 1 } }, outcome: success(null), expected: { date: '2013-01-12T10:00:02.000Z' } },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        expect(after(c.fields, c.outcome, 10, run, c.minRepeatMs)).to.deep.include(c.expected);
+      });
+    }
+  });
+
+  describe('no document larger than worker.max_task_size (issue 19, row 5)', () => {
+    it('a result that would make the task too big is not stored: the run fails with E_TASK_TOO_LARGE, the old result stays', () => {
+      const next = after({ result: 'small', data: 'x'.repeat(600_000) }, success('y'.repeat(500_000)));
+      expect(next.status).to.equal('error');
+      expect(next.error?.code).to.equal('E_TASK_TOO_LARGE');
+      expect(next.error?.message).to.match(/^the job's result would make the task \d+ bytes, more than the 1000000 a task may have \(worker\.max_task_size\)/);
+      expect(next.result).to.equal('small');
+      expect(next.executions).to.equal(1);
+    });
+
+    it('with a retry policy, that failure is retried like any other', () => {
+      const next = after({ retry: { limit: 2 }, data: 'x'.repeat(600_000) }, success('y'.repeat(500_000)));
+      expect(next).to.deep.include({ status: 'waiting', retries: 1 });
+      expect(next.error?.code).to.equal('E_TASK_TOO_LARGE');
+    });
+
+    it('a result that fits is stored', () => {
+      expect(after({ data: 'x'.repeat(600_000) }, success('y'.repeat(300_000)))).to.deep.include({ status: 'done', result: 'y'.repeat(300_000) });
     });
   });
 

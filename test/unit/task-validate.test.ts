@@ -117,6 +117,8 @@ describe('validateTask', () => {
       { name: 'timeout past setTimeout\'s limit', change: { timeout: 2_147_483_648 }, field: 'timeout' },
       { name: 'huge timeout', change: { timeout: 1e308 }, field: 'timeout' },
       { name: 'numeric _id', change: { _id: 5 }, field: '_id' },
+      { name: '_id ".." (no URL can name it)', change: { _id: '..' }, field: '_id' },
+      { name: '_id "."', change: { _id: '.' }, field: '_id' },
       { name: 'a priority as a string', change: { priority: 'high' }, field: 'priority', mentions: /"high"/ },
       { name: 'a fractional priority', change: { priority: 2.5 }, field: 'priority' },
       { name: 'a priority past the safe integers', change: { priority: 2 ** 60 }, field: 'priority' },

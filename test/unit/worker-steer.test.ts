@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { registryFromFunctions } from '../../src/api';
+import { rendezvousOwner } from '../../src/worker/peers/membership';
 import { closeSimulationsAfterEach, iso, Simulation, START_MS } from '../helpers/memory-worker';
 
 const pause = (sim: Simulation, worker = 'nightly'): Promise<void> => sim.pauseName(worker, { paused: true });
@@ -43,14 +44,15 @@ describe('worker (in memory): pausing a worker name', () => {
     await pause(sim);
     await sim.settle();
     expect([a.worker.paused, b.worker.paused]).to.deep.equal([true, true]);
-    const ids = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6'];
+    // Three tasks owned by each instance (instance ids are random: fixed task ids could all fall to one).
+    const ids = tasksSplitBetween([a.worker.instance, b.worker.instance], 3);
     for (const [i, id] of ids.entries()) await sim.post({ _id: id, date: iso(START_MS + i * 1000) });
     await sim.advance(60_000);
     expect(sim.runs, 'no run while paused').to.have.length(0);
 
     await resume(sim);
     await sim.until(async () => (await Promise.all(ids.map((id) => sim.get(id)))).every((doc) => doc.status === 'done'));
-    expect(sim.runs.map((run) => run.id).sort()).to.deep.equal(ids);
+    expect(sim.runs.map((run) => run.id).sort()).to.deep.equal([...ids].sort());
     expect(new Set(sim.runs.map((run) => run.worker)), 'both instances took part').to.deep.equal(new Set(['a', 'b']));
   });
 });
@@ -241,3 +243,16 @@ describe('worker (in memory): reload', () => {
     expect(doc.error?.message).to.match(/unknown job "succeeds"/);
   });
 });
+
+/** `perInstance` task ids owned by each of `instances`, by the workers' own rendezvous hashing. */
+function tasksSplitBetween(instances: string[], perInstance: number): string[] {
+  const ids: string[] = [];
+  const owned = new Map(instances.map((instance) => [instance, 0]));
+  for (let n = 1; ids.length < perInstance * instances.length; n++) {
+    const owner = rendezvousOwner(instances, `p${n}`);
+    if (owned.get(owner)! === perInstance) continue;
+    owned.set(owner, owned.get(owner)! + 1);
+    ids.push(`p${n}`);
+  }
+  return ids;
+}

@@ -11,6 +11,7 @@
  */
 import { TaskInvalidError } from '../../errors';
 import { checkStringArguments, DEFAULT_PROGRAM_TIMEOUT_MS, programEnvironment, runProgram, type ExecResult } from '../program';
+import type { ProgramUser } from '../program-user';
 import { jobArguments, type JobContext, type JobTask } from '../run-job';
 
 export { EXEC_KILL_GRACE_MS, EXEC_OUTPUT_LIMIT, type ExecResult } from '../program';
@@ -18,6 +19,8 @@ export { EXEC_KILL_GRACE_MS, EXEC_OUTPUT_LIMIT, type ExecResult } from '../progr
 export interface ExecOptions {
   /** Limit of a run whose task sets no `timeout`; 0: none. @default DEFAULT_PROGRAM_TIMEOUT_MS (1 h) */
   defaultTimeoutMs?: number;
+  /** The user programs run as (program-user.ts); none: the worker's own. */
+  user?: ProgramUser;
 }
 
 /** The exec job, with its default time limit. */
@@ -27,7 +30,8 @@ export function createExecJob(options: ExecOptions = {}): (task: JobTask, ctx: J
     const argv = execArgv(jobArguments(ctx.doc));
     return runProgram({
       argv,
-      env: programEnvironment(ctx.doc._id),
+      env: programEnvironment(ctx.doc._id, {}, options.user),
+      ...(options.user ? { user: options.user } : {}),
       signal: ctx.signal,
       // The task's own `timeout`, when it has one, is applied by the runner through ctx.signal.
       timeoutMs: typeof ctx.doc.timeout === 'number' ? undefined : defaultTimeoutMs,

@@ -3,17 +3,24 @@
  * keeps one document about itself in the control database `<tasks db>_control`
  * (`instance:<worker>:<instance>`, written by the worker's control link every 10 s and deleted
  * when it stops cleanly). An instance whose last heartbeat is older than STALE_AFTER_BEATS of its
- * intervals, by the database's clock, is not live (a crash, a kill -9).
+ * intervals, by the database's clock, is not live (a crash, a kill -9). One whose heartbeat is
+ * dated further ahead than the workers believe (membership.ts) is shown as suspect, never live:
+ * the workers ignore it too.
  */
 import { CouchRequestError } from '../../errors';
 import type { Connection } from '../connection';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, PAUSE_PREFIX, STALE_AFTER_BEATS, controlDbName, isPausing, type InstanceDoc } from '../schema';
+import { believedIntervalMs, DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, isFutureHeartbeat, PAUSE_PREFIX, STALE_AFTER_BEATS, controlDbName, isPausing, type InstanceDoc } from '../schema';
 
 export interface InstanceView extends Omit<InstanceDoc, '_id' | '_rev' | 'type'> {
-  /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now. */
+  /** Heartbeat within STALE_AFTER_BEATS intervals of the database's time now (and not dated ahead). */
   live: boolean;
-  /** Milliseconds since the last heartbeat, by the database's clock. */
+  /** Milliseconds since the last heartbeat, by the database's clock (0 for one dated ahead). */
   age_ms: number;
+  /**
+   * The heartbeat is dated more than HEARTBEAT_FUTURE_TOLERANCE_MS ahead of the database's clock:
+   * a clock far off or a forged document, which no worker counts as live.
+   */
+  suspect: boolean;
 }
 
 export interface WorkersView {
@@ -48,9 +55,11 @@ export async function readWorkers(conn: Connection): Promise<WorkersView> {
     .map((row): unknown => row.doc)
     .filter((doc): doc is InstanceDoc => isInstanceDoc(doc))
     .map(({ _id: _ignoredId, _rev: _ignoredRev, type: _type, ...doc }) => {
-      const ageMs = Math.max(0, nowMs - Date.parse(doc.heartbeat_at));
-      const intervalMs = doc.interval_ms > 0 ? doc.interval_ms : DEFAULT_INSTANCE_HEARTBEAT_MS;
-      return { ...doc, live: ageMs < STALE_AFTER_BEATS * intervalMs, age_ms: ageMs };
+      const heartbeatMs = Date.parse(doc.heartbeat_at);
+      const suspect = isFutureHeartbeat(heartbeatMs, nowMs);
+      const ageMs = Math.max(0, nowMs - heartbeatMs);
+      const intervalMs = believedIntervalMs(doc.interval_ms, DEFAULT_INSTANCE_HEARTBEAT_MS);
+      return { ...doc, live: !suspect && ageMs < STALE_AFTER_BEATS * intervalMs, age_ms: ageMs, suspect };
     })
     .sort((a, b) => b.heartbeat_at.localeCompare(a.heartbeat_at));
   const paused = rows

@@ -43,10 +43,23 @@ export function rescheduleIntent(date: string): TaskIntent {
   return { action: 'reschedule', date, done: (doc) => doc === null || doc.date === date };
 }
 
+/**
+ * `id`, when a request can name it in a URL path. `.` and `..` cannot: URL handling resolves
+ * them away before the request leaves (WHATWG URL, whatever the percent-encoding: `%2E%2E` is
+ * `..` too), so `GET /tasks/..` would read the server's welcome, and `DELETE` would aim at the
+ * database itself. The dashboard refuses them the same way (ui/dashboard-data.ts).
+ */
+export function addressableTaskId(id: string): string {
+  if (id === '.' || id === '..') {
+    throw new AfterError('E_RESERVED_ID', `task id ${JSON.stringify(id)} cannot be used: a URL resolves "." and ".." away (/tasks/.. is the server itself)`);
+  }
+  return id;
+}
+
 /** Create a task; with an `_id`, a second create is E_TASK_EXISTS and nothing is overwritten. */
 export async function createTask(conn: Connection, doc: Record<string, unknown>): Promise<{ id: string; rev: string }> {
   const body = { ...doc, status: doc.status ?? 'waiting' };
-  const id = typeof doc._id === 'string' ? doc._id : undefined;
+  const id = typeof doc._id === 'string' ? addressableTaskId(doc._id) : undefined;
   try {
     const res = id === undefined
       ? await conn.request<{ id: string; rev: string }>({ method: 'POST', path: '', body })
@@ -61,7 +74,7 @@ export async function createTask(conn: Connection, doc: Record<string, unknown>)
 /** The task, or E_TASK_NOT_FOUND (a deleted task is not found either). */
 export async function getTask(conn: Connection, id: string): Promise<TaskDoc> {
   try {
-    return (await conn.request<TaskDoc>({ path: docPath(id) })).body;
+    return (await conn.request<TaskDoc>({ path: docPath(addressableTaskId(id)) })).body;
   } catch (err) {
     if (isDocNotFound(err)) throw taskNotFound(id, err);
     throw err;

@@ -278,7 +278,7 @@ export class MemoryStore implements TaskStore {
   }
 }
 
-/** What the unreachable index holds (design.ts UNREACHABLE). */
+/** What the unreachable index holds (schema.ts UNREACHABLE). */
 function isUnreachable(doc: Record<string, unknown>): boolean {
   const status = doc.status;
   if (status === undefined || !(STATUSES as readonly unknown[]).includes(status)) return true;

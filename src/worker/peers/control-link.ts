@@ -12,8 +12,9 @@
  */
 import * as os from 'node:os';
 import { CouchRequestError, toError } from '../../errors';
+import { formatDuration } from '../../format-duration';
 import type { Logger } from '../../log';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, REQUEST_PREFIX, instanceDocId, isPausing, parseRequest, pauseDocId, type InstanceDoc, type TaskRequest } from '../../store/schema';
+import { believedIntervalMs, DEFAULT_INSTANCE_HEARTBEAT_MS, INSTANCE_PREFIX, REQUEST_PREFIX, instanceDocId, isPausing, parseRequest, pauseDocId, type InstanceDoc, type TaskRequest } from '../../store/schema';
 import type { ControlDoc, ControlStore, Feed } from '../../store/types';
 import { Membership } from './membership';
 
@@ -48,6 +49,8 @@ export class ControlLink {
   private connected = false;
   private ownHeartbeatSeen = false;
   private missingReported = false;
+  /** Instance documents whose heartbeat was dated too far ahead, already reported (once each). */
+  private readonly futureReported = new Set<string>();
   private beating: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ControlLinkOptions) {
@@ -189,9 +192,10 @@ export class ControlLink {
           continue;
         }
         const heartbeatMs = typeof doc.heartbeat_at === 'string' ? Date.parse(doc.heartbeat_at) : NaN;
-        const intervalMs = typeof doc.interval_ms === 'number' && doc.interval_ms > 0 ? doc.interval_ms : DEFAULT_INSTANCE_HEARTBEAT_MS;
-        if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true });
-        else this.membership.observe({ instance, heartbeatMs, intervalMs });
+        const intervalMs = believedIntervalMs(typeof doc.interval_ms === 'number' ? doc.interval_ms : NaN, DEFAULT_INSTANCE_HEARTBEAT_MS);
+        const seenAtMs = this.options.dbNow();
+        if (doc._deleted || !Number.isFinite(heartbeatMs)) this.membership.observe({ instance, gone: true }, seenAtMs);
+        else if (this.membership.observe({ instance, heartbeatMs, intervalMs }, seenAtMs) === 'future') this.reportFuture(id, String(doc.heartbeat_at), heartbeatMs - seenAtMs);
         membershipTouched = true;
       } else if (id === pauseDocId(worker)) {
         const paused = isPausing(doc);
@@ -207,5 +211,14 @@ export class ControlLink {
     }
     if (membershipTouched) this.refresh();
     if (announcedNow && !this.stopped) this.options.onMembershipChange();
+  }
+
+  /** Once per document: a heartbeat dated ahead is a clock far off or a forged document, and it does not count. */
+  private reportFuture(id: string, heartbeatAt: string, aheadMs: number): void {
+    if (this.futureReported.has(id)) return;
+    this.futureReported.add(id);
+    this.options.log.warn(
+      `instance document ${id} dates its heartbeat ${heartbeatAt}, ${formatDuration(aheadMs)} ahead of the database's clock: ignored, the instance does not count as live (a clock far off, or a document written by someone else)`,
+    );
   }
 }
