@@ -52,6 +52,25 @@ export interface EmbeddedConfig {
   max_request_size: number;
   /** Time between compactions of every database; 0 turns compaction off. @default 300000 */
   compact_interval_ms: number;
+  /**
+   * How often the server brings the dashboard's views up to date by itself (as CouchDB's
+   * background indexer does), so that no reader waits for them; 0 turns it off. @default 1000
+   */
+  warm_interval_ms: number;
+}
+
+export interface StatsConfig {
+  /** Workers record their run figures in `<db>_stats` (one write per instance per minute at most). @default true */
+  record: boolean;
+  /** Figures older than this many days are deleted. @default 90 */
+  retention_days: number;
+}
+
+export interface UiConfig {
+  /** Signed-in users with this role (or admins) may act on tasks; other members only read. @default "after-operator" */
+  operator_role: string;
+  /** A dashboard session unused this long ends (sign in again). @default 1800000 (30 min) */
+  session_idle_ms: number;
 }
 
 export interface WorkerConfig {
@@ -143,6 +162,8 @@ export interface AfterConfig {
   limits: Readonly<Record<string, LimitConfig>>;
   embedded: EmbeddedConfig;
   worker: WorkerConfig;
+  stats: StatsConfig;
+  ui: UiConfig;
   log: LogConfig;
   /** Where pid files, logs of background processes and pm2 state go (AFTER_HOME). */
   home: string;
@@ -163,6 +184,7 @@ export const DEFAULTS = {
     max_document_size: 8_000_000,
     max_request_size: 64 * 1024 * 1024,
     compact_interval_ms: 300_000,
+    warm_interval_ms: 1000,
   },
   worker: {
     concurrency: 10,
@@ -176,6 +198,8 @@ export const DEFAULTS = {
     claim_grace_ms: 2000,
     program_timeout_ms: 3_600_000,
   },
+  stats: { record: true, retention_days: 90 },
+  ui: { operator_role: 'after-operator', session_idle_ms: 1_800_000 },
   log: { level: 'info', dir: './logs' },
 } as const;
 
@@ -210,7 +234,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const env = where.env ?? {};
   const v = new Validator(where.file);
   const root = v.object(raw, '');
-  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'limits', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'limits', 'embedded', 'worker', 'stats', 'ui', 'log', '$schema', 'comment']);
   const builtins = v.object(root.builtins ?? {}, 'builtins');
   v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
@@ -220,6 +244,10 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   v.onlyKeys(embedded, 'embedded', Object.keys(DEFAULTS.embedded));
   const worker = v.object(root.worker ?? {}, 'worker');
   v.onlyKeys(worker, 'worker', Object.keys(DEFAULTS.worker));
+  const stats = v.object(root.stats ?? {}, 'stats');
+  v.onlyKeys(stats, 'stats', Object.keys(DEFAULTS.stats));
+  const ui = v.object(root.ui ?? {}, 'ui');
+  v.onlyKeys(ui, 'ui', Object.keys(DEFAULTS.ui));
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level', 'dir']);
 
@@ -252,6 +280,14 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     limits: parseLimits(v, root.limits ?? {}),
     embedded: parseEmbedded(v, embedded, DEFAULTS.embedded, resolve),
     worker: parseWorker(v, worker, DEFAULTS.worker),
+    stats: {
+      record: v.boolean(stats.record, 'stats.record', DEFAULTS.stats.record),
+      retention_days: v.integer(stats.retention_days, 'stats.retention_days', DEFAULTS.stats.retention_days, 1, 3650),
+    },
+    ui: {
+      operator_role: v.string(ui.operator_role, 'ui.operator_role', DEFAULTS.ui.operator_role),
+      session_idle_ms: v.integer(ui.session_idle_ms, 'ui.session_idle_ms', DEFAULTS.ui.session_idle_ms, 60_000, 7 * 86_400_000),
+    },
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
     file: where.file === '(defaults)' ? null : where.file,

@@ -22,6 +22,7 @@ export interface LauncherSettings {
   maxDocumentBytes: number;
   maxRequestBytes: number;
   compactIntervalMs: number;
+  warmIntervalMs: number;
   revsLimit: number;
 }
 
@@ -39,6 +40,7 @@ export function launcherSettings(options: EmbeddedOptions, logFile: string, admi
     maxDocumentBytes,
     maxRequestBytes: options.maxRequestSize ?? DEFAULTS.embedded.max_request_size,
     compactIntervalMs: options.compactIntervalMs ?? DEFAULTS.embedded.compact_interval_ms,
+    warmIntervalMs: options.warmIntervalMs ?? DEFAULTS.embedded.warm_interval_ms,
     revsLimit: REVS_LIMIT,
   };
 }

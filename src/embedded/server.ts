@@ -41,6 +41,8 @@ export interface EmbeddedOptions {
   maxRequestSize?: number;
   /** Time between compaction passes; 0 = never. @default 300000 */
   compactIntervalMs?: number;
+  /** How often the dashboard's views are brought up to date; 0 = never. @default 1000 */
+  warmIntervalMs?: number;
   log?: Logger;
 }
 

@@ -30,6 +30,14 @@ export interface TaskRequest {
   date?: string;
 }
 
+/** One run in progress as a heartbeat document lists it (`running_now`). */
+export interface RunNow {
+  id: string;
+  job: string;
+  /** When it started, ISO 8601, database clock. */
+  since: string;
+}
+
 /** An instance's heartbeat document (`instance:<worker>:<instance>`). */
 export interface InstanceDoc {
   _id: string;
@@ -47,6 +55,8 @@ export interface InstanceDoc {
   held: number;
   /** Due tasks waiting for a rate or concurrency limit (only when the worker name has limits). */
   throttled?: number;
+  /** The runs in progress (at most 20, longest-running first), each since when (database clock). */
+  running_now?: RunNow[];
 }
 
 export function instanceDocId(worker: string, instance: string): string {

@@ -18,6 +18,8 @@ import { CouchRequestError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { STATUSES } from '../types';
 import { CONTROL_REVS_LIMIT, controlDbName } from './control';
+import { dashboardIndexesFor, LISTS_DOC_BODY, LISTS_DOC_ID } from './dashboard-design';
+import { STATS_DESIGN_BODY, STATS_DESIGN_ID, statsDbName } from './run-stats-db';
 import { detectServer, docPath, openConnection, type Connection } from './connection';
 import type { ServerInfo } from './types';
 import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
@@ -189,6 +191,14 @@ export async function initDatabase(config: AfterConfig, options: InitOptions = {
     if (validate === false) steps.push(await removeDoc(conn, VALIDATE_DOC_ID, 'asked with --no-validate'));
     steps.push(await ensureDatabase(conn, controlDbName(conn.dbName)));
     steps.push(await ensureRevsLimit(conn, server, controlDbName(conn.dbName), CONTROL_REVS_LIMIT));
+    // The dashboard's reads (dashboard-design.ts) and the run figures' database (run-stats-db.ts).
+    for (const index of dashboardIndexesFor(server.kind)) steps.push(await ensureIndex(conn, index));
+    if (server.kind !== 'couchdb') steps.push(await ensureDesignDoc(conn, LISTS_DOC_ID, LISTS_DOC_BODY));
+    const stats = await ensureDatabase(conn, statsDbName(conn.dbName));
+    steps.push(stats);
+    if (stats.outcome === 'created') await copySecurity(conn, statsDbName(conn.dbName));
+    steps.push(await ensureRevsLimit(conn, server, statsDbName(conn.dbName), CONTROL_REVS_LIMIT));
+    steps.push(await ensureDesignDoc(conn, STATS_DESIGN_ID, STATS_DESIGN_BODY, statsDbName(conn.dbName)));
   } finally {
     conn.close();
   }
@@ -243,14 +253,14 @@ async function ensureIndex(conn: Connection, index: MangoIndex & { partial?: Rec
  * stored document is replaced whole: a function an older After put there (the validator that
  * lived in `_design/after`) goes with the rewrite.
  */
-async function ensureDesignDoc(conn: Connection, id: string, body: Record<string, unknown>): Promise<InitStep> {
-  const what = `design document ${id}`;
-  const stored = await readDoc(conn, id);
+async function ensureDesignDoc(conn: Connection, id: string, body: Record<string, unknown>, db = conn.dbName): Promise<InitStep> {
+  const what = `design document ${id}${db === conn.dbName ? '' : ` of ${db}`}`;
+  const stored = await readDoc(conn, id, db);
   if (stored && sameContent(stored, body) && Object.keys(stored).every((key) => key.startsWith('_') || key in body)) {
     return { what, outcome: 'unchanged' };
   }
   const doc = { _id: id, ...(stored ? { _rev: stored._rev } : {}), ...body };
-  await conn.request({ method: 'PUT', path: docPath(id), body: doc });
+  await conn.request({ method: 'PUT', path: docPath(id), body: doc, db });
   return { what, outcome: stored ? 'updated' : 'created' };
 }
 
@@ -263,12 +273,24 @@ async function removeDoc(conn: Connection, id: string, why: string): Promise<Ini
   return { what, outcome: 'removed', detail: why };
 }
 
-async function readDoc(conn: Connection, id: string): Promise<Record<string, unknown> | null> {
+async function readDoc(conn: Connection, id: string, db = conn.dbName): Promise<Record<string, unknown> | null> {
   try {
-    return (await conn.request<Record<string, unknown>>({ path: docPath(id) })).body;
+    return (await conn.request<Record<string, unknown>>({ path: docPath(id), db })).body;
   } catch (err) {
     if (err instanceof CouchRequestError && err.status === 404) return null;
     throw err;
+  }
+}
+
+/**
+ * A new database beside the tasks one gets the tasks database's readers and writers (its
+ * `_security`): the workers that write tasks write their run figures there too, and the
+ * dashboard's signed-in members read them.
+ */
+async function copySecurity(conn: Connection, db: string): Promise<void> {
+  const security = (await conn.request<Record<string, unknown>>({ path: '_security' })).body;
+  if (security && typeof security === 'object' && Object.keys(security).length > 0) {
+    await conn.request({ method: 'PUT', path: '_security', db, body: security });
   }
 }
 

@@ -15,6 +15,7 @@ import { systemClock, within, type Clock } from '../clock';
 import type { AfterConfig } from '../config';
 import { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
+import { trackRunsNow } from '../metrics/runs-now';
 import type { Logger } from '../log';
 import type { StoreHealth, TaskStore } from '../store/types';
 import { DEFAULT_INSTANCE_HEARTBEAT_MS } from '../store/control';
@@ -145,6 +146,8 @@ export class Worker implements WorkerCore {
       timeoutMs: config.worker.timeout_ms,
       historyLimit: config.worker.history_limit,
     });
+    // What runs now and since when, for the heartbeat (after status, the dashboard's instances).
+    const runsNow = trackRunsNow(this.events, () => store.dbNow());
     this.control = new ControlLink({
       store: store.control,
       worker: options.name,
@@ -154,7 +157,7 @@ export class Worker implements WorkerCore {
       heartbeatIntervalMs: options.instanceHeartbeatMs ?? DEFAULT_INSTANCE_HEARTBEAT_MS,
       pid: options.pid ?? process.pid,
       feedHeartbeatMs: config.worker.heartbeat_ms,
-      report: () => ({ running: this.slots.running, held: this.table.size, ...(ready.limited ? { throttled: ready.throttledCount } : {}) }),
+      report: () => ({ running: this.slots.running, held: this.table.size, ...(ready.limited ? { throttled: ready.throttledCount } : {}), running_now: runsNow.field() }),
       onMembershipChange: () => {
         ready.membershipChanged(this.control.membership.live, this.control.announced);
         this.decisions.redecideHeld();
