@@ -64,6 +64,8 @@ export interface StatsConfig {
   record: boolean;
   /** Figures older than this many days are deleted. @default 90 */
   retention_days: number;
+  /** How often an instance writes its figures (tests and demos shorten it). @default 60000 */
+  flush_ms: number;
 }
 
 export interface UiConfig {
@@ -198,7 +200,7 @@ export const DEFAULTS = {
     claim_grace_ms: 2000,
     program_timeout_ms: 3_600_000,
   },
-  stats: { record: true, retention_days: 90 },
+  stats: { record: true, retention_days: 90, flush_ms: 60_000 },
   ui: { operator_role: 'after-operator', session_idle_ms: 1_800_000 },
   log: { level: 'info', dir: './logs' },
 } as const;
@@ -283,6 +285,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     stats: {
       record: v.boolean(stats.record, 'stats.record', DEFAULTS.stats.record),
       retention_days: v.integer(stats.retention_days, 'stats.retention_days', DEFAULTS.stats.retention_days, 1, 3650),
+      flush_ms: v.integer(stats.flush_ms, 'stats.flush_ms', DEFAULTS.stats.flush_ms, 1000, 3_600_000),
     },
     ui: {
       operator_role: v.string(ui.operator_role, 'ui.operator_role', DEFAULTS.ui.operator_role),

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log';
 import { detectServer, openConnection } from '../store/connection';
-import { allowedHosts } from '../ui/request-guard';
+import { allowedHosts, LOOPBACK_NAMES } from '../ui/request-guard';
 import { isLoopbackHost, startDashboard } from '../ui/server';
 import type { CliContext } from './context';
 import { collectHostNames, integerIn } from './options';
@@ -16,7 +16,7 @@ export function registerUiCommand(program: Command, ctx: CliContext): void {
     .command('ui')
     .description('serve the web dashboard: charts, every task by status with search, bulk actions, schedules, instances; sign-in with the database\'s users')
     .option('--port <n>', 'port to listen on (0: any free port)', integerIn(0, 65535), DEFAULT_UI_PORT)
-    .option('--host <host>', 'address to bind; anyone who reaches it can act on tasks with the worker\'s database credentials', '127.0.0.1')
+    .option('--host <host>', 'address to bind; on an address other than loopback every user signs in with a user of the database', '127.0.0.1')
     .option(
       '--allowed-host <name>',
       'also answer under this name or address (name[:port]; repeatable), e.g. a LAN address with --host 0.0.0.0, or a reverse proxy\'s name',
@@ -48,9 +48,10 @@ export function registerUiCommand(program: Command, ctx: CliContext): void {
       });
       ctx.out.line(`dashboard at ${dashboard.url} for ${conn.dbName} on ${conn.displayUrl} (${server.kind} ${server.version})${dashboard.loginRequired ? ', sign-in with the database\'s users' : ''}; Ctrl-C stops it`);
       const answersUnder = allowedHosts(opts.host, opts.allowedHost);
-      if (!isLoopbackHost(opts.host)) {
+      if (!LOOPBACK_NAMES.includes(opts.host) && opts.host !== '::1') {
         const names = [...answersUnder.local, ...answersUnder.extra.map((h) => (h.port === undefined ? h.name : `${h.name}:${h.port}`))];
-        ctx.out.warn(`after: the dashboard listens on ${opts.host} and asks every user to sign in with the database's users. It answers only under ${names.join(', ')} (add names with --allowed-host); serve it behind HTTPS, since passwords cross the network`);
+        const who = isLoopbackHost(opts.host) ? '' : " and asks every user to sign in with the database's users (serve it behind HTTPS: passwords cross the network)";
+        ctx.out.warn(`after: the dashboard listens on ${opts.host}${who}. It answers only under ${names.join(', ')} (add names with --allowed-host)`);
       }
       await stop.requested;
       await dashboard.close();

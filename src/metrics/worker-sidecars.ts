@@ -85,7 +85,7 @@ export async function startWorkerWithSidecars(options: WorkerOptions & Omit<Side
 function recordRunFigures(worker: Worker, options: WorkerOptions): () => Promise<void> {
   if (!options.config.stats.record) return async () => undefined;
   const conn = openConnection(options.config, { log: options.log });
-  const recorder = startRunStatsRecorder(worker, { conn, log: options.log, retentionDays: options.config.stats.retention_days });
+  const recorder = startRunStatsRecorder(worker, { conn, log: options.log, retentionDays: options.config.stats.retention_days, flushEveryMs: options.config.stats.flush_ms });
   return async () => {
     await recorder.stop().catch((err: Error) => options.log.debug(`last run figures not written: ${err.message}`));
     conn.close();

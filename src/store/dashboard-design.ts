@@ -49,16 +49,20 @@ export const LISTS_DOC_ID = '_design/after-lists';
 
 /** The job name of a document in either form, as the views below compute it. */
 const JOB_NAME_JS = "var job = typeof doc.job === 'string' ? doc.job : (doc.job && typeof doc.job.name === 'string' ? doc.job.name : null);";
-/** Documents a list shows: a task with a string worker, status and date (what the Mango indexes hold). */
-const LISTED_JS = "if (typeof doc.worker !== 'string' || typeof doc.status !== 'string' || typeof doc.date !== 'string') { return; }";
+/**
+ * Documents a list shows: a task with a string worker and date, and a status (none means
+ * `waiting`, SPEC §3: a task posted without one is listed as waiting at once).
+ */
+const LISTED_JS =
+  "if (typeof doc.worker !== 'string' || typeof doc.date !== 'string' || (doc.status !== undefined && typeof doc.status !== 'string')) { return; } var status = doc.status === undefined ? 'waiting' : doc.status;";
 
 /** pouchdb-server's list views: the keys of the Mango indexes above and of design.ts's. */
 export const LISTS_DOC_BODY = {
   language: 'javascript',
   views: {
-    by_status: { map: `function (doc) { ${LISTED_JS} emit([doc.status, doc.date], null); }` },
-    by_worker: { map: `function (doc) { ${LISTED_JS} emit([doc.worker, doc.status, doc.date], null); }` },
-    by_job: { map: `function (doc) { ${LISTED_JS} ${JOB_NAME_JS} if (job !== null) { emit([job, doc.status, doc.date], null); } }`, reduce: '_count' },
+    by_status: { map: `function (doc) { ${LISTED_JS} emit([status, doc.date], null); }` },
+    by_worker: { map: `function (doc) { ${LISTED_JS} emit([doc.worker, status, doc.date], null); }` },
+    by_job: { map: `function (doc) { ${LISTED_JS} ${JOB_NAME_JS} if (job !== null) { emit([job, status, doc.date], null); } }`, reduce: '_count' },
     dependents: {
       map: "function (doc) { if (typeof doc.worker !== 'string' || !Array.isArray(doc.after)) { return; } for (var i = 0; i < doc.after.length; i++) { if (typeof doc.after[i] === 'string') { emit(doc.after[i], null); } } }",
     },

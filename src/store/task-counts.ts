@@ -31,7 +31,8 @@ export async function readStatusCountsWithLag(read: ReadSide): Promise<{ counts:
   const grouped = await viewRows(read, counts.view, { group_level: counts.groupLevel });
   const result = grouped.rows.map((row) => {
     const key = row.key as unknown[];
-    return { worker: String(key[0]), status: typeof key[1] === 'string' ? key[1] : String(key[1] ?? '(none)'), count: Number(row.value) };
+    // No status means waiting (SPEC §3).
+    return { worker: String(key[0]), status: typeof key[1] === 'string' ? key[1] : key[1] === null || key[1] === undefined ? 'waiting' : String(key[1]), count: Number(row.value) };
   });
   let lag = grouped.lag;
   if (counts.unindexed) {

@@ -81,7 +81,28 @@ export async function readTaskPage(read: ReadSide, query: PageQuery): Promise<Ta
   }
   const order = query.order ?? 'asc';
   const found = await Promise.all(ranges.map((range) => readRange(read, range, { order, limit, cursor: query.cursor, before: query.before })));
+  // CouchDB's indexes leave out a task posted without a status (it means waiting) until a
+  // worker gives it one: the waiting list takes them from the small index of such tasks.
+  if (read.kind === 'couchdb' && query.status === 'waiting') found.push(await readStatusless(read, { ...query, order, limit }));
   return mergePages(found, order, limit);
+}
+
+/** Status-less tasks (CouchDB's `unreachable` partial index, a few at most) as one range of the waiting list. */
+async function readStatusless(read: ReadSide, query: PageQuery & { order: 'asc' | 'desc'; limit: number }): Promise<RangeResult> {
+  const qs: Record<string, unknown> = { reduce: false, include_docs: true, limit: SCAN_LIMIT };
+  if (query.worker !== undefined) qs.key = [query.worker];
+  const rows = (await viewRows(read, listViews(read.kind).counts.unindexed!, qs)).rows;
+  const after = (doc: TaskDoc): boolean => {
+    if (!query.cursor) return true;
+    const byDate = compare(String(doc.date), query.cursor.date) || compare(doc._id, query.cursor.id);
+    return query.order === 'asc' ? byDate > 0 : byDate < 0;
+  };
+  const docs = rows
+    .flatMap((row) => (row.doc ? [row.doc] : []))
+    .filter((doc) => doc.status === undefined && typeof doc.date === 'string' && after(doc))
+    .filter((doc) => query.before === undefined || String(doc.date) < query.before)
+    .filter((doc) => query.job === undefined || doc.job === query.job || (doc.job as { name?: unknown } | undefined)?.name === query.job);
+  return { docs, exhausted: true };
 }
 
 /** Repeating tasks by date (the schedules), optionally of one worker. */

@@ -125,6 +125,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       res.end(asset.body);
       return;
     }
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204, { 'cache-control': 'max-age=86400' });
+      res.end();
+      return;
+    }
     if (url.pathname.startsWith('/api/')) {
       const answer = await handleApi(context, req, res, url);
       if (answer === 'streamed') return;

@@ -3,7 +3,7 @@
 // without flooding it: a burst of changes redraws a page at most every two seconds.
 import { act, api, whenSignedOut } from './api.js';
 import { resetCharts } from './charts.js';
-import { $, el, throttle } from './dom.js';
+import { $, throttle } from './dom.js';
 import { renderInstances } from './instances.js';
 import { setUpKeys } from './keys.js';
 import { refreshCharts, refreshOverview, showActivity } from './overview.js';
@@ -179,5 +179,4 @@ setInterval(() => {
   if (page === 'overview' && $('#chart-range').value === 'realtime') refreshCharts();
   if (page === 'instances') refreshInstances();
 }, REFRESH_MS);
-void el;
 start();

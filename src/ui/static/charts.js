@@ -16,7 +16,7 @@ function options(kind, width) {
   const axis = { stroke: c.fg, grid: { stroke: c.line, width: 1 }, ticks: { stroke: c.line } };
   const series = kind === 'runs'
     ? [{}, { label: 'done', stroke: c.done, width: 2 }, { label: 'failed', stroke: c.failed, width: 2 }, { label: 'retried', stroke: c.retried, width: 2, dash: [6, 4] }]
-    : [{}, { label: 'p50 ms', stroke: c.accent, width: 2 }, { label: 'p99 ms', stroke: c.failed, width: 2 }];
+    : [{}, { label: 'p50 ms', stroke: c.accent, width: 2, spanGaps: true, points: { show: true } }, { label: 'p99 ms', stroke: c.failed, width: 2, spanGaps: true, points: { show: true } }];
   return { width, height: 200, series, axes: [axis, { ...axis, size: 60 }], scales: { x: { time: true } }, cursor: { drag: { x: false, y: false } } };
 }
 

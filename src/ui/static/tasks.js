@@ -103,6 +103,7 @@ export function nextPage(navigate) {
 
 async function bulk(action) {
   const result = $('#bulk-result');
+  delete result.dataset.done;
   const all = $('#bulk-scope').value === 'all';
   if (!all && selected.size === 0) {
     result.textContent = 'select tasks first, or act on every task this list matches';
