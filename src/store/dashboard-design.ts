@@ -56,16 +56,19 @@ const JOB_NAME_JS = "var job = typeof doc.job === 'string' ? doc.job : (doc.job 
 const LISTED_JS =
   "if (typeof doc.worker !== 'string' || typeof doc.date !== 'string' || (doc.status !== undefined && typeof doc.status !== 'string')) { return; } var status = doc.status === undefined ? 'waiting' : doc.status;";
 
-/** pouchdb-server's list views: the keys of the Mango indexes above and of design.ts's. */
+/**
+ * pouchdb-server's list views: the keys of the Mango indexes above and of design.ts's, and the
+ * task id last, since PouchDB has no `startkey_docid` to resume a page inside equal keys.
+ */
 export const LISTS_DOC_BODY = {
   language: 'javascript',
   views: {
-    by_status: { map: `function (doc) { ${LISTED_JS} emit([status, doc.date], null); }` },
-    by_worker: { map: `function (doc) { ${LISTED_JS} emit([doc.worker, status, doc.date], null); }` },
-    by_job: { map: `function (doc) { ${LISTED_JS} ${JOB_NAME_JS} if (job !== null) { emit([job, status, doc.date], null); } }`, reduce: '_count' },
+    by_status: { map: `function (doc) { ${LISTED_JS} emit([status, doc.date, doc._id], null); }` },
+    by_worker: { map: `function (doc) { ${LISTED_JS} emit([doc.worker, status, doc.date, doc._id], null); }` },
+    by_job: { map: `function (doc) { ${LISTED_JS} ${JOB_NAME_JS} if (job !== null) { emit([job, status, doc.date, doc._id], null); } }`, reduce: '_count' },
     dependents: {
       map: "function (doc) { if (typeof doc.worker !== 'string' || !Array.isArray(doc.after)) { return; } for (var i = 0; i < doc.after.length; i++) { if (typeof doc.after[i] === 'string') { emit(doc.after[i], null); } } }",
     },
-    repeating: { map: "function (doc) { if (typeof doc.worker === 'string' && doc.repeat !== undefined && doc.repeat !== null && typeof doc.date === 'string') { emit([doc.date], null); } }" },
+    repeating: { map: "function (doc) { if (typeof doc.worker === 'string' && doc.repeat !== undefined && doc.repeat !== null && typeof doc.date === 'string') { emit([doc.date, doc._id], null); } }" },
   },
 };

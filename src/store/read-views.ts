@@ -34,6 +34,8 @@ export interface ListViews {
   repeating: string;
   /** [worker, status] counts (`group_level=2`), and where to find the tasks no index holds. */
   counts: { view: string; groupLevel: number; unindexed?: string };
+  /** The keys end with the task id (pouchdb-server: no `startkey_docid` there); else the view's own doc id order. */
+  idInKey: boolean;
 }
 
 export function listViews(kind: ServerKind): ListViews {
@@ -44,6 +46,7 @@ export function listViews(kind: ServerKind): ListViews {
       byJob: [mangoView(JOB_NAME_STATUS_DATE), mangoView(JOB_STRING_STATUS_DATE)],
       repeating: mangoView(REPEATING),
       counts: { view: mangoView(WORKER_STATUS_DATE), groupLevel: 2, unindexed: mangoView(UNREACHABLE) },
+      idInKey: false,
     };
   }
   return {
@@ -52,6 +55,7 @@ export function listViews(kind: ServerKind): ListViews {
     byJob: [listsView('by_job')],
     repeating: listsView('repeating'),
     counts: { view: BY_WORKER_STATUS_VIEW, groupLevel: 2 },
+    idInKey: true,
   };
 }
 

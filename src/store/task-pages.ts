@@ -123,6 +123,7 @@ async function readRange(
   options: { order: 'asc' | 'desc'; limit: number; cursor?: PageCursor; before?: string },
 ): Promise<RangeResult> {
   const { order, limit } = options;
+  const idInKey = listViews(read.kind).idInKey;
   const low = [...range.prefix, ''];
   const high = [...range.prefix, options.before ?? {}];
   let cursor = options.cursor;
@@ -135,10 +136,10 @@ async function readRange(
       include_docs: true,
       limit: chunk,
       descending: order === 'desc',
-      startkey: cursor ? [...range.prefix, cursor.date] : order === 'asc' ? low : high,
+      startkey: cursor ? [...range.prefix, cursor.date, ...(idInKey ? [cursor.id] : [])] : order === 'asc' ? low : high,
       endkey: order === 'asc' ? high : low,
     };
-    if (cursor) qs.startkey_docid = cursor.id;
+    if (cursor && !idInKey) qs.startkey_docid = cursor.id;
     if (options.before !== undefined && order === 'asc') qs.inclusive_end = false;
     const rows = (await viewRows(read, range.view, qs)).rows;
     scanned += rows.length;
@@ -183,6 +184,14 @@ export async function readJobNames(read: ReadSide): Promise<Array<{ job: string;
     for (const row of res.rows) {
       const job = (row.key as unknown[])[0];
       if (typeof job === 'string') counts.set(job, (counts.get(job) ?? 0) + Number(row.value));
+    }
+  }
+  if (read.kind === 'couchdb') {
+    // Tasks without a status are in no job index there until a worker gives them one (readStatusless).
+    const statusless = await readStatusless(read, { status: 'waiting', order: 'asc', limit: SCAN_LIMIT });
+    for (const doc of statusless.docs) {
+      const job = typeof doc.job === 'string' ? doc.job : (doc.job as { name?: unknown } | undefined)?.name;
+      if (typeof job === 'string') counts.set(job, (counts.get(job) ?? 0) + 1);
     }
   }
   return [...counts.entries()].map(([job, count]) => ({ job, count })).sort((a, b) => compare(a.job, b.job));

@@ -24,14 +24,15 @@ export interface LiveStreams {
 }
 
 export function liveStreams(windowMs = LIVE_WINDOW_MS): LiveStreams {
-  const streams = new Set<http.ServerResponse>();
+  /** Each open stream, with its ping timer. */
+  const streams = new Map<http.ServerResponse, NodeJS.Timeout>();
   const pending = new Map<string, unknown>();
   let changes = 0;
   let timer: NodeJS.Timeout | undefined;
 
   const send = (event: string, data: unknown): void => {
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of streams) res.write(frame);
+    for (const res of streams.keys()) res.write(frame);
   };
   const flush = (): void => {
     timer = undefined;
@@ -47,10 +48,9 @@ export function liveStreams(windowMs = LIVE_WINDOW_MS): LiveStreams {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       // Tell EventSource to reconnect quickly after the server restarts.
       res.write('retry: 2000\n\nevent: hello\ndata: {}\n\n');
-      streams.add(res);
-      const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
+      streams.set(res, setInterval(() => res.write(': ping\n\n'), PING_MS));
       req.on('close', () => {
-        clearInterval(ping);
+        clearInterval(streams.get(res));
         streams.delete(res);
       });
     },
@@ -63,7 +63,10 @@ export function liveStreams(windowMs = LIVE_WINDOW_MS): LiveStreams {
     resync: () => send('resync', {}),
     close() {
       if (timer) clearTimeout(timer);
-      for (const res of streams) res.end();
+      for (const [res, ping] of streams) {
+        clearInterval(ping);
+        res.end();
+      }
       streams.clear();
     },
   };
