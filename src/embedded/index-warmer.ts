@@ -11,10 +11,13 @@
  * it has been quiet for one interval, and at the latest every MAX_STALE_INTERVALS intervals while
  * it keeps changing, one database and one view at a time, so a burst of task writes (the
  * workers' own path) is never shared with an index update, and a long one only now and then.
+ * A tasks database (one with `_design/after-lists`) also gets its counts kept (counts-keeper.ts).
  */
 
-/** The PouchDB database methods warming uses. */
-export interface WarmableDb {
+import { CountsKeeper, type CountableDb } from './counts-keeper';
+
+/** The PouchDB database methods warming uses (and counting: counts-keeper.ts). */
+export interface WarmableDb extends CountableDb {
   info(): Promise<{ update_seq: number | string }>;
   allDocs(options: { startkey: string; endkey: string; include_docs: true }): Promise<{ rows: Array<{ id: string; doc?: DesignDoc }> }>;
   query(view: string, options: { limit: number; reduce?: boolean }): Promise<unknown>;
@@ -43,8 +46,12 @@ export interface IndexWarmer {
 /** A database that keeps changing is warmed at least this often (in intervals). */
 const MAX_STALE_INTERVALS = 15;
 const DESIGN_PREFIX = '_design/after-';
+/** The views of a tasks database (dashboard-design.ts), as `<ddoc>/<view>`. */
+const TASK_LISTS = 'after-lists/';
 
 interface WarmState {
+  /** For a tasks database: its counts by worker and status. */
+  counts?: CountsKeeper;
   seenSeq: string;
   /** Intervals in a row the sequence was seen to move. */
   busyLooks: number;
@@ -75,6 +82,10 @@ export function startIndexWarmer(options: IndexWarmerOptions): IndexWarmer {
       return;
     }
     const started = Date.now();
+    if (views.some((view) => view.startsWith(TASK_LISTS))) {
+      state.counts ??= new CountsKeeper(db);
+      await state.counts.catchUp();
+    }
     for (const view of views) {
       if (stopped) return;
       await db.query(view, { limit: 0, reduce: false });

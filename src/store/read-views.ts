@@ -97,7 +97,8 @@ export function seqNumber(seq: unknown): number {
   return Number.isFinite(n) ? n : 0;
 }
 
-function databaseSeq(conn: Connection, db: string | undefined): Promise<number> {
+/** The database's update sequence number, asked at most every DB_SEQ_TTL_MS. */
+export function databaseSeq(conn: Connection, db?: string): Promise<number> {
   if (db !== undefined && db !== conn.dbName) {
     return conn.request<{ update_seq: unknown }>({ path: '', db }).then((res) => seqNumber(res.body.update_seq));
   }

@@ -8,7 +8,7 @@
  */
 import type { Connection } from './connection';
 import { detectServer } from './connection';
-import { listViews, type ReadSide } from './read-views';
+import { databaseSeq, listViews, seqNumber, type ReadSide } from './read-views';
 import { viewRows } from './task-pages';
 import type { ServerKind } from './types';
 
@@ -27,6 +27,39 @@ export async function readStatusCounts(read: ReadSide): Promise<StatusCount[]> {
 
 /** The counts, and how many changes of the database they may not show yet (0: exact). */
 export async function readStatusCountsWithLag(read: ReadSide): Promise<{ counts: StatusCount[]; lag: number }> {
+  if (read.kind !== 'couchdb') {
+    const kept = await readKeptCounts(read);
+    if (kept) return kept;
+  }
+  return readCountsView(read);
+}
+
+/**
+ * pouchdb-server: the counts the embedded server keeps as tasks change (embedded/counts-keeper.ts),
+ * when they are up to date or the database is too large for its view's grouped read (which goes
+ * over every row there); undefined when there are none (an older server, warming turned off).
+ */
+async function readKeptCounts(read: ReadSide): Promise<{ counts: StatusCount[]; lag: number } | undefined> {
+  let kept: { seq?: unknown; counts?: Array<[string, string, number]> };
+  try {
+    kept = (await read.conn.request<typeof kept>({ path: KEPT_COUNTS_PATH })).body;
+  } catch (err) {
+    if ((err as { status?: number }).status === 404) return undefined;
+    throw err;
+  }
+  if (!Array.isArray(kept.counts)) return undefined;
+  const counts = kept.counts.map(([worker, status, count]) => ({ worker, status, count }));
+  const lag = Math.max(0, (await databaseSeq(read.conn)) - seqNumber(kept.seq));
+  const total = counts.reduce((sum, c) => sum + c.count, 0);
+  return lag === 0 || total > VIEW_COUNT_LIMIT ? { counts, lag } : undefined;
+}
+
+/** Where the embedded server keeps the counts (counts-keeper.ts COUNTS_DOC_ID). */
+export const KEPT_COUNTS_PATH = '_local/after-counts';
+/** Up to this many tasks, a grouped read of the counts view is fast enough to be exact. */
+const VIEW_COUNT_LIMIT = 10_000;
+
+async function readCountsView(read: ReadSide): Promise<{ counts: StatusCount[]; lag: number }> {
   const { counts } = listViews(read.kind);
   const grouped = await viewRows(read, counts.view, { group_level: counts.groupLevel });
   const result = grouped.rows.map((row) => {

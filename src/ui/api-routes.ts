@@ -22,11 +22,11 @@ import type { Logger } from '../log';
 import type { Connection } from '../store/connection';
 import type { ReadSide } from '../store/read-views';
 import { CHART_RANGES, readRunSeries, type ChartRange } from '../store/run-stats';
-import { readJobNames, STATUS_GROUP_NAMES, type PageCursor, type StatusGroup } from '../store/task-pages';
+import { STATUS_GROUP_NAMES, type PageCursor, type StatusGroup } from '../store/task-pages';
 import type { ServerKind } from '../store/types';
 import { BulkRuns, type BulkRequest } from './bulk-actions';
 import { applyAction, applyWorkerAction, checkTaskId, readDependencies, readTask, TASK_ACTIONS, WORKER_ACTIONS, type TaskAction, type WorkerAction } from './dashboard-data';
-import { readListPage, readOverview, readSchedules, readSearch, readStory } from './dashboard-reads';
+import { readListPage, readOverview, readSchedules, readSearch, readStory, type JobNamesCache } from './dashboard-reads';
 import type { LiveStreams } from './live-stream';
 import { sameOrigin, tokenMatches } from './request-guard';
 import { sessionCookie, type DashboardUser, type Sessions } from './sessions';
@@ -40,6 +40,8 @@ export interface ApiContext {
   loginRequired: boolean;
   sessions: Sessions | undefined;
   bulk: BulkRuns;
+  /** Job names for the search and the filters, read at most once a minute. */
+  jobNames: JobNamesCache;
   token: string;
   live: LiveStreams;
   log: Logger;
@@ -87,8 +89,8 @@ export async function handleApi(ctx: ApiContext, req: http.IncomingMessage, res:
         ),
       };
     }
-    if (path === '/api/search') return { body: await readSearch(read, q('q') ?? '', q('after')) };
-    if (path === '/api/jobs') return { body: await readJobNames(read) };
+    if (path === '/api/search') return { body: await readSearch(read, q('q') ?? '', ctx.jobNames, q('after')) };
+    if (path === '/api/jobs') return { body: await ctx.jobNames.get(read) };
     if (path === '/api/schedules') return { body: await readSchedules(read, { limit: limitOf(q('limit')), ...optional('worker', q('worker')), ...cursorOf(q('after')) }) };
     const bulkRoute = /^\/api\/bulk\/([0-9a-f]+)$/.exec(path);
     if (bulkRoute) {

@@ -10,6 +10,7 @@
  * | `GET /<db>/_changes` | the live feed |
  * | `GET /<db>/_design/after-<name>/_view/<view>` | counts, lists, job names, schedules: After's own indexes, read only |
  * | `GET /<db>/_all_docs?startkey=<prefix>&endkey=...` | search by id prefix (a prefix that does not start with `_`) |
+ * | `GET /<db>/_local/after-counts` | the counts the embedded server keeps as tasks change |
  * | `POST /<db>/_find` | due tasks, failures, what waits for a task |
  * | `POST /<db>/_bulk_docs` | bulk actions: updates and deletions of existing task documents (each with its `_rev`) |
  * | `GET /<db>_control/_all_docs` | live instances, paused workers |
@@ -26,6 +27,7 @@ import { AfterError } from '../errors';
 import type { Connection, RequestOptions, Response } from '../store/connection';
 import { PAUSE_PREFIX, REQUEST_PREFIX, controlDbName } from '../store/control';
 import { BY_HOUR_VIEW, statsDbName } from '../store/run-stats-db';
+import { KEPT_COUNTS_PATH } from '../store/task-counts';
 
 /** Whether the dashboard may make this request on the tasks database `dbName`. */
 export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions, 'method' | 'path' | 'root' | 'db' | 'qs' | 'body'>): boolean {
@@ -42,6 +44,7 @@ export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions
   }
   if (method === 'GET' && (path === '' || path === '_changes' || AFTER_VIEW.test(path))) return true;
   if (method === 'GET' && path === '_all_docs') return isIdPrefixRange(request.qs);
+  if (method === 'GET' && path === KEPT_COUNTS_PATH) return true;
   if (method === 'POST' && path === '_find') return true;
   if (method === 'POST' && path === '_bulk_docs') return onlyExistingTasks(request.body);
   if (method === 'GET' || method === 'PUT') return isTaskPath(path);

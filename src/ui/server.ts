@@ -29,6 +29,7 @@ import type { Feed, ServerInfo } from '../store/types';
 import { handleApi, type ApiContext } from './api-routes';
 import { BulkRuns } from './bulk-actions';
 import { dashboardConnection } from './dashboard-connection';
+import { JobNamesCache } from './dashboard-reads';
 import { isTaskDoc, summarize } from './dashboard-data';
 import { liveStreams } from './live-stream';
 import { allowedHosts, hostAllowed, LOOPBACK_NAMES } from './request-guard';
@@ -91,7 +92,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const live = liveStreams();
   const sessions = options.config ? new Sessions({ config: options.config, kind: server.kind, log }) : undefined;
   const config = options.config ?? parseConfig({}, { file: '(defaults)', base: process.cwd() });
-  const context: ApiContext = { conn, kind: server.kind, config, loginRequired, sessions, bulk: new BulkRuns(log), token, live, log };
+  const context: ApiContext = { conn, kind: server.kind, config, loginRequired, sessions, bulk: new BulkRuns(log), jobNames: new JobNamesCache(), token, live, log };
 
   const feed: Feed = await followAllTasks(conn, {
     heartbeatMs: options.heartbeatMs ?? 10_000,

@@ -25,6 +25,15 @@ function database() {
       db.queried.push(`${view}@${db.seq}`);
       return {};
     },
+    async changes() {
+      return { results: [], last_seq: db.seq };
+    },
+    async get(): Promise<{ _rev?: string }> {
+      throw Object.assign(new Error('missing'), { status: 404 });
+    },
+    async put() {
+      return { rev: '1-a' };
+    },
   };
   return db;
 }
