@@ -5,9 +5,8 @@
  * since is indexed (44 s for 20,000 tasks, measured). The dashboard and `after status` then
  * read with `stale=ok`: always at once, and never more than a few seconds behind.
  *
- * Which views: the JavaScript views of After's design documents whose id starts with
- * `_design/after-` (the lists, the counts, the run figures); not `_design/after`, which only a
- * worker's start reads. When: a database whose update sequence moved is brought up to date once
+ * Which views: those of `_design/after-lists` (the lists, the counts) and `_design/after-runs`
+ * (the run figures). When: a database whose update sequence moved is brought up to date once
  * it has been quiet for one interval, and at the latest every MAX_STALE_INTERVALS intervals while
  * it keeps changing, one database and one view at a time, so a burst of task writes (the
  * workers' own path) is never shared with an index update, and a long one only now and then.
@@ -46,6 +45,12 @@ export interface IndexWarmer {
 /** A database that keeps changing is warmed at least this often (in intervals). */
 const MAX_STALE_INTERVALS = 15;
 const DESIGN_PREFIX = '_design/after-';
+/**
+ * The design documents warmed: the dashboard's lists (store/dashboard-design.ts) and the run
+ * figures (store/run-stats-db.ts). Not `_design/after-stats`, whose counts the embedded server
+ * keeps itself (counts-keeper.ts), nor `_design/after`, which only a worker's start reads.
+ */
+const WARMED = ['_design/after-lists', '_design/after-runs'];
 /** The views of a tasks database (dashboard-design.ts), as `<ddoc>/<view>`. */
 const TASK_LISTS = 'after-lists/';
 
@@ -100,7 +105,7 @@ export function startIndexWarmer(options: IndexWarmerOptions): IndexWarmer {
     const views: string[] = [];
     for (const row of designs.rows) {
       const doc = row.doc;
-      if (!doc || (doc.language !== undefined && doc.language !== 'javascript')) continue;
+      if (!doc || !WARMED.includes(row.id) || (doc.language !== undefined && doc.language !== 'javascript')) continue;
       const ddoc = row.id.slice('_design/'.length);
       for (const [view, def] of Object.entries(doc.views ?? {})) if (typeof def?.map === 'string') views.push(`${ddoc}/${view}`);
     }

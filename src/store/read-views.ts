@@ -5,8 +5,8 @@
  * after; pouchdb-server `stale=ok`, its views kept up to date by the embedded server itself).
  */
 import type { Connection } from './connection';
-import { DEPENDENTS, JOB_NAME_STATUS_DATE, JOB_STRING_STATUS_DATE, LISTS_DOC_ID, REPEATING } from './dashboard-design';
-import { BY_WORKER_STATUS_VIEW, STATUS_DATE, UNREACHABLE, WORKER_STATUS_DATE, type MangoIndex } from './design';
+import { DEPENDENTS, JOB_NAME_STATUS_DATE, JOB_STRING_STATUS_DATE, LISTS_KEYS, LISTS_VIEW, REPEATING } from './dashboard-design';
+import { STATUS_DATE, UNREACHABLE, WORKER_STATUS_DATE, type MangoIndex } from './design';
 import type { ServerKind } from './types';
 
 /** A connection and the kind of server behind it: the reads differ by server. */
@@ -20,47 +20,51 @@ export function mangoView(index: MangoIndex): string {
   return `_design/${encodeURIComponent(index.ddoc)}/_view/${encodeURIComponent(index.name)}`;
 }
 
-function listsView(name: string): string {
-  return `${LISTS_DOC_ID}/_view/${name}`;
+/** A view and the key prefix of one index in it (pouchdb-server's lists share one view). */
+export interface ViewRange {
+  view: string;
+  prefix: readonly unknown[];
 }
 
-/** Views whose keys start [status, date], [worker, status, date] and [job, status, date]. */
+/** Where the keys [status, date], [worker, status, date], [job, status, date] and [date] of repeating tasks are. */
 export interface ListViews {
-  byStatus: string;
-  byWorker: string;
+  byStatus: ViewRange;
+  byWorker: ViewRange;
   /** Two on CouchDB: the long job form and the short one, each its own index. */
-  byJob: readonly string[];
-  /** Keyed [date], repeating tasks only. */
-  repeating: string;
-  /** [worker, status] counts (`group_level=2`), and where to find the tasks no index holds. */
-  counts: { view: string; groupLevel: number; unindexed?: string };
+  byJob: readonly ViewRange[];
+  repeating: ViewRange;
+  /** [worker, status] counts after the prefix (`group_level` = prefix + 2), and where the tasks no index holds are (CouchDB). */
+  counts: ViewRange & { unindexed?: string };
   /** The keys end with the task id (pouchdb-server: no `startkey_docid` there); else the view's own doc id order. */
   idInKey: boolean;
 }
 
 export function listViews(kind: ServerKind): ListViews {
   if (kind === 'couchdb') {
+    const at = (index: MangoIndex): ViewRange => ({ view: mangoView(index), prefix: [] });
     return {
-      byStatus: mangoView(STATUS_DATE),
-      byWorker: mangoView(WORKER_STATUS_DATE),
-      byJob: [mangoView(JOB_NAME_STATUS_DATE), mangoView(JOB_STRING_STATUS_DATE)],
-      repeating: mangoView(REPEATING),
-      counts: { view: mangoView(WORKER_STATUS_DATE), groupLevel: 2, unindexed: mangoView(UNREACHABLE) },
+      byStatus: at(STATUS_DATE),
+      byWorker: at(WORKER_STATUS_DATE),
+      byJob: [at(JOB_NAME_STATUS_DATE), at(JOB_STRING_STATUS_DATE)],
+      repeating: at(REPEATING),
+      counts: { ...at(WORKER_STATUS_DATE), unindexed: mangoView(UNREACHABLE) },
       idInKey: false,
     };
   }
+  const at = (key: string): ViewRange => ({ view: LISTS_VIEW, prefix: [key] });
   return {
-    byStatus: listsView('by_status'),
-    byWorker: listsView('by_worker'),
-    byJob: [listsView('by_job')],
-    repeating: listsView('repeating'),
-    counts: { view: BY_WORKER_STATUS_VIEW, groupLevel: 2 },
+    byStatus: at(LISTS_KEYS.status),
+    byWorker: at(LISTS_KEYS.worker),
+    byJob: [at(LISTS_KEYS.job)],
+    repeating: at(LISTS_KEYS.repeating),
+    counts: at(LISTS_KEYS.counts),
     idInKey: true,
   };
 }
 
 export const DEPENDENTS_INDEX = DEPENDENTS;
-export const LISTS_DEPENDENTS_VIEW = listsView('dependents');
+/** pouchdb-server: the tasks that name a task in their `after`, keyed [prefix, id]. */
+export const LISTS_DEPENDENTS: ViewRange = { view: LISTS_VIEW, prefix: [LISTS_KEYS.dependents] };
 
 /** The query string that reads a view as it is, without waiting for it to catch up. */
 export function noWait(kind: ServerKind): Record<string, string> {

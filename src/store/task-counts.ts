@@ -61,9 +61,9 @@ const VIEW_COUNT_LIMIT = 10_000;
 
 async function readCountsView(read: ReadSide): Promise<{ counts: StatusCount[]; lag: number }> {
   const { counts } = listViews(read.kind);
-  const grouped = await viewRows(read, counts.view, { group_level: counts.groupLevel });
+  const grouped = await viewRows(read, counts.view, { group_level: counts.prefix.length + 2, startkey: [...counts.prefix], endkey: [...counts.prefix, {}] });
   const result = grouped.rows.map((row) => {
-    const key = row.key as unknown[];
+    const key = (row.key as unknown[]).slice(counts.prefix.length);
     // No status means waiting (SPEC §3).
     return { worker: String(key[0]), status: typeof key[1] === 'string' ? key[1] : key[1] === null || key[1] === undefined ? 'waiting' : String(key[1]), count: Number(row.value) };
   });

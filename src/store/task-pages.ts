@@ -11,7 +11,7 @@
  */
 import { AfterError } from '../errors';
 import type { TaskDoc } from '../types';
-import { DEPENDENTS_INDEX, LISTS_DEPENDENTS_VIEW, listViews, readView, type ReadSide, type ViewAnswer } from './read-views';
+import { DEPENDENTS_INDEX, LISTS_DEPENDENTS, listViews, readView, type ReadSide, type ViewAnswer } from './read-views';
 import { useIndex } from './design';
 
 /** The lists a user picks from; a group of statuses that mean one thing to a user. */
@@ -72,11 +72,11 @@ export async function readTaskPage(read: ReadSide, query: PageQuery): Promise<Ta
   const ranges: Range[] = [];
   for (const status of statuses) {
     if (query.job !== undefined) {
-      for (const view of views.byJob) ranges.push({ view, prefix: [query.job, status], keep: (doc) => query.worker === undefined || doc.worker === query.worker });
+      for (const at of views.byJob) ranges.push({ view: at.view, prefix: [...at.prefix, query.job, status], keep: (doc) => query.worker === undefined || doc.worker === query.worker });
     } else if (query.worker !== undefined) {
-      ranges.push({ view: views.byWorker, prefix: [query.worker, status], keep: () => true });
+      ranges.push({ view: views.byWorker.view, prefix: [...views.byWorker.prefix, query.worker, status], keep: () => true });
     } else {
-      ranges.push({ view: views.byStatus, prefix: [status], keep: () => true });
+      ranges.push({ view: views.byStatus.view, prefix: [...views.byStatus.prefix, status], keep: () => true });
     }
   }
   const order = query.order ?? 'asc';
@@ -108,7 +108,8 @@ async function readStatusless(read: ReadSide, query: PageQuery & { order: 'asc' 
 /** Repeating tasks by date (the schedules), optionally of one worker. */
 export async function readRepeatingPage(read: ReadSide, query: { worker?: string; limit?: number; cursor?: PageCursor }): Promise<TaskPage> {
   const limit = Math.max(1, Math.min(MAX_PAGE, query.limit ?? 50));
-  const range: Range = { view: listViews(read.kind).repeating, prefix: [], keep: (doc) => query.worker === undefined || doc.worker === query.worker };
+  const { repeating } = listViews(read.kind);
+  const range: Range = { view: repeating.view, prefix: [...repeating.prefix], keep: (doc) => query.worker === undefined || doc.worker === query.worker };
   return mergePages([await readRange(read, range, { order: 'asc', limit, cursor: query.cursor })], 'asc', limit);
 }
 
@@ -179,10 +180,10 @@ export async function searchById(read: ReadSide, prefix: string, options: { limi
 /** Job names with their task counts (every status), from the job indexes. */
 export async function readJobNames(read: ReadSide): Promise<Array<{ job: string; count: number }>> {
   const counts = new Map<string, number>();
-  for (const view of listViews(read.kind).byJob) {
-    const res = await viewRows(read, view, { group_level: 1 });
+  for (const at of listViews(read.kind).byJob) {
+    const res = await viewRows(read, at.view, { group_level: at.prefix.length + 1, startkey: [...at.prefix], endkey: [...at.prefix, {}] });
     for (const row of res.rows) {
-      const job = (row.key as unknown[])[0];
+      const job = (row.key as unknown[])[at.prefix.length];
       if (typeof job === 'string') counts.set(job, (counts.get(job) ?? 0) + Number(row.value));
     }
   }
@@ -207,7 +208,7 @@ export async function readDependents(read: ReadSide, id: string, limit = 100): P
     });
     return res.body.docs;
   }
-  const res = await viewRows(read, LISTS_DEPENDENTS_VIEW, { key: id, include_docs: true, limit });
+  const res = await viewRows(read, LISTS_DEPENDENTS.view, { key: [...LISTS_DEPENDENTS.prefix, id], reduce: false, include_docs: true, limit });
   return res.rows.flatMap((row) => (row.doc ? [row.doc] : []));
 }
 

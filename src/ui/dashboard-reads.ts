@@ -104,36 +104,35 @@ export type JobNames = Array<{ job: string; count: number }>;
 
 /**
  * The job names and their counts. On pouchdb-server a grouped read of a view goes over every
- * row (it keeps no reductions), too slow to repeat for each search at 100,000 tasks: a read that
- * took longer than CHEAP_MS is kept a minute, and a stale answer is given at once while a fresh
- * one is read behind it. A cheap read (CouchDB, or a small database) is made every time.
+ * row (it keeps no reductions), too slow to repeat for each search at 100,000 tasks: there, past
+ * LARGE tasks, the names are kept a minute, and a stale answer is given at once while a fresh
+ * one is read behind it. Elsewhere (CouchDB, a small database) they are read each time.
  */
 export class JobNamesCache {
   private value: JobNames | undefined;
   private readAtMs = 0;
-  private tookMs = 0;
+  private large = false;
   private reading: Promise<JobNames> | undefined;
 
   constructor(private readonly maxAgeMs = 60_000) {}
 
   get(read: ReadSide): Promise<JobNames> {
-    const fresh = this.tookMs > CHEAP_MS && Date.now() - this.readAtMs < this.maxAgeMs;
-    if (this.value && fresh) return Promise.resolve(this.value);
-    const started = Date.now();
+    const keep = this.large && read.kind !== 'couchdb';
+    if (this.value && keep && Date.now() - this.readAtMs < this.maxAgeMs) return Promise.resolve(this.value);
     this.reading ??= readJobNames(read)
       .then((names) => {
         this.value = names;
         this.readAtMs = Date.now();
-        this.tookMs = this.readAtMs - started;
+        this.large = names.reduce((sum, n) => sum + n.count, 0) > LARGE;
         return names;
       })
       .finally(() => (this.reading = undefined));
-    return this.value && this.tookMs > CHEAP_MS ? Promise.resolve(this.value) : this.reading;
+    return this.value && keep ? Promise.resolve(this.value) : this.reading;
   }
 }
 
-/** A read of the job names this fast is made again each time. */
-const CHEAP_MS = 50;
+/** Tasks past which pouchdb-server's grouped read of the job names is kept a minute. */
+const LARGE = 10_000;
 
 /** Tasks whose id starts with `q`, and the job names that start with it. */
 export async function readSearch(read: ReadSide, q: string, jobNames: JobNamesCache, after?: string): Promise<{ tasks: TaskSummary[]; next: string | null; jobs: JobNames }> {
