@@ -1,5 +1,5 @@
 /**
- * Task counts by worker and status kept as the tasks change, inside the embedded server, in a
+ * Task counts by worker and status, and by job name, kept as the tasks change, inside the embedded server, in a
  * `_local/after-counts` document of the tasks database (local documents are in no `_changes`
  * feed and no view: no worker sees it). PouchDB keeps no reductions in its views, so a grouped
  * count reads every row: at 100,000 tasks that is most of a second for each `after status` and
@@ -11,7 +11,7 @@
 /** The PouchDB database methods counting uses. */
 export interface CountableDb {
   changes(options: { since: number | string; limit: number; include_docs: true }): Promise<{
-    results: Array<{ id: string; deleted?: boolean; doc?: { worker?: unknown; status?: unknown } }>;
+    results: Array<{ id: string; deleted?: boolean; doc?: CountedDoc }>;
     last_seq: number | string;
   }>;
   get(id: string): Promise<{ _rev?: string }>;
@@ -20,12 +20,21 @@ export interface CountableDb {
 
 export const COUNTS_DOC_ID = '_local/after-counts';
 
+/** The fields of a document that are counted. */
+export interface CountedDoc {
+  worker?: unknown;
+  status?: unknown;
+  job?: unknown;
+}
+
 /** What `_local/after-counts` holds. */
 export interface CountsDoc {
   /** The database's update sequence the counts include. */
   seq: number | string;
   /** [worker, status, count], every pair with a count above 0. */
   counts: Array<[string, string, number]>;
+  /** [job name, count]: tasks by job, for the dashboard's search and filters. */
+  jobs: Array<[string, number]>;
 }
 
 /** Changes read per request. */
@@ -35,6 +44,9 @@ export class CountsKeeper {
   /** Each task's key (`worker\0status`) as last counted. */
   private readonly keys = new Map<string, string>();
   private readonly counts = new Map<string, number>();
+  /** Each task's job name as last counted. */
+  private readonly jobOf = new Map<string, string>();
+  private readonly jobs = new Map<string, number>();
   private seq: number | string = 0;
   private rev: string | undefined;
 
@@ -55,25 +67,28 @@ export class CountsKeeper {
     if (moved || this.rev === undefined) await this.write();
   }
 
-  private count(change: { id: string; deleted?: boolean; doc?: { worker?: unknown; status?: unknown } }): void {
+  private count(change: { id: string; deleted?: boolean; doc?: CountedDoc }): void {
     if (change.id.startsWith('_design/')) return;
     const before = this.keys.get(change.id);
-    if (before !== undefined) this.add(before, -1);
+    if (before !== undefined) add(this.counts, before, -1);
+    const job = this.jobOf.get(change.id);
+    if (job !== undefined) add(this.jobs, job, -1);
     const doc = change.doc;
     if (change.deleted || !doc || typeof doc.worker !== 'string') {
       this.keys.delete(change.id);
+      this.jobOf.delete(change.id);
       return;
     }
     // No status means waiting (SPEC §3).
     const key = `${doc.worker}\u0000${doc.status === undefined || doc.status === null ? 'waiting' : String(doc.status)}`;
     this.keys.set(change.id, key);
-    this.add(key, 1);
-  }
-
-  private add(key: string, n: number): void {
-    const next = (this.counts.get(key) ?? 0) + n;
-    if (next > 0) this.counts.set(key, next);
-    else this.counts.delete(key);
+    add(this.counts, key, 1);
+    const name = typeof doc.job === 'string' ? doc.job : typeof (doc.job as { name?: unknown } | null)?.name === 'string' ? (doc.job as { name: string }).name : undefined;
+    if (name === undefined) this.jobOf.delete(change.id);
+    else {
+      this.jobOf.set(change.id, name);
+      add(this.jobs, name, 1);
+    }
   }
 
   private async write(): Promise<void> {
@@ -82,8 +97,14 @@ export class CountsKeeper {
       const [worker, status] = key.split('\u0000') as [string, string];
       return [worker, status, n];
     });
-    const body: Record<string, unknown> = { _id: COUNTS_DOC_ID, seq: this.seq, counts };
+    const body: Record<string, unknown> = { _id: COUNTS_DOC_ID, seq: this.seq, counts, jobs: [...this.jobs.entries()] };
     if (this.rev !== undefined) body._rev = this.rev;
     this.rev = (await this.db.put(body)).rev;
   }
+}
+
+function add(counts: Map<string, number>, key: string, n: number): void {
+  const next = (counts.get(key) ?? 0) + n;
+  if (next > 0) counts.set(key, next);
+  else counts.delete(key);
 }

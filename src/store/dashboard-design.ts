@@ -13,8 +13,14 @@
  * JavaScript views of `_design/after-lists` (run in-process there, not in a separate process),
  * which the embedded server keeps up to date by itself (embedded/index-warmer.ts).
  */
-import type { MangoIndex } from './design';
 import type { ServerInfo } from './types';
+
+/** A Mango index as design.ts's MangoIndex (declared here too: design.ts imports this module). */
+export interface MangoIndex {
+  ddoc: string;
+  name: string;
+  fields: readonly string[];
+}
 
 /** Tasks by job name (the long form, `job.name`), status and date. */
 export const JOB_NAME_STATUS_DATE: MangoIndex = { ddoc: 'after-job-status-date', name: 'job-status-date', fields: ['job.name', 'status', 'date'] };

@@ -4,6 +4,8 @@
  * query string that returns the index as it is (CouchDB `update=lazy`: answer now, update
  * after; pouchdb-server `stale=ok`, its views kept up to date by the embedded server itself).
  */
+import { AfterError } from '../errors';
+import type { TaskDoc } from '../types';
 import type { Connection } from './connection';
 import { DEPENDENTS, JOB_NAME_STATUS_DATE, JOB_STRING_STATUS_DATE, LISTS_KEYS, LISTS_VIEW, REPEATING } from './dashboard-design';
 import { STATUS_DATE, UNREACHABLE, WORKER_STATUS_DATE, type MangoIndex } from './design';
@@ -127,3 +129,16 @@ export async function readView<T = unknown>(read: ReadSide, view: string, qs: Re
   const fresh = await request({});
   return { rows: fresh.body.rows, lag: 0 };
 }
+
+/** One view read (readView); a missing view means `after init` has not made it. */
+export async function viewRows(read: ReadSide, view: string, qs: Record<string, unknown>, db?: string): Promise<ViewAnswer<TaskDoc>> {
+  try {
+    return await readView<TaskDoc>(read, view, qs, db);
+  } catch (err) {
+    if ((err as { status?: number }).status === 404 && !/database does not exist/i.test(String((err as { reason?: string }).reason))) {
+      throw new AfterError('E_NOT_INITIALIZED', `the database has no ${view.split('/_view/')[0]}; run 'after init' (this After needs its new indexes)`, { cause: err });
+    }
+    throw err;
+  }
+}
+

@@ -8,8 +8,7 @@
  */
 import type { Connection } from './connection';
 import { detectServer } from './connection';
-import { databaseSeq, listViews, seqNumber, type ReadSide } from './read-views';
-import { viewRows } from './task-pages';
+import { databaseSeq, listViews, seqNumber, viewRows, type ReadSide } from './read-views';
 import type { ServerKind } from './types';
 
 export interface StatusCount {
@@ -40,7 +39,28 @@ export async function readStatusCountsWithLag(read: ReadSide): Promise<{ counts:
  * over every row there); undefined when there are none (an older server, warming turned off).
  */
 async function readKeptCounts(read: ReadSide): Promise<{ counts: StatusCount[]; lag: number } | undefined> {
-  let kept: { seq?: unknown; counts?: Array<[string, string, number]> };
+  const kept = await readKept(read);
+  return kept && { counts: kept.counts.map(([worker, status, count]) => ({ worker, status, count })), lag: kept.lag };
+}
+
+/**
+ * pouchdb-server: the job names and their counts the embedded server keeps, on the same terms
+ * as the counts (a grouped read of the job names goes over every task there).
+ */
+export async function readKeptJobNames(read: ReadSide): Promise<Array<{ job: string; count: number }> | undefined> {
+  const kept = await readKept(read);
+  return kept?.jobs && kept.jobs.map(([job, count]) => ({ job, count })).sort((a, b) => (a.job < b.job ? -1 : a.job > b.job ? 1 : 0));
+}
+
+interface KeptCounts {
+  counts: Array<[string, string, number]>;
+  jobs?: Array<[string, number]>;
+  lag: number;
+}
+
+/** `_local/after-counts` when it is up to date or the database is large; else undefined. */
+async function readKept(read: ReadSide): Promise<KeptCounts | undefined> {
+  let kept: { seq?: unknown; counts?: Array<[string, string, number]>; jobs?: Array<[string, number]> };
   try {
     kept = (await read.conn.request<typeof kept>({ path: KEPT_COUNTS_PATH })).body;
   } catch (err) {
@@ -48,10 +68,10 @@ async function readKeptCounts(read: ReadSide): Promise<{ counts: StatusCount[]; 
     throw err;
   }
   if (!Array.isArray(kept.counts)) return undefined;
-  const counts = kept.counts.map(([worker, status, count]) => ({ worker, status, count }));
   const lag = Math.max(0, (await databaseSeq(read.conn)) - seqNumber(kept.seq));
-  const total = counts.reduce((sum, c) => sum + c.count, 0);
-  return lag === 0 || total > VIEW_COUNT_LIMIT ? { counts, lag } : undefined;
+  const total = kept.counts.reduce((sum, [, , count]) => sum + count, 0);
+  if (lag > 0 && total <= VIEW_COUNT_LIMIT) return undefined;
+  return { counts: kept.counts, ...(Array.isArray(kept.jobs) ? { jobs: kept.jobs } : {}), lag };
 }
 
 /** Where the embedded server keeps the counts (counts-keeper.ts COUNTS_DOC_ID). */

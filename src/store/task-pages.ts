@@ -11,8 +11,9 @@
  */
 import { AfterError } from '../errors';
 import type { TaskDoc } from '../types';
-import { DEPENDENTS_INDEX, LISTS_DEPENDENTS, listViews, readView, type ReadSide, type ViewAnswer } from './read-views';
+import { DEPENDENTS_INDEX, LISTS_DEPENDENTS, listViews, viewRows, type ReadSide } from './read-views';
 import { useIndex } from './design';
+import { readKeptJobNames } from './task-counts';
 
 /** The lists a user picks from; a group of statuses that mean one thing to a user. */
 export const STATUS_GROUPS = {
@@ -179,6 +180,10 @@ export async function searchById(read: ReadSide, prefix: string, options: { limi
 
 /** Job names with their task counts (every status), from the job indexes. */
 export async function readJobNames(read: ReadSide): Promise<Array<{ job: string; count: number }>> {
+  if (read.kind !== 'couchdb') {
+    const kept = await readKeptJobNames(read);
+    if (kept) return kept;
+  }
   const counts = new Map<string, number>();
   for (const at of listViews(read.kind).byJob) {
     const res = await viewRows(read, at.view, { group_level: at.prefix.length + 1, startkey: [...at.prefix], endkey: [...at.prefix, {}] });
@@ -210,18 +215,6 @@ export async function readDependents(read: ReadSide, id: string, limit = 100): P
   }
   const res = await viewRows(read, LISTS_DEPENDENTS.view, { key: [...LISTS_DEPENDENTS.prefix, id], reduce: false, include_docs: true, limit });
   return res.rows.flatMap((row) => (row.doc ? [row.doc] : []));
-}
-
-/** One view read (read-views.ts readView); a missing view means `after init` has not made it. */
-export async function viewRows(read: ReadSide, view: string, qs: Record<string, unknown>, db?: string): Promise<ViewAnswer<TaskDoc>> {
-  try {
-    return await readView<TaskDoc>(read, view, qs, db);
-  } catch (err) {
-    if ((err as { status?: number }).status === 404 && !/database does not exist/i.test(String((err as { reason?: string }).reason))) {
-      throw new AfterError('E_NOT_INITIALIZED', `the database has no ${view.split('/_view/')[0]}; run 'after init' (this After needs its new indexes)`, { cause: err });
-    }
-    throw err;
-  }
 }
 
 function compare(a: string, b: string): number {

@@ -124,8 +124,8 @@ function signedIn(session) {
   document.body.dataset.canAct = user && user.canAct ? 'true' : 'false';
   page = null;
   connectEvents();
-  api('/api/jobs').then(jobNames).catch(() => {});
-  route();
+  // The job names (the filters' suggestions) after the first page is drawn.
+  route().finally(() => api('/api/jobs').then(jobNames).catch(() => {}));
 }
 
 $('#signin-form').addEventListener('submit', async (event) => {
