@@ -54,9 +54,17 @@ async function route() {
   }
 }
 
+let catchUp = null;
 async function refreshCounts() {
   const overview = await refreshOverview();
   if (overview) lastCounts = overview.counts;
+  // Counts from an index still catching up (after a burst): read them again until it has.
+  if (overview && overview.countsLag > 0 && !catchUp) {
+    catchUp = setTimeout(() => {
+      catchUp = null;
+      if (page === 'overview') refreshCounts();
+    }, 2000);
+  }
   return overview;
 }
 

@@ -6,6 +6,9 @@ import { $, el, fillBody, number, statusBadge, taskLink, text } from './dom.js';
 
 const STATUS_ORDER = ['waiting', 'scheduled', 'running', 'done', 'error', 'reschedule', 'cancel', 'canceled', 'paused'];
 const ACTIVITY_LIMIT = 30;
+/** Changes in half a second past which the activity shows only the newest few, unanimated. */
+const BURST_CHANGES = 20;
+const BURST_ROWS = 10;
 let firstCountsPainted = false;
 
 export async function refreshOverview() {
@@ -97,10 +100,12 @@ async function actOnWorker(worker, action) {
 export function showActivity(batch) {
   const body = $('#activity tbody');
   body.querySelector('tr.empty')?.remove();
-  const newest = batch.tasks.slice(-ACTIVITY_LIMIT);
+  // In a burst only the newest rows, and no flash: the page stays light however busy the database.
+  const burst = batch.changes > BURST_CHANGES;
+  const newest = batch.tasks.slice(burst ? -BURST_ROWS : -ACTIVITY_LIMIT);
   const ids = new Set(newest.map((t) => t.id));
   for (const row of [...body.children]) if (ids.has(row.dataset.taskId)) row.remove();
-  const rows = newest.reverse().map((task) => el('tr', { class: 'fresh', 'data-task-id': task.id, 'data-status': task.deleted ? 'deleted' : task.status || 'waiting' },
+  const rows = newest.reverse().map((task) => el('tr', { class: burst ? undefined : 'fresh', 'data-task-id': task.id, 'data-status': task.deleted ? 'deleted' : task.status || 'waiting' },
     el('td', {}, taskLink(task.id)), el('td', { text: text(task.worker) }), el('td', {}, statusBadge(task.deleted ? 'deleted' : task.status)),
     el('td', { text: text(task.date) }), el('td', { text: text(task.job) }), el('td', { class: 'error', text: task.error || '' })));
   body.prepend(...rows);
