@@ -5,6 +5,7 @@
  * | --- | --- |
  * | `GET /api/session`, `POST` (sign in), `DELETE` (sign out) | who is signed in, and whether sign-in is asked |
  * | `GET /api/overview` | counts, instances, paused names, next due, recent failures |
+ * | `GET /api/counts` | counts by worker and status, and how far behind their index is |
  * | `GET /api/charts?range=realtime\|hours\|days&worker=` | run figures (done, failed, retried, lateness p50/p99) |
  * | `GET /api/tasks?status=&worker=&job=&order=&limit=&after=` | a list page (keyset cursor `after`) |
  * | `GET /api/search?q=` | tasks by id prefix, job names |
@@ -22,6 +23,7 @@ import type { Logger } from '../log';
 import type { Connection } from '../store/connection';
 import type { ReadSide } from '../store/read-views';
 import { CHART_RANGES, readRunSeries, type ChartRange } from '../store/run-stats';
+import { readStatusCountsWithLag } from '../store/task-counts';
 import { STATUS_GROUP_NAMES, type PageCursor, type StatusGroup } from '../store/task-pages';
 import type { ServerKind } from '../store/types';
 import { BulkRuns, type BulkRequest } from './bulk-actions';
@@ -72,6 +74,7 @@ export async function handleApi(ctx: ApiContext, req: http.IncomingMessage, res:
       return 'streamed';
     }
     if (path === '/api/overview') return { body: await readOverview(read) };
+    if (path === '/api/counts') return { body: await readStatusCountsWithLag(read) };
     if (path === '/api/charts') {
       const range = (q('range') ?? 'realtime') as ChartRange;
       if (!CHART_RANGES.includes(range)) throw new AfterError('E_USAGE', `range must be one of ${CHART_RANGES.join(', ')}`);
@@ -85,7 +88,7 @@ export async function handleApi(ctx: ApiContext, req: http.IncomingMessage, res:
         body: await readListPage(
           read,
           { status, order, limit: limitOf(q('limit')), ...optional('worker', q('worker')), ...optional('job', q('job')), ...optional('before', q('before')), ...cursorOf(q('after')) },
-          configOf(ctx),
+          ctx.config,
         ),
       };
     }
@@ -105,7 +108,7 @@ export async function handleApi(ctx: ApiContext, req: http.IncomingMessage, res:
     const id = checkTaskId(decodeId(taskRoute[1]!));
     if (method === 'GET' && !taskRoute[2]) return { body: await readTask(read.conn, id) };
     if (method === 'GET' && taskRoute[2] === '/after') return { body: await readDependencies(read.conn, id) };
-    if (method === 'GET' && taskRoute[2] === '/story') return { body: await readStory(read, id, configOf(ctx)) };
+    if (method === 'GET' && taskRoute[2] === '/story') return { body: await readStory(read, id, ctx.config) };
     if (method === 'POST' && taskRoute[2] === '/actions') {
       const body = await actionBody(ctx, req, user);
       const action = body.action as TaskAction;
@@ -228,10 +231,6 @@ function limitOf(value: string | undefined): number {
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined || value === '' ? {} : ({ [key]: value } as Record<K, string>);
-}
-
-function configOf(ctx: ApiContext): AfterConfig {
-  return ctx.config;
 }
 
 function who(user: DashboardUser): string {

@@ -15,7 +15,6 @@ const PAGES = ['signin', 'overview', 'tasks', 'search-results', 'task', 'schedul
 /** The realtime chart and the instances are re-read this often while shown. */
 const REFRESH_MS = 5000;
 let page = null;
-let lastCounts = null;
 let events = null;
 
 function show(name) {
@@ -38,7 +37,7 @@ async function route() {
     await showTask(decodeURIComponent(hash.slice('#/task/'.length)));
   } else if (hash.startsWith('#/tasks')) {
     show('tasks');
-    await showList(listParams(hash), lastCounts);
+    await showList(listParams(hash));
   } else if (hash.startsWith('#/search')) {
     show('search-results');
     await showSearch(new URLSearchParams(hash.split('?')[1] || '').get('q') || '');
@@ -57,7 +56,6 @@ async function route() {
 let catchUp = null;
 async function refreshCounts() {
   const overview = await refreshOverview();
-  if (overview) lastCounts = overview.counts;
   // Counts from an index still catching up (after a burst): read them again until it has.
   if (overview && overview.countsLag > 0 && !catchUp) {
     catchUp = setTimeout(() => {

@@ -67,7 +67,7 @@ function renderTimeline(runs) {
   const items = runs.map((r) => el('div', { class: `run ${r.status === 'error' ? 'error' : 'done'}`, 'data-run-status': r.status },
     el('div', {}, statusBadge(r.status), ` ${text(r.started_at)} → ${text(r.finished_at)} · ${duration(r.duration_ms)} · `, el('code', { text: text(r.instance) })),
     r.error ? el('div', { class: 'error', text: r.error.message }) : null,
-    el('div', { class: 'bar', style: null, 'data-width': String(Math.round(((r.duration_ms || 0) / longest) * 100)) })));
+    el('div', { class: 'bar', 'data-width': String(Math.round(((r.duration_ms || 0) / longest) * 100)) })));
   $('#timeline').replaceChildren(...(items.length ? items : [el('p', { class: 'muted', text: 'no run yet' })]));
   // Widths through the CSSOM (allowed by the page's CSP), never a style attribute.
   for (const bar of document.querySelectorAll('#timeline .bar')) bar.style.width = `${Math.max(1, Number(bar.dataset.width))}%`;

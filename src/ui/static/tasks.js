@@ -18,22 +18,26 @@ export function listParams(hash) {
   };
 }
 
-export async function showList(params, counts) {
+export async function showList(params) {
   const changedList = !current || ['status', 'worker', 'job', 'before'].some((k) => current[k] !== params[k]);
   if (changedList) selected.clear();
   current = params;
-  renderTabs(params, counts);
+  renderTabs(params, null);
+  api('/api/counts').then((answer) => params === current && renderTabs(params, answer.counts)).catch(() => {});
   $('#filter-worker').value = params.worker;
   $('#filter-job').value = params.job;
   $('#filter-before').value = params.before ? params.before.slice(0, 19) : '';
   $('#filter-order').value = params.order;
-  $('#filter-limit').value = params.limit;
+  const sizes = $('#filter-limit');
+  if (![...sizes.options].some((o) => o.value === params.limit)) sizes.append(el('option', { value: params.limit, text: params.limit }));
+  sizes.value = params.limit;
   await reloadList();
 }
 
 export async function reloadList() {
   if (!current) return;
   const params = current;
+  api('/api/counts').then((answer) => params === current && renderTabs(params, answer.counts)).catch(() => {});
   let page;
   try {
     page = await api(`/api/tasks?${query(params)}`);
