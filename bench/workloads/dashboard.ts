@@ -30,15 +30,8 @@ const BURST = 3000;
 const YEAR_MS = 365 * 24 * 3600_000;
 /** The views a page reads, brought up to date before anything is measured. */
 const VIEWS_EMBEDDED = ['_design/after-lists/_view/tasks'];
-const VIEWS_COUCHDB = [
-  '_design/after-status-date/_view/status-date',
-  '_design/after-worker-status-date/_view/worker-status-date',
-  '_design/after-job-status-date/_view/job-status-date',
-  '_design/after-jobstr-status-date/_view/jobstr-status-date',
-  '_design/after-repeating/_view/repeating',
-  '_design/after-dependents/_view/dependents',
-  '_design/after-unreachable/_view/unreachable',
-];
+/** CouchDB's partial indexes are left out: their update sequence never says whether they are built (store/read-views.ts). */
+const VIEWS_COUCHDB = ['_design/after-status-date/_view/status-date', '_design/after-worker-status-date/_view/worker-status-date', '_design/after-job-status-date/_view/job-status-date'];
 
 /** A loaded task: W3's pending tasks, with other workers and jobs, and a few finished ones. */
 function dashboardTask(i: number, nowMs: number): object {
@@ -54,9 +47,7 @@ function dashboardTask(i: number, nowMs: number): object {
 export async function runDashboard(server: BenchServer, options: WorkloadOptions & { tasks: number; onProgress(line: string): void }): Promise<Row[]> {
   const name = 'W6 dashboard';
   if (!fs.existsSync(CHROMIUM)) return [{ workload: name, figure: 'skipped', value: `${CHROMIUM} is missing (make chromium)` }];
-  const { chromium } = await import('playwright-core');
   const db = await server.newDb('w6', { init: 'bare' });
-  let ui: { child: ChildProcess; url: string } | undefined;
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'after-bench-chromium-'));
   try {
     const loadStart = Date.now();
@@ -68,6 +59,23 @@ export async function runDashboard(server: BenchServer, options: WorkloadOptions
     await untilIndexed(db, server.kind === 'embedded' ? VIEWS_EMBEDDED : VIEWS_COUCHDB, server.kind === 'embedded' ? 'stale=update_after' : 'update=lazy', options.onProgress);
     const indexMs = Date.now() - indexStart;
 
+    return [
+      { workload: name, figure: `load ${options.tasks} tasks (W3's loader), then the indexes built in the background`, value: `${seconds(loadMs)} + ${seconds(indexMs)}` },
+      ...(await measureDashboard(db, { concurrency: options.concurrency, profile })),
+    ];
+  } finally {
+    fs.rmSync(profile, { recursive: true, force: true });
+    await db.destroy();
+  }
+}
+
+/** The figures of a loaded database whose indexes are built. */
+export async function measureDashboard(db: BenchDb, options: { concurrency: number; profile: string }): Promise<Row[]> {
+  const name = 'W6 dashboard';
+  const { chromium } = await import('playwright-core');
+  const profile = options.profile;
+  let ui: { child: ChildProcess; url: string } | undefined;
+  try {
     ui = await startUi(db);
     const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu'], viewport: { width: 1280, height: 900 } });
     try {
@@ -84,7 +92,7 @@ export async function runDashboard(server: BenchServer, options: WorkloadOptions
       listMs.push(await timeNavigation(page, `#/tasks?status=waiting&worker=mailer&limit=50`, 'after:list'));
       for (let i = 0; i < 5; i++) listMs.push(await timeClick(page, '#next-page', 'after:list'));
       listMs.push(await timeNavigation(page, `#/tasks?status=waiting&job=sync&order=desc&limit=100`, 'after:list'));
-      const searchMs = await timeNavigation(page, `#/search?q=w6-0000${String(Math.floor(options.tasks / 20000) % 10)}`, 'after:search');
+      const searchMs = await timeNavigation(page, '#/search?q=w6-00001', 'after:search');
 
       // The W1 burst with the overview open.
       await page.goto(ui.url);
@@ -117,7 +125,6 @@ export async function runDashboard(server: BenchServer, options: WorkloadOptions
       const longTasks = await page.evaluate(() => (globalThis as unknown as { longTasks: number[] }).longTasks);
       const longest = Math.max(0, ...longTasks);
       return [
-        { workload: name, figure: `load ${options.tasks} tasks (W3's loader), then the indexes built in the background`, value: `${seconds(loadMs)} + ${seconds(indexMs)}` },
         { workload: name, figure: 'overview: first paint with counts (first, reload)', value: paints.map(ms).join(', '), target: '< 1 s', met: Math.max(...paints) < 1000 },
         { workload: name, figure: 'after status (the whole command)', value: ms(statusMs), target: '< 1 s', met: statusMs < 1000 },
         { workload: name, figure: 'list page: first, 5 next (keyset), by job (max)', value: `${ms(listMs[0]!)}, ${ms(Math.max(...listMs.slice(1, 6)))}, ${ms(listMs[6]!)} (${ms(Math.max(...listMs))})`, target: '< 300 ms', met: Math.max(...listMs) < 300 },
@@ -131,8 +138,6 @@ export async function runDashboard(server: BenchServer, options: WorkloadOptions
     }
   } finally {
     if (ui) await stopChild(ui.child);
-    fs.rmSync(profile, { recursive: true, force: true });
-    await db.destroy();
   }
 }
 
