@@ -6,9 +6,11 @@
  * SPEC §7 "JavaScript in the database is slow": CouchDB 3.x runs `validate_doc_update`, views
  * and filters in `couchjs`, one round trip per document, so on CouchDB nothing a worker does
  * goes through JavaScript: its queries use Mango indexes (a partial one for the malformed
- * tasks), its feed a `_selector` filter. The counts `after status` and the dashboard read are a
- * JavaScript view in a design document of their own that CouchDB never builds in the background
- * (`autoupdate: false`), only when they read it. The validator is an opt-in (`after init
+ * tasks), its feed a `_selector` filter. The counts by worker and status are a JavaScript view
+ * in a design document of their own that CouchDB never builds in the background
+ * (`autoupdate: false`), kept for older readers: After itself reads the counts, lists and job
+ * names from the indexes of dashboard-design.ts (task-counts.ts, task-pages.ts), and the run
+ * figures from `<db>_stats` (run-stats-db.ts), both made here too. The validator is an opt-in (`after init
  * --validate`). pouchdb-server runs JavaScript in its own process and crashes on `_selector`
  * feeds, and its Mango ignores partial indexes: there the feed filter and the malformed-task
  * query are a design document's filter and view (measured: as fast as Mango there).
@@ -87,7 +89,7 @@ export const DESIGN_DOC_ID = '_design/after';
 export const BY_WORKER_FILTER = 'after/by_worker';
 /** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches (pouchdb-server). */
 export const UNREACHABLE_BY_WORKER_VIEW = '_design/after/_view/unreachable_by_worker';
-/** The counts `after status` and the dashboard read; no worker query touches it. */
+/** Task counts by worker and status (older readers; After reads task-counts.ts); no worker query touches it. */
 export const STATS_DOC_ID = '_design/after-stats';
 /** `_design/after-stats/_view/by_worker_status?group=true`: task counts by [worker, status]. */
 export const BY_WORKER_STATUS_VIEW = '_design/after-stats/_view/by_worker_status';
