@@ -124,13 +124,7 @@ export function databaseSeq(conn: Connection, db?: string): Promise<number> {
  * only a little behind the database read again up to date (see FRESH_LAG).
  */
 export async function readView<T = unknown>(read: ReadSide, view: string, qs: Record<string, unknown>, db?: string): Promise<ViewAnswer<T>> {
-  if (PARTIAL_VIEWS.has(view)) {
-    // CouchDB's partial indexes (a few documents each) advance their update sequence only with
-    // the shards that hold a matching document, so it never says how far behind they are; its
-    // indexer keeps them up to date, and they are read as they are.
-    const res = await read.conn.request<{ rows: ViewRow<T>[] }>({ path: view, qs: { ...qs, ...noWait(read.kind) } as Record<string, string>, ...(db ? { db } : {}) });
-    return { rows: res.body.rows, lag: 0 };
-  }
+  if (PARTIAL_VIEWS.has(view)) return readPartialView<T>(read, view, qs, db);
   const request = (extra: Record<string, unknown>) =>
     read.conn.request<{ rows: ViewRow<T>[]; update_seq?: unknown; total_rows?: number }>({ path: view, qs: { ...qs, ...extra } as Record<string, string>, ...(db ? { db } : {}) });
   const [dbSeq, stale] = await Promise.all([databaseSeq(read.conn, db), request({ ...noWait(read.kind), update_seq: true })]);
@@ -152,3 +146,30 @@ export async function viewRows(read: ReadSide, view: string, qs: Record<string, 
   }
 }
 
+
+/** How long a read of a partial index waits for it to be up to date before taking it as it is. */
+const PARTIAL_WAIT_MS = 300;
+
+/**
+ * CouchDB's partial indexes (a few documents each) advance their update sequence only with the
+ * shards that hold a matching document, so it never says how far behind they are. Read up to
+ * date (cheap: its indexer keeps them so); if that takes longer than PARTIAL_WAIT_MS (a bulk load
+ * not indexed yet), as they are (CouchDB answers a stale read while an index is being updated).
+ */
+async function readPartialView<T>(read: ReadSide, view: string, qs: Record<string, unknown>, db?: string): Promise<ViewAnswer<T>> {
+  const request = (extra: Record<string, unknown>, signal?: AbortSignal) =>
+    read.conn.request<{ rows: ViewRow<T>[] }>({ path: view, qs: { ...qs, ...extra } as Record<string, string>, ...(db ? { db } : {}), ...(signal ? { signal } : {}) });
+  const fresh = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), PARTIAL_WAIT_MS)));
+  const exact = request({}, fresh.signal);
+  try {
+    const first = await Promise.race([exact, late]);
+    if (first !== 'late') return { rows: first.body.rows, lag: 0 };
+    fresh.abort();
+    exact.catch(() => undefined);
+    return { rows: (await request(noWait(read.kind))).body.rows, lag: 0 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
