@@ -9,7 +9,7 @@
  *   worker                              a worker instance (its stages in intake/, timing/, running/, peers/)
  *   jobs                                loading and running job modules
  *   store                               every request to the database (schema.ts at its bottom)
- *   task                                pure rules: validation, decisions, writes, dates
+ *   task, stats                         pure rules: validation, decisions, writes, dates; run figures
  *   config, and the base files          types, errors, text, clock, log, events...
  *
  * docs/architecture.md draws the same picture.
@@ -48,11 +48,18 @@ module.exports = {
       to: { path: '^src/', pathNot: [base, layer('task')] },
     },
     {
+      name: 'stats-is-pure',
+      comment: 'stats/ holds the pure arithmetic of the run figures (vectors, quantiles): it imports only the base files and itself.',
+      severity: 'error',
+      from: { path: layer('stats') },
+      to: { path: '^src/', pathNot: [base, layer('stats')] },
+    },
+    {
       name: 'store-below-its-users',
       comment: 'store/ speaks HTTP to the database for everyone above it, and knows none of them.',
       severity: 'error',
       from: { path: layer('store') },
-      to: { path: '^src/', pathNot: [base, layer('config'), layer('task'), layer('store')] },
+      to: { path: '^src/', pathNot: [base, layer('config'), layer('task'), layer('stats'), layer('store')] },
     },
     {
       name: 'store-schema-is-its-bottom',

@@ -1,7 +1,7 @@
 /**
  * `make bench` (node dist/bench/run.js): the workloads against one database server, one table.
  *
- *   node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl] [--w3-tasks N] [--w4-seconds S]
+ *   node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl,w6] [--w3-tasks N] [--w6-tasks N] [--w4-seconds S]
  *                          [--concurrency N] [--profile DIR] [--peers | --no-peers]
  *
  * The server: a fresh embedded pouchdb-server by default; COUCHDB_URL (a CouchDB server URL
@@ -10,7 +10,8 @@
  * Every workload makes fresh databases on it and deletes them afterwards (also on Ctrl-C).
  *
  * Environment (so `make bench W3_TASKS=200000` works): W3_TASKS, BENCH_W3 (same: the full
- * figure is BENCH_W3=1000000), BENCH_W5 (tasks, 3000), BENCH_W5_INSTANCES (1,2,3), BENCH_ONLY,
+ * figure is BENCH_W3=1000000), BENCH_W6 (W6's tasks, 100000; the dashboard at a million on
+ * CouchDB is BENCH_W6=1000000), BENCH_W5 (tasks, 3000), BENCH_W5_INSTANCES (1,2,3), BENCH_ONLY,
  * BENCH_PROFILE, BENCH_PEERS=0 (no peers), BENCH_INIT_ARGS (added to every `after init`),
  * BENCH_KEEP_LOGS=DIR (the workers' log files are copied there before their database goes).
  *
@@ -25,6 +26,7 @@ import { peerBench, runPeerBurst, runPeerPrecision, type PeerBench } from './pee
 import { formatTable, type Row } from './report';
 import { cleanUpOnInterrupt, couchdbServer, REPO_ROOT, startEmbeddedServer, type BenchServer } from './server';
 import { runBurst } from './workloads/burst';
+import { runDashboard } from './workloads/dashboard';
 import { runMidnight } from './workloads/midnight';
 import { runPrecision } from './workloads/precision';
 import { runRateLimit } from './workloads/rate-limit';
@@ -32,16 +34,18 @@ import { runScale } from './workloads/scale';
 import { runScaleOut } from './workloads/scale-out';
 import { runSteady } from './workloads/steady';
 
-const WORKLOADS = ['w1', 'w1b', 'w2', 'w3', 'w4', 'w5', 'rl'] as const;
+const WORKLOADS = ['w1', 'w1b', 'w2', 'w3', 'w4', 'w5', 'rl', 'w6'] as const;
 type Workload = (typeof WORKLOADS)[number];
 /** What runs when BENCH_ONLY / --only does not say: W5 needs a cluster and is all a cluster run does. */
-const DEFAULT_WORKLOADS: Workload[] = ['w1', 'w1b', 'w2', 'w3', 'w4', 'rl'];
+const DEFAULT_WORKLOADS: Workload[] = ['w1', 'w1b', 'w2', 'w3', 'w4', 'rl', 'w6'];
 const DEFAULT_CLUSTER_WORKLOADS: Workload[] = ['w5'];
 
 interface BenchArgs {
   /** undefined: the server's default set. */
   only: Workload[] | undefined;
   w3Tasks: number;
+  /** W6's tasks: the dashboard at scale. */
+  w6Tasks: number;
   w4Seconds: number;
   w5Tasks: number;
   w5Instances: number[];
@@ -60,7 +64,7 @@ interface BenchArgs {
  */
 const DEFAULT_W3_TASKS = 100_000;
 const USAGE =
-  'usage: [COUCHDB_URL=... | COUCHDB_CLUSTER_URLS="..."] node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl] [--w3-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
+  'usage: [COUCHDB_URL=... | COUCHDB_CLUSTER_URLS="..."] node dist/bench/run.js [--only w1,w1b,w2,w3,w4,w5,rl,w6] [--w3-tasks N] [--w6-tasks N] [--w4-seconds S] [--concurrency N] [--profile DIR] [--peers | --no-peers]';
 /** The same counts for After and for the peers. */
 const W1_TASKS = 3000;
 const W2_TASKS = 600;
@@ -73,6 +77,7 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
   const args: BenchArgs = {
     only: env.BENCH_ONLY ? parseOnly(env.BENCH_ONLY) : undefined,
     w3Tasks: positiveInteger(env.W3_TASKS ?? env.BENCH_W3 ?? String(DEFAULT_W3_TASKS), 'W3_TASKS'),
+    w6Tasks: positiveInteger(env.BENCH_W6 ?? String(DEFAULT_W3_TASKS), 'BENCH_W6'),
     w4Seconds: 60,
     w5Tasks: positiveInteger(env.BENCH_W5 ?? String(DEFAULT_W5_TASKS), 'BENCH_W5'),
     w5Instances: (env.BENCH_W5_INSTANCES ?? '1,2,3').split(',').map((count) => positiveInteger(count.trim(), 'BENCH_W5_INSTANCES')),
@@ -90,6 +95,7 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
     };
     if (flag === '--only') args.only = parseOnly(value());
     else if (flag === '--w3-tasks') args.w3Tasks = positiveInteger(value(), flag);
+    else if (flag === '--w6-tasks') args.w6Tasks = positiveInteger(value(), flag);
     else if (flag === '--w4-seconds') args.w4Seconds = positiveInteger(value(), flag);
     else if (flag === '--concurrency') args.concurrency = positiveInteger(value(), flag);
     else if (flag === '--profile') args.profileDir = value();
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
     w4: () => runSteady(bench, { ...common, ratePerSecond: 200, durationMs: args.w4Seconds * 1000 }),
     w5: () => runScaleOut(bench, { ...common, tasks: args.w5Tasks, instances: args.w5Instances, onProgress: progress }),
     rl: () => runRateLimit(bench, { ...common, perSecond: 30, durationMs: 60_000 }),
+    w6: () => runDashboard(bench, { ...common, tasks: args.w6Tasks, onProgress: progress }),
   };
   // Each peer runs right after After's own run of the same workload, never at the same time.
   const peerRuns: Partial<Record<Workload, (bench: PeerBench) => Promise<Row[]>>> = {

@@ -16,7 +16,11 @@ import { addBuiltins, addCommands, isJobName, type JobEntry, type JobProblem, ty
 import type { JobFunction } from './jobs/run-job';
 import { silentLogger, type Logger } from './log';
 import { startWorkerWithSidecars } from './metrics/worker-sidecars';
-import { listTasks, statusCounts, type StatusCount, type TaskFilter } from './store/for-operators/task-queries';
+import { listInstances, type InstanceView } from './store/for-operators/instances';
+import { readRunSeries, type ChartRange, type RunSeries } from './store/for-operators/run-stats';
+import { readStatusCounts, serverKindOf } from './store/for-operators/task-counts';
+import { readTaskPage, searchById, type PageQuery, type TaskPage } from './store/for-operators/task-pages';
+import { listTasks, type StatusCount, type TaskFilter } from './store/for-operators/task-queries';
 import { CANCEL_INTENT, createTask, deleteTask, getTask, rescheduleIntent, updateTask } from './store/for-operators/tasks';
 import { openConnection, type Connection } from './store/connection';
 import { pauseTask, resumeTask, runTaskNow } from './store/for-operators/task-actions';
@@ -65,8 +69,23 @@ export interface Client {
   /** Move the task to a new date. */
   reschedule(id: string, date: string | Date): Promise<TaskDoc>;
   delete(id: string): Promise<void>;
-  /** Task counts by worker and status. */
+  /** Task counts by worker and status (from an index kept up to date beside the tasks: at once at any size). */
   counts(): Promise<StatusCount[]>;
+  /**
+   * One page of a list by status (`waiting`, `scheduled`, `running`, `paused`, `error`, `done`,
+   * `canceled`), filtered by worker and job, by date; pass the page's `next` as the next
+   * query's `cursor` (keyset paging: as fast on the last page as on the first).
+   */
+  listPage(query: PageQuery): Promise<TaskPage>;
+  /** Tasks whose id starts with `prefix`, by id. */
+  searchById(prefix: string, options?: { limit?: number; after?: string }): Promise<{ tasks: TaskDoc[]; next: string | null }>;
+  /**
+   * Runs done, failed and retried and start lateness p50/p99, per step: the last 10 minutes
+   * (`realtime`, 10 s), 7 days (`hours`) or 90 days (`days`), of one worker name or all.
+   */
+  runFigures(options: { range: ChartRange; worker?: string }): Promise<RunSeries>;
+  /** Worker instances (live or not), with what each runs now (`running_now`). */
+  instances(): Promise<InstanceView[]>;
   /**
    * Pause a worker name: no new run starts on any of its instances (runs in progress finish,
    * held tasks keep their dates) until `resume(worker)`. Allowed for a name no task has yet
@@ -92,6 +111,7 @@ export interface Client {
 export function connect(options: ConnectOptions = {}): Client {
   const config = configFor(options);
   const conn: Connection = openConnection(config, { log: options.log ?? silentLogger() });
+  const readSide = async () => ({ conn, kind: await serverKindOf(conn) });
   return {
     database: `${conn.dbName} on ${conn.displayUrl}`,
     async create(task) {
@@ -113,7 +133,11 @@ export function connect(options: ConnectOptions = {}): Client {
     async delete(id) {
       await deleteTask(conn, id);
     },
-    counts: () => statusCounts(conn),
+    counts: async () => readStatusCounts(await readSide()),
+    listPage: async (query) => readTaskPage(await readSide(), query),
+    searchById: async (prefix, options) => searchById(await readSide(), prefix, options),
+    runFigures: async (options) => readRunSeries(await readSide(), options),
+    instances: () => listInstances(conn),
     pause: (worker) => pauseWorker(conn, worker, { by: 'library API' }),
     resume: (worker) => resumeWorker(conn, worker),
     pauseTask: (id) => pauseTask(conn, id),

@@ -68,7 +68,7 @@ export async function runScale(
   const db = await server.newDb('w3', { init: 'bare' });
   try {
     const loadStart = Date.now();
-    await load(db, tasks, settings, options.onProgress);
+    await load(db, tasks, settings, (line) => options.onProgress(`W3: ${line}`));
     const loadMs = Date.now() - loadStart;
     options.onProgress(`W3: ${tasks} tasks loaded in ${seconds(loadMs)}; 'after init', then the worker's first start`);
     await db.init();
@@ -136,7 +136,14 @@ async function loadRateAfterInit(server: BenchServer, tasks: number, settings: L
   }
 }
 
-async function load(db: BenchDb, tasks: number, settings: LoadSettings, onProgress: (line: string) => void): Promise<void> {
+/** W3's loader: `tasks` documents (`taskOf`: W3's own pending tasks by default) in parallel `_bulk_docs`. */
+export async function load(
+  db: BenchDb,
+  tasks: number,
+  settings: LoadSettings,
+  onProgress: (line: string) => void,
+  taskOf: (i: number, nowMs: number) => object = (i, nowMs) => benchTask(`w3-${String(i).padStart(8, '0')}`, nowMs + FIRST_DATE_AFTER_MS + Math.floor(Math.random() * YEAR_MS)),
+): Promise<void> {
   const now = Date.now();
   let next = 0;
   let reported = 0;
@@ -145,11 +152,11 @@ async function load(db: BenchDb, tasks: number, settings: LoadSettings, onProgre
       const first = next;
       next = Math.min(tasks, next + settings.batch);
       const docs = [];
-      for (let i = first; i < next; i++) docs.push(benchTask(`w3-${String(i).padStart(8, '0')}`, now + FIRST_DATE_AFTER_MS + Math.floor(Math.random() * YEAR_MS)));
+      for (let i = first; i < next; i++) docs.push(taskOf(i, now));
       await db.bulkDocs(docs);
       if (next - reported >= tasks / 10) {
         reported = next;
-        onProgress(`W3: ${next} of ${tasks} loaded`);
+        onProgress(`${next} of ${tasks} loaded`);
       }
     }
   };

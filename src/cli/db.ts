@@ -37,6 +37,7 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
         maxDocumentSize: config.embedded.max_document_size,
         maxRequestSize: config.embedded.max_request_size,
         compactIntervalMs: config.embedded.compact_interval_ms,
+        warmIntervalMs: config.embedded.warm_interval_ms,
       };
       if (options.background) {
         const server = await startEmbedded(options);

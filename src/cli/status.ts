@@ -1,12 +1,13 @@
-/** `after status`: where the tasks are, and how many of each worker are in each status. */
+/** `after status`: where the tasks are, how many of each worker are in each status, the live instances and the run figures. */
 import type { Command } from 'commander';
 import { readWorkers, type InstanceView } from '../store/for-operators/instances';
-import { statusCounts, type StatusCount } from '../store/for-operators/task-queries';
+import { readStatusCountsWithLag, type StatusCount } from '../store/for-operators/task-counts';
 import { detectServer, openConnection } from '../store/connection';
 import { STATUSES } from '../types';
 import type { CliContext } from './context';
 import { formatDuration } from '../format-duration';
 import { formatTable } from './output';
+import { runFiguresLines, runsNowLines } from './status-runs';
 
 export function registerStatusCommand(program: Command, ctx: CliContext): void {
   program
@@ -16,12 +17,19 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
       const conn = openConnection(ctx.config());
       const server = await detectServer(conn);
       ctx.out.line(`database ${conn.displayUrl}/${conn.dbName} (${server.kind} ${server.version}${server.clustered ? ', clustered' : ''})`);
-      const [counts, workers] = await Promise.all([statusCounts(conn), readWorkers(conn)]);
+      const read = { conn, kind: server.kind };
+      const [{ counts, lag }, workers] = await Promise.all([readStatusCountsWithLag(read), readWorkers(conn)]);
       if (counts.length === 0) ctx.out.line('no tasks');
       else for (const line of countsTable(counts)) ctx.out.line(line);
+      if (lag > 0) ctx.out.line(`(the counts' index is ${lag} changes behind the database; it catches up in the background)`);
       ctx.out.line();
       for (const line of instancesLines(workers.instances)) ctx.out.line(line);
+      for (const line of runsNowLines(workers.instances, conn.clock.dbNow())) ctx.out.line(line);
       if (workers.paused.length > 0) ctx.out.line(`paused workers: ${workers.paused.join(', ')}`);
+      const names = new Set([...counts.map((c) => c.worker), ...workers.instances.filter((i) => i.live).map((i) => i.worker)]);
+      const figures = await runFiguresLines(read, [...names]).catch((err: Error) => [`run figures: ${err.message}`]);
+      ctx.out.line();
+      for (const line of figures) ctx.out.line(line);
     });
 }
 

@@ -14,6 +14,7 @@ export const DEFAULTS = {
     max_document_size: DEFAULT_MAX_TASK_BYTES,
     max_request_size: 64 * 1024 * 1024,
     compact_interval_ms: 300_000,
+    warm_interval_ms: 1000,
   },
   worker: {
     concurrency: 10,
@@ -29,5 +30,7 @@ export const DEFAULTS = {
     max_task_size: DEFAULT_MAX_TASK_BYTES,
     program_user: null as string | null,
   },
+  stats: { record: true, retention_days: 90, flush_ms: 60_000 },
+  ui: { operator_role: 'after-operator', session_idle_ms: 1_800_000 },
   log: { level: 'info', dir: './logs' },
 } as const;

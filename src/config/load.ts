@@ -50,7 +50,7 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   const env = where.env ?? {};
   const v = new Validator(where.file);
   const root = v.object(raw, '');
-  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'limits', 'embedded', 'worker', 'log', '$schema', 'comment']);
+  v.onlyKeys(root, '', ['couchdb', 'jobs', 'builtins', 'commands', 'limits', 'embedded', 'worker', 'stats', 'ui', 'log', '$schema', 'comment']);
   const builtins = v.object(root.builtins ?? {}, 'builtins');
   v.onlyKeys(builtins, 'builtins', ['exec', 'webhook']);
 
@@ -60,6 +60,10 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
   v.onlyKeys(embedded, 'embedded', Object.keys(DEFAULTS.embedded));
   const worker = v.object(root.worker ?? {}, 'worker');
   v.onlyKeys(worker, 'worker', Object.keys(DEFAULTS.worker));
+  const stats = v.object(root.stats ?? {}, 'stats');
+  v.onlyKeys(stats, 'stats', Object.keys(DEFAULTS.stats));
+  const ui = v.object(root.ui ?? {}, 'ui');
+  v.onlyKeys(ui, 'ui', Object.keys(DEFAULTS.ui));
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level', 'dir']);
 
@@ -94,6 +98,15 @@ export function parseConfig(raw: unknown, where: { file: string; base: string; e
     limits: parseLimits(v, root.limits ?? {}),
     embedded: parseEmbedded(v, embedded, { ...DEFAULTS.embedded, max_document_size: workerConfig.max_task_size }, resolve),
     worker: workerConfig,
+    stats: {
+      record: v.boolean(stats.record, 'stats.record', DEFAULTS.stats.record),
+      retention_days: v.integer(stats.retention_days, 'stats.retention_days', DEFAULTS.stats.retention_days, 1, 3650),
+      flush_ms: v.integer(stats.flush_ms, 'stats.flush_ms', DEFAULTS.stats.flush_ms, 1000, 3_600_000),
+    },
+    ui: {
+      operator_role: v.string(ui.operator_role, 'ui.operator_role', DEFAULTS.ui.operator_role),
+      session_idle_ms: v.integer(ui.session_idle_ms, 'ui.session_idle_ms', DEFAULTS.ui.session_idle_ms, 60_000, 7 * 86_400_000),
+    },
     log: { level, dir: resolve(v.string(log.dir, 'log.dir', DEFAULTS.log.dir)) },
     home: env.AFTER_HOME ? path.resolve(where.base, env.AFTER_HOME) : resolve('.after'),
     file: where.file === '(defaults)' ? null : where.file,

@@ -19,6 +19,7 @@ export function parseEmbedded(v: Validator, embedded: Record<string, unknown>, d
     max_document_size: v.integer(embedded.max_document_size, 'embedded.max_document_size', defaults.max_document_size, 1024, 4 * 1024 * 1024 * 1024),
     max_request_size: v.integer(embedded.max_request_size, 'embedded.max_request_size', defaults.max_request_size, 1024, 4 * 1024 * 1024 * 1024),
     compact_interval_ms: compactInterval(v, embedded.compact_interval_ms, defaults.compact_interval_ms),
+    warm_interval_ms: v.integer(embedded.warm_interval_ms, 'embedded.warm_interval_ms', defaults.warm_interval_ms, 0, 3_600_000),
   };
 }
 

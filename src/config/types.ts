@@ -42,6 +42,27 @@ export interface EmbeddedConfig {
   max_request_size: number;
   /** Time between compactions of every database; 0 turns compaction off. @default 300000 */
   compact_interval_ms: number;
+  /**
+   * How often the server brings the dashboard's views up to date by itself (as CouchDB's
+   * background indexer does), so that no reader waits for them; 0 turns it off. @default 1000
+   */
+  warm_interval_ms: number;
+}
+
+export interface StatsConfig {
+  /** Workers record their run figures in `<db>_stats` (one write per instance per minute at most). @default true */
+  record: boolean;
+  /** Figures older than this many days are deleted. @default 90 */
+  retention_days: number;
+  /** How often an instance writes its figures (tests and demos shorten it). @default 60000 */
+  flush_ms: number;
+}
+
+export interface UiConfig {
+  /** Signed-in users with this role (or admins) may act on tasks; other members only read. @default "after-operator" */
+  operator_role: string;
+  /** A dashboard session unused this long ends (sign in again). @default 1800000 (30 min) */
+  session_idle_ms: number;
 }
 
 export interface WorkerConfig {
@@ -147,6 +168,8 @@ export interface AfterConfig {
   limits: Readonly<Record<string, LimitConfig>>;
   embedded: EmbeddedConfig;
   worker: WorkerConfig;
+  stats: StatsConfig;
+  ui: UiConfig;
   log: LogConfig;
   /** Where pid files, logs of background processes and pm2 state go (AFTER_HOME). */
   home: string;

@@ -15,6 +15,7 @@
  * - `validate_doc_update` runs as pouchdb-validation runs it, but the design documents are read
  *   once per database, not once per document written (validation.ts);
  * - every database is compacted periodically (compactor.ts);
+ * - the dashboard's views are kept up to date in the background (index-warmer.ts);
  * - files are created private to the user (umask 077).
  */
 import * as fs from 'node:fs';
@@ -23,6 +24,7 @@ import * as path from 'node:path';
 import { startCompactor, type CompactableDb } from './compactor';
 import type { SecurityObject } from './database-access';
 import { createGuard } from './guard';
+import { startIndexWarmer, type WarmableDb } from './index-warmer';
 import { installValidation } from './validation';
 import type { LauncherSettings } from './server-settings';
 
@@ -175,6 +177,20 @@ function main(settings: LauncherSettings): void {
     log,
   });
 
+  // Only databases the server has open (it opens one at its first request): opening one by name
+  // here could bring back a database deleted a moment before.
+  const openDbs = (): Map<string, WarmableDb> => (pouch as unknown as { __dbCacheMap?: Map<string, WarmableDb> }).__dbCacheMap ?? new Map();
+  const warmer = startIndexWarmer({
+    intervalMs: settings.warmIntervalMs,
+    listDatabases: async () => [...openDbs().keys()],
+    openDatabase: async (name) => {
+      const db = openDbs().get(name);
+      if (!db) throw new Error(`database ${name} is not open`);
+      return db;
+    },
+    log,
+  });
+
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
@@ -182,7 +198,7 @@ function main(settings: LauncherSettings): void {
     log('info', `stopping on ${signal}`);
     server.close();
     server.closeAllConnections();
-    const closed = compactor.stop();
+    const closed = Promise.all([compactor.stop(), warmer.stop()]);
     const timeout = new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref());
     void Promise.race([closed, timeout]).then(() => process.exit(0));
   };

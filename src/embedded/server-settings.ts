@@ -30,6 +30,8 @@ export interface EmbeddedOptions {
   maxRequestSize?: number;
   /** Time between compaction passes; 0 = never. @default 300000 */
   compactIntervalMs?: number;
+  /** How often the dashboard's views are brought up to date; 0 = never. @default 1000 */
+  warmIntervalMs?: number;
   log?: Logger;
 }
 
@@ -46,6 +48,7 @@ export interface LauncherSettings {
   maxDocumentBytes: number;
   maxRequestBytes: number;
   compactIntervalMs: number;
+  warmIntervalMs: number;
   revsLimit: number;
 }
 
@@ -63,6 +66,7 @@ export function launcherSettings(options: EmbeddedOptions, logFile: string, admi
     maxDocumentBytes,
     maxRequestBytes: options.maxRequestSize ?? DEFAULTS.embedded.max_request_size,
     compactIntervalMs: options.compactIntervalMs ?? DEFAULTS.embedded.compact_interval_ms,
+    warmIntervalMs: options.warmIntervalMs ?? DEFAULTS.embedded.warm_interval_ms,
     revsLimit: REVS_LIMIT,
   };
 }

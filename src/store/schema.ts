@@ -74,7 +74,7 @@ export const DESIGN_DOC_ID = '_design/after';
 export const BY_WORKER_FILTER = 'after/by_worker';
 /** `_design/after/_view/unreachable_by_worker?key="<worker>"`: malformed tasks no index reaches (pouchdb-server). */
 export const UNREACHABLE_BY_WORKER_VIEW = '_design/after/_view/unreachable_by_worker';
-/** The counts `after status` and the dashboard read; no worker query touches it. */
+/** Task counts by worker and status (older readers; After reads for-operators/task-counts.ts); no worker query touches it. */
 export const STATS_DOC_ID = '_design/after-stats';
 /** `_design/after-stats/_view/by_worker_status?group=true`: task counts by [worker, status]. */
 export const BY_WORKER_STATUS_VIEW = '_design/after-stats/_view/by_worker_status';
@@ -127,6 +127,17 @@ export interface TaskRequest {
   date?: string;
 }
 
+/** Runs listed in a heartbeat (`running_now`) at most: the document is rewritten every 10 s. */
+export const RUNNING_NOW_LIMIT = 20;
+
+/** One run in progress as a heartbeat document lists it (`running_now`). */
+export interface RunNow {
+  id: string;
+  job: string;
+  /** When it started, ISO 8601, database clock. */
+  since: string;
+}
+
 /** An instance's heartbeat document (`instance:<worker>:<instance>`). */
 export interface InstanceDoc {
   _id: string;
@@ -144,6 +155,8 @@ export interface InstanceDoc {
   held: number;
   /** Due tasks waiting for a rate or concurrency limit (only when the worker name has limits). */
   throttled?: number;
+  /** The runs in progress (at most 20, longest-running first), each since when (database clock). */
+  running_now?: RunNow[];
 }
 
 export function instanceDocId(worker: string, instance: string): string {

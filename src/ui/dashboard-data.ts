@@ -10,9 +10,8 @@
  */
 import { AfterError } from '../errors';
 import type { Connection } from '../store/connection';
-import { readWorkers, type InstanceView } from '../store/for-operators/instances';
 import { pauseTask, resumeTask, runTaskNow } from '../store/for-operators/task-actions';
-import { listRecentFailures, listTasks, readDependencyStates, statusCounts, type DependencyState, type StatusCount } from '../store/for-operators/task-queries';
+import { readDependencyStates, type DependencyState } from '../store/for-operators/task-queries';
 import { CANCEL_INTENT, getTask, rescheduleIntent, updateTask, type TaskIntent } from '../store/for-operators/tasks';
 import { checkWorkerNameForPause, pauseWorker, resumeWorker, type PauseReport } from '../store/for-operators/worker-pause';
 import { parseTaskDate } from '../task/dates';
@@ -30,44 +29,6 @@ export interface TaskSummary {
   /** The tasks it waits for (`after`), when it names any. */
   after?: string[];
   deleted?: true;
-}
-
-export interface Overview {
-  /** Database name and server URL without credentials. */
-  database: string;
-  instances: InstanceView[];
-  /** Worker names paused with a `pause:<worker>` document. */
-  paused: string[];
-  counts: StatusCount[];
-  nextDue: TaskSummary[];
-  failures: TaskSummary[];
-}
-
-const LIST_LIMIT = 20;
-/** Statuses of a task that has still to run. */
-const PENDING_STATUSES = ['waiting', 'scheduled', 'reschedule', 'running'] as const;
-
-export async function readOverview(conn: Connection): Promise<Overview> {
-  const [workers, counts, pending, failures] = await Promise.all([
-    readWorkers(conn),
-    statusCounts(conn),
-    Promise.all(PENDING_STATUSES.map((status) => listTasks(conn, { status, limit: LIST_LIMIT }))),
-    listRecentFailures(conn, LIST_LIMIT),
-  ]);
-  const nextDue = pending
-    .flat()
-    .filter(isTaskDoc)
-    .sort((a, b) => String(a.date).localeCompare(String(b.date)))
-    .slice(0, LIST_LIMIT)
-    .map(summarize);
-  return {
-    database: `${conn.dbName} on ${conn.displayUrl}`,
-    instances: workers.instances,
-    paused: workers.paused,
-    counts,
-    nextDue,
-    failures: failures.filter(isTaskDoc).map(summarize),
-  };
 }
 
 /**

@@ -22,7 +22,7 @@
 import { within } from '../clock';
 import { UnknownJobError } from '../errors';
 import type { JobRegistry } from '../jobs/loader';
-import type { TaskRequest } from '../store/schema';
+import type { RunNow, TaskRequest } from '../store/schema';
 import { decide, isLease, leasedBy, type DecideContext, type Decision } from '../task/decide';
 import type { ParsedTask } from '../task/validate';
 import * as writes from '../task/writes';
@@ -123,6 +123,19 @@ export class Pipeline {
   /** This worker name has limits (config `limits`). */
   get limited(): boolean {
     return this.tasks.ready.limited;
+  }
+
+  /** The runs in progress, longest-running first, at most `limit`, dated by the database's clock (`dbNowMs` now). */
+  runsNow(limit: number, dbNowMs: number): RunNow[] {
+    const nowMs = this.options.clock.now();
+    const started: Array<{ id: string; job: string; startedAtMs: number }> = [];
+    for (const id of this.runs.keys()) {
+      const task = this.tasks.get(id);
+      const run = task?.run;
+      if (task?.task && run) started.push({ id, job: task.task.job.name, startedAtMs: run.startedAtMs });
+    }
+    started.sort((a, b) => a.startedAtMs - b.startedAtMs || (a.id < b.id ? -1 : 1));
+    return started.slice(0, limit).map(({ id, job, startedAtMs }) => ({ id, job, since: new Date(dbNowMs - (nowMs - startedAtMs)).toISOString() }));
   }
 
   heldByStatus(): Map<string, number> {

@@ -9,7 +9,13 @@ import type { TaskStore } from '../store/types';
 import { Worker, type WorkerOptions } from './worker';
 import { logWorkerEvents } from './events';
 
-export async function startWorker(options: WorkerOptions): Promise<Worker> {
+/** What a caller hooks onto a worker before it starts (its first runs may come during start). */
+export interface StartHooks {
+  /** The worker made, not started yet: follow its events from here to miss none. */
+  created?(worker: Worker): void;
+}
+
+export async function startWorker(options: WorkerOptions, hooks: StartHooks = {}): Promise<Worker> {
   const { config, log } = options;
   const jobsDir = options.jobsDir ?? config.jobs;
   const jobs = options.jobs ?? (await loadJobs(jobsDir, jobsOptionsOf(config)));
@@ -19,6 +25,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const store = options.store ?? (await connectWithRetry(config, log));
   const worker = new Worker(options, store, jobs);
   logWorkerEvents(worker.events, log);
+  hooks.created?.(worker);
   try {
     await worker.start();
   } catch (err) {

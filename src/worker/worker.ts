@@ -13,7 +13,7 @@ import type { AfterConfig } from '../config/types';
 import { SafeEmitter } from '../events';
 import type { JobRegistry } from '../jobs/loader';
 import type { Logger } from '../log';
-import { DEFAULT_INSTANCE_HEARTBEAT_MS } from '../store/schema';
+import { DEFAULT_INSTANCE_HEARTBEAT_MS, RUNNING_NOW_LIMIT } from '../store/schema';
 import type { StoreHealth, TaskStore } from '../store/types';
 import type { WorkerEvents } from './events';
 import { DependencyWatch } from './intake/dependency-watch';
@@ -90,6 +90,8 @@ export class Worker {
         running: this.pipeline.runningCount,
         held: this.pipeline.heldCount,
         ...(this.pipeline.limited ? { throttled: this.pipeline.throttledCount } : {}),
+        // What runs now and since when (after status, the dashboard's instances).
+        running_now: this.pipeline.runsNow(RUNNING_NOW_LIMIT, store.dbNow()),
       }),
       onMembershipChange: () => this.pipeline.livesChanged(this.control.membership.live, this.control.announced),
       onPauseChange: (paused) => {

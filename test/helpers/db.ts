@@ -171,8 +171,8 @@ async function makeTestDb(
       if (embedded) {
         await stopEmbedded(embedded.home);
       } else {
-        // `after init` also made the control database `<db>_control`.
-        for (const name of [dbName, `${dbName}_control`]) {
+        // `after init` also made the control database `<db>_control` and the run figures' `<db>_stats`.
+        for (const name of [dbName, `${dbName}_control`, `${dbName}_stats`]) {
           const res = await fetch(`${serverOrigin}/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { ...authorization } });
           await res.arrayBuffer();
           if (res.status !== 200 && res.status !== 202 && res.status !== 404) {

@@ -101,6 +101,7 @@ async function startPouchdbServer(dir: string, port: number): Promise<ChildProce
     maxDocumentBytes: DEFAULTS.embedded.max_document_size,
     maxRequestBytes: DEFAULTS.embedded.max_request_size,
     compactIntervalMs: 0,
+    warmIntervalMs: 0,
     revsLimit: REVS_LIMIT,
   };
   const child = spawn(process.execPath, [LAUNCHER, JSON.stringify(settings)], { cwd: dir, stdio: 'ignore' });

@@ -30,6 +30,9 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const SCREENSHOTS = process.env.AFTER_SCREENSHOTS;
+// What the functions passed to page.waitForFunction and $$eval see: they run in the page.
+declare const document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): { getAttribute(name: string): string | null; textContent: string | null } | null };
+type HTMLElement = { dataset: Record<string, string | undefined> };
 
 describe('dashboard (after ui) in headless Chromium', function () {
   this.timeout(90_000);
@@ -53,10 +56,10 @@ describe('dashboard (after ui) in headless Chromium', function () {
     await dashboard?.close();
     conn?.close();
   });
-  const db = useSuiteDb({ config: { worker: { heartbeat_ms: 1000 } } });
+  const db = useSuiteDb({ config: { worker: { heartbeat_ms: 1000 }, stats: { flush_ms: 1000 } } });
   before(async () => {
     conn = db.connect();
-    dashboard = await startDashboard({ conn, port: 0, heartbeatMs: 1000, log: silentLogger() });
+    dashboard = await startDashboard({ conn, config: db.config(), port: 0, heartbeatMs: 1000, log: silentLogger() });
     profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'after-chromium-'));
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -92,8 +95,9 @@ describe('dashboard (after ui) in headless Chromium', function () {
 
   it('shows a task posted over HTTP without a reload, and its status turning done live', async () => {
     await startWorker(db, 'ui-live');
+    await page.goto(`${dashboard.url}#/instances`);
+    await page.waitForSelector('#instance-list tr[data-instance] >> text=ui-live');
     await openOverview();
-    await page.waitForSelector('#instances tr[data-instance] >> text=ui-live');
 
     const id = await post({ worker: 'ui-live', date: new Date(Date.now() + 2000).toISOString(), job: { name: 'slow', arguments: [500] } });
     const row = `#activity tr[data-task-id="${id}"]`;
@@ -104,7 +108,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
     expect((await waitForStatus(db, id, 'done')).status).to.equal('done');
     expect(await stillSamePage(), 'the page was reloaded').to.equal(true);
     await page.waitForSelector('#counts tr[data-worker="ui-live"] td[data-status="done"] >> text=1');
-    await screenshot('dashboard-overview.png');
+    await screenshot('dashboard-live.png');
   });
 
   it('cancels a task from its page: the document gets status cancel', async () => {
@@ -136,7 +140,7 @@ describe('dashboard (after ui) in headless Chromium', function () {
     await page.waitForSelector('#task-status.error');
     expect(await page.textContent('#task-error')).to.contain('throws: this job always throws');
     expect(await page.textContent('#history')).to.contain('throws: this job always throws');
-    await screenshot('dashboard-task.png');
+    await screenshot('dashboard-failed-task.png');
 
     await page.click('#action-retry');
     // The worker runs it again with its retry given back: two more executions, failing the same way.
@@ -230,6 +234,111 @@ describe('dashboard (after ui) in headless Chromium', function () {
     await page.goto(`${dashboard.url}#/task/${encodeURIComponent(importId)}`);
     await page.waitForSelector('#task-status.done');
     expect(await page.isVisible('#after-section')).to.equal(false);
+  });
+
+  /** The rows of the task list, as ids in the order shown. */
+  async function listedIds(): Promise<string[]> {
+    return page.$$eval('#task-list tbody tr[data-task-id]', (rows) => rows.map((row) => (row as HTMLElement).dataset.taskId!));
+  }
+
+  it('lists the tasks of a status by date, a page at a time (keyset), filtered by worker, with why each has not run', async () => {
+    const ids: string[] = [];
+    for (let i = 1; i <= 7; i++) ids.push(await post({ _id: `ui-list-${i}`, worker: 'ui-list', date: `2040-01-0${i}T00:00:00Z`, job: 'succeeds' }));
+    await post({ worker: 'ui-list-other', date: '2040-01-01T00:00:00Z', job: 'succeeds' });
+    await page.goto(`${dashboard.url}#/tasks?status=waiting&worker=ui-list&limit=3`);
+    await page.waitForFunction(() => document.querySelectorAll('#task-list tbody tr[data-task-id]').length === 3);
+    expect(await listedIds()).to.deep.equal(ids.slice(0, 3));
+    expect(await page.textContent('#task-list tbody tr[data-task-id="ui-list-1"] [data-why]')).to.contain('no live instance of worker ui-list');
+    await screenshot('dashboard-list.png');
+
+    await page.click('#next-page');
+    await page.waitForFunction(() => document.querySelector('#task-list tbody tr[data-task-id]')?.getAttribute('data-task-id') === 'ui-list-4');
+    expect(await listedIds()).to.deep.equal(ids.slice(3, 6));
+    await page.keyboard.press('n');
+    await page.waitForFunction(() => document.querySelector('#task-list tbody tr[data-task-id]')?.getAttribute('data-task-id') === 'ui-list-7');
+    expect(await listedIds()).to.deep.equal(['ui-list-7']);
+    expect(await page.isDisabled('#next-page'), 'the last page has no next').to.equal(true);
+
+    await page.goto(`${dashboard.url}#/tasks?status=waiting&worker=ui-list&limit=3&order=desc`);
+    await page.waitForFunction(() => document.querySelectorAll('#task-list tbody tr[data-task-id]').length === 3);
+    expect(await listedIds()).to.deep.equal(['ui-list-7', 'ui-list-6', 'ui-list-5']);
+  });
+
+  it('finds a task by id prefix and tasks by job name, from the search box (keyboard: /)', async () => {
+    await post({ _id: 'ui-find-alpha-1', worker: 'ui-find', date: '2040-01-01T00:00:00Z', job: 'records' });
+    await post({ _id: 'ui-find-alpha-2', worker: 'ui-find', date: '2040-01-02T00:00:00Z', job: 'records' });
+    await post({ _id: 'ui-find-beta', worker: 'ui-find', date: '2040-01-01T00:00:00Z', job: 'succeeds' });
+    await page.goto(dashboard.url);
+    await page.waitForSelector('#live.on');
+    await page.keyboard.press('/');
+    await page.keyboard.type('ui-find-alpha');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelectorAll('#search-tasks tbody tr[data-task-id]').length === 2);
+    expect(await page.$$eval('#search-tasks tbody tr[data-task-id]', (rows) => rows.map((r) => (r as HTMLElement).dataset.taskId))).to.deep.equal(['ui-find-alpha-1', 'ui-find-alpha-2']);
+
+    await page.fill('#search', 'recor');
+    await page.press('#search', 'Enter');
+    await page.waitForSelector('#search-jobs a >> text=records');
+    await page.click('#search-jobs a >> text=records');
+    await page.waitForFunction(() => document.querySelectorAll('#task-list tbody tr[data-task-id]').length === 2);
+    expect(await listedIds()).to.deep.equal(['ui-find-alpha-1', 'ui-find-alpha-2']);
+  });
+
+  it('cancels the selected tasks in bulk and counts what was done and what was skipped, and why', async () => {
+    for (let i = 1; i <= 3; i++) await post({ _id: `ui-bulk-${i}`, worker: 'ui-bulk', date: `2040-02-0${i}T00:00:00Z`, job: 'succeeds' });
+    await page.goto(`${dashboard.url}#/tasks?status=waiting&worker=ui-bulk`);
+    await page.waitForFunction(() => document.querySelectorAll('#task-list tbody tr[data-task-id]').length === 3);
+    await page.check('#select-all');
+    expect(await page.textContent('#selected-count')).to.equal('3 selected');
+    // Meanwhile someone else finishes one of them: the bulk cancel must not overwrite it.
+    const meanwhile = (await db.request<TaskDoc>('GET', 'ui-bulk-2')).body;
+    await db.request('PUT', 'ui-bulk-2', { ...meanwhile, status: 'done' });
+    await page.click('[data-bulk="cancel"]');
+    await page.waitForSelector('#bulk-result[data-done]');
+    expect(await page.textContent('#bulk-result')).to.contain('cancel: 2 done, 1 skipped (1 is done)');
+    expect((await getTask(db, 'ui-bulk-1')).status).to.equal('cancel');
+    expect((await getTask(db, 'ui-bulk-2')).status, 'the finished task was left as it was').to.equal('done');
+    expect((await getTask(db, 'ui-bulk-3')).status).to.equal('cancel');
+  });
+
+  it('retries every failed task a list matches in bulk: each runs again', async () => {
+    await startWorker(db, 'ui-bulk-retry');
+    const ids = await Promise.all([1, 2, 3].map((i) => post({ _id: `ui-retry-${i}`, worker: 'ui-bulk-retry', date: new Date().toISOString(), job: 'throws' })));
+    await Promise.all(ids.map((id) => waitForStatus(db, id, 'error')));
+    await page.goto(`${dashboard.url}#/tasks?status=error&worker=ui-bulk-retry`);
+    await page.waitForFunction(() => document.querySelectorAll('#task-list tbody tr[data-task-id]').length === 3);
+    await page.selectOption('#bulk-scope', 'all');
+    await page.click('[data-bulk="retry"]');
+    await page.waitForSelector('#bulk-result[data-done]');
+    expect(await page.textContent('#bulk-result')).to.contain('retry: 3 done, 0 skipped');
+    for (const id of ids) {
+      await waitFor(async () => ((await getTask(db, id)).executions === 2 ? true : undefined), { timeoutMs: 15_000, what: `task ${id} to run again` });
+    }
+  });
+
+  it("draws the runs chart from the figures every instance records, and tells a task's story as a timeline", async () => {
+    await startWorker(db, 'ui-chart');
+    const repeating = await post({ _id: 'ui-story', worker: 'ui-chart', date: new Date().toISOString(), job: 'succeeds', repeat: { seconds: 1, limit: 3 } });
+    await post({ _id: 'ui-story-after', worker: 'ui-nobody', date: '2040-01-01T00:00:00Z', job: 'succeeds', after: [repeating] });
+    await post({ worker: 'ui-chart', date: new Date().toISOString(), job: 'throws' });
+    await waitForStatus(db, repeating, 'done', 20_000);
+
+    await page.goto(dashboard.url);
+    await page.selectOption('#chart-worker', 'ui-chart');
+    // The instance writes its figures every second here (stats.flush_ms); a minute by default.
+    await page.waitForFunction(() => /^3 done, 1 failed/.test(document.querySelector('#chart-total')?.textContent ?? ''), undefined, { timeout: 20_000 });
+    expect(Number(await page.getAttribute('#chart-runs', 'data-points'))).to.be.above(0);
+    expect(await page.$$('#chart-runs canvas')).to.have.length.above(0);
+    await page.selectOption('#chart-worker', '');
+    await page.waitForFunction(() => /done/.test(document.querySelector('#chart-total')?.textContent ?? ''));
+    await screenshot('dashboard-overview.png');
+
+    await page.goto(`${dashboard.url}#/task/${repeating}`);
+    await page.waitForFunction(() => document.querySelectorAll('#timeline .run').length === 3);
+    expect(await page.$$eval('#timeline .run', (runs) => runs.map((r) => (r as HTMLElement).dataset.runStatus))).to.deep.equal(['done', 'done', 'done']);
+    await page.waitForSelector('#waited-by tr[data-task-id="ui-story-after"]');
+    expect(await page.textContent('#next-summary')).to.contain('every 1 second');
+    await screenshot('dashboard-task.png');
   });
 });
 

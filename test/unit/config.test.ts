@@ -23,8 +23,11 @@ describe('config', () => {
       max_document_size: 1_000_000,
       max_request_size: 64 * 1024 * 1024,
       compact_interval_ms: 300_000,
+      warm_interval_ms: 1000,
     });
     expect(config.worker).to.include({ concurrency: 10, lease_ms: 30_000 });
+    expect(config.stats).to.deep.equal({ record: true, retention_days: 90, flush_ms: 60_000 });
+    expect(config.ui).to.deep.equal({ operator_role: 'after-operator', session_idle_ms: 1_800_000 });
     expect(config.log).to.deep.equal({ level: 'info', dir: '/etc/after/logs' });
     expect(Object.isFrozen(config.worker)).to.equal(true);
   });
@@ -79,6 +82,8 @@ describe('config', () => {
     { name: 'a CORS origin with a path', raw: { embedded: { cors_origins: ['https://app.example.com/page'] } }, field: 'embedded.cors_origins[0]' },
     { name: 'a CORS origin "*"', raw: { embedded: { cors_origins: ['*'] } }, field: 'embedded.cors_origins[0]' },
     { name: 'a compaction every 10 ms', raw: { embedded: { compact_interval_ms: 10 } }, field: 'embedded.compact_interval_ms' },
+    { name: 'run figures written every 10 ms', raw: { stats: { flush_ms: 10 } }, field: 'stats.flush_ms' },
+    { name: 'an unknown dashboard setting', raw: { ui: { login: true } }, field: 'ui' },
     { name: 'a document size limit of 0', raw: { embedded: { max_document_size: 0 } }, field: 'embedded.max_document_size' },
     { name: 'a concurrency of zero', raw: { worker: { concurrency: 0 } }, field: 'worker.concurrency' },
     { name: 'a fractional lease', raw: { worker: { lease_ms: 1500.5 } }, field: 'worker.lease_ms' },

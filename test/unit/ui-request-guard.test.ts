@@ -107,8 +107,29 @@ describe('dashboard: who may talk to it', () => {
 
   describe('requests the dashboard may make to the database', () => {
     const db = 'tasks';
-    const cases: Array<{ method?: string; path: string; root?: boolean; db?: string; ok: boolean }> = [
+    const cases: Array<{ method?: string; path: string; root?: boolean; db?: string; qs?: Record<string, string>; body?: unknown; ok: boolean }> = [
       { path: '', ok: true },
+      // The lists, counts and schedules: views of After's design documents, never the documents.
+      { path: '_design/after-lists/_view/by_status', ok: true },
+      { path: '_design/after-status-date/_view/status-date', ok: true },
+      { path: '_design/after-lists', ok: false },
+      { method: 'PUT', path: '_design/after-lists/_view/by_status', ok: false },
+      { path: '_design/other/_view/all', ok: false },
+      // Search by id prefix: a range that cannot reach _design/ documents.
+      { path: '_all_docs', qs: { startkey: 'payroll-', endkey: 'payroll-\ufff0' }, ok: true },
+      { path: '_all_docs', qs: { startkey: '', endkey: '\ufff0' }, ok: false },
+      { path: '_all_docs', qs: { startkey: '_design/', endkey: '_design/\ufff0' }, ok: false },
+      { path: '_all_docs', qs: { startkey: 'a', endkey: '_design/\ufff0' }, ok: false },
+      // Bulk actions: new revisions of existing tasks only.
+      { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: 'a', _rev: '1-x', status: 'cancel' }, { _id: 'b', _rev: '2-y', _deleted: true }] }, ok: true },
+      { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: 'a', status: 'waiting' }] }, ok: false },
+      { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: '_design/after', _rev: '1-x' }] }, ok: false },
+      { method: 'POST', path: '_bulk_docs', body: { docs: [] }, ok: false },
+      // The charts: the run figures' database, read only.
+      { db: 'tasks_stats', path: '_all_docs', ok: true },
+      { db: 'tasks_stats', path: '_design/after-runs/_view/by_hour', ok: true },
+      { db: 'tasks_stats', method: 'PUT', path: 'runs:x', ok: false },
+      { db: 'tasks_stats', path: '_design/after-runs', ok: false },
       { path: '_changes', ok: true },
       { method: 'POST', path: '_find', ok: true },
       { path: '_design/after-stats/_view/by_worker_status', ok: true },

@@ -6,9 +6,11 @@
  * docs/spec.md §7 "JavaScript in the database is slow": CouchDB 3.x runs `validate_doc_update`, views
  * and filters in `couchjs`, one round trip per document, so on CouchDB nothing a worker does
  * goes through JavaScript: its queries use Mango indexes (a partial one for the malformed
- * tasks), its feed a `_selector` filter. The counts `after status` and the dashboard read are a
- * JavaScript view in a design document of their own that CouchDB never builds in the background
- * (`autoupdate: false`), only when they read it. The validator is an opt-in (`after init
+ * tasks), its feed a `_selector` filter. The counts by worker and status are a JavaScript view
+ * in a design document of their own that CouchDB never builds in the background
+ * (`autoupdate: false`), kept for older readers: After itself reads the counts, lists and job
+ * names from the indexes of dashboard-design.ts (task-counts.ts, task-pages.ts), and the run
+ * figures from `<db>_stats` (run-stats-db.ts), both made here too. The validator is an opt-in (`after init
  * --validate`). pouchdb-server runs JavaScript in its own process and crashes on `_selector`
  * feeds, and its Mango ignores partial indexes: there the feed filter and the malformed-task
  * query are a design document's filter and view (measured: as fast as Mango there).
@@ -20,6 +22,8 @@ import { FINISHED_STATUSES, STATUSES } from '../../types';
 import { CONTROL_REVS_LIMIT, DESIGN_DOC_ID, type MangoIndex, REVS_LIMIT, STATS_DOC_ID, VALIDATE_DOC_ID, controlDbName, mangoIndexesFor } from '../schema';
 import { detectServer, docPath, openConnection, type Connection } from '../connection';
 import type { ServerInfo } from '../types';
+import { dashboardIndexesFor, LISTS_DOC_BODY, LISTS_DOC_ID } from './dashboard-design';
+import { STATS_DESIGN_BODY, STATS_DESIGN_ID, statsDbName } from '../run-stats-db';
 import { VALIDATE_DOC_UPDATE_SOURCE } from './validate-doc';
 
 /**
@@ -124,6 +128,14 @@ export async function initDatabase(config: AfterConfig, options: InitOptions = {
     if (validate === false) steps.push(await removeDoc(conn, VALIDATE_DOC_ID, 'asked with --no-validate'));
     steps.push(await ensureDatabase(conn, controlDbName(conn.dbName)));
     steps.push(await ensureRevsLimit(conn, server, controlDbName(conn.dbName), CONTROL_REVS_LIMIT));
+    // The dashboard's reads (dashboard-design.ts) and the run figures' database (run-stats-db.ts).
+    for (const index of dashboardIndexesFor(server.kind)) steps.push(await ensureIndex(conn, index));
+    if (server.kind !== 'couchdb') steps.push(await ensureDesignDoc(conn, LISTS_DOC_ID, LISTS_DOC_BODY));
+    const stats = await ensureDatabase(conn, statsDbName(conn.dbName));
+    steps.push(stats);
+    if (stats.outcome === 'created') await copySecurity(conn, statsDbName(conn.dbName));
+    steps.push(await ensureRevsLimit(conn, server, statsDbName(conn.dbName), CONTROL_REVS_LIMIT));
+    steps.push(await ensureDesignDoc(conn, STATS_DESIGN_ID, STATS_DESIGN_BODY, statsDbName(conn.dbName)));
   } finally {
     conn.close();
   }
@@ -178,14 +190,14 @@ async function ensureIndex(conn: Connection, index: MangoIndex & { partial?: Rec
  * stored document is replaced whole: a function an older After put there (the validator that
  * lived in `_design/after`) goes with the rewrite.
  */
-async function ensureDesignDoc(conn: Connection, id: string, body: Record<string, unknown>): Promise<InitStep> {
-  const what = `design document ${id}`;
-  const stored = await readDoc(conn, id);
+async function ensureDesignDoc(conn: Connection, id: string, body: Record<string, unknown>, db = conn.dbName): Promise<InitStep> {
+  const what = `design document ${id}${db === conn.dbName ? '' : ` of ${db}`}`;
+  const stored = await readDoc(conn, id, db);
   if (stored && sameContent(stored, body) && Object.keys(stored).every((key) => key.startsWith('_') || key in body)) {
     return { what, outcome: 'unchanged' };
   }
   const doc = { _id: id, ...(stored ? { _rev: stored._rev } : {}), ...body };
-  await conn.request({ method: 'PUT', path: docPath(id), body: doc });
+  await conn.request({ method: 'PUT', path: docPath(id), body: doc, db });
   return { what, outcome: stored ? 'updated' : 'created' };
 }
 
@@ -198,12 +210,24 @@ async function removeDoc(conn: Connection, id: string, why: string): Promise<Ini
   return { what, outcome: 'removed', detail: why };
 }
 
-async function readDoc(conn: Connection, id: string): Promise<Record<string, unknown> | null> {
+async function readDoc(conn: Connection, id: string, db = conn.dbName): Promise<Record<string, unknown> | null> {
   try {
-    return (await conn.request<Record<string, unknown>>({ path: docPath(id) })).body;
+    return (await conn.request<Record<string, unknown>>({ path: docPath(id), db })).body;
   } catch (err) {
     if (err instanceof CouchRequestError && err.status === 404) return null;
     throw err;
+  }
+}
+
+/**
+ * A new database beside the tasks one gets the tasks database's readers and writers (its
+ * `_security`): the workers that write tasks write their run figures there too, and the
+ * dashboard's signed-in members read them.
+ */
+async function copySecurity(conn: Connection, db: string): Promise<void> {
+  const security = (await conn.request<Record<string, unknown>>({ path: '_security' })).body;
+  if (security && typeof security === 'object' && Object.keys(security).length > 0) {
+    await conn.request({ method: 'PUT', path: '_security', db, body: security });
   }
 }
 

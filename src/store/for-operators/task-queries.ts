@@ -7,7 +7,8 @@ import { AfterError, CouchRequestError } from '../../errors';
 import { revGeneration } from '../../revision';
 import { STATUSES, type TaskDoc } from '../../types';
 import type { Connection } from '../connection';
-import { BY_WORKER_STATUS_VIEW, STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from '../schema';
+import { readStatusCounts, serverKindOf, type StatusCount } from './task-counts';
+import { STATUS_DATE, WORKER_STATUS_DATE, useIndex, type MangoIndex } from '../schema';
 import { isMissingDatabase } from '../request-errors';
 
 export interface TaskFilter {
@@ -21,11 +22,7 @@ export interface TaskFilter {
   limit?: number;
 }
 
-export interface StatusCount {
-  worker: string;
-  status: string;
-  count: number;
-}
+export type { StatusCount } from './task-counts';
 
 /** What a task waiting for another (`after`) needs to know of it. */
 export interface DependencyState {
@@ -100,21 +97,9 @@ export async function readDependencyStates(conn: Connection, ids: readonly strin
   });
 }
 
-/** Task counts by worker and status, from the `by_worker_status` view (`_count` reduce). */
+/** Task counts by worker and status, from an index kept up to date beside the tasks (task-counts.ts). */
 export async function statusCounts(conn: Connection): Promise<StatusCount[]> {
-  try {
-    const res = await conn.request<{ rows: Array<{ key: [string, unknown]; value: number }> }>({
-      path: BY_WORKER_STATUS_VIEW,
-      qs: { group: true },
-    });
-    return res.body.rows.map((row) => ({
-      worker: row.key[0],
-      status: typeof row.key[1] === 'string' ? row.key[1] : String(row.key[1] ?? '(none)'),
-      count: row.value,
-    }));
-  } catch (err) {
-    throw notInitialized(err);
-  }
+  return readStatusCounts({ conn, kind: await serverKindOf(conn) });
 }
 
 /** One `_find` through an index `after init` creates. */

@@ -32,7 +32,7 @@ export interface ControlLinkOptions {
   /** The `_changes` heartbeat of the control feed. */
   feedHeartbeatMs: number;
   /** What the heartbeat reports. */
-  report(): { running: number; held: number; throttled?: number };
+  report(): Pick<InstanceDoc, 'running' | 'held' | 'throttled' | 'running_now'>;
   onMembershipChange(): void;
   onPauseChange(paused: boolean): void;
   onRequest(request: TaskRequest): void;
