@@ -68,8 +68,15 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     // A URL with a path (a proxy prefix) is a server URL here, never "server + database".
     parseUrl: false,
   };
-  /** nano for one request, its dispatcher watching the exchange (wire-observer.ts). */
-  const serverFor = (record: WireRecord) => nano({ ...nanoConfig, agentOptions: observer.dispatcherFor(record) } as nano.Configuration);
+  // One cookie jar for the connection: a `POST /_session` (the dashboard's sign-in on CouchDB)
+  // sets an AuthSession cookie that every later request of this connection sends.
+  const cookieJar = (nano(nanoConfig as nano.Configuration).config as unknown as { cookieJar: unknown }).cookieJar;
+  /** nano for one request, its dispatcher watching the exchange (wire-observer.ts), the connection's cookies shared. */
+  const serverFor = (record: WireRecord): nano.ServerScope => {
+    const server = nano({ ...nanoConfig, agentOptions: observer.dispatcherFor(record) } as nano.Configuration);
+    (server.config as unknown as { cookieJar: unknown }).cookieJar = cookieJar;
+    return server;
+  };
   const dbName = config.couchdb.db;
   const displayUrl = scrubUrl(config.couchdb.url);
   const closing = new AbortController();
