@@ -9,7 +9,7 @@ import { createTask, deleteTask, getTask, updateTask } from '../../src/store/for
 import type { Connection } from '../../src/store/connection';
 import { DESIGN_DOC_ID, MANGO_INDEXES, REVS_LIMIT, STATS_DOC_ID, UNREACHABLE, VALIDATE_DOC_ID } from '../../src/store/schema';
 import type { TaskDoc } from '../../src/types';
-import { runCli, useSuiteDb, type TestDb } from '../helpers/index';
+import { runCli, useSuiteDb, waitFor, type TestDb } from '../helpers/index';
 
 describe('after init', function () {
   const db = useSuiteDb({ init: false });
@@ -86,7 +86,11 @@ describe('after init', function () {
 
     const edited = await db.adminRequest<{ _rev: string }>('GET', '_design/refuse');
     expect((await db.adminRequest('DELETE', `_design/refuse?rev=${edited.body._rev}`)).status).to.equal(200);
-    expect((await db.request('POST', '', { refuse: 'b' })).status, 'the deleted validator no longer applies').to.equal(201);
+    // CouchDB drops a deleted design document from its cache by an event of its own, so a write
+    // in the same millisecond may still meet it; the embedded server reads its validators anew.
+    const afterDeletion = async (): Promise<number> => (await db.request('POST', '', { refuse: 'b' })).status;
+    const status = db.kind === 'couchdb' ? await waitFor(async () => ((await afterDeletion()) === 201 ? 201 : undefined), { timeoutMs: 5_000, what: 'a write the deleted validator no longer refuses' }) : await afterDeletion();
+    expect(status, 'the deleted validator no longer applies').to.equal(201);
   });
 
   it('sets a low _revs_limit where the server supports it, and says when it does not', async function () {
