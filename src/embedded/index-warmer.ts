@@ -1,16 +1,24 @@
 /**
  * Keeps the dashboard's views up to date inside the embedded server, as CouchDB's background
  * indexer (ken) does for CouchDB: PouchDB builds a view only when it is queried, so without this
- * whoever first asks after a busy hour (`after status`, the dashboard) waits while every change
- * since is indexed (44 s for 20,000 tasks, measured). The dashboard and `after status` then
- * read with `stale=ok`: always at once, and never more than a few seconds behind.
+ * whoever first asks after a busy hour (the dashboard) waits while every change since is
+ * indexed (44 s for 20,000 tasks, measured). The dashboard then reads with `stale=ok`: always at
+ * once, and never more than a few seconds behind.
  *
- * Which views: those of `_design/after-lists` (the lists, the counts) and `_design/after-runs`
- * (the run figures). When: a database whose update sequence moved is brought up to date once
- * it has been quiet for one interval, and at the latest every MAX_STALE_INTERVALS intervals while
- * it keeps changing, one database and one view at a time, so a burst of task writes (the
- * workers' own path) is never shared with an index update, and a long one only now and then.
- * A tasks database (one with `_design/after-lists`) also gets its counts kept (counts-keeper.ts).
+ * Which views: those of `_design/after-lists` (the lists) and `_design/after-runs` (the run
+ * figures), of a database whose views someone read in the last READ_RECENTLY_MS (the dashboard
+ * open: it reads them every few seconds). Updating them is the embedded server's dearest work,
+ * and the same thread answers the workers: 3,000 changed tasks cost it 2.3 s of indexing (seven
+ * times their `_bulk_docs`), which, landing on a burst of due tasks, made bench W1b's drain 1.5 s
+ * slower. With no reader the views wait; the first read answers at once from what is indexed
+ * (saying how far behind it is) and from then on they are kept warm.
+ *
+ * When: a database whose update sequence moved is brought up to date once it has been quiet for
+ * one interval, and at the latest every MAX_STALE_INTERVALS intervals while it keeps changing,
+ * one database and one view at a time, so a burst of task writes (the workers' own path) is
+ * never shared with an index update, and a long one only now and then. A tasks database (one
+ * with `_design/after-lists`) also gets its counts kept (counts-keeper.ts) whether or not anyone
+ * reads its views: `after status` reads them, and counting costs a tenth of indexing.
  */
 
 import { CountsKeeper, type CountableDb } from './counts-keeper';
@@ -33,6 +41,8 @@ export interface IndexWarmerOptions {
   intervalMs: number;
   listDatabases(): Promise<string[]>;
   openDatabase(name: string): Promise<WarmableDb>;
+  /** Whether someone read this database's After views lately (its views are kept warm only then). @default always */
+  readRecently?(name: string): boolean;
   log(level: 'debug' | 'info' | 'warning', message: string): void;
 }
 
@@ -60,8 +70,13 @@ interface WarmState {
   seenSeq: string;
   /** Intervals in a row the sequence was seen to move. */
   busyLooks: number;
+  /** The sequence its counts include (a tasks database), or its views were found to need none. */
+  countedSeq: string;
   warmedSeq: string;
 }
+
+/** How long after a read of its views a database's views are kept warm: the dashboard reads them every few seconds. */
+export const READ_RECENTLY_MS = 10 * 60_000;
 
 export function startIndexWarmer(options: IndexWarmerOptions): IndexWarmer {
   const states = new Map<string, WarmState>();
@@ -72,18 +87,19 @@ export function startIndexWarmer(options: IndexWarmerOptions): IndexWarmer {
   async function look(name: string): Promise<void> {
     const db = await options.openDatabase(name);
     const seq = String((await db.info()).update_seq);
-    const state = states.get(name) ?? { seenSeq: '', busyLooks: 0, warmedSeq: '' };
+    const state = states.get(name) ?? { seenSeq: '', busyLooks: 0, countedSeq: '', warmedSeq: '' };
     states.set(name, state);
     const moving = seq !== state.seenSeq;
     state.seenSeq = seq;
     state.busyLooks = moving ? state.busyLooks + 1 : 0;
-    if (seq === state.warmedSeq) return;
+    const read = options.readRecently?.(name) ?? true;
+    if (seq === state.warmedSeq || (seq === state.countedSeq && !read)) return;
     // Quiet for an interval (a burst has ended), or busy for long: bring the views up to date.
     // A database seen for the first time counts as moving: it is warmed at the next quiet look.
     if (moving && state.busyLooks < MAX_STALE_INTERVALS) return;
     const views = await viewsOf(db);
     if (views.length === 0) {
-      state.warmedSeq = seq;
+      state.countedSeq = state.warmedSeq = seq;
       return;
     }
     const started = Date.now();
@@ -91,6 +107,9 @@ export function startIndexWarmer(options: IndexWarmerOptions): IndexWarmer {
       state.counts ??= new CountsKeeper(db);
       await state.counts.catchUp();
     }
+    state.countedSeq = seq;
+    state.busyLooks = 0;
+    if (!read) return;
     for (const view of views) {
       if (stopped) return;
       await db.query(view, { limit: 0, reduce: false });

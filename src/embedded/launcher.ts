@@ -15,7 +15,8 @@
  * - `validate_doc_update` runs as pouchdb-validation runs it, but the design documents are read
  *   once per database, not once per document written (validation.ts);
  * - every database is compacted periodically (compactor.ts);
- * - the dashboard's views are kept up to date in the background (index-warmer.ts);
+ * - the dashboard's views are kept up to date in the background while someone reads them, and
+ *   the task counts always (index-warmer.ts);
  * - files are created private to the user (umask 077).
  */
 import * as fs from 'node:fs';
@@ -24,7 +25,7 @@ import * as path from 'node:path';
 import { startCompactor, type CompactableDb } from './compactor';
 import type { SecurityObject } from './database-access';
 import { createGuard } from './guard';
-import { startIndexWarmer, type WarmableDb } from './index-warmer';
+import { READ_RECENTLY_MS, startIndexWarmer, type WarmableDb } from './index-warmer';
 import { installValidation } from './validation';
 import type { LauncherSettings } from './server-settings';
 
@@ -36,6 +37,9 @@ const CLOSE_TIMEOUT_MS = 5000;
 const USERS_DB = '_users';
 /** Where pouchdb-security keeps a database's `_security`. */
 const SECURITY_DOC_ID = '_local/_security';
+
+/** A read of a view of After's dashboard design documents: `/<db>/_design/after-lists/_view/...`, `after-runs` the same. */
+const AFTER_VIEW_READ = /^\/([^/]+)\/_design\/after-(?:lists|runs)\/_view\//;
 
 /** The reads the guard makes of a database, without a user (pouchdb-security: the server's own). */
 interface StoredDocuments {
@@ -151,6 +155,13 @@ function main(settings: LauncherSettings): void {
       },
     }),
   );
+  // Whose After views are read (the dashboard open on it): those the warmer keeps up to date.
+  const viewReads = new Map<string, number>();
+  app.use((req: http.IncomingMessage & { path: string }, _res: http.ServerResponse, next: () => void) => {
+    const read = AFTER_VIEW_READ.exec(req.path);
+    if (read) viewReads.set(cleanFilename(decodeURIComponent(read[1]!)), Date.now());
+    next();
+  });
   app.use(pouchApp);
 
   const server = http.createServer(app);
@@ -183,6 +194,7 @@ function main(settings: LauncherSettings): void {
   const warmer = startIndexWarmer({
     intervalMs: settings.warmIntervalMs,
     listDatabases: async () => [...openDbs().keys()],
+    readRecently: (name) => Date.now() - (viewReads.get(name) ?? -Infinity) < READ_RECENTLY_MS,
     openDatabase: async (name) => {
       const db = openDbs().get(name);
       if (!db) throw new Error(`database ${name} is not open`);

@@ -1,7 +1,8 @@
 /**
  * When the embedded server brings the dashboard's views up to date: once a database has been
  * quiet for one look, at the latest every 15 looks while it keeps changing, never for a
- * database whose views are up to date, and only After's own `_design/after-*` views.
+ * database whose views are up to date, only After's own `_design/after-*` views, and only while
+ * someone reads them (the counts are kept whether or not).
  */
 import { expect } from 'chai';
 import { startIndexWarmer, type WarmableDb } from '../../src/embedded/index-warmer';
@@ -10,6 +11,8 @@ function database() {
   const db = {
     seq: 0,
     queried: [] as string[],
+    /** The sequences the counts were caught up at. */
+    counted: [] as number[],
     async info() {
       return { update_seq: db.seq };
     },
@@ -26,6 +29,7 @@ function database() {
       return {};
     },
     async changes() {
+      db.counted.push(db.seq);
       return { results: [], last_seq: db.seq };
     },
     async get(): Promise<{ _rev?: string }> {
@@ -61,6 +65,26 @@ describe('embedded server: keeping the dashboard\'s views warm', () => {
     db.queried = [];
     await warmer.runOnce();
     expect(db.queried, 'then quiet, and up to date').to.deep.equal([]);
+    await warmer.stop();
+  });
+
+  it('keeps the views of a database nobody reads as they are, and its counts up to date; warms them once someone reads them', async () => {
+    const db = database();
+    let read = false;
+    const warmer = startIndexWarmer({ intervalMs: 0, listDatabases: async () => ['tasks'], openDatabase: async () => db as unknown as WarmableDb, readRecently: () => read, log: () => undefined });
+    await warmer.runOnce();
+    db.seq += 3000;
+    await warmer.runOnce();
+    await warmer.runOnce();
+    expect(db.queried, 'nobody reads: no indexing').to.deep.equal([]);
+    expect(db.counted.at(-1), 'the counts follow').to.equal(3000);
+    const counts = db.counted.length;
+    await warmer.runOnce();
+    expect(db.counted, 'counted once per change of the sequence').to.have.length(counts);
+
+    read = true;
+    await warmer.runOnce();
+    expect(db.queried, 'read lately: warmed').to.deep.equal(['after-lists/by_status@3000', 'after-lists/by_job@3000']);
     await warmer.stop();
   });
 });
