@@ -3,7 +3,8 @@
  * would see it, not when the worker logs it. A continuous `_changes` feed of the database, ids
  * and revisions only (no documents, no filter: the least it can cost the database), records
  * when each revision was first seen. After a drain, each task's final revision (read once) says
- * when the database showed it.
+ * when the database showed it. A workload starts it where its drain's clock starts (W1: after
+ * the insert), so that it never reads more of the database than a user watching the drain would.
  */
 import type { BenchDb } from './server';
 

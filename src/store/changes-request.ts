@@ -7,7 +7,7 @@ import type { ChangeBatch, FeedOptions, ServerKind } from './types';
 import { FINISHED_STATUSES, type TaskDoc } from '../types';
 
 /** @see FeedOptions.batchSize */
-export const DEFAULT_BATCH_SIZE = 1000;
+export const DEFAULT_BATCH_SIZE = 5000;
 
 interface ChangeRow {
   id: string;

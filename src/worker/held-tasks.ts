@@ -66,6 +66,11 @@ export class HeldTasks {
     return this.tasks.size;
   }
 
+  /** Tasks whose claim time has come: in the ready queue, or in the timer about to hand them on. */
+  dueCount(): number {
+    return this.ready.size + this.timer.dueBy(this.options.clock.now());
+  }
+
   get(id: string): HeldTask | undefined {
     return this.tasks.get(id);
   }

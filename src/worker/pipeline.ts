@@ -44,6 +44,17 @@ import { TaskWriter, type Planned } from './writer';
  * job starts at the date itself: lateness becomes the timer's, not the database's.
  */
 export const CLAIM_AHEAD_MS = 250;
+
+/**
+ * The longest the feed's next read waits while a backlog of due tasks fills every run slot
+ * (readyForMore). Each read makes the database run the feed's filter over every change since
+ * the last one, the echoes of this instance's own claims and finishes included: read during a
+ * burst, a task's claim and its finish are two changes filtered; read once the backlog is
+ * claimed, one (its last). On the embedded server, whose one thread also answers the claims,
+ * that filtering was a third of bench W1's drain. The cost: a user's change to a task of this
+ * worker (a cancel, a new task due now) is seen up to this much later while a burst lasts.
+ */
+export const FEED_PACE_MAX_MS = 1000;
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
 const DUE_SOON_MS = 1000;
 
@@ -56,6 +67,8 @@ export class Pipeline {
   private readonly startGate: StartGateParts;
   /** Task id → its run, settling once the run's end has been written and acted on. */
   private readonly runs = new Map<string, Promise<void>>();
+  /** The feed's wait for the backlog to clear (readyForMore), if it waits. */
+  private paced: { promise: Promise<void>; release(): void } | undefined;
   /** Claims and runs under way (a stop waits for them). */
   private readonly working = new Set<Promise<void>>();
   private stopping = false;
@@ -108,6 +121,27 @@ export class Pipeline {
   /** Tasks held (in the timer, due, claimed, running...). */
   get heldCount(): number {
     return this.tasks.size;
+  }
+
+  /**
+   * When the feed may read again: at once (undefined), or, while more than a wave of due tasks
+   * waits (backlogged), once no more than a wave does or FEED_PACE_MAX_MS has passed (never rejects).
+   */
+  readyForMore(): Promise<void> | undefined {
+    if (!this.backlogged()) return undefined;
+    if (!this.paced) {
+      const { clock } = this.options;
+      let resolve!: () => void;
+      const promise = new Promise<void>((settle) => (resolve = settle));
+      const timer = clock.setTimeout(() => release(), FEED_PACE_MAX_MS);
+      const release = (): void => {
+        clock.clearTimeout(timer);
+        this.paced = undefined;
+        resolve();
+      };
+      this.paced = { promise, release };
+    }
+    return this.paced.promise;
   }
 
   /** Run slots in use: tasks being claimed or run. */
@@ -266,9 +300,20 @@ export class Pipeline {
 
   /** Due tasks take the free run slots (unless paused or stopping), and are claimed in one write. */
   private claimDue(): void {
-    if (this.stopping || this.options.peers.paused) return;
-    const wave = this.slots.fill(this.tasks, this.settings.concurrency);
-    if (wave.length > 0) this.work(this.claim(wave));
+    if (!this.stopping && !this.options.peers.paused) {
+      const wave = this.slots.fill(this.tasks, this.settings.concurrency);
+      if (wave.length > 0) this.work(this.claim(wave));
+    }
+    if (this.paced && !this.backlogged()) this.paced.release();
+  }
+
+  /**
+   * More than a wave of due tasks (as many as there are run slots) waits to be claimed: a burst
+   * is being worked through. With a wave or less left, the feed's next read overlaps its last
+   * wave. Due tasks just taken count from the start, though the timer hands them on a turn later.
+   */
+  private backlogged(): boolean {
+    return !this.stopping && !this.options.peers.paused && this.tasks.dueCount() > this.settings.concurrency;
   }
 
   private async claim(wave: readonly HeldTask[]): Promise<void> {
@@ -532,6 +577,7 @@ export class Pipeline {
     this.stopping = true;
     this.tasks.stop();
     this.slots.stop();
+    this.paced?.release();
   }
 
   /**

@@ -134,7 +134,10 @@ export class Worker {
       horizonMs: config.worker.horizon_ms,
       leaseMs: options.leaseMs ?? config.worker.lease_ms,
       heartbeatMs: config.worker.heartbeat_ms,
-      onDocs: (docs) => this.pipeline.take(docs),
+      onDocs: (docs) => {
+        this.pipeline.take(docs);
+        return this.pipeline.readyForMore();
+      },
     });
   }
 

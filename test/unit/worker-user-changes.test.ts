@@ -2,6 +2,7 @@
  * A user changes a task document a worker holds or runs: cancel, reschedule, delete, pause.
  */
 import { expect } from 'chai';
+import { FEED_PACE_MAX_MS } from '../../src/worker/pipeline';
 import { closeSimulationsAfterEach, iso, Simulation, START_MS } from '../helpers/memory-worker';
 
 describe('worker (in memory): a user changes a task it holds', () => {
@@ -68,6 +69,25 @@ describe('worker (in memory): a user changes a task it holds', () => {
     expect(doc).not.to.have.property('lease');
     await sim.advanceTo(dateMs + 10_000);
     expect(sim.runsOf('held')).to.have.length(0);
+  });
+
+  it('cancel of a due task during a burst that fills every run slot: seen within FEED_PACE_MAX_MS, and it never runs', async () => {
+    const sim = new Simulation();
+    await sim.start({ concurrency: 2 });
+    const ids = Array.from({ length: 10 }, (_, i) => `burst-${i}`);
+    for (const id of ids) await sim.post({ _id: id, date: iso(START_MS), job: 'gated' });
+    await sim.until(() => sim.runs.length === 2, { what: 'both run slots taken' });
+    const last = ids.find((id) => sim.runsOf(id).length === 0)!;
+    const canceled = sim.next('task:canceled', (e) => e.id === last);
+    const askedAtMs = sim.now;
+    await sim.edit(last, (doc) => ({ ...doc, status: 'cancel' }));
+    await sim.until(canceled, { withinMs: FEED_PACE_MAX_MS + 100 });
+    expect(sim.now - askedAtMs).to.be.at.most(FEED_PACE_MAX_MS);
+    for (const id of ids) sim.openGate(id);
+    await sim.until(async () => (await Promise.all(ids.map((id) => sim.get(id)))).every((doc) => doc.status === 'done' || doc.status === 'canceled'));
+    expect((await sim.get(last)).status).to.equal('canceled');
+    expect(sim.runsOf(last)).to.have.length(0);
+    expect(sim.runs.map((run) => run.id).sort()).to.deep.equal(ids.filter((id) => id !== last).sort());
   });
 
   it('cancel of a task beyond the horizon is acknowledged too', async () => {

@@ -33,8 +33,11 @@ export interface FollowerOptions {
   horizonMs: number;
   leaseMs: number;
   heartbeatMs: number;
-  /** Every document found, by any path. */
-  onDocs(docs: TaskDoc[]): void;
+  /**
+   * Every document found, by any path. What it returns, the feed waits for before its next read
+   * (the worker's pace during a burst); it must never reject.
+   */
+  onDocs(docs: TaskDoc[]): void | Promise<void>;
 }
 
 export class Follower {
@@ -58,9 +61,7 @@ export class Follower {
       instance: this.options.instance,
       since,
       heartbeatMs,
-      onBatch: (batch) => {
-        if (batch.docs.length > 0) this.options.onDocs(batch.docs);
-      },
+      onBatch: (batch) => (batch.docs.length > 0 ? this.options.onDocs(batch.docs) : undefined),
       onReconnect: () => {
         this.options.log.info('changes feed reconnected; querying the window again');
         void this.refreshWindow();

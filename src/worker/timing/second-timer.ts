@@ -35,6 +35,17 @@ export class SecondTimer {
     return this.dueAt.has(id);
   }
 
+  /** Tasks due by `nowMs` that the timer has yet to hand on (it fires in a later turn). */
+  dueBy(nowMs: number): number {
+    let count = 0;
+    const nowSecond = Math.floor(nowMs / 1000);
+    for (const second of this.seconds) {
+      if (second > nowSecond) break;
+      for (const dueMs of this.buckets.get(second)!.values()) if (dueMs <= nowMs) count++;
+    }
+    return count;
+  }
+
   /** Hold `id` until `dueMs` (replacing an earlier date for the same id). */
   add(id: string, dueMs: number): void {
     if (this.stopped) return;
