@@ -52,7 +52,8 @@ export const CLAIM_AHEAD_MS = 250;
  * burst, a task's claim and its finish are two changes filtered; read once the backlog is
  * claimed, one (its last). On the embedded server, whose one thread also answers the claims,
  * that filtering was a third of bench W1's drain. The cost: a user's change to a task of this
- * worker (a cancel, a new task due now) is seen up to this much later while a burst lasts.
+ * worker (a cancel, a new task due now) is seen up to this much later while a burst lasts. Only
+ * an instance alone paces its feed (backlogged).
  */
 export const FEED_PACE_MAX_MS = 1000;
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
@@ -311,9 +312,13 @@ export class Pipeline {
    * More than a wave of due tasks (as many as there are run slots) waits to be claimed: a burst
    * is being worked through. With a wave or less left, the feed's next read overlaps its last
    * wave. Due tasks just taken count from the start, though the timer hands them on a turn later.
+   * Only for an instance alone: beside others, a new task of its share that it saw a second late
+   * would be claimed by another as a backup at the same moment (the split of docs/spec.md §7
+   * relies on each owner seeing its tasks first).
    */
   private backlogged(): boolean {
-    return !this.stopping && !this.options.peers.paused && this.tasks.dueCount() > this.settings.concurrency;
+    const { peers } = this.options;
+    return !this.stopping && !peers.paused && peers.live.length <= 1 && this.tasks.dueCount() > this.settings.concurrency;
   }
 
   private async claim(wave: readonly HeldTask[]): Promise<void> {
