@@ -43,8 +43,14 @@ export interface RunsDoc {
 }
 
 /** `2026-12-07T14` for an instant (UTC). */
+/** The last hour's key and where it starts and ends: a recorder asks for it at every run's start and end. */
+let lastHour = { startMs: 0, endMs: 0, key: '' };
+
 export function hourKey(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 13);
+  if (ms >= lastHour.startMs && ms < lastHour.endMs) return lastHour.key;
+  const startMs = Math.floor(ms / 3_600_000) * 3_600_000;
+  lastHour = { startMs, endMs: startMs + 3_600_000, key: new Date(startMs).toISOString().slice(0, 13) };
+  return lastHour.key;
 }
 
 export function hourStartMs(hour: string): number {

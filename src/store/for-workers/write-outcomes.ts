@@ -19,7 +19,10 @@ export type WriteAnswer =
 export type ReadBack = (ids: readonly string[]) => Promise<Map<string, TaskDoc | null>>;
 
 export async function toOutcomes(sent: readonly TaskDoc[], answers: readonly WriteAnswer[], readBack: ReadBack): Promise<WriteOutcome[]> {
-  const conflicted = [...new Set(sent.filter((_, index) => isConflict(answers[index]!)).map((doc) => doc._id))];
+  const conflicted: string[] = [];
+  answers.forEach((answer, index) => {
+    if (isConflict(answer) && !conflicted.includes(sent[index]!._id)) conflicted.push(sent[index]!._id);
+  });
   let fresh = new Map<string, TaskDoc | null>();
   let readError: Error | undefined;
   if (conflicted.length > 0) {
