@@ -122,7 +122,8 @@ describe('store: write batching', () => {
     const sender = recordingSender();
     const batcher = new WriteBatcher(sender.send, { maxDocsPerBatch: 2 });
     const answers = await batcher.write(['a', 'b', 'a', 'c'].map((id, i) => ({ doc: { _id: id, n: i }, kind: 'plain' as const })));
-    expect(sender.batches).to.deep.equal([['a', 'b'], ['a', 'c']]);
+    // The second write of a leaves once the first has its answer: after c, which has none before it.
+    expect(sender.batches).to.deep.equal([['a', 'b'], ['c'], ['a']]);
     expect(answers.map((a) => a.ok && a.doc.n)).to.deep.equal([0, 1, 2, 3]);
   });
 });
@@ -144,6 +145,36 @@ describe('store: batch grouping', () => {
     const batcher = new WriteBatcher(sender.send);
     await Promise.all([one(batcher, { _id: 'a', _rev: '1-x' }), one(batcher, { _id: 'a', _rev: '1-x' })]);
     expect(sender.batches).to.deep.equal([['a'], ['a']]);
+  });
+
+  it("sends a document's later write only once its earlier write has its answer, in the order given", async () => {
+    const answers: Array<() => void> = [];
+    const batches: string[][] = [];
+    const batcher = new WriteBatcher((docs) => {
+      batches.push(docs.map((doc) => `${doc._id}:${String(doc.status)}`));
+      return new Promise((resolve) => answers.push(() => resolve(docs.map((doc) => ({ ok: true, doc: { ...doc, _rev: '2-x' } })))));
+    });
+    const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const written = batcher.write([
+      { doc: { _id: 'a', _rev: '1-x', status: 'running' }, kind: 'claim' },
+      { doc: { _id: 'b', status: 'waiting' }, kind: 'plain' },
+      { doc: { _id: 'a', _rev: '1-x', status: 'done' }, kind: 'plain' },
+    ]);
+    await tick();
+    const later = one(batcher, { _id: 'b', _rev: '1-x', status: 'done' });
+    const other = one(batcher, { _id: 'c', status: 'waiting' });
+    await tick();
+    expect(batches, 'the second writes of a and b wait; c has nothing before it').to.deep.equal([['a:running', 'b:waiting'], ['c:waiting']]);
+    answers.shift()!();
+    await tick();
+    await tick();
+    expect(batches, 'once the first request has answered, both leave').to.deep.equal([['a:running', 'b:waiting'], ['c:waiting'], ['a:done', 'b:done']]);
+    answers.forEach((answer) => answer());
+    answers.length = 0;
+    await tick();
+    answers.forEach((answer) => answer());
+    expect((await written).every((answer) => answer.ok)).to.equal(true);
+    expect((await later).ok && (await other).ok).to.equal(true);
   });
 });
 

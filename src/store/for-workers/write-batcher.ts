@@ -49,6 +49,8 @@ export class WriteBatcher {
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
   private inFlight = 0;
+  /** Document id → how many of its writes are in requests in flight. */
+  private readonly idsInFlight = new Map<string, number>();
   private readonly maxDocsPerBatch: number;
   private readonly maxBatchesInFlight: number;
 
@@ -83,21 +85,42 @@ export class WriteBatcher {
 
   private flush(): void {
     this.flushScheduled = false;
-    const free = this.maxBatchesInFlight - this.inFlight;
-    if (free <= 0 || this.pending.length === 0) return;
+    if (this.inFlight >= this.maxBatchesInFlight || this.pending.length === 0) return;
     // With requests in flight limited, writes wait: the ones needed soonest go first (a stable
     // sort keeps the order of writes needed at the same moment).
     const waiting = Number.isFinite(this.maxBatchesInFlight) ? [...this.pending].sort((a, b) => (a.neededByMs ?? 0) - (b.neededByMs ?? 0)) : this.pending;
-    const batches = groupIntoBatches(waiting, this.maxDocsPerBatch);
-    const leaving = batches.slice(0, free);
-    // What does not leave now keeps its order and goes when a request in flight has answered.
-    this.pending = batches.slice(free).flat();
+    // A document's later write leaves only once its earlier write has its answer: two requests
+    // in flight at once may reach the database in either order, and the later write must meet
+    // the earlier as a conflict, not be overtaken by it. The writes of other documents go on.
+    const ready: PendingWrite[] = [];
+    const held: PendingWrite[] = [];
+    const seen = new Set<string>();
+    for (const write of waiting) {
+      const id = write.doc._id;
+      if (this.idsInFlight.has(id) || seen.has(id)) held.push(write);
+      else ready.push(write);
+      seen.add(id);
+    }
+    const batches = groupIntoBatches(ready, this.maxDocsPerBatch);
+    const leaving = batches.slice(0, this.maxBatchesInFlight - this.inFlight);
+    // What does not leave now keeps its order (per document) and goes when a request in flight has answered.
+    this.pending = [...batches.slice(leaving.length).flat(), ...held];
     for (const batch of leaving) {
       this.inFlight++;
+      this.countInFlight(batch, 1);
       void this.sendBatch(batch).finally(() => {
         this.inFlight--;
+        this.countInFlight(batch, -1);
         if (this.pending.length > 0) this.scheduleFlush();
       });
+    }
+  }
+
+  private countInFlight(batch: readonly PendingWrite[], change: 1 | -1): void {
+    for (const { doc } of batch) {
+      const count = (this.idsInFlight.get(doc._id) ?? 0) + change;
+      if (count > 0) this.idsInFlight.set(doc._id, count);
+      else this.idsInFlight.delete(doc._id);
     }
   }
 
@@ -124,7 +147,7 @@ export class WriteBatcher {
  * Batches of at most `maxDocs` writes, none holding two writes of one `_id`: which row of a
  * response answers which of two same-id documents would be a guess (pouchdb-server does not
  * answer in request order), so a second write of a document goes into a later batch, where
- * it meets the first as an ordinary conflict.
+ * it meets the first as an ordinary conflict (WriteBatcher sends it once the first has its answer).
  */
 export function groupIntoBatches<T extends { doc: TaskDoc }>(writes: readonly T[], maxDocs: number): T[][] {
   const batches: Array<{ writes: T[]; ids: Set<string> }> = [];
