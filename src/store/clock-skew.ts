@@ -8,6 +8,9 @@
  * and when its response arrived (receivedAt). So the offset (database − local) lies in
  * (D − receivedAt, D + 1000 − sentAt). Each sample cuts that interval further; responses
  * landing at different points of the database's second narrow it to a few milliseconds.
+ * Apache CouchDB stamps its responses from a date refreshed once a second, so there D may be
+ * up to a second older still (`staleMs`): the interval is (D − receivedAt, D + 2000 − sentAt),
+ * and the estimate is good to about half a second, which leases of seconds allow.
  */
 import type { ServerDateSample } from './wire-observer';
 
@@ -22,7 +25,7 @@ export class ClockSkewEstimator {
   /** Narrow the estimate with one response. */
   addSample(sample: ServerDateSample): void {
     const lower = sample.dateMs - sample.receivedAt;
-    const upper = sample.dateMs + 1000 - sample.sentAt;
+    const upper = sample.dateMs + 1000 + (sample.staleMs ?? 0) - sample.sentAt;
     if (lower > this.upperMs || upper < this.lowerMs) {
       // Disjoint from everything seen so far: one of the clocks was stepped (NTP, a VM
       // resumed, drift adding up). Only the new sample describes the present.

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { ClockSkewEstimator, SkewWarnings } from '../../src/store/clock-skew';
+import { dateHeaderStaleMs } from '../../src/store/wire-observer';
 
 /**
  * A simulated database whose clock is `offsetMs` ahead of ours (negative: behind), answering
@@ -35,6 +36,37 @@ describe('store: clock skew estimate from Date headers', () => {
       expect(Math.abs(clock.dbNow(start + 10_000) - (start + 10_000 + c.offsetMs))).to.be.at.most(25);
     });
   }
+
+  it("takes a CouchDB's Date header, stamped from a date refreshed once a second, for clocks in step", () => {
+    // Apache CouchDB stamps a response with the date its HTTP layer last refreshed: up to a second
+    // older than the response. Read as plain truncation, such headers put a synchronised database
+    // up to a second behind (the CouchDB suite once estimated 1004 ms).
+    const start = 1_700_000_000_123;
+    const stamped = (sentAt: number, refreshLagMs: number) => ({ ...sample(0, sentAt), dateMs: Math.floor((sentAt + 2 - refreshLagMs) / 1000) * 1000 });
+    const couch = new ClockSkewEstimator();
+    const plain = new ClockSkewEstimator();
+    for (let i = 0; i < 60; i++) {
+      const s = stamped(start + i * 37, (i * 331) % 1000);
+      couch.addSample({ ...s, staleMs: dateHeaderStaleMs('CouchDB/3.4.3 (Erlang OTP/25)') });
+      plain.addSample(s);
+    }
+    expect(couch.skewMs()).to.equal(0);
+    expect(Math.abs(plain.skewMs()), 'read as truncation only, the same headers make a skew up').to.be.above(0);
+    expect(dateHeaderStaleMs('Express')).to.equal(0);
+    expect(dateHeaderStaleMs(undefined)).to.equal(0);
+  });
+
+  it('from CouchDB headers, still finds a clock seconds away, to within half a second', () => {
+    const start = 1_700_000_000_123;
+    for (const offsetMs of [5000, -7321]) {
+      const clock = new ClockSkewEstimator();
+      for (let i = 0; i < 60; i++) {
+        const s = sample(offsetMs, start + i * 37);
+        clock.addSample({ ...s, dateMs: s.dateMs - (i % 2) * 1000, staleMs: 1000 });
+      }
+      expect(Math.abs(clock.skewMs() - -offsetMs), `offset ${offsetMs}`).to.be.at.most(525);
+    }
+  });
 
   it('after one response, takes clocks that may agree as agreeing, even after a slow round trip', () => {
     for (const rttMs of [10, 1200]) {
