@@ -6,46 +6,22 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readAdminCredentials } from '../../src/embedded/admin-credentials';
 import { embeddedFiles } from '../../src/embedded/server-files';
 import { startEmbedded, stopEmbedded } from '../../src/embedded/server';
 import { freePort, runCli, startTestDb, startWorker, waitFor, type CliResult } from '../helpers/index';
+import { sendRaw, splitUrl, type RawAnswer } from '../helpers/raw-http';
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-}
-
-/** One HTTP request with exactly these headers (fetch would not let a test set Host). */
-function send(url: string, method: string, options: { headers?: Record<string, string>; body?: unknown } = {}): Promise<Answer> {
+/**
+ * One HTTP request with these headers (fetch would not let a test set Host) and the credentials
+ * in the URL (sendRaw adds `accept: application/json` unless a test gives its own).
+ */
+function send(url: string, method: string, options: { headers?: Record<string, string>; body?: unknown } = {}): Promise<RawAnswer> {
+  const { origin, auth } = splitUrl(url);
   const target = new URL(url);
-  const payload = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-  const headers: Record<string, string | number> = { ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }), ...options.headers };
-  if (target.username) {
-    headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`;
-  }
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // not JSON
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return sendRaw(origin, method, `${target.pathname}${target.search}`, { ...options, ...(auth && { auth }) });
 }
 
 /** A task a valid `validate_doc_update` accepts, with `bytes` of random data. */
@@ -106,7 +82,7 @@ describe('embedded server: locked by default', function () {
     const evil = {
       validate_doc_update: `function () { this.constructor.constructor('return process')().mainModule.require('fs').writeFileSync(${JSON.stringify(marker)}, 'pwned'); }`,
     };
-    const attempts: Answer[] = [
+    const attempts: RawAnswer[] = [
       await send(`${url}/tasks/_design/evil`, 'PUT', { body: evil }),
       await send(`${url}/tasks/_design%2Fevil`, 'PUT', { body: evil }),
       await send(`${url}/tasks/innocent`, 'PUT', { body: { ...evil, _id: '_design/evil' } }),
