@@ -149,17 +149,6 @@ class CouchStore implements TaskStore {
 
   async write(writes: readonly TaskWrite[]): Promise<WriteOutcome[]> {
     if (this.closing.signal.aborted) throw closedError();
-    const readBack = (ids: readonly string[]): Promise<Map<string, TaskDoc | null>> => this.getMany(ids);
-    if (!this.cluster && writes.every((write) => (write.lane ?? 'run') === (writes[0]?.lane ?? 'run'))) {
-      // One lane, no cluster rules: what most calls are (a run's finish, a wave's claims).
-      const lane = (writes[0]?.lane ?? 'run') === 'run' ? this.runLane : this.backgroundLane;
-      const items = writes.map((write): BatchItem => ({ doc: write.doc, kind: write.claim ? 'claim' : 'plain', neededByMs: write.neededByMs ?? 0 }));
-      return toOutcomes(
-        writes.map((write) => write.doc),
-        await lane.write(items),
-        readBack,
-      );
-    }
     const answers = new Array<WriteAnswer>(writes.length);
     const lanes = { run: { items: [] as BatchItem[], at: [] as number[] }, background: { items: [] as BatchItem[], at: [] as number[] } };
     const claimChecks: Array<Promise<void>> = [];
@@ -182,7 +171,7 @@ class CouchStore implements TaskStore {
     return toOutcomes(
       writes.map((write) => write.doc),
       answers,
-      readBack,
+      (ids) => this.getMany(ids),
     );
   }
 

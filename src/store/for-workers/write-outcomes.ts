@@ -19,15 +19,15 @@ export type WriteAnswer =
 export type ReadBack = (ids: readonly string[]) => Promise<Map<string, TaskDoc | null>>;
 
 export async function toOutcomes(sent: readonly TaskDoc[], answers: readonly WriteAnswer[], readBack: ReadBack): Promise<WriteOutcome[]> {
-  const conflicted: string[] = [];
+  const conflicted = new Set<string>();
   answers.forEach((answer, index) => {
-    if (isConflict(answer) && !conflicted.includes(sent[index]!._id)) conflicted.push(sent[index]!._id);
+    if (isConflict(answer)) conflicted.add(sent[index]!._id);
   });
   let fresh = new Map<string, TaskDoc | null>();
   let readError: Error | undefined;
-  if (conflicted.length > 0) {
+  if (conflicted.size > 0) {
     try {
-      fresh = await readBack(conflicted);
+      fresh = await readBack([...conflicted]);
     } catch (err) {
       readError = err as Error;
     }
