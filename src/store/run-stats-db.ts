@@ -42,10 +42,10 @@ export interface RunsDoc {
   slots: Record<string, number[]>;
 }
 
-/** `2026-12-07T14` for an instant (UTC). */
 /** The last hour's key and where it starts and ends: a recorder asks for it at every run's start and end. */
 let lastHour = { startMs: 0, endMs: 0, key: '' };
 
+/** `2026-12-07T14` for an instant (UTC). */
 export function hourKey(ms: number): string {
   if (ms >= lastHour.startMs && ms < lastHour.endMs) return lastHour.key;
   const startMs = Math.floor(ms / 3_600_000) * 3_600_000;
