@@ -61,7 +61,7 @@ export type Phase =
   | 'due'
   /** The claim write is in flight. */
   | 'claiming'
-  /** The claim was won; the run waits for its date, or for its limits. */
+  /** The claim was won; the run waits for its date, a run slot (claimed ahead), or its limits. */
   | 'claimed'
   /** The job runs. */
   | 'running'

@@ -5,8 +5,10 @@
  *   2. decide   what this instance does with each one (task/decide.ts): hold it, schedule it,
  *               give a verdict, wait for its dependencies, take an expired run over
  *   3. hold     held tasks wait in the per-second timer; at their claim time they are due
- *   4. claim    due tasks, as many as there are free run slots, claimed in one bulk write
- *   5. run      each claimed task's job at its date (running/run.ts), its lease renewed
+ *   4. claim    due tasks, as many as there are free run slots (and, while runs end fast, the
+ *               next wave ahead of them), claimed in one bulk write
+ *   5. run      each claimed task's job at its date and a free slot (running/run.ts), its
+ *               lease renewed
  *   6. finish   each run's outcome written (running/run.ts), beside the next wave's claims
  *
  * A HeldTask (held-task.ts) is the state of one task here, changed only through its own
@@ -56,6 +58,11 @@ export const CLAIM_AHEAD_MS = 250;
  * an instance alone paces its feed (backlogged).
  */
 export const FEED_PACE_MAX_MS = 1000;
+/**
+ * The longest a run claimed ahead of the slots (run-slots.ts) waits for one before it is handed
+ * back (at most a third of the lease).
+ */
+export const MAX_SLOT_WAIT_MS = 5000;
 /** How long a task may be due ahead before it is worth a `scheduled` write. */
 const DUE_SOON_MS = 1000;
 
@@ -91,7 +98,14 @@ export class Pipeline {
       onRoom: () => queueMicrotask(() => this.claimDue()),
       onThrottled: (id, limit, waitedMs) => events.emit('task:throttled', { id, limit, waitedMs }),
     });
-    this.slots = new RunSlots({ clock, graceMs: options.graceMs, onBackupsResume: () => this.claimDue() });
+    this.slots = new RunSlots({
+      clock,
+      graceMs: options.graceMs,
+      concurrency: () => this.settings.concurrency,
+      // A claimed run waiting for a slot is not renewed: it waits well within its lease.
+      maxSlotWaitMs: Math.min(MAX_SLOT_WAIT_MS, Math.floor(options.leaseMs / 3)),
+      onBackupsResume: () => this.claimDue(),
+    });
     this.renewals = new LeaseRenewals({
       clock,
       everyMs: Math.max(100, Math.floor(options.leaseMs / 3)),
@@ -116,6 +130,8 @@ export class Pipeline {
       paused: () => options.peers.paused,
       hasRequest: (id) => this.requests.has(id),
       startWaitMs: (id) => this.tasks.ready.startWaitMs(id),
+      takeSlot: () => this.slots.takeSlot(),
+      returnSlot: () => this.slots.returnSlot(),
     };
   }
 
@@ -299,10 +315,14 @@ export class Pipeline {
 
   // ── 4. claim ───────────────────────────────────────────────────────────────────────────
 
-  /** Due tasks take the free run slots (unless paused or stopping), and are claimed in one write. */
+  /**
+   * Due tasks take the free run slots (unless paused or stopping), and are claimed in one write.
+   * While runs end fast, the next wave is claimed ahead of the slots (not under limits: a claimed
+   * run must not wait for a limit's room holding a lease).
+   */
   private claimDue(): void {
     if (!this.stopping && !this.options.peers.paused) {
-      const wave = this.slots.fill(this.tasks, this.settings.concurrency);
+      const wave = this.slots.fill(this.tasks, !this.tasks.ready.limited);
       if (wave.length > 0) this.work(this.claim(wave));
     }
     if (this.paced && !this.backlogged()) this.paced.release();
@@ -327,10 +347,10 @@ export class Pipeline {
     const outcomes = await this.writer.write(wave.map((task) => ({ task, transition: 'claim', doc: task.claim(ctx) })));
     wave.forEach((task, index) => {
       const missed = task.claimed(outcomes[index]!);
-      if (backups[index]) this.slots.backupAnswered(!missed, this.settings.concurrency);
+      if (backups[index]) this.slots.backupAnswered(!missed);
       this.afterWrite(task);
       if (missed) {
-        this.freeSlot(task.id);
+        this.claimEnded(task.id, false);
         return this.missed(task, 'claim', missed);
       }
       this.options.events.emit('task:claimed', { id: task.id });
@@ -342,24 +362,26 @@ export class Pipeline {
 
   // ── 5. run ─────────────────────────────────────────────────────────────────────────────
 
-  /** A claimed task: its date (never early), its limits, its job, its finish. Its slot is free once the job has ended. */
+  /** A claimed task: its date (never early), a run slot, its limits, its job, its finish. Its slot is free once the job has ended. */
   private async run(task: HeldTask): Promise<void> {
-    let slotHeld = true;
-    const freeSlot = (): void => {
-      if (slotHeld) this.freeSlot(task.id);
-      slotHeld = false;
+    let claimHeld = true;
+    let started = false;
+    const claimEnded = (ran: boolean): void => {
+      if (claimHeld) this.claimEnded(task.id, ran);
+      claimHeld = false;
     };
     try {
       const gate = untilStart(task, this.startGate);
       const verdict = typeof gate === 'string' ? gate : await gate;
       if (verdict !== 'start') {
-        freeSlot();
+        claimEnded(false);
         return await this.notStarted(task, verdict);
       }
+      started = true;
       const run = this.startJob(task);
       const outcome = await run.outcome;
       const finishedAtMs = this.options.clock.now();
-      freeSlot();
+      claimEnded(true);
       this.renewals.untrack(task.id);
       const end = await finishRun(task, run, outcome, finishedAtMs, {
         worker: this.options.worker,
@@ -371,7 +393,8 @@ export class Pipeline {
       });
       await this.ended(task, end);
     } finally {
-      freeSlot();
+      // Whatever threw, the claim and its slot (once the job was called) are given up.
+      claimEnded(started);
       this.runs.delete(task.id);
     }
   }
@@ -405,8 +428,10 @@ export class Pipeline {
       case 'overtaken':
         return this.decideNewer(task);
       case 'no-room':
+      case 'no-slot':
       case 'stopping':
         if (verdict === 'no-room') this.options.log.info(`task ${task.id}: its rate limit has no room now; handing it back`);
+        if (verdict === 'no-slot') this.options.log.info(`task ${task.id}: claimed ahead, no run slot came free in time; handing it back`);
         await this.handBack(task);
         return;
       case 'paused': {
@@ -639,8 +664,10 @@ export class Pipeline {
     return { task, transition, doc: task.write(transition, next) };
   }
 
-  private freeSlot(id: string): void {
-    this.slots.free();
+  /** A claim is over: its job ended (`ran`), or it was lost or did not start. Its slot goes to the next run. */
+  private claimEnded(id: string, ran: boolean): void {
+    if (ran) this.slots.runEnded();
+    else this.slots.claimDropped();
     this.tasks.ready.release(id);
     this.claimDue();
   }

@@ -134,4 +134,42 @@ describe('worker (in memory): claim and run', () => {
     const starts = sim.runs.map((run) => run.atMs - START_MS);
     expect(starts).to.deep.equal([0, 0, 1000, 1000, 2000]);
   });
+
+  it('while runs end fast, claims the next wave ahead of the slots: it starts the moment a slot is free, never more than `concurrency` jobs at once', async () => {
+    const sim = new Simulation();
+    await sim.start({ concurrency: 2 });
+    const ids = ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7'];
+    for (const id of ids) await sim.post({ _id: id, job: { name: 'waits', arguments: [] }, data: { ms: 100 } });
+    const startedAt = (id: string): number => sim.runsOf(id)[0]!.atMs - START_MS;
+    await sim.advanceTo(START_MS + 150);
+    expect(sim.runsOf('s4')).to.have.length(0);
+    // The third wave is claimed (the database shows it running, with this instance's lease)
+    // while the second runs.
+    expect((await sim.get('s4')).status).to.equal('running');
+    await sim.until(async () => (await Promise.all(ids.map((id) => sim.get(id)))).every((doc) => doc.status === 'done'));
+    expect(ids.map(startedAt)).to.deep.equal([0, 0, 100, 100, 200, 200, 300, 300]);
+    const claimedAt = (id: string): number => sim.events.find((e) => e.name === 'task:claimed' && e.payload.id === id)!.atMs - START_MS;
+    // The first wave is claimed into free slots; once runs have ended, each wave a wave ahead.
+    expect(ids.map(claimedAt)).to.deep.equal([0, 0, 100, 100, 100, 100, 200, 200]);
+  });
+
+  it('a run claimed ahead that finds no free slot in time is handed back, and runs once a slot is free', async () => {
+    const sim = new Simulation();
+    await sim.start({ concurrency: 1 });
+    await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
+    await sim.until(async () => (await sim.get('a-short')).status === 'done');
+    // A run just ended: the next task is claimed ahead of the long run's slot.
+    await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
+    await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
+    const handedBack = sim.next('task:handed-back', (e) => e.id === 'c-next');
+    const claimedMs = (await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next')), sim.now);
+    await sim.until(handedBack);
+    expect(sim.now - claimedMs, 'waited for a slot 5 s (a third of the lease at most)').to.equal(5_000);
+    const back = await sim.get('c-next');
+    expect(back.status).to.equal('waiting');
+    expect(back).not.to.have.property('lease');
+    expect(sim.runsOf('c-next')).to.have.length(0);
+    await sim.until(async () => (await sim.get('c-next')).status === 'done');
+    expect(sim.runsOf('c-next').map((run) => run.atMs)).to.deep.equal([sim.runsOf('b-long')[0]!.atMs + 60_000]);
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * A claimed task's run, from its won claim to its finish write:
  *
- * 1. the start gate (`untilStart`): the claim is made ahead of the date, so the run waits for
- *    the date itself (never early), then for its rate and concurrency limits; what it meets on
- *    the way (a stop, a user's request, a newer document, a pause) decides whether it starts;
+ * 1. the start gate (`untilStart`): the claim is made ahead of the date (and, while runs end
+ *    fast, ahead of a free run slot), so the run waits for the date itself (never early), a
+ *    run slot, then its rate and concurrency limits; what it meets on the way (a stop, a user's
+ *    request, a newer document, a pause) decides whether it starts;
  * 2. the job (`startRun`): when it started, how it ends, why it was stopped from outside (its
  *    lease is renewed beside it, lease-renewals.ts);
  * 3. the finish (`finishRun`): its outcome written as one write (task/next-state.ts decides
@@ -42,7 +43,9 @@ export type StartVerdict =
   /** The worker name was paused meanwhile. */
   | 'paused'
   /** Its limit has no room for a while (the live instances changed since the claim). */
-  | 'no-room';
+  | 'no-room'
+  /** Claimed ahead, it found no free run slot in time (the runs before it ran long). */
+  | 'no-slot';
 
 export interface StartGateParts {
   clock: Clock;
@@ -52,17 +55,25 @@ export interface StartGateParts {
   hasRequest(id: string): boolean;
   /** How long the limits ask the claimed run of `id` to wait before it starts (0: start now). */
   startWaitMs(id: string): number;
+  /** A run slot taken now (true), or the promise of one in claim order (false: none came in time). */
+  takeSlot(): true | Promise<boolean>;
+  /** Give back a slot taken for a run that does not start after all. */
+  returnSlot(): void;
 }
 
 /**
- * Waits until the claimed `task` may start, or says why it will not. A run that need not wait
- * (its date has come, its limits have room) has its answer at once, without a turn of the
- * event loop: in a burst, every task of a wave is such a run.
+ * Waits until the claimed `task` may start, or says why it will not; on 'start' the run holds a
+ * run slot. A run that need not wait (its date has come, a slot is free, its limits have room)
+ * has its answer at once, without a turn of the event loop: in a burst, every task of a wave is
+ * such a run.
  */
 export function untilStart(task: HeldTask, parts: StartGateParts): StartVerdict | Promise<StartVerdict> {
   if (parts.stopping()) return 'stopping';
   if (task.task!.dueMs > parts.clock.now() || parts.startWaitMs(task.id) > 0) return waitToStart(task, parts);
-  return verdictNow(task, parts) ?? 'start';
+  const verdict = verdictNow(task, parts);
+  if (verdict) return verdict;
+  const slot = parts.takeSlot();
+  return slot === true ? 'start' : afterSlot(task, parts, slot);
 }
 
 async function waitToStart(task: HeldTask, parts: StartGateParts): Promise<StartVerdict> {
@@ -73,14 +84,31 @@ async function waitToStart(task: HeldTask, parts: StartGateParts): Promise<Start
   }
   const verdict = verdictNow(task, parts);
   if (verdict) return verdict;
+  const slot = parts.takeSlot();
+  if (slot !== true) return afterSlot(task, parts, slot);
   // The limits are checked here and the job called in the same turn: no other start of this
   // instance comes between (limiter.ts).
   for (let waitMs = parts.startWaitMs(task.id); waitMs > 0; waitMs = parts.startWaitMs(task.id)) {
-    if (waitMs > MAX_START_WAIT_MS || parts.stopping() || parts.hasRequest(task.id)) return givenUp(task, parts);
+    if (waitMs > MAX_START_WAIT_MS || parts.stopping() || parts.hasRequest(task.id)) return slotBack(givenUp(task, parts), parts);
     await sleep(clock, waitMs);
-    if (parts.stopping() || parts.hasRequest(task.id) || task.overtaken) return givenUp(task, parts);
+    if (parts.stopping() || parts.hasRequest(task.id) || task.overtaken) return slotBack(givenUp(task, parts), parts);
   }
   return 'start';
+}
+
+/**
+ * A run claimed ahead of the slots, once its wait for one is over. (Only a worker name without
+ * limits claims ahead: such a run has no limit to wait for.)
+ */
+async function afterSlot(task: HeldTask, parts: StartGateParts, slot: Promise<boolean>): Promise<StartVerdict> {
+  if (!(await slot)) return verdictNow(task, parts) ?? 'no-slot';
+  const verdict = verdictNow(task, parts) ?? (parts.startWaitMs(task.id) > 0 ? 'no-room' : undefined);
+  return verdict ? slotBack(verdict, parts) : 'start';
+}
+
+function slotBack(verdict: StartVerdict, parts: StartGateParts): StartVerdict {
+  parts.returnSlot();
+  return verdict;
 }
 
 /** At its date: what keeps the run from starting, if anything. */
