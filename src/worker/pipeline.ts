@@ -36,7 +36,7 @@ import type { PipelineOptions, PipelineSettings } from './pipeline-parts';
 import { RequestDesk } from './peers/requests';
 import { finishRun, startRun, untilStart, type RunEnd, type StartGateParts, type StartVerdict } from './running/run';
 import { LeaseRenewals } from './running/lease-renewals';
-import { RunSlots } from './timing/run-slots';
+import { RunSlots, type RunSlot } from './timing/run-slots';
 import { TaskWriter, type Planned } from './writer';
 
 /**
@@ -130,8 +130,6 @@ export class Pipeline {
       paused: () => options.peers.paused,
       hasRequest: (id) => this.requests.has(id),
       startWaitMs: (id) => this.tasks.ready.startWaitMs(id),
-      takeSlot: () => this.slots.takeSlot(),
-      returnSlot: () => this.slots.returnSlot(),
     };
   }
 
@@ -341,20 +339,20 @@ export class Pipeline {
     return !this.stopping && !peers.paused && peers.live.length <= 1 && this.tasks.dueCount() > this.settings.concurrency;
   }
 
-  private async claim(wave: readonly HeldTask[]): Promise<void> {
+  private async claim(wave: ReadonlyArray<{ task: HeldTask; slot: RunSlot }>): Promise<void> {
     const ctx = this.writeContext();
-    const backups = wave.map((task) => task.backup);
-    const outcomes = await this.writer.write(wave.map((task) => ({ task, transition: 'claim', doc: task.claim(ctx) })));
-    wave.forEach((task, index) => {
+    const backups = wave.map(({ task }) => task.backup);
+    const outcomes = await this.writer.write(wave.map(({ task }) => ({ task, transition: 'claim', doc: task.claim(ctx) })));
+    wave.forEach(({ task, slot }, index) => {
       const missed = task.claimed(outcomes[index]!);
       if (backups[index]) this.slots.backupAnswered(!missed);
       this.afterWrite(task);
       if (missed) {
-        this.claimEnded(task.id, false);
+        this.claimEnded(task.id, slot, false);
         return this.missed(task, 'claim', missed);
       }
       this.options.events.emit('task:claimed', { id: task.id });
-      const run = this.run(task);
+      const run = this.run(task, slot);
       this.runs.set(task.id, run);
       this.work(run);
     });
@@ -363,15 +361,15 @@ export class Pipeline {
   // ── 5. run ─────────────────────────────────────────────────────────────────────────────
 
   /** A claimed task: its date (never early), a run slot, its limits, its job, its finish. Its slot is free once the job has ended. */
-  private async run(task: HeldTask): Promise<void> {
+  private async run(task: HeldTask, slot: RunSlot): Promise<void> {
     let claimHeld = true;
     let started = false;
     const claimEnded = (ran: boolean): void => {
-      if (claimHeld) this.claimEnded(task.id, ran);
+      if (claimHeld) this.claimEnded(task.id, slot, ran);
       claimHeld = false;
     };
     try {
-      const gate = untilStart(task, this.startGate);
+      const gate = untilStart(task, this.startGate, slot);
       const verdict = typeof gate === 'string' ? gate : await gate;
       if (verdict !== 'start') {
         claimEnded(false);
@@ -665,9 +663,8 @@ export class Pipeline {
   }
 
   /** A claim is over: its job ended (`ran`), or it was lost or did not start. Its slot goes to the next run. */
-  private claimEnded(id: string, ran: boolean): void {
-    if (ran) this.slots.runEnded();
-    else this.slots.claimDropped();
+  private claimEnded(id: string, slot: RunSlot, ran: boolean): void {
+    this.slots.release(slot, ran);
     this.tasks.ready.release(id);
     this.claimDue();
   }

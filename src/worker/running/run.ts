@@ -22,6 +22,7 @@ import type { WriteOutcome } from '../../store/types';
 import type { RunOutcome, TaskDoc } from '../../types';
 import type { WorkerEvents } from '../events';
 import type { AbortReason, HeldTask, JobRun } from '../held-task';
+import type { RunSlot } from '../timing/run-slots';
 
 // ── 1. The start gate ────────────────────────────────────────────────────────────────────
 
@@ -55,60 +56,37 @@ export interface StartGateParts {
   hasRequest(id: string): boolean;
   /** How long the limits ask the claimed run of `id` to wait before it starts (0: start now). */
   startWaitMs(id: string): number;
-  /** A run slot taken now (true), or the promise of one in claim order (false: none came in time). */
-  takeSlot(): true | Promise<boolean>;
-  /** Give back a slot taken for a run that does not start after all. */
-  returnSlot(): void;
 }
 
 /**
- * Waits until the claimed `task` may start, or says why it will not; on 'start' the run holds a
- * run slot. A run that need not wait (its date has come, a slot is free, its limits have room)
- * has its answer at once, without a turn of the event loop: in a burst, every task of a wave is
- * such a run.
+ * Waits until the claimed `task` may start, or says why it will not. A run that need not wait
+ * (its date has come, it holds its run slot, its limits have room) has its answer at once,
+ * without a turn of the event loop: in a burst, every task of a wave is such a run.
  */
-export function untilStart(task: HeldTask, parts: StartGateParts): StartVerdict | Promise<StartVerdict> {
+export function untilStart(task: HeldTask, parts: StartGateParts, slot: RunSlot): StartVerdict | Promise<StartVerdict> {
   if (parts.stopping()) return 'stopping';
-  if (task.task!.dueMs > parts.clock.now() || parts.startWaitMs(task.id) > 0) return waitToStart(task, parts);
-  const verdict = verdictNow(task, parts);
-  if (verdict) return verdict;
-  const slot = parts.takeSlot();
-  return slot === true ? 'start' : afterSlot(task, parts, slot);
+  if (task.task!.dueMs > parts.clock.now() || slot.taken !== true || parts.startWaitMs(task.id) > 0) return waitToStart(task, parts, slot);
+  return verdictNow(task, parts) ?? 'start';
 }
 
-async function waitToStart(task: HeldTask, parts: StartGateParts): Promise<StartVerdict> {
+async function waitToStart(task: HeldTask, parts: StartGateParts, slot: RunSlot): Promise<StartVerdict> {
   const { clock } = parts;
   const dateMs = task.task!.dueMs;
   for (let waitMs = dateMs - clock.now(); waitMs > 0 && !parts.stopping(); waitMs = dateMs - clock.now()) {
     await sleep(clock, waitMs);
   }
+  // A claim ahead of the slots waits for the slot its turn brings (run-slots.ts).
+  if (slot.taken !== true && !(await slot.taken)) return verdictNow(task, parts) ?? 'no-slot';
   const verdict = verdictNow(task, parts);
   if (verdict) return verdict;
-  const slot = parts.takeSlot();
-  if (slot !== true) return afterSlot(task, parts, slot);
   // The limits are checked here and the job called in the same turn: no other start of this
   // instance comes between (limiter.ts).
   for (let waitMs = parts.startWaitMs(task.id); waitMs > 0; waitMs = parts.startWaitMs(task.id)) {
-    if (waitMs > MAX_START_WAIT_MS || parts.stopping() || parts.hasRequest(task.id)) return slotBack(givenUp(task, parts), parts);
+    if (waitMs > MAX_START_WAIT_MS || parts.stopping() || parts.hasRequest(task.id)) return givenUp(task, parts);
     await sleep(clock, waitMs);
-    if (parts.stopping() || parts.hasRequest(task.id) || task.overtaken) return slotBack(givenUp(task, parts), parts);
+    if (parts.stopping() || parts.hasRequest(task.id) || task.overtaken) return givenUp(task, parts);
   }
   return 'start';
-}
-
-/**
- * A run claimed ahead of the slots, once its wait for one is over. (Only a worker name without
- * limits claims ahead: such a run has no limit to wait for.)
- */
-async function afterSlot(task: HeldTask, parts: StartGateParts, slot: Promise<boolean>): Promise<StartVerdict> {
-  if (!(await slot)) return verdictNow(task, parts) ?? 'no-slot';
-  const verdict = verdictNow(task, parts) ?? (parts.startWaitMs(task.id) > 0 ? 'no-room' : undefined);
-  return verdict ? slotBack(verdict, parts) : 'start';
-}
-
-function slotBack(verdict: StartVerdict, parts: StartGateParts): StartVerdict {
-  parts.returnSlot();
-  return verdict;
 }
 
 /** At its date: what keeps the run from starting, if anything. */

@@ -5,10 +5,12 @@
  * Claims go ahead of the slots while the slots turn over fast: once runs end quickly (as many
  * claims ahead as runs ended in the last AHEAD_WINDOW_MS, at most `concurrency`), the next
  * wave is claimed while this one runs, and starts the moment a slot is free instead of a claim
- * write later. A claimed run waits for a slot in claim order, and for at most `maxSlotWaitMs`:
- * past it, it is handed back (a job that suddenly runs long must not keep another instance
- * from a task this one cannot start). Long runs claim nothing ahead. Backups, and a worker name
- * with limits (config `limits`), claim only into free slots.
+ * write later. Slots go in claim order (the ready queue's: priority, then date): a claim into a
+ * free slot holds it from the claim on, as before its date; a claim ahead queues for the next
+ * slot freed, and waits at most `maxSlotWaitMs`: past it, it is handed back (a job that suddenly
+ * runs long must not keep another instance from a task this one cannot start). Long runs claim
+ * nothing ahead. Backups, and a worker name with limits (config `limits`), claim only into free
+ * slots.
  *
  * Backups (another live instance's tasks, still unclaimed past their grace: their owner is busy)
  * are claimed a few at a time, one more at once with each one won, up to MAX_BACKUP_WINDOW: a
@@ -32,7 +34,7 @@ export interface RunSlotsOptions {
   graceMs: number;
   /** Runs at once (`--concurrency`; a reload may change it). */
   concurrency(): number;
-  /** The longest a claimed run waits for a free slot before it is handed back. */
+  /** The longest a claim ahead waits for a free slot before it is handed back. */
   maxSlotWaitMs: number;
   /** Backups may be claimed again after a pause: try again. */
   onBackupsResume(): void;
@@ -44,18 +46,25 @@ export interface DueTasks {
   putBack(task: HeldTask): void;
 }
 
-interface SlotWaiter {
-  grant(granted: boolean): void;
-  timer: NodeJS.Timeout;
+/** A claimed task's place: a run slot held, or its turn for the next one freed. */
+export interface RunSlot {
+  /** True: the slot is this run's. A promise while it waits: true once it is, false when none came in time or the slots stopped. */
+  readonly taken: true | Promise<boolean>;
+}
+
+/** One claim's slot, as RunSlots tracks it. */
+class ClaimSlot implements RunSlot {
+  taken: true | Promise<boolean> = true;
+  state: 'held' | 'waiting' | 'released' = 'held';
+  resolve: ((taken: boolean) => void) | undefined;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class RunSlots {
-  /** Tasks whose claim is in flight or won, and not yet ended: claiming, claimed, running. */
-  private claims = 0;
-  /** Run slots taken: jobs running, or about to start in this turn. */
-  private running = 0;
-  /** Claimed runs waiting for a free slot, in claim order. */
-  private readonly waiters: SlotWaiter[] = [];
+  /** Slots held: jobs running, or claimed runs waiting for their date. */
+  private held = 0;
+  /** Claims ahead waiting for a slot, in claim order. */
+  private readonly waiting: ClaimSlot[] = [];
   /** When recent runs ended (local clock), oldest first, from `endsHead` on. */
   private ends: number[] = [];
   private endsHead = 0;
@@ -69,30 +78,30 @@ export class RunSlots {
 
   /** Slots in use: tasks being claimed or run, claims ahead not counted. */
   get inUse(): number {
-    return Math.min(this.claims, this.options.concurrency());
+    return this.held;
   }
 
   /**
-   * Due tasks to claim now: while a slot is free (or, with `ahead`, a claim ahead is allowed),
-   * own tasks first, backups a few at a time and only into free slots.
+   * Due tasks to claim now, each with its slot: while a slot is free (or, with `ahead`, a claim
+   * ahead is allowed), own tasks first, backups a few at a time and only into free slots.
    */
-  fill(due: DueTasks, ahead: boolean): HeldTask[] {
-    const wave: HeldTask[] = [];
+  fill(due: DueTasks, ahead: boolean): Array<{ task: HeldTask; slot: RunSlot }> {
+    const wave: Array<{ task: HeldTask; slot: RunSlot }> = [];
     const nowMs = this.options.clock.now();
     const concurrency = this.options.concurrency();
     const limit = concurrency + (ahead ? this.aheadRoom(nowMs, concurrency) : 0);
-    while (this.claims < limit) {
+    while (this.held + this.waiting.length < limit) {
       const task = due.nextDue();
       if (!task) break;
-      if (task.backup && (this.claims >= concurrency || nowMs < this.backupsPausedUntilMs || this.backupsClaiming >= this.backupWindow)) {
+      const free = this.held < concurrency && this.waiting.length === 0;
+      if (task.backup && (!free || nowMs < this.backupsPausedUntilMs || this.backupsClaiming >= this.backupWindow)) {
         // Backups come after every task of our own in the queue: nothing of ours waits either.
         due.putBack(task);
-        if (this.claims < concurrency) this.resumeBackupsLater(nowMs);
+        if (free) this.resumeBackupsLater(nowMs);
         break;
       }
-      this.claims += 1;
       if (task.backup) this.backupsClaiming += 1;
-      wave.push(task);
+      wave.push({ task, slot: free ? this.hold() : this.queue() });
     }
     return wave;
   }
@@ -110,63 +119,71 @@ export class RunSlots {
   }
 
   /**
-   * A slot for a claimed run: taken now (true), or a promise of one, in claim order: true once
-   * a slot is taken for it, false when none came within `maxSlotWaitMs` or the slots stopped.
+   * The claim of `slot` is over: its job ended (`ran`), or it was lost or did not start. Its slot
+   * goes to the next claim waiting; its place in line, if it still waited, to the one after it.
    */
-  takeSlot(): true | Promise<boolean> {
-    if (this.running < this.options.concurrency() && this.waiters.length === 0) {
-      this.running += 1;
-      return true;
+  release(slot: RunSlot, ran: boolean): void {
+    const own = slot as ClaimSlot;
+    if (ran) this.ends.push(this.options.clock.now());
+    if (own.state === 'held') {
+      this.held -= 1;
+      this.grantWaiting();
+    } else if (own.state === 'waiting') {
+      this.waiting.splice(this.waiting.indexOf(own), 1);
+      this.settle(own, false);
     }
-    if (this.stopped) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const waiter: SlotWaiter = {
-        grant: (granted) => {
-          this.options.clock.clearTimeout(waiter.timer);
-          resolve(granted);
-        },
-        timer: this.options.clock.setTimeout(() => {
-          const index = this.waiters.indexOf(waiter);
-          if (index >= 0) this.waiters.splice(index, 1);
-          resolve(false);
-        }, this.options.maxSlotWaitMs),
-      };
-      this.waiters.push(waiter);
-    });
+    own.state = 'released';
   }
 
-  /** A slot taken by takeSlot whose run did not start after all. */
-  returnSlot(): void {
-    this.running -= 1;
-    this.grantWaiting();
-  }
-
-  /** A claim that ran no job ended (lost, or its run did not start). */
-  claimDropped(): void {
-    this.claims -= 1;
-  }
-
-  /** A run's job ended: its claim and its slot are free (the slot goes to the next claimed run waiting). */
-  runEnded(): void {
-    this.claims -= 1;
-    this.running -= 1;
-    this.ends.push(this.options.clock.now());
-    this.grantWaiting();
-  }
-
-  /** No claim from now on; claimed runs waiting for a slot are told none comes. */
+  /** No claim from now on; claims waiting for a slot are told none comes. */
   stop(): void {
     this.stopped = true;
     if (this.resumeTimer) this.options.clock.clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
-    for (const waiter of this.waiters.splice(0)) waiter.grant(false);
+    for (const slot of this.waiting.splice(0)) {
+      slot.state = 'released';
+      this.settle(slot, false);
+    }
+  }
+
+  private hold(): ClaimSlot {
+    this.held += 1;
+    return new ClaimSlot();
+  }
+
+  private queue(): ClaimSlot {
+    const slot = new ClaimSlot();
+    slot.state = 'waiting';
+    slot.taken = new Promise<boolean>((resolve) => (slot.resolve = resolve));
+    if (this.stopped) {
+      slot.state = 'released';
+      this.settle(slot, false);
+      return slot;
+    }
+    slot.timer = this.options.clock.setTimeout(() => {
+      if (slot.state !== 'waiting') return;
+      this.waiting.splice(this.waiting.indexOf(slot), 1);
+      slot.state = 'released';
+      this.settle(slot, false);
+    }, this.options.maxSlotWaitMs);
+    this.waiting.push(slot);
+    return slot;
+  }
+
+  private settle(slot: ClaimSlot, taken: boolean): void {
+    if (slot.timer) this.options.clock.clearTimeout(slot.timer);
+    slot.timer = undefined;
+    slot.resolve?.(taken);
+    slot.resolve = undefined;
   }
 
   private grantWaiting(): void {
     const concurrency = this.options.concurrency();
-    while (this.running < concurrency && this.waiters.length > 0) {
-      this.running += 1;
-      this.waiters.shift()!.grant(true);
+    while (this.held < concurrency && this.waiting.length > 0) {
+      const slot = this.waiting.shift()!;
+      this.held += 1;
+      slot.state = 'held';
+      this.settle(slot, true);
     }
   }
 
