@@ -72,7 +72,6 @@ export class RunSlots {
   private backupWindow = 1;
   private backupsClaiming = 0;
   private resumeTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
 
   constructor(private readonly options: RunSlotsOptions) {}
 
@@ -126,24 +125,19 @@ export class RunSlots {
     const own = slot as ClaimSlot;
     if (ran) this.ends.push(this.options.clock.now());
     if (own.state === 'held') {
+      own.state = 'released';
       this.held -= 1;
       this.grantWaiting();
-    } else if (own.state === 'waiting') {
-      this.waiting.splice(this.waiting.indexOf(own), 1);
-      this.settle(own, false);
+    } else {
+      this.leaveLine(own);
     }
-    own.state = 'released';
   }
 
   /** No claim from now on; claims waiting for a slot are told none comes. */
   stop(): void {
-    this.stopped = true;
     if (this.resumeTimer) this.options.clock.clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
-    for (const slot of this.waiting.splice(0)) {
-      slot.state = 'released';
-      this.settle(slot, false);
-    }
+    for (const slot of [...this.waiting]) this.leaveLine(slot);
   }
 
   private hold(): ClaimSlot {
@@ -155,19 +149,17 @@ export class RunSlots {
     const slot = new ClaimSlot();
     slot.state = 'waiting';
     slot.taken = new Promise<boolean>((resolve) => (slot.resolve = resolve));
-    if (this.stopped) {
-      slot.state = 'released';
-      this.settle(slot, false);
-      return slot;
-    }
-    slot.timer = this.options.clock.setTimeout(() => {
-      if (slot.state !== 'waiting') return;
-      this.waiting.splice(this.waiting.indexOf(slot), 1);
-      slot.state = 'released';
-      this.settle(slot, false);
-    }, this.options.maxSlotWaitMs);
+    slot.timer = this.options.clock.setTimeout(() => this.leaveLine(slot), this.options.maxSlotWaitMs);
     this.waiting.push(slot);
     return slot;
+  }
+
+  /** A claim ahead leaves the line without a slot (lost, timed out, stopped): told none comes. */
+  private leaveLine(slot: ClaimSlot): void {
+    if (slot.state !== 'waiting') return;
+    this.waiting.splice(this.waiting.indexOf(slot), 1);
+    slot.state = 'released';
+    this.settle(slot, false);
   }
 
   private settle(slot: ClaimSlot, taken: boolean): void {
