@@ -74,9 +74,23 @@ export function parseTaskDate(value: unknown): DateParse {
   return { ok: true, ms };
 }
 
-/** The canonical form the worker writes: `toISOString()`, always UTC with milliseconds. */
+/** The last few instants formatted, and their strings (a ring). */
+const recentMs = [Number.NaN, Number.NaN, Number.NaN, Number.NaN];
+const recentText = ['', '', '', ''];
+let nextSlot = 0;
+
+/**
+ * The canonical form the worker writes: `toISOString()`, always UTC with milliseconds. A burst's
+ * writes format the same few instants thousands of times (a claim's lease end, a run's start and
+ * end, its history entry): the last four are remembered.
+ */
 export function formatDate(ms: number): string {
-  return new Date(ms).toISOString();
+  for (let i = 0; i < recentMs.length; i++) if (recentMs[i] === ms) return recentText[i]!;
+  const text = new Date(ms).toISOString();
+  recentMs[nextSlot] = ms;
+  recentText[nextSlot] = text;
+  nextSlot = (nextSlot + 1) % recentMs.length;
+  return text;
 }
 
 /**

@@ -70,8 +70,7 @@ export function nextState(
 }
 
 function stateAfter(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
-  const next: TaskDoc = { ...doc };
-  delete next.lease;
+  const next = withoutLease(doc);
   const extra = isExtraRun(task);
   // The run answered the user's run now: the request is done (one written during the run stays).
   if (task.runNowMs !== undefined && next.run_now === task.doc.run_now) delete next.run_now;
@@ -104,7 +103,7 @@ function stateAfter(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: Ru
   if (outcome.kind === 'success' || outcome.kind === 'later') {
     if (outcome.result === undefined) delete next.result;
     else next.result = outcome.result;
-    delete next.error;
+    if ('error' in next) delete next.error;
     next.retries = 0;
     recordHistory(next, doc, { ...next.last_run, status: 'done' }, options.historyLimit);
 
@@ -201,8 +200,7 @@ export function earliestNextRunMs(finishedAtMs: number, task: Pick<ParsedTask, '
 
 /** A task that failed validation: `error.message` names the field and the value. */
 export function invalidState(doc: TaskDoc, field: string, message: string): TaskDoc {
-  const next: TaskDoc = { ...doc };
-  delete next.lease;
+  const next = withoutLease(doc);
   next.status = 'error';
   const namesField = message.startsWith(`${field}:`) || message.startsWith(`${field}.`);
   next.error = { message: namesField ? message : `${field}: ${message}`, code: 'E_TASK_INVALID' };
@@ -211,10 +209,19 @@ export function invalidState(doc: TaskDoc, field: string, message: string): Task
 
 /** A user's `cancel` acknowledged (no run started). */
 export function canceledState(doc: TaskDoc): TaskDoc {
-  const next: TaskDoc = { ...doc };
-  delete next.lease;
+  const next = withoutLease(doc);
   next.status = 'canceled';
   return next;
+}
+
+/**
+ * A copy of the document without its lease. Left out of the copy rather than deleted from it:
+ * V8 turns an object a property was deleted from into a slow dictionary, and the finish
+ * document is serialised twice (its size here, then the write's body).
+ */
+function withoutLease(doc: TaskDoc): TaskDoc {
+  const { lease: _lease, ...rest } = doc;
+  return rest as TaskDoc;
 }
 
 function lastRun(run: RunRecord): LastRun {

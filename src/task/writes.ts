@@ -20,6 +20,7 @@
  * | `cancel`            | a user's cancel, acknowledged                   | canceled                 |
  */
 import type { Lease, RunOutcome, TaskDoc } from '../types';
+import { formatDate } from './dates';
 import { canceledState, invalidState, nextState, type NextStateOptions, type RunRecord } from './next-state';
 import type { ParsedTask } from './validate';
 
@@ -120,5 +121,5 @@ export function restartedSeries(doc: TaskDoc): TaskDoc {
 }
 
 function lease(instance: string, expiresMs: number): Lease {
-  return { instance, expires_at: new Date(expiresMs).toISOString() };
+  return { instance, expires_at: formatDate(expiresMs) };
 }

@@ -82,6 +82,17 @@ describe('task dates', () => {
     expect(formatDate(MAX_DATE_MS)).to.equal('9999-12-31T23:59:59.999Z');
   });
 
+  it('formatDate gives each instant its own text when many alternate (it remembers the last few)', () => {
+    const base = Date.UTC(2026, 11, 7, 22, 0, 0, 0);
+    // More instants than it remembers, each asked for twice in a row and again later.
+    const instants = Array.from({ length: 7 }, (_, i) => base + i * 1001);
+    for (const ms of [...instants, ...instants.reverse(), ...instants]) {
+      expect(formatDate(ms)).to.equal(new Date(ms).toISOString());
+      expect(formatDate(ms)).to.equal(new Date(ms).toISOString());
+    }
+    expect(() => formatDate(Number.NaN)).to.throw(RangeError);
+  });
+
   it('extended-form dates written by the worker sort as text in time order', () => {
     const ms = [Date.UTC(1999, 11, 31), Date.UTC(2013, 0, 12, 9, 59, 59, 999), Date.UTC(2013, 0, 12, 10), Date.UTC(2100, 0, 1)];
     const texts = ms.map(formatDate);
