@@ -14,7 +14,7 @@
  *
  * docs/architecture.md draws the same picture.
  */
-const base = '^src/(types|errors|text|clock|revision|hash|events|format-duration|process|log)\\.ts$';
+const base = '^src/(types|errors|text|clock|revision|hash|events|format-duration|process|log|fifo)\\.ts$';
 const layer = (name) => `^src/${name}(/|\\.ts$)`;
 
 module.exports = {

@@ -10,6 +10,7 @@
  */
 import type { Clock } from '../clock';
 import type { LimitConfig } from '../config/types';
+import { Fifo } from '../fifo';
 import { leaseIsLive } from '../task/decide';
 import { revGeneration } from '../revision';
 import type { TaskDoc } from '../types';
@@ -44,8 +45,7 @@ export class HeldTasks {
   /** Task id → the generation last written of a task let go, and until when it is remembered. */
   private readonly written = new Map<string, { generation: number; untilMs: number }>();
   /** Ids in the order they were remembered, to forget them after REMEMBER_MS. */
-  private readonly writtenOrder: Array<{ id: string; untilMs: number }> = [];
-  private writtenHead = 0;
+  private readonly writtenOrder = new Fifo<{ id: string; untilMs: number }>();
   /** Task id → the revision of a claim of ours that lost in a cluster. */
   private readonly stoodDown = new Map<string, string>();
 
@@ -192,13 +192,9 @@ export class HeldTasks {
 
   private expire(nowMs: number): void {
     const order = this.writtenOrder;
-    while (this.writtenHead < order.length && order[this.writtenHead]!.untilMs <= nowMs) {
-      const { id, untilMs } = order[this.writtenHead++]!;
-      if (this.written.get(id)?.untilMs === untilMs) this.written.delete(id);
-    }
-    if (this.writtenHead > 1024 && this.writtenHead * 2 > order.length) {
-      order.splice(0, this.writtenHead);
-      this.writtenHead = 0;
+    for (let oldest = order.peek(); oldest && oldest.untilMs <= nowMs; oldest = order.peek()) {
+      order.shift();
+      if (this.written.get(oldest.id)?.untilMs === oldest.untilMs) this.written.delete(oldest.id);
     }
   }
 }

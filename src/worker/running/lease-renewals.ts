@@ -7,6 +7,7 @@
  * in that order finds the next one at its head.
  */
 import type { Clock } from '../../clock';
+import { Fifo } from '../../fifo';
 import type { WriteContext } from '../../task/writes';
 import type { HeldTasks } from '../held-tasks';
 import type { Planned, TaskWriter } from '../writer';
@@ -28,8 +29,7 @@ export class LeaseRenewals {
   /** Task id → when its renewal is due (local clock, epoch ms). */
   private readonly dueAt = new Map<string, number>();
   /** (id, due) in the order asked; an entry whose due no longer matches `dueAt` is stale. */
-  private queue: Array<{ id: string; atMs: number }> = [];
-  private head = 0;
+  private readonly queue = new Fifo<{ id: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
   private armedForMs = Infinity;
   private stopped = false;
@@ -101,22 +101,18 @@ export class LeaseRenewals {
     this.armedForMs = Infinity;
     const untilMs = this.clock.now() + this.everyMs * BATCH_SHARE;
     const due: string[] = [];
-    while (this.head < this.queue.length) {
-      const { id, atMs } = this.queue[this.head]!;
+    for (let next = this.queue.peek(); next; next = this.queue.peek()) {
+      const { id, atMs } = next;
       if (this.dueAt.get(id) !== atMs) {
-        this.head++;
+        this.queue.shift();
         continue;
       }
       if (atMs > untilMs) break;
-      this.head++;
+      this.queue.shift();
       this.dueAt.delete(id);
       due.push(id);
     }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    const next = this.queue[this.head];
+    const next = this.queue.peek();
     if (next && !this.stopped) this.arm(next.atMs);
     if (due.length > 0) this.renew(due);
   }

@@ -20,6 +20,7 @@
  * live instances and claimed as their own.)
  */
 import type { Clock } from '../../clock';
+import { Fifo } from '../../fifo';
 import type { HeldTask } from '../held-task';
 
 /** The most backups claimed at once. */
@@ -65,9 +66,8 @@ export class RunSlots {
   private held = 0;
   /** Claims ahead waiting for a slot, in claim order. */
   private readonly waiting: ClaimSlot[] = [];
-  /** When recent runs ended (local clock), oldest first, from `endsHead` on. */
-  private ends: number[] = [];
-  private endsHead = 0;
+  /** When recent runs ended (local clock), oldest first. */
+  private readonly ends = new Fifo<number>();
   private backupsPausedUntilMs = 0;
   private backupWindow = 1;
   private backupsClaiming = 0;
@@ -182,12 +182,8 @@ export class RunSlots {
   /** How many claims may go ahead of the slots now: the runs that ended in the last window. */
   private aheadRoom(nowMs: number, concurrency: number): number {
     const sinceMs = nowMs - AHEAD_WINDOW_MS;
-    while (this.endsHead < this.ends.length && this.ends[this.endsHead]! < sinceMs) this.endsHead++;
-    if (this.endsHead > 1024 && this.endsHead * 2 > this.ends.length) {
-      this.ends = this.ends.slice(this.endsHead);
-      this.endsHead = 0;
-    }
-    return Math.min(concurrency, this.ends.length - this.endsHead);
+    for (let oldest = this.ends.peek(); oldest !== undefined && oldest < sinceMs; oldest = this.ends.peek()) this.ends.shift();
+    return Math.min(concurrency, this.ends.size);
   }
 
   private resumeBackupsLater(nowMs: number): void {
