@@ -205,6 +205,8 @@ export class Pipeline {
       const seen = task.observe(doc);
       if (seen.kind === 'decide') toDecide.push(doc);
       else if (seen.kind === 'renew') this.renewals.renew([task.id]);
+      // A claim ahead waiting for its slot hears of it now, not when the slot comes.
+      else if (seen.kind === 'kept') this.slots.stopWaiting(task.id);
     }
     this.decide(toDecide);
   }
@@ -589,7 +591,10 @@ export class Pipeline {
 
   /** A user's request came through the control feed: carried out here if this instance is responsible for the task. */
   requested(request: TaskRequest): void {
-    if (!this.stopping && this.requests.received(request)) this.serveRequest(request.task);
+    if (this.stopping || !this.requests.received(request)) return;
+    // A claim ahead of the task, waiting for its slot, gives way to the request at once.
+    this.slots.stopWaiting(request.task);
+    this.serveRequest(request.task);
   }
 
   /** The request waiting for task `id`, carried out if its moment has come; what it wrote decided like any document. */

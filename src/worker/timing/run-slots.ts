@@ -55,6 +55,8 @@ export interface RunSlot {
 
 /** One claim's slot, as RunSlots tracks it. */
 class ClaimSlot implements RunSlot {
+  constructor(readonly id: string) {}
+
   taken: true | Promise<boolean> = true;
   state: 'held' | 'waiting' | 'released' = 'held';
   resolve: ((taken: boolean) => void) | undefined;
@@ -66,6 +68,8 @@ export class RunSlots {
   private held = 0;
   /** Claims ahead waiting for a slot, in claim order. */
   private readonly waiting: ClaimSlot[] = [];
+  /** The same claims by task id. */
+  private readonly waitingById = new Map<string, ClaimSlot>();
   /** When recent runs ended (local clock), oldest first. */
   private readonly ends = new Fifo<number>();
   private backupsPausedUntilMs = 0;
@@ -100,7 +104,7 @@ export class RunSlots {
         break;
       }
       if (task.backup) this.backupsClaiming += 1;
-      wave.push({ task, slot: free ? this.hold() : this.queue() });
+      wave.push({ task, slot: free ? this.hold(task.id) : this.queue(task.id) });
     }
     return wave;
   }
@@ -133,6 +137,15 @@ export class RunSlots {
     }
   }
 
+  /**
+   * The claim ahead of task `id` stops waiting for a slot, if it waits: a user's request or a
+   * newer version of the task came, which its run's start gate answers at once instead.
+   */
+  stopWaiting(id: string): void {
+    const slot = this.waitingById.get(id);
+    if (slot) this.leaveLine(slot);
+  }
+
   /** No claim from now on; claims waiting for a slot are told none comes. */
   stop(): void {
     if (this.resumeTimer) this.options.clock.clearTimeout(this.resumeTimer);
@@ -140,17 +153,18 @@ export class RunSlots {
     for (const slot of [...this.waiting]) this.leaveLine(slot);
   }
 
-  private hold(): ClaimSlot {
+  private hold(id: string): ClaimSlot {
     this.held += 1;
-    return new ClaimSlot();
+    return new ClaimSlot(id);
   }
 
-  private queue(): ClaimSlot {
-    const slot = new ClaimSlot();
+  private queue(id: string): ClaimSlot {
+    const slot = new ClaimSlot(id);
     slot.state = 'waiting';
     slot.taken = new Promise<boolean>((resolve) => (slot.resolve = resolve));
     slot.timer = this.options.clock.setTimeout(() => this.leaveLine(slot), this.options.maxSlotWaitMs);
     this.waiting.push(slot);
+    this.waitingById.set(id, slot);
     return slot;
   }
 
@@ -158,6 +172,7 @@ export class RunSlots {
   private leaveLine(slot: ClaimSlot): void {
     if (slot.state !== 'waiting') return;
     this.waiting.splice(this.waiting.indexOf(slot), 1);
+    this.waitingById.delete(slot.id);
     slot.state = 'released';
     this.settle(slot, false);
   }
@@ -173,6 +188,7 @@ export class RunSlots {
     const concurrency = this.options.concurrency();
     while (this.held < concurrency && this.waiting.length > 0) {
       const slot = this.waiting.shift()!;
+      this.waitingById.delete(slot.id);
       this.held += 1;
       slot.state = 'held';
       this.settle(slot, true);
