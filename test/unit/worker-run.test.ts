@@ -173,37 +173,27 @@ describe('worker (in memory): claim and run', () => {
     expect(sim.runsOf('c-next').map((run) => run.atMs)).to.deep.equal([sim.runsOf('b-long')[0]!.atMs + 60_000]);
   });
 
-  it("a run claimed ahead that waits for its slot hears a user's cancel at once: canceled without a run, the slot's wait not served out", async () => {
-    const sim = new Simulation();
-    await sim.start({ concurrency: 1 });
-    await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-    await sim.until(async () => (await sim.get('a-short')).status === 'done');
-    await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
-    await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-    await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next'));
-    await sim.advance(1_000);
-    const canceledAtMs = sim.now;
-    await sim.edit('c-next', (doc) => ({ ...doc, status: 'cancel' }));
-    await sim.until(async () => (await sim.get('c-next')).status === 'canceled');
-    expect(sim.now - canceledAtMs, 'no wait for the slot (5 s) first').to.be.below(1_000);
-    expect(sim.runsOf('c-next')).to.have.length(0);
-    expect((await sim.get('b-long')).status).to.equal('running');
-  });
-
-  it("a run claimed ahead that waits for its slot gives way to a user's request at once (a cancel through request:)", async () => {
-    const sim = new Simulation();
-    await sim.start({ concurrency: 1 });
-    await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-    await sim.until(async () => (await sim.get('a-short')).status === 'done');
-    await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
-    await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-    await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next'));
-    await sim.advance(1_000);
-    const requestedAtMs = sim.now;
-    expect((await sim.store.control.put({ _id: 'request:c-next:cancel-1', worker: 'nightly', task: 'c-next', action: 'cancel' })).ok).to.equal(true);
-    await sim.until(async () => (await sim.get('c-next')).status === 'canceled');
-    expect(sim.now - requestedAtMs, 'no wait for the slot (5 s) first').to.be.below(1_000);
-    expect(sim.runsOf('c-next')).to.have.length(0);
-    expect((await sim.get('b-long')).status).to.equal('running');
-  });
+  const cancels: Array<[string, (sim: Simulation) => Promise<unknown>]> = [
+    ['a cancel written on the task', (sim) => sim.edit('c-next', (doc) => ({ ...doc, status: 'cancel' }))],
+    ['a cancel request (request:)', (sim) => sim.store.control.put({ _id: 'request:c-next:cancel-1', worker: 'nightly', task: 'c-next', action: 'cancel' })],
+  ];
+  for (const [how, cancel] of cancels) {
+    it(`a run claimed ahead that waits for its slot gives way at once to ${how}: canceled without a run, the slot's wait not served out`, async () => {
+      const sim = new Simulation();
+      await sim.start({ concurrency: 1 });
+      await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
+      await sim.until(async () => (await sim.get('a-short')).status === 'done');
+      // A run just ended: c-next is claimed ahead of the long run's slot, and waits for it.
+      await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
+      await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
+      await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next'));
+      await sim.advance(1_000);
+      const canceledAtMs = sim.now;
+      await cancel(sim);
+      await sim.until(async () => (await sim.get('c-next')).status === 'canceled');
+      expect(sim.now - canceledAtMs, 'no wait for the slot (5 s) first').to.be.below(1_000);
+      expect(sim.runsOf('c-next')).to.have.length(0);
+      expect((await sim.get('b-long')).status).to.equal('running');
+    });
+  }
 });
