@@ -153,16 +153,24 @@ describe('worker (in memory): claim and run', () => {
     expect(ids.map(claimedAt)).to.deep.equal([0, 0, 100, 100, 100, 100, 200, 200]);
   });
 
-  it('a run claimed ahead that finds no free slot in time is handed back, and runs once a slot is free', async () => {
-    const sim = new Simulation();
+  /**
+   * One run slot: a short run ends, then `b-long` (60 s) takes the slot and `c-next` is claimed
+   * ahead of it (a run just ended), waiting for the slot. Resolves once `c-next` is claimed.
+   */
+  async function claimAheadBehindLongRun(sim: Simulation): Promise<void> {
     await sim.start({ concurrency: 1 });
     await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
     await sim.until(async () => (await sim.get('a-short')).status === 'done');
-    // A run just ended: the next task is claimed ahead of the long run's slot.
     await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
     await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
+    await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next'));
+  }
+
+  it('a run claimed ahead that finds no free slot in time is handed back, and runs once a slot is free', async () => {
+    const sim = new Simulation();
     const handedBack = sim.next('task:handed-back', (e) => e.id === 'c-next');
-    const claimedMs = (await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next')), sim.now);
+    await claimAheadBehindLongRun(sim);
+    const claimedMs = sim.now;
     await sim.until(handedBack);
     expect(sim.now - claimedMs, 'waited for a slot 5 s (a third of the lease at most)').to.equal(5_000);
     const back = await sim.get('c-next');
@@ -180,13 +188,7 @@ describe('worker (in memory): claim and run', () => {
   for (const [how, cancel] of cancels) {
     it(`a run claimed ahead that waits for its slot gives way at once to ${how}: canceled without a run, the slot's wait not served out`, async () => {
       const sim = new Simulation();
-      await sim.start({ concurrency: 1 });
-      await sim.post({ _id: 'a-short', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-      await sim.until(async () => (await sim.get('a-short')).status === 'done');
-      // A run just ended: c-next is claimed ahead of the long run's slot, and waits for it.
-      await sim.post({ _id: 'b-long', job: { name: 'waits', arguments: [] }, data: { ms: 60_000 } });
-      await sim.post({ _id: 'c-next', job: { name: 'waits', arguments: [] }, data: { ms: 10 } });
-      await sim.until(sim.next('task:claimed', (e) => e.id === 'c-next'));
+      await claimAheadBehindLongRun(sim);
       await sim.advance(1_000);
       const canceledAtMs = sim.now;
       await cancel(sim);
