@@ -3,6 +3,7 @@
  * one function (`request`) through which After performs HTTP, turning every failure into a
  * CouchRequestError that names its cause without a credential.
  */
+import { setMaxListeners } from 'node:events';
 import nano from 'nano';
 import { authenticatedUrl, scrubUrl } from '../config/urls';
 import { type AfterConfig } from '../config/types';
@@ -84,7 +85,7 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
   };
   const dbName = config.couchdb.db;
   const displayUrl = scrubUrl(config.couchdb.url);
-  const closing = new AbortController();
+  const closing = closingController();
 
   async function request<T>(opts: RequestOptions): Promise<Response<T>> {
     const method = (opts.method ?? 'GET').toUpperCase();
@@ -153,6 +154,17 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     request,
     close: () => closing.abort(),
   };
+}
+
+/**
+ * The controller that ends a connection's or a store's requests when it closes. Every request in
+ * flight listens to its signal (linkSignals) until it has its answer: a burst has tens of them
+ * at once, which is no leak, so Node's warning past 10 listeners is turned off for this signal.
+ */
+export function closingController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 /**

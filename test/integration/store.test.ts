@@ -104,6 +104,25 @@ function storeSuite(startTarget: () => Promise<StoreTarget>): void {
     }
   });
 
+  it('writes a burst of many requests at once without a listener-leak warning (3,000 documents: 15 requests in flight)', async () => {
+    const s = await openStore({ url: target.countedUrl });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      const before = target.proxy.count('POST', '/_bulk_docs');
+      const ids = Array.from({ length: 3000 }, (_, i) => `many-${i}-${randomBytes(3).toString('hex')}`);
+      const results = await s.write(ids.map((id) => ({ doc: { _id: id, worker: 'w', status: 'waiting', date: '2030-01-01' } })));
+      expect(results.filter((result) => result.kind === 'written')).to.have.length(3000);
+      expect(target.proxy.count('POST', '/_bulk_docs') - before).to.be.at.least(11);
+      // A warning is emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).to.deep.equal([]);
+  });
+
   it('keeps feeding across a database restart: nothing written before or after is lost', async function () {
     const s = await openStore();
     const worker = `restart-${randomBytes(3).toString('hex')}`;

@@ -9,7 +9,7 @@ import type { TaskDoc } from '../../types';
 import { bulkVerdict, postBulkDocs, type BulkRow } from '../bulk-docs';
 import { OpenFeeds, followChanges, followDocIds } from '../changes';
 import { ClusterWrites } from './cluster-writes';
-import { docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from '../connection';
+import { closingController, docPath, openConnection, probeServer, withRetry, type Connection, type RequestOptions, type Response } from '../connection';
 import { openControlStore } from './control-store';
 import { isDocNotFound } from '../request-errors';
 import { UNREACHABLE, UNREACHABLE_BY_WORKER_VIEW, WORKER_STATUS_DATE, WORKER_STATUS_LEASE, useIndex } from '../schema';
@@ -72,7 +72,7 @@ function decodePosition(text: string | undefined): PagePosition | undefined {
 class CouchStore implements TaskStore {
   private readonly log: Logger;
   private readonly attempts: number;
-  private readonly closing = new AbortController();
+  private readonly closing = closingController();
   private readonly runLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds));
   private readonly backgroundLane = new WriteBatcher((docs, kinds) => this.writeBatch(docs, kinds), {
     maxDocsPerBatch: BACKGROUND_LANE_BATCH,
