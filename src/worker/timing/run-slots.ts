@@ -66,10 +66,8 @@ class ClaimSlot implements RunSlot {
 export class RunSlots {
   /** Slots held: jobs running, or claimed runs waiting for their date. */
   private held = 0;
-  /** Claims ahead waiting for a slot, in claim order. */
-  private readonly waiting: ClaimSlot[] = [];
-  /** The same claims by task id. */
-  private readonly waitingById = new Map<string, ClaimSlot>();
+  /** Claims ahead waiting for a slot, by task id, in claim order (a Map keeps insertion order). */
+  private readonly waiting = new Map<string, ClaimSlot>();
   /** When recent runs ended (local clock), oldest first. */
   private readonly ends = new Fifo<number>();
   private backupsPausedUntilMs = 0;
@@ -93,10 +91,10 @@ export class RunSlots {
     const nowMs = this.options.clock.now();
     const concurrency = this.options.concurrency();
     const limit = concurrency + (ahead ? this.aheadRoom(nowMs, concurrency) : 0);
-    while (this.held + this.waiting.length < limit) {
+    while (this.held + this.waiting.size < limit) {
       const task = due.nextDue();
       if (!task) break;
-      const free = this.held < concurrency && this.waiting.length === 0;
+      const free = this.held < concurrency && this.waiting.size === 0;
       if (task.backup && (!free || nowMs < this.backupsPausedUntilMs || this.backupsClaiming >= this.backupWindow)) {
         // Backups come after every task of our own in the queue: nothing of ours waits either.
         due.putBack(task);
@@ -142,7 +140,7 @@ export class RunSlots {
    * newer version of the task came, which its run's start gate answers at once instead.
    */
   stopWaiting(id: string): void {
-    const slot = this.waitingById.get(id);
+    const slot = this.waiting.get(id);
     if (slot) this.leaveLine(slot);
   }
 
@@ -150,7 +148,7 @@ export class RunSlots {
   stop(): void {
     if (this.resumeTimer) this.options.clock.clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
-    for (const slot of [...this.waiting]) this.leaveLine(slot);
+    for (const slot of [...this.waiting.values()]) this.leaveLine(slot);
   }
 
   private hold(id: string): ClaimSlot {
@@ -163,16 +161,14 @@ export class RunSlots {
     slot.state = 'waiting';
     slot.taken = new Promise<boolean>((resolve) => (slot.resolve = resolve));
     slot.timer = this.options.clock.setTimeout(() => this.leaveLine(slot), this.options.maxSlotWaitMs);
-    this.waiting.push(slot);
-    this.waitingById.set(id, slot);
+    this.waiting.set(id, slot);
     return slot;
   }
 
   /** A claim ahead leaves the line without a slot (lost, timed out, stopped): told none comes. */
   private leaveLine(slot: ClaimSlot): void {
     if (slot.state !== 'waiting') return;
-    this.waiting.splice(this.waiting.indexOf(slot), 1);
-    this.waitingById.delete(slot.id);
+    this.waiting.delete(slot.id);
     slot.state = 'released';
     this.settle(slot, false);
   }
@@ -186,9 +182,9 @@ export class RunSlots {
 
   private grantWaiting(): void {
     const concurrency = this.options.concurrency();
-    while (this.held < concurrency && this.waiting.length > 0) {
-      const slot = this.waiting.shift()!;
-      this.waitingById.delete(slot.id);
+    for (const slot of this.waiting.values()) {
+      if (this.held >= concurrency) break;
+      this.waiting.delete(slot.id);
       this.held += 1;
       slot.state = 'held';
       this.settle(slot, true);
