@@ -215,11 +215,12 @@ export function canceledState(doc: TaskDoc): TaskDoc {
 }
 
 /**
- * A copy of the document without its lease. Left out of the copy rather than deleted from it:
- * V8 turns an object a property was deleted from into a slow dictionary, and the finish
- * document is serialised twice (its size here, then the write's body).
+ * A copy of the document without its lease, every write that gives a lease up starts from. Left
+ * out of the copy rather than deleted from it: V8 turns an object a property was deleted from
+ * into a slow dictionary, and a written document is serialised at least once more (the finish
+ * document twice: its size here, then the write's body).
  */
-function withoutLease(doc: TaskDoc): TaskDoc {
+export function withoutLease(doc: TaskDoc): TaskDoc {
   const { lease: _lease, ...rest } = doc;
   return rest as TaskDoc;
 }

@@ -21,7 +21,7 @@
  */
 import type { Lease, RunOutcome, TaskDoc } from '../types';
 import { formatDate } from './dates';
-import { canceledState, invalidState, nextState, type NextStateOptions, type RunRecord } from './next-state';
+import { canceledState, invalidState, nextState, withoutLease, type NextStateOptions, type RunRecord } from './next-state';
 import type { ParsedTask } from './validate';
 
 /** Every write a worker makes to a task, by its transition's name (and `request`: a user's, carried out). */
@@ -81,9 +81,9 @@ export function finish(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run:
 
 /** Give a held task back so any instance may take it: `waiting`, no lease. */
 export function handBack(doc: TaskDoc): TaskDoc {
-  const { lease: _lease, ...rest } = doc;
-  const status = doc.status === 'running' || doc.status === 'scheduled' ? 'waiting' : doc.status;
-  return { ...rest, status } as TaskDoc;
+  const next = withoutLease(doc);
+  next.status = doc.status === 'running' || doc.status === 'scheduled' ? 'waiting' : doc.status;
+  return next;
 }
 
 /** A task with no status (which means waiting), written `waiting` so the date index holds it. */
@@ -101,8 +101,10 @@ export function invalid(doc: TaskDoc, field: string, message: string): TaskDoc {
  * exist, repeats, or waits for this task in turn. `message` names it.
  */
 export function dependencyFailed(doc: TaskDoc, message: string): TaskDoc {
-  const { lease: _lease, ...rest } = doc;
-  return { ...rest, status: 'error', error: { message, code: 'E_DEPENDENCY' } } as TaskDoc;
+  const next = withoutLease(doc);
+  next.status = 'error';
+  next.error = { message, code: 'E_DEPENDENCY' };
+  return next;
 }
 
 /** A user's `cancel` acknowledged, no run started. */
