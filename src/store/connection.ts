@@ -22,6 +22,8 @@ export interface RequestOptions {
   path: string;
   qs?: Record<string, string | number | boolean | unknown[]>;
   body?: unknown;
+  /** The body already serialised as JSON (instead of `body`). */
+  bodyJson?: string;
   signal?: AbortSignal;
   /** `path` is from the server root, not the database. */
   root?: boolean;
@@ -126,7 +128,11 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
         qs: opts.qs,
         // Serialised here: nano's own JSON.stringify calls a replacer for every value (to turn
         // functions into text, which no body of After's holds), several times slower for a bulk write.
-        ...(opts.body === undefined || opts.body === null ? {} : { body: JSON.stringify(opts.body), dontStringify: true }),
+        ...(opts.bodyJson !== undefined
+          ? { body: opts.bodyJson, dontStringify: true }
+          : opts.body === undefined || opts.body === null
+            ? {}
+            : { body: JSON.stringify(opts.body), dontStringify: true }),
         signal,
       } as nano.RequestOptions);
     } catch (err) {

@@ -34,7 +34,7 @@
 import type { HistoryEntry, LastRun, RunAgain, RunOutcome, TaskDoc, TaskError } from '../types';
 import { formatDate, MAX_DATE_MS, parseTaskDate } from './dates';
 import { retryDelayMs } from './retry';
-import { documentBytes } from './document-size';
+import { measureForWrite } from './document-size';
 import { nextRepeat } from './series';
 import { DEFAULT_MAX_TASK_BYTES, DEFAULT_MIN_REPEAT_MS, type ParsedTask } from './validate';
 
@@ -60,7 +60,7 @@ export function nextState(
 ): TaskDoc {
   const next = stateAfter(doc, task, outcome, run, options);
   if (outcome.kind !== 'success' && outcome.kind !== 'later') return next;
-  const size = documentBytes(next);
+  const size = measureForWrite(next);
   const maxTaskBytes = task.maxTaskBytes ?? DEFAULT_MAX_TASK_BYTES;
   if (size !== 'unserialisable' && size <= maxTaskBytes) return next;
   const message =

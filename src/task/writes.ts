@@ -75,7 +75,8 @@ export function renew(doc: TaskDoc, ctx: WriteContext): TaskDoc {
  */
 export function finish(doc: TaskDoc, task: ParsedTask, outcome: RunOutcome, run: RunRecord, options: NextStateOptions): TaskDoc {
   const next = nextState(doc, task, outcome, run, options);
-  if (doc.status === 'paused' && (next.status === 'waiting' || next.status === 'running')) next.status = 'paused';
+  // A new document, not a change to `next`: its text is kept for the write (document-size.ts).
+  if (doc.status === 'paused' && (next.status === 'waiting' || next.status === 'running')) return { ...next, status: 'paused' };
   return next;
 }
 

@@ -30,7 +30,7 @@ import { BY_HOUR_VIEW, statsDbName } from '../store/run-stats-db';
 import { KEPT_COUNTS_PATH } from '../store/for-operators/task-counts';
 
 /** Whether the dashboard may make this request on the tasks database `dbName`. */
-export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions, 'method' | 'path' | 'root' | 'db' | 'qs' | 'body'>): boolean {
+export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions, 'method' | 'path' | 'root' | 'db' | 'qs' | 'body' | 'bodyJson'>): boolean {
   const method = (request.method ?? 'GET').toUpperCase();
   const { path } = request;
   if (request.root) return false;
@@ -46,7 +46,7 @@ export function dashboardMayRequest(dbName: string, request: Pick<RequestOptions
   if (method === 'GET' && path === '_all_docs') return isIdPrefixRange(request.qs);
   if (method === 'GET' && path === KEPT_COUNTS_PATH) return true;
   if (method === 'POST' && path === '_find') return true;
-  if (method === 'POST' && path === '_bulk_docs') return onlyExistingTasks(request.body);
+  if (method === 'POST' && path === '_bulk_docs') return onlyExistingTasks(bodyOf(request));
   if (method === 'GET' || method === 'PUT') return isTaskPath(path);
   return false;
 }
@@ -59,6 +59,16 @@ function isIdPrefixRange(qs: RequestOptions['qs']): boolean {
   const start = qs?.startkey;
   const end = qs?.endkey;
   return typeof start === 'string' && start !== '' && !start.startsWith('_') && typeof end === 'string' && end > start && !end.startsWith('_');
+}
+
+/** The body the request sends, whether given as a value or already serialised (bulk-docs.ts); undefined when unreadable. */
+function bodyOf(request: Pick<RequestOptions, 'body' | 'bodyJson'>): unknown {
+  if (request.bodyJson === undefined) return request.body;
+  try {
+    return JSON.parse(request.bodyJson) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every document of a `_bulk_docs` is an existing task's new revision (a `_rev`, no `_` id). */

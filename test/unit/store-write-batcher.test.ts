@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import type { TaskDoc } from '../../src/types';
-import { bulkVerdict, matchRows, type BulkRow } from '../../src/store/bulk-docs';
+import { bulkVerdict, matchRows, postBulkDocs, type BulkRow } from '../../src/store/bulk-docs';
+import type { RequestOptions } from '../../src/store/connection';
+import { measureForWrite } from '../../src/task/document-size';
+import { finish } from '../../src/task/writes';
+import { validateTask } from '../../src/task/validate';
 import { groupIntoBatches, WriteBatcher, type BatchItem } from '../../src/store/for-workers/write-batcher';
 import type { WriteAnswer } from '../../src/store/for-workers/write-outcomes';
 
@@ -198,4 +202,45 @@ describe('store: _bulk_docs rows', () => {
     ['no row', undefined, { kind: 'unanswered' }],
   ];
   for (const [name, row, verdict] of verdicts) it(`reads ${name}`, () => expect(bulkVerdict(row)).to.deep.equal(verdict));
+});
+
+describe('store: _bulk_docs body', () => {
+  /** The JSON text postBulkDocs sends for `docs`. */
+  async function sentBody(docs: object[]): Promise<string> {
+    let sent: string | undefined;
+    await postBulkDocs(async <T>(options: RequestOptions) => {
+      sent = options.bodyJson;
+      return { status: 201, body: [] as unknown as T, headers: {} };
+    }, docs);
+    return sent!;
+  }
+
+  it('is the JSON of { docs }, documents measured for their write (a finish) or not', async () => {
+    const docs: TaskDoc[] = [
+      { _id: 'a', _rev: '1-a', status: 'running', data: { text: 'é ✓', list: [1, null, true] } },
+      { _id: 'b', _rev: '2-b', status: 'done' },
+    ];
+    measureForWrite(docs[1]!);
+    expect(await sentBody(docs)).to.equal(JSON.stringify({ docs }));
+    expect(await sentBody([])).to.equal('{"docs":[]}');
+  });
+
+  it('is the document as it is now when it changed (its _rev) after it was measured', async () => {
+    const doc: TaskDoc = { _id: 'a', _rev: '1-a', status: 'done' };
+    measureForWrite(doc);
+    await sentBody([doc]);
+    doc._rev = '2-a';
+    doc.status = 'waiting';
+    expect(await sentBody([doc])).to.equal(JSON.stringify({ docs: [doc] }));
+  });
+
+  it("writes a finish on a task a user paused during the run as paused (the size measured on the document before)", async () => {
+    const doc: TaskDoc = { _id: 'a', _rev: '3-a', worker: 'w', job: 'j', date: '2030-01-01T00:00:00Z', status: 'paused', repeat: 'PT1H', lease: { instance: 'i', expires_at: '2030-01-01T00:01:00Z' } };
+    const parsed = validateTask(doc);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const run = { startedAtMs: Date.parse('2030-01-01T00:00:00Z'), finishedAtMs: Date.parse('2030-01-01T00:00:01Z'), worker: 'w', instance: 'i' };
+    const next = finish(doc, parsed.task, { kind: 'success', result: null }, run, { historyLimit: 1 });
+    expect(next.status).to.equal('paused');
+    expect(JSON.parse(await sentBody([next])).docs[0].status).to.equal('paused');
+  });
 });

@@ -107,7 +107,7 @@ describe('dashboard: who may talk to it', () => {
 
   describe('requests the dashboard may make to the database', () => {
     const db = 'tasks';
-    const cases: Array<{ method?: string; path: string; root?: boolean; db?: string; qs?: Record<string, string>; body?: unknown; ok: boolean }> = [
+    const cases: Array<{ method?: string; path: string; root?: boolean; db?: string; qs?: Record<string, string>; body?: unknown; bodyJson?: string; ok: boolean }> = [
       { path: '', ok: true },
       // The lists, counts and schedules: views of After's design documents, never the documents.
       { path: '_design/after-lists/_view/by_status', ok: true },
@@ -125,6 +125,11 @@ describe('dashboard: who may talk to it', () => {
       { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: 'a', status: 'waiting' }] }, ok: false },
       { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: '_design/after', _rev: '1-x' }] }, ok: false },
       { method: 'POST', path: '_bulk_docs', body: { docs: [] }, ok: false },
+      // The same, with the body already serialised (store/bulk-docs.ts sends it so): its text is what is checked.
+      { method: 'POST', path: '_bulk_docs', bodyJson: '{"docs":[{"_id":"a","_rev":"1-x","status":"cancel"}]}', ok: true },
+      { method: 'POST', path: '_bulk_docs', bodyJson: '{"docs":[{"_id":"_design/after","_rev":"1-x"}]}', ok: false },
+      { method: 'POST', path: '_bulk_docs', body: { docs: [{ _id: 'a', _rev: '1-x' }] }, bodyJson: '{"docs":[{"_id":"a"}]}', ok: false },
+      { method: 'POST', path: '_bulk_docs', bodyJson: '{"docs":[', ok: false },
       // The charts: the run figures' database, read only.
       { db: 'tasks_stats', path: '_all_docs', ok: true },
       { db: 'tasks_stats', path: '_design/after-runs/_view/by_hour', ok: true },
