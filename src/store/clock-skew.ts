@@ -21,6 +21,8 @@ export class ClockSkewEstimator {
   /** Bounds of (database clock − local clock). */
   private lowerMs = -Infinity;
   private upperMs = Infinity;
+  /** skewMs() for these bounds: read on every clock reading of the worker, changed only by a sample. */
+  private skew = 0;
 
   /** Narrow the estimate with one response. */
   addSample(sample: ServerDateSample): void {
@@ -31,10 +33,11 @@ export class ClockSkewEstimator {
       // resumed, drift adding up). Only the new sample describes the present.
       this.lowerMs = lower;
       this.upperMs = upper;
-      return;
+    } else {
+      this.lowerMs = Math.max(this.lowerMs, lower);
+      this.upperMs = Math.min(this.upperMs, upper);
     }
-    this.lowerMs = Math.max(this.lowerMs, lower);
-    this.upperMs = Math.min(this.upperMs, upper);
+    this.skew = this.lowerMs <= 0 && this.upperMs >= 0 ? 0 : -Math.round((this.lowerMs + this.upperMs) / 2);
   }
 
   /** Whether any response has been seen. */
@@ -55,14 +58,12 @@ export class ClockSkewEstimator {
    * middle of the interval.
    */
   skewMs(): number {
-    if (!this.sampled) return 0;
-    if (this.lowerMs <= 0 && this.upperMs >= 0) return 0;
-    return -Math.round((this.lowerMs + this.upperMs) / 2);
+    return this.skew;
   }
 
   /** The database's time now, by the local clock corrected for the skew. */
   dbNow(localNow: number = Date.now()): number {
-    return localNow - this.skewMs();
+    return localNow - this.skew;
   }
 }
 
