@@ -206,18 +206,56 @@ class RunningJob implements StartedJob {
   }
 }
 
+/** A run context's own state, read by its shared getters (a non-enumerable field: `{ ...ctx }` leaves it out). */
+const CONTEXT = Symbol('context');
+
+interface ContextState {
+  run: RunningJob;
+  copy: LazyCopy;
+  makeLog: () => Logger;
+  log?: Logger;
+}
+
+type StatefulContext = JobContext & { [CONTEXT]: ContextState };
+
+/**
+ * The context's fields made on first use, as getters shared by every run: each context then has
+ * the same shape (getters made per run, as closures, gave V8 a new shape for every context, a
+ * worker starting thousands of runs a second allocated one each).
+ */
+const LAZY_CONTEXT_FIELDS: PropertyDescriptorMap = {
+  signal: {
+    get(this: StatefulContext) {
+      return this[CONTEXT].run.signal;
+    },
+    enumerable: true,
+    configurable: true,
+  },
+  doc: {
+    get(this: StatefulContext) {
+      return this[CONTEXT].copy.doc;
+    },
+    enumerable: true,
+    configurable: true,
+  },
+  log: {
+    get(this: StatefulContext) {
+      const state = this[CONTEXT];
+      return (state.log ??= state.makeLog());
+    },
+    enumerable: true,
+    configurable: true,
+  },
+};
+
 /**
  * The job's `ctx`: its signal, copy of the document and logger are made on first use. They are
  * the context's own fields (getters), so a job that spreads `{ ...ctx }` gets them too.
  */
 function runContext(run: RunningJob, task: TaskDoc, copy: LazyCopy, makeLog: () => Logger): JobContext {
-  let log: Logger | undefined;
-  const ctx = { runs: runNumber(task), ...runAgainBuilders } as JobContext;
-  Object.defineProperties(ctx, {
-    signal: { get: () => run.signal, enumerable: true, configurable: true },
-    doc: { get: () => copy.doc, enumerable: true, configurable: true },
-    log: { get: () => (log ??= makeLog()), enumerable: true, configurable: true },
-  });
+  const ctx = { runs: runNumber(task), ...runAgainBuilders } as StatefulContext;
+  Object.defineProperty(ctx, CONTEXT, { value: { run, copy, makeLog } satisfies ContextState });
+  Object.defineProperties(ctx, LAZY_CONTEXT_FIELDS);
   return ctx;
 }
 
@@ -265,6 +303,7 @@ type RunEnds = Pick<RunningJob, 'signal' | 'succeed' | 'fail' | 'runAgain'>;
  */
 class TaskEmitter extends EventEmitter {
   declare [RUN]: RunEnds;
+  declare [COPY]: LazyCopy;
 
   get signal(): AbortSignal {
     return this[RUN].signal;
@@ -283,6 +322,37 @@ class TaskEmitter extends EventEmitter {
   }
 }
 
+/** Where a TaskEmitter finds its run's copy of the document (for the fields that hold objects). */
+const COPY = Symbol('copy');
+
+/**
+ * The getter and setter of an emitter field holding an object, by field name, shared by every
+ * run: emitters with the same fields then share one shape in V8 (getters made per run, as
+ * closures, gave every emitter a shape of its own). Field names are the users' own, so only so
+ * many are kept; a field past them gets accessors of its own.
+ */
+const objectFieldAccessors = new Map<string, PropertyDescriptor>();
+const MAX_SHARED_ACCESSORS = 1000;
+
+function objectFieldAccessor(field: string): PropertyDescriptor {
+  let accessor = objectFieldAccessors.get(field);
+  if (accessor) return accessor;
+  accessor = {
+    enumerable: true,
+    configurable: true,
+    get(this: TaskEmitter) {
+      const copied = (this[COPY].doc as unknown as Record<string, unknown>)[field];
+      Object.defineProperty(this, field, { value: copied, enumerable: true, writable: true, configurable: true });
+      return copied;
+    },
+    set(this: TaskEmitter, replaced: unknown) {
+      Object.defineProperty(this, field, { value: replaced, enumerable: true, writable: true, configurable: true });
+    },
+  };
+  if (objectFieldAccessors.size < MAX_SHARED_ACCESSORS) objectFieldAccessors.set(field, accessor);
+  return accessor;
+}
+
 /**
  * The first argument of a job: a fresh EventEmitter with the document's fields on it. A field
  * whose name the emitter already has (`on`, `emit`, `signal`, `_events`, `__proto__`, ...) is
@@ -293,26 +363,13 @@ class TaskEmitter extends EventEmitter {
 function taskEmitter(doc: TaskDoc, copy: LazyCopy, run: RunEnds): JobTask {
   const emitter = new TaskEmitter() as TaskEmitter & Record<string, unknown>;
   emitter[RUN] = run;
+  emitter[COPY] = copy;
   for (const field of Object.keys(doc)) {
     if (field in emitter) continue;
     const value = doc[field];
-    if (typeof value !== 'object' || value === null) {
-      // A plain assignment makes the same own, enumerable, writable field as defineProperty, for far less.
-      emitter[field] = value;
-      continue;
-    }
-    Object.defineProperty(emitter, field, {
-      enumerable: true,
-      configurable: true,
-      get() {
-        const copied = (copy.doc as unknown as Record<string, unknown>)[field];
-        Object.defineProperty(emitter, field, { value: copied, enumerable: true, writable: true, configurable: true });
-        return copied;
-      },
-      set(replaced: unknown) {
-        Object.defineProperty(emitter, field, { value: replaced, enumerable: true, writable: true, configurable: true });
-      },
-    });
+    // A plain assignment makes the same own, enumerable, writable field as defineProperty, for far less.
+    if (typeof value !== 'object' || value === null) emitter[field] = value;
+    else Object.defineProperty(emitter, field, objectFieldAccessor(field));
   }
   return emitter as unknown as JobTask;
 }

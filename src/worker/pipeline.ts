@@ -34,7 +34,7 @@ import { describeLease, type HeldTask, type Missed } from './held-task';
 import { HeldTasks } from './held-tasks';
 import type { PipelineOptions, PipelineSettings } from './pipeline-parts';
 import { RequestDesk } from './peers/requests';
-import { finishRun, startRun, untilStart, type RunEnd, type StartGateParts, type StartVerdict } from './running/run';
+import { finishRun, startRun, untilStart, type FinishParts, type RunEnd, type StartGateParts, type StartVerdict } from './running/run';
 import { LeaseRenewals } from './running/lease-renewals';
 import { RunSlots, type RunSlot } from './timing/run-slots';
 import { TaskWriter, type Planned } from './writer';
@@ -73,6 +73,8 @@ export class Pipeline {
   private readonly renewals: LeaseRenewals;
   private readonly requests: RequestDesk;
   private readonly startGate: StartGateParts;
+  /** What every run's finish uses (running/run.ts): made once, not once a run. */
+  private readonly finishParts: FinishParts;
   /** Task id → its run, settling once the run's end has been written and acted on. */
   private readonly runs = new Map<string, Promise<void>>();
   /** The feed's wait for the backlog to clear (readyForMore), if it waits. */
@@ -80,6 +82,8 @@ export class Pipeline {
   /** Claims and runs under way (a stop waits for them). */
   private readonly working = new Set<Promise<void>>();
   private stopping = false;
+  /** A claimDue is queued for the slots freed in this turn (claimEnded). */
+  private claimDueQueued = false;
   private settings: PipelineSettings;
   private jobs: JobRegistry;
 
@@ -124,6 +128,14 @@ export class Pipeline {
       runEnd: (id) => this.runs.get(id),
       log: (line) => options.log.error(line),
     });
+    this.finishParts = {
+      worker: options.worker,
+      instance: options.instance,
+      historyLimit: () => this.settings.historyLimit,
+      log: options.log,
+      events: options.events,
+      write: (held, doc) => this.writer.writeOne(held, 'finish', doc).finally(() => this.afterWrite(held)),
+    };
     this.startGate = {
       clock,
       stopping: () => this.stopping,
@@ -383,14 +395,7 @@ export class Pipeline {
       const finishedAtMs = this.options.clock.now();
       claimEnded(true);
       this.renewals.untrack(task.id);
-      const end = await finishRun(task, run, outcome, finishedAtMs, {
-        worker: this.options.worker,
-        instance: this.options.instance,
-        historyLimit: this.settings.historyLimit,
-        log: this.options.log,
-        events: this.options.events,
-        write: (held, doc) => this.writer.writeOne(held, 'finish', doc).finally(() => this.afterWrite(held)),
-      });
+      const end = await finishRun(task, run, outcome, finishedAtMs, this.finishParts);
       await this.ended(task, end);
     } finally {
       // Whatever threw, the claim and its slot (once the job was called) are given up.
@@ -671,7 +676,13 @@ export class Pipeline {
   private claimEnded(id: string, slot: RunSlot, ran: boolean): void {
     this.slots.release(slot, ran);
     this.tasks.ready.release(id);
-    this.claimDue();
+    // The runs of a wave end in the same turn: their freed slots are filled together, as one claim write.
+    if (this.claimDueQueued) return;
+    this.claimDueQueued = true;
+    queueMicrotask(() => {
+      this.claimDueQueued = false;
+      this.claimDue();
+    });
   }
 
   /** A claim or a run under way, which a stop waits for. */

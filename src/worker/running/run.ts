@@ -16,7 +16,7 @@
  */
 import type { Clock } from '../../clock';
 import type { SafeEmitter } from '../../events';
-import { startJob, type JobFunction } from '../../jobs/run-job';
+import { startJob, type JobFunction, type StartedJob } from '../../jobs/run-job';
 import type { Logger } from '../../log';
 import type { WriteOutcome } from '../../store/types';
 import type { RunOutcome, TaskDoc } from '../../types';
@@ -121,28 +121,29 @@ export interface StartRunOptions {
 }
 
 export function startRun(options: StartRunOptions): JobRun {
-  let abortReason: AbortReason | undefined;
-  let ended = false;
-  const job = startJob(options.job, options.doc, { log: options.log, timeoutMs: options.timeoutMs, now: () => options.clock.now() });
-  const outcome = job.outcome.then((result) => {
-    ended = true;
-    return result;
-  });
-  return {
-    startedAtMs: job.startedAtMs,
-    outcome,
-    get abortReason() {
-      return abortReason;
-    },
-    get ended() {
-      return ended;
-    },
-    abort(reason) {
-      if (abortReason) return;
-      abortReason = reason;
-      job.cancel(new Error(`run aborted: ${reason}`));
-    },
-  };
+  return new StartedRun(startJob(options.job, options.doc, { log: options.log, timeoutMs: options.timeoutMs, now: () => options.clock.now() }));
+}
+
+/** A started job, as the run sees it: when it ended, and why it was stopped from outside. */
+class StartedRun implements JobRun {
+  readonly startedAtMs: number;
+  readonly outcome: Promise<RunOutcome>;
+  abortReason: AbortReason | undefined;
+  ended = false;
+
+  constructor(private readonly job: StartedJob) {
+    this.startedAtMs = job.startedAtMs;
+    this.outcome = job.outcome.then((result) => {
+      this.ended = true;
+      return result;
+    });
+  }
+
+  abort(reason: AbortReason): void {
+    if (this.abortReason) return;
+    this.abortReason = reason;
+    this.job.cancel(new Error(`run aborted: ${reason}`));
+  }
 }
 
 // ── 3. The finish ────────────────────────────────────────────────────────────────────────
@@ -162,7 +163,8 @@ export type RunEnd =
 export interface FinishParts {
   worker: string;
   instance: string;
-  historyLimit: number;
+  /** Runs kept in `history`, as the settings say now (a reload may change them). */
+  historyLimit(): number;
   log: Logger;
   events: SafeEmitter<WorkerEvents>;
   write(task: HeldTask, doc: TaskDoc): Promise<WriteOutcome>;
@@ -187,7 +189,7 @@ export async function finishRun(task: HeldTask, run: JobRun, outcome: RunOutcome
   }
   const record = { startedAtMs: run.startedAtMs, finishedAtMs, worker: parts.worker, instance: parts.instance };
   for (let attempt = 1; ; attempt++) {
-    const { doc, result } = task.finish(outcome, record, { historyLimit: parts.historyLimit });
+    const { doc, result } = task.finish(outcome, record, { historyLimit: parts.historyLimit() });
     const written = await parts.write(task, doc);
     if (written.kind === 'lost' && attempt < FINISH_TRIES && task.finishAgainOn(written.fresh) !== 'no') continue;
     task.finished(written);
