@@ -121,18 +121,15 @@ export function openConnection(config: AfterConfig, options: { log?: Logger } = 
     signal.addEventListener('abort', abortDispatch, { once: true });
     let body: unknown;
     try {
+      // Serialised here: nano's own JSON.stringify calls a replacer for every value (to turn
+      // functions into text, which no body of After's holds), several times slower for a bulk write.
+      const bodyText = opts.bodyJson ?? (opts.body === undefined || opts.body === null ? undefined : JSON.stringify(opts.body));
       body = await relax(record, {
         method,
         ...(opts.root ? {} : { db: opts.db ?? dbName }),
         path: opts.path,
         qs: opts.qs,
-        // Serialised here: nano's own JSON.stringify calls a replacer for every value (to turn
-        // functions into text, which no body of After's holds), several times slower for a bulk write.
-        ...(opts.bodyJson !== undefined
-          ? { body: opts.bodyJson, dontStringify: true }
-          : opts.body === undefined || opts.body === null
-            ? {}
-            : { body: JSON.stringify(opts.body), dontStringify: true }),
+        ...(bodyText === undefined ? {} : { body: bodyText, dontStringify: true }),
         signal,
       } as nano.RequestOptions);
     } catch (err) {

@@ -218,7 +218,7 @@ export function canceledState(doc: TaskDoc): TaskDoc {
  * A copy of the document without its lease, every write that gives a lease up starts from. Left
  * out of the copy rather than deleted from it: V8 turns an object a property was deleted from
  * into a slow dictionary, and a written document is serialised at least once more (the finish
- * document twice: its size here, then the write's body).
+ * document for its size here, a text its write's body then reuses: document-size.ts).
  */
 export function withoutLease(doc: TaskDoc): TaskDoc {
   const { lease: _lease, ...rest } = doc;

@@ -692,7 +692,7 @@ export class Pipeline {
       () => void this.working.delete(tracked),
       (err: Error) => {
         this.working.delete(tracked);
-        this.options.log.error(`unexpected: ${err.stack ?? err.message}`);
+        this.unexpected(err);
       },
     );
     this.working.add(tracked);
@@ -702,8 +702,12 @@ export class Pipeline {
   private guard(promise: Promise<unknown>): Promise<void> {
     return promise.then(
       () => undefined,
-      (err: Error) => void this.options.log.error(`unexpected: ${err.stack ?? err.message}`),
+      (err: Error) => this.unexpected(err),
     );
+  }
+
+  private unexpected(err: Error): void {
+    this.options.log.error(`unexpected: ${err.stack ?? err.message}`);
   }
 }
 
